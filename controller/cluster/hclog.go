@@ -1,0 +1,101 @@
+package cluster
+
+import (
+	"context"
+	"io"
+	"log"
+	"log/slog"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// hclogAdapter sends hashicorp/raft's hclog output to the node's slog
+// logger, so Raft's lines carry node_id and share one JSON stream.
+type hclogAdapter struct {
+	log   *slog.Logger
+	name  string
+	args  []any
+	level hclog.Level
+}
+
+func newHCLog(l *slog.Logger, level hclog.Level) hclog.Logger {
+	return &hclogAdapter{log: l, level: level}
+}
+
+func (h *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
+	if level < h.level || level == hclog.Off {
+		return
+	}
+	var sl slog.Level
+	switch level {
+	case hclog.Trace, hclog.Debug:
+		sl = slog.LevelDebug
+	case hclog.Info, hclog.NoLevel, hclog.DefaultLevel:
+		sl = slog.LevelInfo
+	case hclog.Warn:
+		sl = slog.LevelWarn
+	default:
+		sl = slog.LevelError
+	}
+	all := append(append([]any{}, h.args...), args...)
+	if h.name != "" {
+		all = append(all, "component", h.name)
+	}
+	h.log.Log(context.Background(), sl, msg, all...)
+}
+
+func (h *hclogAdapter) Trace(msg string, args ...any) { h.Log(hclog.Trace, msg, args...) }
+func (h *hclogAdapter) Debug(msg string, args ...any) { h.Log(hclog.Debug, msg, args...) }
+func (h *hclogAdapter) Info(msg string, args ...any)  { h.Log(hclog.Info, msg, args...) }
+func (h *hclogAdapter) Warn(msg string, args ...any)  { h.Log(hclog.Warn, msg, args...) }
+func (h *hclogAdapter) Error(msg string, args ...any) { h.Log(hclog.Error, msg, args...) }
+
+func (h *hclogAdapter) IsTrace() bool { return h.level <= hclog.Trace }
+func (h *hclogAdapter) IsDebug() bool { return h.level <= hclog.Debug }
+func (h *hclogAdapter) IsInfo() bool  { return h.level <= hclog.Info }
+func (h *hclogAdapter) IsWarn() bool  { return h.level <= hclog.Warn }
+func (h *hclogAdapter) IsError() bool { return h.level <= hclog.Error }
+
+func (h *hclogAdapter) ImpliedArgs() []any { return h.args }
+
+func (h *hclogAdapter) With(args ...any) hclog.Logger {
+	c := *h
+	c.args = append(append([]any{}, h.args...), args...)
+	return &c
+}
+
+func (h *hclogAdapter) Name() string { return h.name }
+
+func (h *hclogAdapter) Named(name string) hclog.Logger {
+	c := *h
+	if c.name != "" {
+		c.name += "." + name
+	} else {
+		c.name = name
+	}
+	return &c
+}
+
+func (h *hclogAdapter) ResetNamed(name string) hclog.Logger {
+	c := *h
+	c.name = name
+	return &c
+}
+
+func (h *hclogAdapter) SetLevel(level hclog.Level) { h.level = level }
+func (h *hclogAdapter) GetLevel() hclog.Level      { return h.level }
+
+func (h *hclogAdapter) StandardLogger(opts *hclog.StandardLoggerOptions) *log.Logger {
+	return log.New(h.StandardWriter(opts), "", 0)
+}
+
+func (h *hclogAdapter) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
+	return slogWriter{h}
+}
+
+type slogWriter struct{ h *hclogAdapter }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.h.Info(string(p))
+	return len(p), nil
+}
