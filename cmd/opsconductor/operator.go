@@ -1,0 +1,209 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/opsconductor/opsconductor/controller/apiclient"
+	"github.com/opsconductor/opsconductor/controller/cluster"
+	"github.com/opsconductor/opsconductor/controller/config"
+)
+
+func newOperatorCmd() *cobra.Command {
+	op := &cobra.Command{Use: "operator", Short: "Cluster operations: Raft peers, snapshots, TLS"}
+	addr := op.PersistentFlags().String("address", apiclient.DefaultAddress, "controller API address (env "+config.EnvName("addr")+")")
+	client := func() (*apiclient.Client, error) {
+		a := *addr
+		if !op.PersistentFlags().Changed("address") {
+			if v, ok := os.LookupEnv(config.EnvName("addr")); ok {
+				a = v
+			}
+		}
+		c, err := apiclient.New(a)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		return c, nil
+	}
+
+	raftCmd := &cobra.Command{Use: "raft", Short: "Inspect and change the Raft configuration"}
+	var consistent bool
+	listPeers := &cobra.Command{
+		Use: "list-peers", Short: "List the servers in the Raft configuration", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			pl, err := c.Peers(cmd.Context(), consistent)
+			if err != nil {
+				return err
+			}
+			sort.Slice(pl.Peers, func(i, j int) bool { return pl.Peers[i].ID < pl.Peers[j].ID })
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tADDRESS\tSTATE\tVOTER")
+			for _, p := range pl.Peers {
+				st := "follower"
+				if p.Leader {
+					st = "leader"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%t\n", p.ID, p.Address, st, p.Suffrage == "voter")
+			}
+			return tw.Flush()
+		},
+	}
+	listPeers.Flags().BoolVar(&consistent, "consistent", false, "ask the leader instead of the local server")
+	removePeer := &cobra.Command{
+		Use: "remove-peer ID", Short: "Remove a (dead) server from the Raft configuration", Args: exactArgs(1, "the server ID to remove"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			if err := c.RemovePeer(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Removed peer %s\n", args[0])
+			return nil
+		},
+	}
+	transfer := &cobra.Command{
+		Use: "transfer-leadership", Short: "Make the leader hand leadership to another voter", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			if err := c.TransferLeadership(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "Leadership transferred")
+			return nil
+		},
+	}
+	raftCmd.AddCommand(listPeers, removePeer, transfer)
+
+	snapCmd := &cobra.Command{Use: "snapshot", Short: "Save or restore the replicated state"}
+	var stale bool
+	save := &cobra.Command{
+		Use: "save FILE", Short: "Save a snapshot of the replicated state to FILE", Args: exactArgs(1, "the file to write"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			return saveSnapshot(cmd, c, args[0], stale)
+		},
+	}
+	save.Flags().BoolVar(&stale, "stale", false, "save the addressed server's state without asking the leader")
+	restore := &cobra.Command{
+		Use: "restore FILE", Short: "Replace the whole cluster's replicated state with a saved snapshot", Args: exactArgs(1, "the snapshot file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			f, err := os.Open(args[0])
+			if err != nil {
+				return usageError{fmt.Errorf("snapshot file: %w", err)}
+			}
+			defer f.Close()
+			fmt.Fprintf(cmd.ErrOrStderr(), "Restoring %s (the cluster replaces its state; followers install it from the leader)…\n", args[0])
+			if err := c.SnapshotRestore(cmd.Context(), f); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "Restored snapshot", args[0])
+			return nil
+		},
+	}
+	snapCmd.AddCommand(save, restore)
+
+	tlsCmd := &cobra.Command{Use: "tls", Short: "Manage the cluster certificate authority"}
+	var dir string
+	tlsInit := &cobra.Command{
+		Use: "init", Short: "Create the cluster CA that every server is given", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := cluster.CreateCA(dir); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "Created the cluster CA in %s\n", dir)
+			fmt.Fprintf(out, "Give every server these two files (keep the key secret, mode 0600):\n  --tls-ca-cert %s --tls-ca-key %s\n",
+				filepath.Join(dir, cluster.CAFileName), filepath.Join(dir, cluster.CAKeyFileName))
+			return nil
+		},
+	}
+	tlsInit.Flags().StringVar(&dir, "dir", ".", "directory to write "+cluster.CAFileName+" and "+cluster.CAKeyFileName+" into")
+	tlsCmd.AddCommand(tlsInit)
+
+	checkCmd := &cobra.Command{Use: "check", Short: "Prove the cluster works end to end"}
+	var count int
+	checkWrite := &cobra.Command{
+		Use: "write", Short: "Commit write checks through Raft and report their latency", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			if count < 1 || count > 10000 {
+				return usageError{fmt.Errorf("--count %d: use 1 to 10000", count)}
+			}
+			var worst time.Duration
+			for i := range count {
+				start := time.Now()
+				rec, err := c.WriteProbe(cmd.Context(), fmt.Sprintf("operator check %d/%d", i+1, count))
+				if err != nil {
+					return fmt.Errorf("write check %d: %w", i+1, err)
+				}
+				worst = max(worst, time.Since(start))
+				if i == count-1 {
+					fmt.Fprintf(cmd.OutOrStdout(), "%d writes committed; last at index %d; slowest %s\n", count, rec.Index, worst.Round(time.Microsecond))
+				}
+			}
+			return nil
+		},
+	}
+	checkWrite.Flags().IntVar(&count, "count", 1, "number of writes")
+	checkCmd.AddCommand(checkWrite)
+
+	op.AddCommand(raftCmd, snapCmd, tlsCmd, checkCmd)
+	return op
+}
+
+func saveSnapshot(cmd *cobra.Command, c *apiclient.Client, path string, stale bool) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".snapshot-*")
+	if err != nil {
+		return fmt.Errorf("create snapshot file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	n, err := c.SnapshotSave(cmd.Context(), tmp, stale)
+	if err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := errors.Join(tmp.Sync(), tmp.Close()); err != nil {
+		return fmt.Errorf("write snapshot file: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write snapshot file: %w", err)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "Saved snapshot to %s (%d bytes)\n", path, n)
+	return nil
+}
+
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s takes %d argument (%s), got %d", cmd.CommandPath(), n, what, len(args))}
+		}
+		return nil
+	}
+}
+

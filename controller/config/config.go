@@ -1,0 +1,311 @@
+// Package config layers a controller's settings from flags, OPSCONDUCTOR_*
+// environment variables and a YAML config file, in that order of
+// precedence, and validates the result. Every setting has exactly one name:
+// the flag name, which is also the config file key and, upper-cased with
+// underscores, the environment variable. It never starts anything.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvPrefix starts every environment variable the controller reads.
+const EnvPrefix = "OPSCONDUCTOR_"
+
+// EnvName is the environment variable for a flag: data-dir → OPSCONDUCTOR_DATA_DIR.
+func EnvName(flag string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// maxConfigFile bounds a config file; a real one is a few hundred bytes.
+const maxConfigFile = 1 << 20
+
+// ParseFile parses a YAML config file into flag name → values. Keys may use
+// dashes or underscores. Values must be scalars or lists of scalars. allowed
+// reports whether a key names a setting; unknown keys are errors, so that a
+// typo is not silently ignored.
+func ParseFile(data []byte, allowed func(key string) bool) (map[string][]string, error) {
+	if len(data) > maxConfigFile {
+		return nil, fmt.Errorf("config file is %d bytes, at most %d", len(data), maxConfigFile)
+	}
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return map[string][]string{}, nil // an empty file sets nothing
+		}
+		return nil, fmt.Errorf("config file is not valid YAML: %w", err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, fmt.Errorf("config file holds more than one YAML document (line %d)", extra.Line)
+	}
+	if root.Kind != yaml.DocumentNode || len(root.Content) != 1 {
+		return map[string][]string{}, nil
+	}
+	m := root.Content[0]
+	if m.Kind == yaml.ScalarNode && m.Tag == "!!null" {
+		return map[string][]string{}, nil
+	}
+	if m.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("config file line %d: expected a mapping of setting: value", m.Line)
+	}
+	out := map[string][]string{}
+	var errs []error
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			errs = append(errs, fmt.Errorf("config file line %d: setting names must be plain strings", k.Line))
+			continue
+		}
+		key := strings.ReplaceAll(k.Value, "_", "-")
+		if !allowed(key) {
+			errs = append(errs, fmt.Errorf("config file line %d: unknown setting %q", k.Line, k.Value))
+			continue
+		}
+		if _, dup := out[key]; dup {
+			errs = append(errs, fmt.Errorf("config file line %d: setting %q given twice", k.Line, k.Value))
+			continue
+		}
+		switch v.Kind {
+		case yaml.ScalarNode:
+			out[key] = []string{v.Value}
+		case yaml.SequenceNode:
+			vals := []string{}
+			for _, item := range v.Content {
+				if item.Kind != yaml.ScalarNode {
+					errs = append(errs, fmt.Errorf("config file line %d: %q: list items must be plain values", item.Line, k.Value))
+					continue
+				}
+				vals = append(vals, item.Value)
+			}
+			out[key] = vals
+		default:
+			errs = append(errs, fmt.Errorf("config file line %d: %q: value must be a plain value or a list", v.Line, k.Value))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Layer fills every flag that was not given on the command line from the
+// environment or, failing that, from the config file at path ("" = none).
+// Skip names flags that are not settings (--config itself, --help).
+func Layer(fs *pflag.FlagSet, path string, lookupEnv func(string) (string, bool), skip ...string) error {
+	skipped := map[string]bool{"help": true}
+	for _, s := range skip {
+		skipped[s] = true
+	}
+	file := map[string][]string{}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("--config: %w", err)
+		}
+		file, err = ParseFile(data, func(key string) bool {
+			f := fs.Lookup(key)
+			return f != nil && !skipped[key]
+		})
+		if err != nil {
+			return fmt.Errorf("--config %s: %w", path, err)
+		}
+	}
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || skipped[f.Name] {
+			return
+		}
+		if v, ok := lookupEnv(EnvName(f.Name)); ok {
+			vals := []string{v}
+			if isList(f) {
+				vals = splitList(v)
+			}
+			if err := setAll(f, vals); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", EnvName(f.Name), err))
+			}
+			return
+		}
+		if vals, ok := file[f.Name]; ok {
+			if err := setAll(f, vals); err != nil {
+				errs = append(errs, fmt.Errorf("--config %s: %q: %w", path, f.Name, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func isList(f *pflag.Flag) bool {
+	return strings.HasSuffix(f.Value.Type(), "Slice") || strings.HasSuffix(f.Value.Type(), "Array")
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func setAll(f *pflag.Flag, vals []string) error {
+	if !isList(f) && len(vals) != 1 {
+		return fmt.Errorf("takes one value, got %d", len(vals))
+	}
+	if sv, ok := f.Value.(pflag.SliceValue); ok {
+		return sv.Replace(vals)
+	}
+	for _, v := range vals {
+		if err := f.Value.Set(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Server is a controller node's configuration after layering.
+type Server struct {
+	NodeID          string
+	DataDir         string
+	HTTPAddr        string
+	AgentAddr       string
+	RaftAddr        string
+	Advertise       string
+	BootstrapExpect int
+	RetryJoin       []string
+	TLSCACert       string
+	TLSCAKey        string
+	LogLevel        string
+	LogFormat       string
+	CORSOrigins     []string
+	MaxBodyBytes    int64
+	ApplyHold       time.Duration
+	RateRead        float64
+	RateWrite       float64
+	RateOperator    float64
+	Batching        bool
+	Dev             bool
+}
+
+// Validate returns every problem at once, each naming its flag.
+func (s Server) Validate() error {
+	var errs []error
+	bad := func(flag, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
+	}
+	if s.DataDir == "" {
+		bad("data-dir", "is required")
+	}
+	if s.NodeID != "" && !validNodeID(s.NodeID) {
+		bad("node-id", "%q must be 1-64 letters, digits, '-', '_' or '.'", s.NodeID)
+	}
+	for _, a := range []struct{ flag, v string }{{"http-addr", s.HTTPAddr}, {"agent-addr", s.AgentAddr}, {"raft-addr", s.RaftAddr}} {
+		if err := checkHostPort(a.v); err != nil {
+			bad(a.flag, "%v", err)
+		}
+	}
+	if s.Advertise != "" && strings.ContainsAny(s.Advertise, ":/ ") && net.ParseIP(s.Advertise) == nil {
+		bad("advertise", "%q must be a host name or IP address without a port", s.Advertise)
+	}
+	if s.BootstrapExpect < 0 || s.BootstrapExpect == 2 || s.BootstrapExpect > 7 {
+		bad("bootstrap-expect", "%d: use 1, 3, 5 or 7 (an even count tolerates no more failures than the odd count below it; 2 tolerates none)", s.BootstrapExpect)
+	}
+	if s.BootstrapExpect > 1 && len(s.RetryJoin) == 0 {
+		bad("retry-join", "is required with --bootstrap-expect %d: list the other servers' Raft addresses", s.BootstrapExpect)
+	}
+	for i, j := range s.RetryJoin {
+		if err := checkHostPort(j); err != nil {
+			bad("retry-join", "entry %d: %v", i, err)
+		}
+	}
+	if (s.TLSCACert == "") != (s.TLSCAKey == "") {
+		bad("tls-ca-cert", "and --tls-ca-key must be given together")
+	}
+	switch s.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level", "%q: use debug, info, warn or error", s.LogLevel)
+	}
+	switch s.LogFormat {
+	case "json", "text":
+	default:
+		bad("log-format", "%q: use json or text", s.LogFormat)
+	}
+	if s.MaxBodyBytes < 1024 {
+		bad("max-body-bytes", "%d is below the minimum of 1024", s.MaxBodyBytes)
+	}
+	if s.ApplyHold <= 0 || s.ApplyHold > time.Minute {
+		bad("apply-hold", "%s: must be between 0 and 1m", s.ApplyHold)
+	}
+	for _, r := range []struct {
+		flag string
+		v    float64
+	}{{"rate-read", s.RateRead}, {"rate-write", s.RateWrite}, {"rate-operator", s.RateOperator}} {
+		if r.v <= 0 {
+			bad(r.flag, "%v: must be a positive number of requests per second", r.v)
+		}
+	}
+	for i, o := range s.CORSOrigins {
+		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			bad("cors-origin", "entry %d: %q must be an origin such as https://ops.example.com", i, o)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkHostPort(v string) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", v)
+	}
+	if host != "" && strings.ContainsAny(host, " /") {
+		return fmt.Errorf("%q: bad host", v)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("%q: port must be 0-65535", v)
+	}
+	return nil
+}
+
+func validNodeID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// SettingNames lists the flag names a config file may use, for --help.
+func SettingNames(fs *pflag.FlagSet, skip ...string) []string {
+	skipped := map[string]bool{"help": true}
+	for _, s := range skip {
+		skipped[s] = true
+	}
+	var out []string
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !skipped[f.Name] {
+			out = append(out, f.Name)
+		}
+	})
+	sort.Strings(out)
+	return out
+}

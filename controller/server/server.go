@@ -1,0 +1,220 @@
+// Package server assembles one controller process: data directory, node
+// identity, cluster CA, the state registry with every domain, the Raft
+// node and the HTTP gateway, and runs them until the context ends. It holds
+// wiring only; behaviour lives in the packages it wires.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/opsconductor/opsconductor/controller/cluster"
+	"github.com/opsconductor/opsconductor/controller/config"
+	"github.com/opsconductor/opsconductor/controller/gateway"
+	"github.com/opsconductor/opsconductor/controller/probe"
+	"github.com/opsconductor/opsconductor/controller/state"
+	"github.com/opsconductor/opsconductor/internal/buildinfo"
+)
+
+// Ready is reported once the HTTP listener is bound and the node runs.
+type Ready struct {
+	NodeID   string
+	HTTPAddr string
+	RaftAddr string
+}
+
+// Run runs a controller until ctx ends, then shuts down gracefully: a
+// leader hands over leadership first. onReady (optional) is called once the
+// listeners are bound.
+func Run(ctx context.Context, cfg config.Server, log *slog.Logger, onReady func(Ready)) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("--data-dir %s: %w", cfg.DataDir, err)
+	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.release()
+
+	nodeID, err := loadNodeID(cfg.DataDir, cfg.NodeID)
+	if err != nil {
+		return err
+	}
+	log = log.With("node_id", nodeID)
+
+	ca, err := loadCA(cfg)
+	if err != nil {
+		return err
+	}
+
+	reg := state.NewRegistry()
+	reg.MustRegister(probe.Domain())
+	store, err := state.NewStore(reg, log)
+	if err != nil {
+		return err
+	}
+
+	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("--http-addr %s: %w", cfg.HTTPAddr, err)
+	}
+	defer httpLn.Close()
+
+	raftAdvertise, err := advertiseAddr(cfg.RaftAddr, cfg.Advertise)
+	if err != nil {
+		return fmt.Errorf("--raft-addr/--advertise: %w", err)
+	}
+	httpAdvertise, _ := advertiseAddr(httpLn.Addr().String(), cfg.Advertise)
+
+	node, err := cluster.New(cluster.Config{
+		NodeID: nodeID, DataDir: cfg.DataDir,
+		RaftBind: cfg.RaftAddr, RaftAdvertise: raftAdvertise, HTTPAdvertise: httpAdvertise,
+		BootstrapExpect: cfg.BootstrapExpect, RetryJoin: cfg.RetryJoin,
+		CA: ca, ApplyHold: cfg.ApplyHold, Batching: cfg.Batching, Logger: log,
+	}, state.NewFSM(store, log))
+	if err != nil {
+		return err
+	}
+	// Shut the node down however Run ends, leader handing over first.
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := node.Shutdown(sctx); err != nil {
+			log.Error("cluster shutdown", "error", err)
+		}
+	}()
+
+	registry := prometheus.NewRegistry()
+	if err := registry.Register(node.Metrics()); err != nil {
+		return fmt.Errorf("register raft metrics: %w", err)
+	}
+	gw, err := gateway.New(gateway.Config{
+		Addr:               cfg.HTTPAddr,
+		MaxBodyBytes:       cfg.MaxBodyBytes,
+		CORSAllowedOrigins: cfg.CORSOrigins,
+		RateLimits: map[gateway.RouteClass]gateway.Limit{
+			gateway.ClassRead:     limit(cfg.RateRead),
+			gateway.ClassWrite:    limit(cfg.RateWrite),
+			gateway.ClassOperator: limit(cfg.RateOperator),
+		},
+	}, gateway.Deps{
+		Logger: log, Cluster: node, Probes: probe.NewService(nodeID, node, store),
+		Registry: registry, Version: buildinfo.Version(), NodeID: nodeID,
+	})
+	if err != nil {
+		return err
+	}
+
+	log.Info("controller started", "version", buildinfo.Version(), "http_addr", httpLn.Addr().String(),
+		"raft_addr", node.RaftAddr(), "data_dir", cfg.DataDir, "bootstrap_expect", cfg.BootstrapExpect)
+	if onReady != nil {
+		onReady(Ready{NodeID: nodeID, HTTPAddr: httpLn.Addr().String(), RaftAddr: node.RaftAddr()})
+	}
+	if err := gw.Serve(ctx, httpLn); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("http server: %w", err)
+	}
+	log.Info("controller stopping")
+	return nil
+}
+
+// limit turns a per-second rate into a token bucket with a two-second burst.
+func limit(rps float64) gateway.Limit {
+	if math.IsInf(rps, 1) {
+		return gateway.Limit{RPS: rps}
+	}
+	return gateway.Limit{RPS: rps, Burst: max(1, int(math.Ceil(rps*2)))}
+}
+
+func loadCA(cfg config.Server) (*cluster.CA, error) {
+	if cfg.TLSCACert != "" {
+		ca, err := cluster.LoadCA(cfg.TLSCACert, cfg.TLSCAKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca-cert: %w", err)
+		}
+		return ca, nil
+	}
+	if cfg.BootstrapExpect > 1 || len(cfg.RetryJoin) > 0 {
+		return nil, errors.New("--tls-ca-cert and --tls-ca-key are required for a multi-server cluster: create them once with `opsconductor operator tls init` and give every server the same files")
+	}
+	ca, err := cluster.LoadOrCreateCA(filepath.Join(cfg.DataDir, "tls"))
+	if err != nil {
+		return nil, fmt.Errorf("cluster CA in --data-dir: %w", err)
+	}
+	return ca, nil
+}
+
+// loadNodeID returns the configured node ID, or the one this data dir was
+// first started with, or a new random one persisted for next time. A
+// configured ID that contradicts the stored one is refused: Raft would see
+// a stranger with this server's log.
+func loadNodeID(dataDir, configured string) (string, error) {
+	path := filepath.Join(dataDir, "node-id")
+	raw, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		stored := strings.TrimSpace(string(raw))
+		if configured != "" && configured != stored {
+			return "", fmt.Errorf("--node-id %q: this data dir belongs to node %q (%s)", configured, stored, path)
+		}
+		return stored, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("read node id: %w", err)
+	}
+	id := configured
+	if id == "" {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", fmt.Errorf("generate node id: %w", err)
+		}
+		host, _ := os.Hostname()
+		id = sanitizeID(host) + "-" + hex.EncodeToString(b[:4])
+	}
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write node id: %w", err)
+	}
+	return id, nil
+}
+
+func sanitizeID(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+			b.WriteRune(r)
+		}
+	}
+	if b.Len() == 0 {
+		return "server"
+	}
+	return b.String()[:min(b.Len(), 40)]
+}
+
+// advertiseAddr replaces the host of a bind address with the advertise host,
+// and refuses to advertise an unspecified address that peers cannot dial.
+func advertiseAddr(bind, advertise string) (string, error) {
+	host, port, err := net.SplitHostPort(bind)
+	if err != nil {
+		return "", fmt.Errorf("%q is not host:port: %w", bind, err)
+	}
+	if advertise != "" {
+		host = advertise
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return "", fmt.Errorf("bind address %q listens on every interface; set --advertise to the address other servers should dial", bind)
+	}
+	return net.JoinHostPort(host, port), nil
+}
