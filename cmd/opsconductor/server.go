@@ -97,4 +97,3 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	}
 	return slog.New(slog.NewJSONHandler(w, opts)), nil
 }
-

@@ -118,7 +118,7 @@ func futureResults(fut raft.ApplyFuture) ([]state.Result, error) {
 	if !ok {
 		return nil, fmt.Errorf("apply index %d: unexpected FSM response %T", fut.Index(), fut.Response())
 	}
-	return results, nil
+	return state.EncodeResults(results), nil
 }
 
 // applyError turns Raft's errors into what a caller can act on. Losing

@@ -34,19 +34,19 @@ type testNode struct {
 }
 
 type testCluster struct {
-	t     *testing.T
+	t     testing.TB
 	ca    *CA
 	nodes []*testNode
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("OPSCONDUCTOR_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
 	}
 	return slog.New(slog.DiscardHandler)
 }
 
-func newTestNode(t *testing.T, ca *CA, id, dir, bind string, mut func(*Config)) *testNode {
+func newTestNode(t testing.TB, ca *CA, id, dir, bind string, mut func(*Config)) *testNode {
 	t.Helper()
 	log := testLogger(t)
 	reg := state.NewRegistry()
@@ -72,18 +72,26 @@ func newTestNode(t *testing.T, ca *CA, id, dir, bind string, mut func(*Config)) 
 
 // newTestCluster starts node 1 as a single-node cluster and joins the rest
 // through it, the path `--retry-join` takes against a running cluster.
-func newTestCluster(t *testing.T, size int) *testCluster {
+func newTestCluster(t testing.TB, size int) *testCluster {
+	return newTestClusterWith(t, size, nil)
+}
+
+// newTestClusterWith is newTestCluster with a change to every node's config.
+func newTestClusterWith(t testing.TB, size int, mut func(*Config)) *testCluster {
 	t.Helper()
 	ca, err := CreateCA(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &testCluster{t: t, ca: ca}
-	first := newTestNode(t, ca, "node1", t.TempDir(), "127.0.0.1:0", nil)
+	first := newTestNode(t, ca, "node1", t.TempDir(), "127.0.0.1:0", mut)
 	c.nodes = append(c.nodes, first)
 	c.waitLeader(nil)
 	for i := 2; i <= size; i++ {
 		c.nodes = append(c.nodes, newTestNode(t, ca, "node"+strconv.Itoa(i), t.TempDir(), "127.0.0.1:0", func(cfg *Config) {
+			if mut != nil {
+				mut(cfg)
+			}
 			cfg.RetryJoin = []string{first.RaftAddr()}
 			cfg.RetryInterval = 50 * time.Millisecond
 		}))
@@ -108,7 +116,7 @@ func (c *testCluster) shutdown() {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	last := ""
@@ -252,7 +260,7 @@ func (c *testCluster) compareLogs(a, b *testNode) {
 	}
 }
 
-func writeProbes(t *testing.T, n *testNode, count int) []probe.Record {
+func writeProbes(t testing.TB, n *testNode, count int) []probe.Record {
 	t.Helper()
 	var out []probe.Record
 	for i := range count {
@@ -449,7 +457,7 @@ func TestRemovePeerAndTransferLeadership(t *testing.T) {
 	})
 }
 
-func freeAddrs(t *testing.T, n int) []string {
+func freeAddrs(t testing.TB, n int) []string {
 	t.Helper()
 	var out []string
 	var lns []net.Listener

@@ -98,4 +98,3 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.peers, prometheus.GaugeValue, float64(c), s)
 	}
 }
-

@@ -129,6 +129,8 @@ func (s *Store) BlockingQuery(ctx context.Context, minIndex uint64, fn QueryFunc
 // problem that rejected it. It crosses the wire when a follower forwards a
 // write, so it holds only serialisable values.
 type Result struct {
+	// value is the handler's return before EncodeResults.
+	value   any
 	Index   uint64          `json:"index"`
 	Value   json.RawMessage `json:"value,omitempty"`
 	Err     *problem.Error  `json:"error,omitempty"`
@@ -140,6 +142,12 @@ func (r Result) Decode(v any) error {
 	if r.Err != nil {
 		return r.Err
 	}
+	if r.Value == nil && r.value != nil {
+		r = EncodeResults([]Result{r})[0]
+		if r.Err != nil {
+			return r.Err
+		}
+	}
 	if v == nil || len(r.Value) == 0 {
 		return nil
 	}
@@ -149,40 +157,57 @@ func (r Result) Decode(v any) error {
 	return nil
 }
 
-// Apply applies one decoded entry at index. Each command runs in its own
-// write transaction so that a rejected command leaves no partial write.
-// It returns ErrUnknownCommand (wrapped) when the entry cannot be applied
-// faithfully; the caller must stop the node then.
+// Apply applies one decoded entry at index. A rejected command leaves no
+// partial write. It returns ErrUnknownCommand (wrapped) when the entry
+// cannot be applied faithfully; the caller must stop the node then.
+//
+// The fast path runs the whole entry in one memdb transaction, which is
+// far cheaper than one per command when the leader batches. A handler that
+// rejects its command after writing forces the slow path: the entry is
+// discarded and replayed with one transaction per command. Both paths give
+// the same result on every node, so the choice stays deterministic.
 func (s *Store) Apply(index uint64, e Entry) ([]Result, error) {
 	for i, c := range e.Commands {
 		if _, ok := s.reg.handlers[c.Type]; !ok && !c.IgnoreUnknown {
 			return nil, fmt.Errorf("entry %d commands[%d]: %w %q (version %d); upgrade this node", index, i, ErrUnknownCommand, c.Type, c.Version)
 		}
 	}
-	results := make([]Result, len(e.Commands))
 	s.mu.RLock()
 	db := s.db
 	s.mu.RUnlock()
+	results := make([]Result, len(e.Commands))
+	txn := newTxn(db, index)
 	for i, c := range e.Commands {
-		results[i] = s.applyOne(db, index, e, c)
+		before := txn.writes
+		results[i] = s.applyOne(txn, index, e, c)
+		if results[i].Err != nil && txn.writes != before {
+			txn.abort()
+			for i, c := range e.Commands {
+				one := newTxn(db, index)
+				results[i] = s.applyOne(one, index, e, c)
+				if results[i].Err != nil {
+					one.abort()
+				} else {
+					one.commit()
+				}
+			}
+			s.setIndex(index)
+			return results, nil
+		}
 	}
+	txn.commit()
 	s.setIndex(index)
 	return results, nil
 }
 
-func (s *Store) applyOne(db *memdb.MemDB, index uint64, e Entry, c Command) Result {
+func (s *Store) applyOne(txn *Txn, index uint64, e Entry, c Command) Result {
 	h, ok := s.reg.handlers[c.Type]
 	if !ok {
 		s.log.Warn("skipping unknown command marked ignore_unknown", "type", c.Type, "version", c.Version, "index", index)
 		return Result{Index: index, Ignored: true}
 	}
-	txn := &Txn{Txn: db.Txn(true), index: index, touched: map[string]struct{}{}}
 	value, err := h(&ApplyContext{Index: index, Time: e.Time, Txn: txn}, c.Version, c.Payload)
-	if err == nil {
-		err = txn.commit()
-	}
 	if err != nil {
-		txn.Abort()
 		p, ok := problem.As(err)
 		if !ok {
 			// A handler failing without a problem is a bug in the handler,
@@ -192,14 +217,25 @@ func (s *Store) applyOne(db *memdb.MemDB, index uint64, e Entry, c Command) Resu
 		}
 		return Result{Index: index, Err: p}
 	}
-	if value == nil {
-		return Result{Index: index}
+	return Result{Index: index, value: value}
+}
+
+// EncodeResults turns handler values into JSON. Only the node that answers
+// the caller (the leader) pays for it; followers discard their results.
+func EncodeResults(results []Result) []Result {
+	for i := range results {
+		r := &results[i]
+		if r.value == nil || r.Value != nil {
+			continue
+		}
+		raw, err := json.Marshal(r.value)
+		if err != nil {
+			r.Err = &problem.Error{Kind: problem.KindInternal, Code: "encode_failed", Message: fmt.Sprintf("encode result: %v", err)}
+			continue
+		}
+		r.Value, r.value = raw, nil
 	}
-	raw, merr := json.Marshal(value)
-	if merr != nil {
-		return Result{Index: index, Err: &problem.Error{Kind: problem.KindInternal, Code: "apply_failed", Message: fmt.Sprintf("%s: encode result: %v", c.Type, merr)}}
-	}
-	return Result{Index: index, Value: raw}
+	return results
 }
 
 func (s *Store) setIndex(index uint64) {
@@ -224,19 +260,46 @@ func (s *Store) replace(db *memdb.MemDB, index uint64) {
 	s.indexCh = make(chan struct{})
 }
 
-// Txn is a write transaction that records which tables it changed so that
-// their modify indexes move with the data, in the same transaction.
+// Txn is a handler's write transaction. It exposes only reads and tracked
+// writes, so the store knows which tables' modify indexes to move and
+// whether a rejected command wrote anything.
 type Txn struct {
-	*memdb.Txn
+	txn     *memdb.Txn
 	index   uint64
 	touched map[string]struct{}
+	writes  int
+}
+
+func newTxn(db *memdb.MemDB, index uint64) *Txn {
+	return &Txn{txn: db.Txn(true), index: index, touched: map[string]struct{}{}}
+}
+
+// First returns the first object matching the index and arguments.
+func (t *Txn) First(table, index string, args ...any) (any, error) {
+	return t.txn.First(table, index, args...)
+}
+
+// Last returns the last object matching the index and arguments.
+func (t *Txn) Last(table, index string, args ...any) (any, error) {
+	return t.txn.Last(table, index, args...)
+}
+
+// Get iterates the objects matching the index and arguments.
+func (t *Txn) Get(table, index string, args ...any) (memdb.ResultIterator, error) {
+	return t.txn.Get(table, index, args...)
+}
+
+// LowerBound iterates from the first object at or after the arguments.
+func (t *Txn) LowerBound(table, index string, args ...any) (memdb.ResultIterator, error) {
+	return t.txn.LowerBound(table, index, args...)
 }
 
 // Insert inserts or replaces obj in table. Objects read from the store are
 // shared with readers: copy before changing, never mutate in place.
 func (t *Txn) Insert(table string, obj any) error {
 	t.touched[table] = struct{}{}
-	if err := t.Txn.Insert(table, obj); err != nil {
+	t.writes++
+	if err := t.txn.Insert(table, obj); err != nil {
 		return fmt.Errorf("insert into %s: %w", table, err)
 	}
 	return nil
@@ -245,18 +308,19 @@ func (t *Txn) Insert(table string, obj any) error {
 // Delete removes obj from table.
 func (t *Txn) Delete(table string, obj any) error {
 	t.touched[table] = struct{}{}
-	if err := t.Txn.Delete(table, obj); err != nil {
+	t.writes++
+	if err := t.txn.Delete(table, obj); err != nil {
 		return fmt.Errorf("delete from %s: %w", table, err)
 	}
 	return nil
 }
 
-func (t *Txn) commit() error {
+func (t *Txn) abort() { t.txn.Abort() }
+
+func (t *Txn) commit() {
 	for table := range t.touched {
-		if err := t.Txn.Insert(tableIndexes, &IndexEntry{Table: table, Index: t.index}); err != nil {
-			return fmt.Errorf("update index of %s: %w", table, err)
-		}
+		// Inserting into the index table cannot fail: its schema is ours.
+		_ = t.txn.Insert(tableIndexes, &IndexEntry{Table: table, Index: t.index})
 	}
-	t.Txn.Commit()
-	return nil
+	t.txn.Commit()
 }

@@ -1,0 +1,70 @@
+# OpsConductor build. Every install step the tests need lives here or in
+# .ci/run, so a fresh clone needs nothing but Go (and, for the UI, Node.js).
+
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X github.com/opsconductor/opsconductor/internal/buildinfo.version=$(VERSION)
+BIN       := bin
+TOOLS     := $(CURDIR)/bin/tools
+# The race detector is on for `make test`: CI runs it, and concurrency bugs
+# in a Raft controller are the ones worth catching early. RACE= turns it off.
+RACE      ?= -race
+GOTESTFLAGS ?=
+
+STATICCHECK_VERSION := v0.8.2
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+
+.PHONY: all build dev test bench proto web lint fmt clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/opsconductor ./cmd/opsconductor
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/opsconductor-agent ./cmd/opsconductor-agent
+
+# The all-in-one controller on http://127.0.0.1:3000 with its data in
+# ./.opsconductor-dev. DEVFLAGS passes extra flags (e.g. --data-dir).
+dev: build
+	$(BIN)/opsconductor dev $(DEVFLAGS)
+
+# The whole suite: unit, cluster (in-process), multi-process and the seed
+# corpora of every fuzz target. PostgreSQL-backed tests use
+# OPSCONDUCTOR_TEST_POSTGRES when it is set.
+test:
+	$(GO) vet ./...
+	$(GO) test $(RACE) -count=1 -timeout 20m $(GOTESTFLAGS) ./...
+
+# Benchmarks and load drivers; prints a table of the figures the issues name.
+bench: build
+	OPSCONDUCTOR_BIN=$(CURDIR)/$(BIN)/opsconductor bash bench/run.sh
+
+# Regenerates protobuf Go code from proto/**/*.proto with pinned generators
+# (protoc from Debian's protobuf-compiler).
+proto:
+	@files=$$(find proto -name '*.proto' 2>/dev/null); \
+	if [ -z "$$files" ]; then echo "proto: no .proto files yet"; exit 0; fi; \
+	command -v protoc >/dev/null || { echo "proto: protoc missing: apt-get install -y protobuf-compiler" >&2; exit 1; }; \
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION); \
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION); \
+	PATH=$(TOOLS):$$PATH protoc -I proto --go_out=proto --go_opt=paths=source_relative \
+		--go-grpc_out=proto --go-grpc_opt=paths=source_relative $$files
+
+# Builds the web UI into web/dist for embedding (npm ci with the lockfile).
+web:
+	@if [ ! -f web/package.json ]; then echo "web: no UI in this tree yet"; exit 0; fi; \
+	cd web && npm ci --no-audit --no-fund && npm run build
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(TOOLS)/staticcheck ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')
+
+clean:
+	rm -rf $(BIN) .opsconductor-dev

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# make bench: the figures the issues name, measured on this machine, as a
+# table. Each section prints the command behind its figures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN="${OPSCONDUCTOR_BIN:-$PWD/bin/opsconductor}"
+[ -x "$BIN" ] || { echo "bench: $BIN missing; run make build" >&2; exit 1; }
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+echo "## Raft apply throughput and latency (64 concurrent writers, TLS loopback, fsync'd bbolt log)"
+cmd="go test ./controller/cluster -run '^\$' -bench Apply -benchtime ${BENCH_APPLY_N:-20000}x -count 1"
+echo "\$ $cmd"
+eval "$cmd" | tee "$out/apply.txt" | grep -E '^Benchmark' || true
+echo
+echo "| setup | commands/s | p50 ms | p99 ms | target (3 nodes, batching) |"
+echo "|---|---|---|---|---|"
+awk '/^BenchmarkApply/ {
+  name=$1; sub(/^BenchmarkApply\//, "", name); sub(/-[0-9]+$/, "", name)
+  for (i=1;i<=NF;i++) { if ($(i+1)=="cmds/s") c=$i; if ($(i+1)=="p50-ms") p50=$i; if ($(i+1)=="p99-ms") p99=$i }
+  t="";
+  if (name ~ /nodes=3\/batching=true/) t=((c+0>=5000 && p99+0<=20) ? "PASS (>= 5000/s, p99 <= 20 ms)" : "FAIL (>= 5000/s, p99 <= 20 ms)")
+  printf "| %s | %.0f | %s | %s | %s |\n", name, c, p50, p99, t }' "$out/apply.txt"
+echo
+
+echo "## Failover: leader kill -9 to a new leader accepting writes"
+echo "\$ go run ./bench/failover -runs ${BENCH_FAILOVER_RUNS:-5} -bin $BIN"
+go run ./bench/failover -runs "${BENCH_FAILOVER_RUNS:-5}" -bin "$BIN"
+echo
+
+echo "## Idle controller RSS after start"
+port_base=$(( 40000 + RANDOM % 10000 ))
+echo "\$ $BIN server --data-dir \$TMP --http-addr 127.0.0.1:$port_base … ; wait ready; idle 10 s; read VmRSS"
+"$BIN" server --data-dir "$out/rss" --http-addr "127.0.0.1:$port_base" --agent-addr "127.0.0.1:$((port_base+1))" \
+  --raft-addr "127.0.0.1:$((port_base+2))" --log-level warn >"$out/rss.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$port_base/health/ready" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+sleep 10 # idle on purpose: this measures the resting footprint
+rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+kill -TERM "$pid"; wait "$pid" || true
+rss_mb=$(( rss_kb / 1024 ))
+verdict=$([ "$rss_mb" -le 60 ] && echo PASS || echo FAIL)
+echo
+echo "| figure | value | target |"
+echo "|---|---|---|"
+echo "| idle RSS, single node | ${rss_mb} MB | <= 60 MB: $verdict |"

@@ -1,0 +1,171 @@
+package gateway
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+
+	"github.com/opsconductor/opsconductor/controller/problem"
+)
+
+// RouteInfo describes one route. The table is data so that tests can check
+// every route against the OpenAPI document.
+type RouteInfo struct {
+	Method string
+	// Path is a net/http ServeMux path pattern, e.g.
+	// "/api/v1/operator/probes/{id}".
+	Path  string
+	Class RouteClass
+	// MaxBodyBytes bounds the request body.
+	MaxBodyBytes int64
+	// Consistent routes honour ?consistent=true: the read waits for
+	// Cluster.ConsistentRead before it touches the local store.
+	Consistent bool
+}
+
+// Pattern is the ServeMux pattern, "METHOD /path".
+func (ri RouteInfo) Pattern() string { return ri.Method + " " + ri.Path }
+
+// handlerFunc returns its error rather than writing it, so that exactly one
+// function (writeError) turns errors into responses.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+type route struct {
+	RouteInfo
+	handle handlerFunc
+}
+
+// Routes lists every route the server answers.
+func (s *Server) Routes() []RouteInfo {
+	out := make([]RouteInfo, len(s.routes))
+	for i, rt := range s.routes {
+		out[i] = rt.RouteInfo
+	}
+	return out
+}
+
+// routeTable is the whole API surface. Health and metrics are in their own
+// class, which is never rate limited.
+func (s *Server) routeTable() []route {
+	body := s.cfg.MaxBodyBytes
+	r := func(method, path string, class RouteClass, h handlerFunc) route {
+		return route{RouteInfo: RouteInfo{Method: method, Path: path, Class: class, MaxBodyBytes: body}, handle: h}
+	}
+	consistent := func(rt route) route { rt.Consistent = true; return rt }
+	snapshotRestore := r(http.MethodPut, "/api/v1/operator/snapshot", ClassOperator, s.restoreSnapshot)
+	snapshotRestore.MaxBodyBytes = s.cfg.MaxSnapshotBytes
+	return []route{
+		r(http.MethodGet, "/health", ClassHealth, s.health),
+		r(http.MethodGet, "/health/ready", ClassHealth, s.ready),
+		r(http.MethodGet, "/metrics", ClassHealth, s.serveMetrics),
+		r(http.MethodGet, "/api/v1/openapi.json", ClassRead, s.openAPI),
+
+		consistent(r(http.MethodGet, "/api/v1/operator/raft/peers", ClassOperator, s.listPeers)),
+		r(http.MethodDelete, "/api/v1/operator/raft/peers/{id}", ClassOperator, s.removePeer),
+		r(http.MethodPost, "/api/v1/operator/raft/transfer-leadership", ClassOperator, s.transferLeadership),
+		r(http.MethodGet, "/api/v1/operator/snapshot", ClassOperator, s.saveSnapshot),
+		snapshotRestore,
+
+		r(http.MethodPost, "/api/v1/operator/probes", ClassWrite, s.writeProbe),
+		consistent(r(http.MethodGet, "/api/v1/operator/probes", ClassRead, s.listProbes)),
+		consistent(r(http.MethodGet, "/api/v1/operator/probes/{id}", ClassRead, s.getProbe)),
+	}
+}
+
+// wrapRoute is the per-route middleware: label, limit, bound the body, wait
+// for a consistent read if asked, run the handler, write its error.
+func (s *Server) wrapRoute(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if st := stateFrom(r.Context()); st != nil {
+			st.route = rt.Path
+		}
+		if d, limited := s.limits.check(rt.Class, r); limited {
+			d.setHeaders(w.Header())
+			if !d.allowed {
+				writeError(w, r, d.err())
+				return
+			}
+		}
+		if r.ContentLength > rt.MaxBodyBytes {
+			// Refuse before reading: with Expect: 100-continue the client
+			// never even sends the body.
+			writeError(w, r, tooLargeProblem(rt.MaxBodyBytes))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, rt.MaxBodyBytes)
+		if rt.Consistent {
+			if err := s.consistentRead(r); err != nil {
+				writeError(w, r, err)
+				return
+			}
+		}
+		if err := rt.handle(w, r); err != nil {
+			writeError(w, r, err)
+		}
+	})
+}
+
+// boolParam reads an optional true/false query parameter.
+func boolParam(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, problem.Invalid(name, "must be true or false, got %q", v)
+	}
+	return on, nil
+}
+
+// consistentRead honours ?consistent=true on any read route.
+func (s *Server) consistentRead(r *http.Request) error {
+	on, err := boolParam(r, "consistent")
+	if err != nil || !on {
+		return err
+	}
+	if err := s.cluster.ConsistentRead(r.Context()); err != nil {
+		return fmt.Errorf("consistent read: %w", err)
+	}
+	return nil
+}
+
+// dispatch routes r, answering unknown paths (404) and known paths with the
+// wrong method (405, with Allow) in the error envelope rather than the
+// ServeMux's plain text.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	fallback := &headerRecorder{header: http.Header{}}
+	h.ServeHTTP(fallback, r)
+	if fallback.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", fallback.header.Get("Allow"))
+		writeError(w, r, &statusError{status: http.StatusMethodNotAllowed, p: problem.New(problem.KindInvalid,
+			"method_not_allowed", "method %s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, fallback.header.Get("Allow"))})
+		return
+	}
+	writeError(w, r, problem.New(problem.KindNotFound, "route_not_found", "no route for %s %s", r.Method, r.URL.Path))
+}
+
+// headerRecorder captures what the ServeMux's fallback handlers would send.
+type headerRecorder struct {
+	header http.Header
+	status int
+}
+
+func (h *headerRecorder) Header() http.Header         { return h.header }
+func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (h *headerRecorder) WriteHeader(code int)        { h.status = code }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

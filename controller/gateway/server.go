@@ -1,0 +1,212 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Timeouts for the listener. There is no whole-request read or write
+// timeout: snapshot save and restore stream for as long as they need, and
+// rate limits plus body limits bound what one client can hold.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+)
+
+// HealthSection contributes one named section to GET /health. It must be
+// cheap and must not block on the network: liveness probes call it often.
+type HealthSection func(ctx context.Context) any
+
+// Deps are the collaborators New needs.
+type Deps struct {
+	Logger  *slog.Logger
+	Cluster Cluster
+	Probes  Probes
+	// Registry receives the Go runtime and process collectors and the HTTP
+	// metrics, and is what /metrics serves; the caller registers its own
+	// (Raft, dispatch …) collectors into it.
+	Registry *prometheus.Registry
+	Version  string
+	NodeID   string
+	// HealthSections adds sections to GET /health by name (for example
+	// "agents", "history"); "raft" is built in.
+	HealthSections map[string]HealthSection
+	// Identity names the authenticated client of a request, "" when
+	// anonymous. Rate limits apply per identity as well as per address.
+	// Nil means every request is anonymous.
+	Identity func(*http.Request) string
+}
+
+// Server is the controller's HTTP server.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	cluster  Cluster
+	probes   Probes
+	registry *prometheus.Registry
+	version  string
+	nodeID   string
+	sections []namedSection
+
+	metrics     *httpMetrics
+	promHandler http.Handler
+	limits      *rateLimiter
+	gzip        *gzipper
+	cors        *cors // nil when CORS is off
+
+	routes  []route
+	mux     *http.ServeMux
+	handler http.Handler
+}
+
+type namedSection struct {
+	name string
+	fn   HealthSection
+}
+
+// New checks cfg and deps and builds the server with its routes.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := errors.Join(cfg.validate(), deps.validate()); err != nil {
+		return nil, fmt.Errorf("gateway config: %w", err)
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      deps.Logger,
+		cluster:  deps.Cluster,
+		probes:   deps.Probes,
+		registry: deps.Registry,
+		version:  deps.Version,
+		nodeID:   deps.NodeID,
+		limits:   newRateLimiter(cfg.RateLimits, deps.Identity),
+		gzip:     newGzipper(),
+	}
+	if s.version == "" {
+		s.version = "unknown"
+	}
+	if len(cfg.CORSAllowedOrigins) > 0 {
+		s.cors = newCORS(cfg.CORSAllowedOrigins)
+	}
+	s.sections = append(s.sections, namedSection{name: "raft", fn: s.raftSection})
+	for _, name := range sortedKeys(deps.HealthSections) {
+		s.sections = append(s.sections, namedSection{name: name, fn: deps.HealthSections[name]})
+	}
+	m, err := newHTTPMetrics(deps.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	s.promHandler = promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(deps.Logger.Handler(), slog.LevelError),
+		// The gateway's gzip middleware compresses; two layers would fight.
+		DisableCompression: true,
+	})
+	s.routes = s.routeTable()
+	s.mux = http.NewServeMux()
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.Pattern(), s.wrapRoute(rt))
+	}
+	s.handler = s.chain()
+	return s, nil
+}
+
+func (d Deps) validate() error {
+	var errs []error
+	if d.Logger == nil {
+		errs = append(errs, fieldErrorf("Deps.Logger", "required"))
+	}
+	if d.Cluster == nil {
+		errs = append(errs, fieldErrorf("Deps.Cluster", "required"))
+	}
+	if d.Probes == nil {
+		errs = append(errs, fieldErrorf("Deps.Probes", "required"))
+	}
+	if d.Registry == nil {
+		errs = append(errs, fieldErrorf("Deps.Registry", "required"))
+	}
+	if d.NodeID == "" {
+		errs = append(errs, fieldErrorf("Deps.NodeID", "required"))
+	}
+	for _, name := range sortedKeys(d.HealthSections) {
+		switch {
+		case name == "" || reservedHealthKey(name):
+			errs = append(errs, fieldErrorf(fmt.Sprintf("Deps.HealthSections[%q]", name), "name is empty or reserved"))
+		case d.HealthSections[name] == nil:
+			errs = append(errs, fieldErrorf(fmt.Sprintf("Deps.HealthSections[%q]", name), "nil function"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Handler is the whole middleware chain and router, for tests and for
+// embedding under another server.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// chain orders the middleware from the outside in. The request ID comes
+// first so every later log line carries it; instrument sits outside CORS
+// and gzip so that it counts preflights and the bytes actually sent.
+func (s *Server) chain() http.Handler {
+	h := http.Handler(http.HandlerFunc(s.dispatch))
+	h = s.gzip.wrap(h)
+	if s.cors != nil {
+		h = s.cors.wrap(h)
+	}
+	h = s.instrument(h)
+	return s.withRequestID(h)
+}
+
+// ListenAndServe listens on cfg.Addr and serves until ctx ends.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx ends, then stops accepting, lets requests in
+// flight finish for up to ShutdownTimeout, and cancels the rest. It returns
+// nil after a clean shutdown. Serve closes ln.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	// Requests get a context that outlives ctx, so that a shutdown drains
+	// them instead of cancelling them all at once; it is cancelled when
+	// the drain gives up.
+	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	s.log.Info("http server shutting down", "addr", ln.Addr().String(), "timeout", s.cfg.ShutdownTimeout)
+	drain, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(drain)
+	if err != nil {
+		cancelBase()
+		err = errors.Join(fmt.Errorf("shut down http server: %w", err), srv.Close())
+	}
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, fmt.Errorf("serve on %s: %w", ln.Addr(), serr))
+	}
+	return err
+}

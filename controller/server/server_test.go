@@ -1,0 +1,207 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/opsconductor/opsconductor/controller/apiclient"
+	"github.com/opsconductor/opsconductor/controller/config"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+type running struct {
+	client *apiclient.Client
+	ready  Ready
+	stop   func() error
+}
+
+func testConfig(dataDir string) config.Server {
+	return config.Server{
+		DataDir: dataDir, HTTPAddr: "127.0.0.1:0", AgentAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
+		LogLevel: "info", LogFormat: "json", MaxBodyBytes: 1 << 20, ApplyHold: 5 * time.Second,
+		RateRead: 1000, RateWrite: 1000, RateOperator: 1000, Batching: true,
+	}
+}
+
+// start runs a real controller in-process and waits until it is ready.
+func start(t *testing.T, cfg config.Server) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	readyCh := make(chan Ready, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, cfg, slog.New(slog.DiscardHandler), func(r Ready) { readyCh <- r })
+	}()
+	var r Ready
+	select {
+	case r = <-readyCh:
+	case err := <-done:
+		cancel()
+		t.Fatalf("controller exited before ready: %v", err)
+	}
+	c, err := apiclient.New(r.HTTPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if err := c.WaitReady(wctx, nil); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		return <-done
+	}
+	t.Cleanup(func() { _ = stop() })
+	return &running{client: c, ready: r, stop: stop}
+}
+
+func TestSnapshotSaveRestoreIntoAFreshNode(t *testing.T) {
+	src := start(t, testConfig(t.TempDir()))
+	ctx := context.Background()
+	var ids []string
+	for i := range 25 {
+		rec, err := src.client.WriteProbe(ctx, strings.Repeat("x", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, rec.ID)
+	}
+	var snap bytes.Buffer
+	if _, err := src.client.SnapshotSave(ctx, &snap, false); err != nil {
+		t.Fatal(err)
+	}
+
+	dst := start(t, testConfig(t.TempDir()))
+	if err := dst.client.SnapshotRestore(ctx, bytes.NewReader(snap.Bytes())); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	page, err := dst.client.ListProbes(ctx, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Items) != len(ids) {
+		t.Fatalf("restored node has %d probes, want %d", len(page.Items), len(ids))
+	}
+	for i, rec := range page.Items {
+		if rec.ID != ids[i] {
+			t.Fatalf("probe %d is %s, want %s", i, rec.ID, ids[i])
+		}
+	}
+	// Every table round-trips: the restored node snapshots to the same bytes.
+	var again bytes.Buffer
+	if _, err := dst.client.SnapshotSave(ctx, &again, true); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again.Bytes(), snap.Bytes()) {
+		t.Fatalf("snapshot after restore differs from the one restored (%d vs %d bytes)", again.Len(), snap.Len())
+	}
+	// The restored node keeps working.
+	if _, err := dst.client.WriteProbe(ctx, "after restore"); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("a corrupt snapshot is refused with 400 and changes nothing", func(t *testing.T) {
+		bad := bytes.Replace(snap.Bytes(), []byte(`"payload":"x"`), []byte(`"payload":"y"`), 1)
+		err := dst.client.SnapshotRestore(ctx, bytes.NewReader(bad))
+		var apiErr *apiclient.Error
+		if !errors.As(err, &apiErr) || apiErr.Status != 400 || !strings.Contains(apiErr.Message, "checksum") {
+			t.Fatalf("got %v, want 400 naming the checksum", err)
+		}
+		page, _ := dst.client.ListProbes(ctx, "", 1000)
+		if len(page.Items) != len(ids)+1 {
+			t.Fatalf("refused restore changed state: %d probes", len(page.Items))
+		}
+	})
+}
+
+func TestRestartKeepsStateAndNodeID(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	first := start(t, cfg)
+	rec, err := first.client.WriteProbe(context.Background(), "survives restart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.stop(); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	second := start(t, cfg)
+	if second.ready.NodeID != first.ready.NodeID {
+		t.Fatalf("node ID changed across restart: %s → %s", first.ready.NodeID, second.ready.NodeID)
+	}
+	page, err := second.client.ListProbes(context.Background(), "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Items) != 1 || page.Items[0].ID != rec.ID {
+		t.Fatalf("after restart: %+v", page.Items)
+	}
+}
+
+func TestStartRefusals(t *testing.T) {
+	dir := t.TempDir()
+	start(t, testConfig(dir))
+	tests := []struct {
+		name string
+		cfg  func() config.Server
+		want string
+	}{
+		{"a data dir in use", func() config.Server { return testConfig(dir) }, "in use by another opsconductor process"},
+		{"a node ID that contradicts the data dir", func() config.Server {
+			d := t.TempDir()
+			c := testConfig(d)
+			c.NodeID = "a"
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			_ = Run(ctx, c, slog.New(slog.DiscardHandler), nil)
+			c.NodeID = "b"
+			return c
+		}, `this data dir belongs to node "a"`},
+		{"a cluster without a shared CA", func() config.Server {
+			c := testConfig(t.TempDir())
+			c.BootstrapExpect, c.RetryJoin = 3, []string{"127.0.0.1:1", "127.0.0.1:2"}
+			return c
+		}, "--tls-ca-cert and --tls-ca-key are required"},
+		{"an unspecified advertise address", func() config.Server {
+			c := testConfig(t.TempDir())
+			c.RaftAddr = "0.0.0.0:0"
+			return c
+		}, "--advertise"},
+		{"a busy HTTP port", func() config.Server {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			c := testConfig(t.TempDir())
+			c.HTTPAddr = ln.Addr().String()
+			return c
+		}, "--http-addr"},
+	}
+	for _, tt := range tests {
+		t.Run("it refuses "+tt.name, func(t *testing.T) {
+			err := Run(context.Background(), tt.cfg(), slog.New(slog.DiscardHandler), nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
