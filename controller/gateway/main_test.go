@@ -41,7 +41,7 @@ type fakeCluster struct {
 	transferErr     error
 	snapshot        []byte
 	saveErr         error
-	localSaves int
+	localSaves      int
 	// saveHook runs inside SnapshotSave before it writes, for tests that
 	// need to hold a request in flight.
 	saveHook   func(ctx context.Context) error
