@@ -57,9 +57,13 @@ func (n *Node) onLeader(ctx context.Context, method string, in, out any, local f
 			if err == nil || !retryable(err) {
 				return err
 			}
-		} else if addr, _ := n.raft.LeaderWithID(); addr != "" {
+		} else if addr, id := n.raft.LeaderWithID(); addr != "" {
 			n.metrics.forwarded.Inc()
 			err = n.rpc.call(ctx, string(addr), method, in, out)
+			if errors.Is(err, errRPCNoAnswer) && ctx.Err() == nil {
+				n.log.Warn("leader did not answer a forwarded request", "method", method, "leader_id", string(id), "error", err)
+				return problem.Unavailable("leader_unreachable", "the leader (%s) stopped answering before the %s completed; it may or may not have been applied: check before retrying", id, method)
+			}
 			if err == nil || !retryable(err) {
 				return err
 			}
@@ -141,11 +145,14 @@ func applyError(err error) error {
 }
 
 // batcher coalesces concurrent writes on the leader into one log entry: one
-// fsync and one replication round carry many commands. Under low load a
-// batch is a single write, so it adds no latency.
+// fsync, one replication round and one FSM transaction carry many commands.
+// It is group commit: at most maxInflight entries are in Raft at once, and
+// writes that arrive meanwhile wait to form the next entry. Under low load a
+// slot is always free, so a lone write goes out at once.
 type batcher struct {
 	n      *Node
 	reqCh  chan *batchReq
+	slots  chan struct{}
 	doneCh chan *pendingBatch
 	stopCh chan struct{}
 	// finished is closed once run has answered every request it took.
@@ -168,8 +175,12 @@ type pendingBatch struct {
 	reqs []*batchReq
 }
 
+// maxInflight is how many coalesced entries may be in Raft at once: enough
+// to keep replication pipelined, few enough that writes queue into batches.
+const maxInflight = 2
+
 func newBatcher(n *Node) *batcher {
-	return &batcher{n: n, reqCh: make(chan *batchReq, 1024), doneCh: make(chan *pendingBatch, 64), stopCh: make(chan struct{}), finished: make(chan struct{})}
+	return &batcher{n: n, reqCh: make(chan *batchReq, 1024), slots: make(chan struct{}, maxInflight), doneCh: make(chan *pendingBatch, 64), stopCh: make(chan struct{}), finished: make(chan struct{})}
 }
 
 func (b *batcher) submit(ctx context.Context, cmds []state.Command) ([]state.Result, error) {
@@ -219,15 +230,24 @@ func (b *batcher) run() {
 			b.failQueued()
 			return
 		}
+		select {
+		case b.slots <- struct{}{}:
+		case <-b.stopCh:
+			first.resp <- batchResp{err: applyError(raft.ErrRaftShutdown)}
+			b.failQueued()
+			return
+		}
 		reqs, cmds := []*batchReq{first}, append([]state.Command{}, first.cmds...)
 	fill:
 		for len(cmds) < b.n.cfg.MaxBatch {
 			select {
 			case r := <-b.reqCh:
 				if len(cmds)+len(r.cmds) > state.MaxCommandsPerEntry {
-					// Too big to join this batch: it leads the next.
+					// Too big to join this batch: it leads the next, which
+					// needs its own slot.
 					b.dispatch(reqs, cmds)
 					reqs, cmds = nil, nil
+					b.slots <- struct{}{}
 				}
 				reqs, cmds = append(reqs, r), append(cmds, r.cmds...)
 			default:
@@ -244,6 +264,7 @@ func (b *batcher) dispatch(reqs []*batchReq, cmds []state.Command) {
 		for _, r := range reqs {
 			r.resp <- batchResp{err: err}
 		}
+		<-b.slots
 		return
 	}
 	b.n.metrics.batchSize.Observe(float64(len(cmds)))
@@ -253,6 +274,7 @@ func (b *batcher) dispatch(reqs []*batchReq, cmds []state.Command) {
 func (b *batcher) complete() {
 	for pb := range b.doneCh {
 		err := pb.fut.Error()
+		<-b.slots
 		var results []state.Result
 		if err == nil {
 			results, err = futureResults(pb.fut)

@@ -18,9 +18,11 @@ import (
 func BenchmarkApply(b *testing.B) {
 	for _, nodes := range []int{1, 3} {
 		for _, batching := range []bool{false, true} {
-			b.Run(fmt.Sprintf("nodes=%d/batching=%t", nodes, batching), func(b *testing.B) {
-				benchApply(b, nodes, batching, 64)
-			})
+			for _, writers := range []int{16, 32, 64} {
+				b.Run(fmt.Sprintf("nodes=%d/batching=%t/writers=%d", nodes, batching, writers), func(b *testing.B) {
+					benchApply(b, nodes, batching, writers)
+				})
+			}
 		}
 	}
 }
@@ -35,6 +37,7 @@ func benchApply(b *testing.B, size int, batching bool, writers int) {
 		work <- i
 	}
 	close(work)
+	firstIndex := leader.raft.LastIndex()
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -69,6 +72,7 @@ func benchApply(b *testing.B, size int, batching bool, writers int) {
 		return float64(lat[min(len(lat)-1, int(float64(len(lat))*p))].Microseconds()) / 1000
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "cmds/s")
+	b.ReportMetric(float64(b.N)/float64(max(1, leader.raft.LastIndex()-firstIndex)), "cmds/entry")
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 }

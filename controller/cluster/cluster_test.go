@@ -48,7 +48,7 @@ func testLogger(t testing.TB) *slog.Logger {
 
 func newTestNode(t testing.TB, ca *CA, id, dir, bind string, mut func(*Config)) *testNode {
 	t.Helper()
-	log := testLogger(t)
+	log := testLogger(t).With("node_id", id)
 	reg := state.NewRegistry()
 	reg.MustRegister(probe.Domain())
 	store, err := state.NewStore(reg, log)

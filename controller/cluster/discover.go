@@ -84,10 +84,11 @@ func (n *Node) knownServers() map[string]string {
 	return out
 }
 
-// discover runs until this node is part of a cluster.
+// discover runs until this node is part of a cluster. It retries quickly
+// at first, since servers of a new cluster usually start within moments of
+// each other, and backs off to RetryInterval.
 func (n *Node) discover() {
-	tick := time.NewTicker(n.cfg.RetryInterval)
-	defer tick.Stop()
+	wait := min(100*time.Millisecond, n.cfg.RetryInterval)
 	for attempt := 1; ; attempt++ {
 		if n.hasConfiguration() {
 			n.log.Info("part of a cluster; discovery done")
@@ -97,14 +98,17 @@ func (n *Node) discover() {
 		if done {
 			return
 		}
-		if err != nil && attempt%5 == 1 {
+		if err != nil && attempt%10 == 5 {
 			n.log.Warn("waiting for other servers", "error", err, "retry_join", n.cfg.RetryJoin, "bootstrap_expect", n.cfg.BootstrapExpect)
 		}
+		t := time.NewTimer(wait)
 		select {
 		case <-n.ctx.Done():
+			t.Stop()
 			return
-		case <-tick.C:
+		case <-t.C:
 		}
+		wait = min(wait*2, n.cfg.RetryInterval)
 	}
 }
 

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -38,6 +39,14 @@ func (h *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 		sl = slog.LevelError
 	}
 	all := append(append([]any{}, h.args...), args...)
+	for i, a := range all {
+		// Raft passes hclog.Fmt values for lazily formatted arguments.
+		if f, ok := a.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				all[i] = fmt.Sprintf(format, f[1:]...)
+			}
+		}
+	}
 	if h.name != "" {
 		all = append(all, "component", h.name)
 	}

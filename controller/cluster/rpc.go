@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/opsconductor/opsconductor/controller/problem"
@@ -40,6 +39,10 @@ type rpcResponse struct {
 // errRPCUnsent marks a call that failed before the peer could have acted on
 // it (dial or write failure), so it is safe to retry elsewhere.
 var errRPCUnsent = errors.New("request not delivered")
+
+// errRPCNoAnswer marks a call whose request was sent but whose answer never
+// came: the peer may or may not have acted on it.
+var errRPCNoAnswer = errors.New("no answer")
 
 func writeFrame(w io.Writer, v any) error {
 	b, err := json.Marshal(v)
@@ -131,62 +134,86 @@ func (c *rpcClient) call(ctx context.Context, addr, method string, in, out any) 
 	if err != nil {
 		return fmt.Errorf("rpc %s: encode: %w", method, err)
 	}
-	for {
-		conn, reused, err := c.get(ctx, addr)
-		if err != nil {
-			return fmt.Errorf("rpc %s to %s: %w: %w", method, addr, errRPCUnsent, err)
-		}
-		resp, err := roundTrip(ctx, conn, rpcRequest{Method: method, Body: body})
-		if err != nil {
-			conn.Close()
-			// Like net/http, treat EOF on a pooled connection as the peer
-			// having closed it while idle: the request never got there.
-			if reused && ctx.Err() == nil && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)) {
-				continue
-			}
-			if ctx.Err() != nil {
-				return fmt.Errorf("rpc %s to %s: %w", method, addr, ctx.Err())
-			}
-			return fmt.Errorf("rpc %s to %s: %w", method, addr, err)
-		}
-		c.put(addr, conn)
-		switch {
-		case resp.Problem != nil:
-			return resp.Problem
-		case resp.Error != "":
-			return fmt.Errorf("rpc %s to %s: %s", method, addr, resp.Error)
-		case out != nil:
-			if err := json.Unmarshal(resp.Body, out); err != nil {
-				return fmt.Errorf("rpc %s to %s: decode: %w", method, addr, err)
-			}
-		}
-		return nil
+	conn, err := c.get(ctx, addr)
+	if err != nil {
+		return fmt.Errorf("rpc %s to %s: %w: %w", method, addr, errRPCUnsent, err)
 	}
+	resp, sent, err := roundTrip(ctx, conn, rpcRequest{Method: method, Body: body})
+	if err != nil {
+		conn.Close()
+		switch {
+		case !sent:
+			return fmt.Errorf("rpc %s to %s: %w: %w", method, addr, errRPCUnsent, err)
+		case ctx.Err() != nil:
+			return fmt.Errorf("rpc %s to %s: %w: %w", method, addr, errRPCNoAnswer, ctx.Err())
+		}
+		// The request went out and no answer came back: the peer may
+		// have acted on it. Only the caller knows whether a retry is safe.
+		return fmt.Errorf("rpc %s to %s: %w: %w", method, addr, errRPCNoAnswer, err)
+	}
+	c.put(addr, conn)
+	switch {
+	case resp.Problem != nil:
+		return resp.Problem
+	case resp.Error != "":
+		return fmt.Errorf("rpc %s to %s: %s", method, addr, resp.Error)
+	case out != nil:
+		if err := json.Unmarshal(resp.Body, out); err != nil {
+			return fmt.Errorf("rpc %s to %s: decode: %w", method, addr, err)
+		}
+	}
+	return nil
 }
 
-func roundTrip(ctx context.Context, conn net.Conn, req rpcRequest) (rpcResponse, error) {
-	// Unblock the read when ctx ends; the connection is discarded then.
+// roundTrip sends req and reads the answer; sent reports whether the
+// request may have reached the peer.
+func roundTrip(ctx context.Context, conn net.Conn, req rpcRequest) (resp rpcResponse, sent bool, err error) {
+	// Unblock I/O when ctx ends; the connection is discarded then.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	var resp rpcResponse
 	if err := writeFrame(conn, req); err != nil {
-		return resp, err
+		return resp, false, err
 	}
-	err := readFrame(conn, &resp)
-	return resp, err
+	err = readFrame(conn, &resp)
+	return resp, true, err
 }
 
-func (c *rpcClient) get(ctx context.Context, addr string) (net.Conn, bool, error) {
-	c.mu.Lock()
-	if conns := c.idle[addr]; len(conns) > 0 {
+// get returns a live pooled connection or dials a new one. A pooled
+// connection whose peer has gone (it restarted, or was killed) shows EOF at
+// once; it is discarded here, before a request is written to it, because
+// once written a request's fate is unknown.
+func (c *rpcClient) get(ctx context.Context, addr string) (net.Conn, error) {
+	for {
+		c.mu.Lock()
+		conns := c.idle[addr]
+		if len(conns) == 0 {
+			c.mu.Unlock()
+			return c.dial(ctx, addr)
+		}
 		conn := conns[len(conns)-1]
 		c.idle[addr] = conns[:len(conns)-1]
 		c.mu.Unlock()
-		return conn, true, nil
+		if alive(conn) {
+			return conn, nil
+		}
+		conn.Close()
 	}
-	c.mu.Unlock()
-	conn, err := c.dial(ctx, addr)
-	return conn, false, err
+}
+
+// alive peeks at an idle connection: an idle peer sends nothing, so a read
+// that times out at once means it is still there. crypto/tls keeps a
+// connection usable after a read deadline passes.
+func alive(conn net.Conn) bool {
+	if err := conn.SetReadDeadline(time.Now().Add(time.Millisecond)); err != nil {
+		return false
+	}
+	var b [1]byte
+	_, err := conn.Read(b[:])
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		return false
+	}
+	return conn.SetReadDeadline(time.Time{}) == nil
 }
 
 func (c *rpcClient) put(addr string, conn net.Conn) {

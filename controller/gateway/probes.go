@@ -37,7 +37,7 @@ func (s *Server) writeProbe(w http.ResponseWriter, r *http.Request) error {
 	}
 	rec, err := s.probes.Write(r.Context(), req.Payload)
 	if err != nil {
-		return fmt.Errorf("write probe: %w", err)
+		return err // the probe service names the operation
 	}
 	w.Header().Set("Location", "/api/v1/operator/probes/"+url.PathEscape(rec.ID))
 	writeJSON(w, r, http.StatusCreated, rec)

@@ -7,10 +7,9 @@ package probe
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/hashicorp/go-memdb"
 
@@ -19,8 +18,8 @@ import (
 )
 
 const (
-	table        = "probes"
-	tableCounter = "probe_counter"
+	table    = "probes"
+	tableSeq = "probe_seq"
 	// CmdWrite commits one probe record.
 	CmdWrite = "probe.write"
 	// MaxPayload bounds the caller's payload.
@@ -30,9 +29,12 @@ const (
 	MaxRecords = 10000
 )
 
-type counter struct {
-	Key string `json:"key"`
-	N   int    `json:"n"`
+// seqRow holds the last sequence number handed out. Records are numbered
+// in Apply, so every node numbers them alike, and the number is both the
+// ID and the commit order: one index, the cheapest write memdb can do.
+type seqRow struct {
+	Key  string `json:"key"`
+	Last uint64 `json:"last"`
 }
 
 // Domain returns the probe tables and command for the state registry.
@@ -42,16 +44,15 @@ func Domain() state.Domain {
 		Tables: []state.Table{
 			{
 				Schema: &memdb.TableSchema{Name: table, Indexes: map[string]*memdb.IndexSchema{
-					"id":  {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-					"seq": {Name: "seq", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{&memdb.UintFieldIndex{Field: "Index"}, &memdb.StringFieldIndex{Field: "ID"}}}},
+					"id": {Name: "id", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "Seq"}},
 				}},
 				New: func() any { return &Record{} },
 			},
 			{
-				Schema: &memdb.TableSchema{Name: tableCounter, Indexes: map[string]*memdb.IndexSchema{
+				Schema: &memdb.TableSchema{Name: tableSeq, Indexes: map[string]*memdb.IndexSchema{
 					"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
 				}},
-				New: func() any { return &counter{} },
+				New: func() any { return &seqRow{} },
 			},
 		},
 		Commands: map[string]state.Handler{CmdWrite: applyWrite},
@@ -59,7 +60,6 @@ func Domain() state.Domain {
 }
 
 type writePayload struct {
-	ID      string `json:"id"`
 	Node    string `json:"node"`
 	Payload string `json:"payload"`
 }
@@ -72,38 +72,31 @@ func applyWrite(ctx *state.ApplyContext, version uint16, raw json.RawMessage) (a
 	if err := json.Unmarshal(raw, &in); err != nil {
 		return nil, problem.Invalid("payload", "decode %s: %v", CmdWrite, err)
 	}
-	if in.ID == "" {
-		return nil, problem.Invalid("id", "must not be empty")
-	}
 	if len(in.Payload) > MaxPayload {
 		return nil, problem.Invalid("payload", "is %d bytes, at most %d", len(in.Payload), MaxPayload)
 	}
-	if existing, err := ctx.Txn.First(table, "id", in.ID); err != nil {
-		return nil, fmt.Errorf("read probe: %w", err)
-	} else if existing != nil {
-		return nil, &problem.Error{Kind: problem.KindConflict, Code: "probe_exists", Message: fmt.Sprintf("probe %q already exists", in.ID), Field: "id"}
+	var last uint64
+	if raw, err := ctx.Txn.First(tableSeq, "id", "seq"); err != nil {
+		return nil, fmt.Errorf("read probe sequence: %w", err)
+	} else if raw != nil {
+		last = raw.(*seqRow).Last
 	}
-	rec := &Record{ID: in.ID, Node: in.Node, Payload: in.Payload, CreatedAt: ctx.Time, Index: ctx.Index}
+	seq := last + 1
+	rec := &Record{Seq: seq, ID: strconv.FormatUint(seq, 10), Node: in.Node, Payload: in.Payload, CreatedAt: ctx.Time, Index: ctx.Index}
 	if err := ctx.Txn.Insert(table, rec); err != nil {
 		return nil, err
 	}
-	n := 1
-	if raw, err := ctx.Txn.First(tableCounter, "id", "n"); err != nil {
-		return nil, fmt.Errorf("read probe counter: %w", err)
-	} else if raw != nil {
-		n = raw.(*counter).N + 1
-	}
-	for ; n > MaxRecords; n-- {
-		oldest, err := ctx.Txn.First(table, "seq")
-		if err != nil {
-			return nil, fmt.Errorf("find oldest probe: %w", err)
-		}
-		if err := ctx.Txn.Delete(table, oldest); err != nil {
-			return nil, err
-		}
-	}
-	if err := ctx.Txn.Insert(tableCounter, &counter{Key: "n", N: n}); err != nil {
+	if err := ctx.Txn.Insert(tableSeq, &seqRow{Key: "seq", Last: seq}); err != nil {
 		return nil, err
+	}
+	if seq > MaxRecords {
+		if old, err := ctx.Txn.First(table, "id", seq-MaxRecords); err != nil {
+			return nil, fmt.Errorf("find oldest probe: %w", err)
+		} else if old != nil {
+			if err := ctx.Txn.Delete(table, old); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return rec, nil
 }
@@ -130,11 +123,7 @@ func (s *Service) Write(ctx context.Context, payload string) (Record, error) {
 	if len(payload) > MaxPayload {
 		return Record{}, problem.Invalid("payload", "is %d bytes, at most %d", len(payload), MaxPayload)
 	}
-	id, err := newID()
-	if err != nil {
-		return Record{}, err
-	}
-	cmd, err := state.NewCommand(CmdWrite, 1, writePayload{ID: id, Node: s.node, Payload: payload})
+	cmd, err := state.NewCommand(CmdWrite, 1, writePayload{Node: s.node, Payload: payload})
 	if err != nil {
 		return Record{}, err
 	}
@@ -151,7 +140,11 @@ func (s *Service) Write(ctx context.Context, payload string) (Record, error) {
 
 // Get returns one record from the local store.
 func (s *Service) Get(_ context.Context, id string) (Record, error) {
-	raw, err := s.store.ReadTxn().First(table, "id", id)
+	seq, err := strconv.ParseUint(id, 10, 64)
+	if err != nil {
+		return Record{}, problem.NotFound("probe", id)
+	}
+	raw, err := s.store.ReadTxn().First(table, "id", seq)
 	if err != nil {
 		return Record{}, fmt.Errorf("read probe %s: %w", id, err)
 	}
@@ -163,40 +156,21 @@ func (s *Service) Get(_ context.Context, id string) (Record, error) {
 
 // List returns up to limit records committed after the record with ID after.
 func (s *Service) List(_ context.Context, after string, limit int) ([]Record, error) {
-	txn := s.store.ReadTxn()
-	var it memdb.ResultIterator
-	var err error
-	if after == "" {
-		it, err = txn.Get(table, "seq")
-	} else {
-		raw, ferr := txn.First(table, "id", after)
-		if ferr != nil {
-			return nil, fmt.Errorf("read probe %s: %w", after, ferr)
+	var from uint64
+	if after != "" {
+		seq, err := strconv.ParseUint(after, 10, 64)
+		if err != nil {
+			return nil, problem.Invalid("after", "%q is not a probe ID", after)
 		}
-		if raw == nil {
-			return nil, problem.Invalid("after", "no probe %q (it may have been trimmed)", after)
-		}
-		from := raw.(*Record)
-		it, err = txn.LowerBound(table, "seq", from.Index, from.ID)
+		from = seq + 1
 	}
+	it, err := s.store.ReadTxn().LowerBound(table, "id", from)
 	if err != nil {
 		return nil, fmt.Errorf("list probes: %w", err)
 	}
 	out := []Record{}
 	for obj := it.Next(); obj != nil && len(out) < limit; obj = it.Next() {
-		r := obj.(*Record)
-		if r.ID == after {
-			continue
-		}
-		out = append(out, *r)
+		out = append(out, *obj.(*Record))
 	}
 	return out, nil
-}
-
-func newID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("generate probe id: %w", err)
-	}
-	return hex.EncodeToString(b[:]), nil
 }
