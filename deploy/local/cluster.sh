@@ -1,0 +1,382 @@
+#!/usr/bin/env bash
+# cluster.sh runs a three-server OpsConductor controller cluster on 127.0.0.1
+# for development, the end-to-end tests (test/e2e) and the failover benchmark
+# (bench/failover). It only starts, stops and inspects processes; it never
+# builds the binary and never touches a cluster's data except to create it.
+#
+#   cluster.sh up DIR        start every node that is not running (so also restarts crashed
+#                            ones), then wait up to 30 s for a leader all three agree on
+#   cluster.sh down DIR      SIGTERM every node, SIGKILL any still running after 15 s
+#   cluster.sh status DIR    one line per node: pid, alive, raft state, term, applied index, leader
+#   cluster.sh start N DIR   (re)start node N (1-3) if it is not running; wait until it serves /health
+#   cluster.sh kill N DIR    kill -9 node N, as a crash would; wait until it is gone
+#
+# Environment:
+#   OPSCONDUCTOR_BIN            the controller binary (default: bin/opsconductor in the
+#                               repository, built by `make build`)
+#   BASE_PORT                   first of the nine ports (default 3010): node N listens on
+#                               BASE_PORT+10(N-1) (HTTP), +1 (agents), +2 (Raft). The first
+#                               `up` records it in DIR/base-port; later commands use that.
+#   OPSCONDUCTOR_SERVER_FLAGS   extra `opsconductor server` flags, split on spaces, read on
+#                               every start (e.g. "--log-format text --log-level debug")
+#
+# Layout of DIR: tls/ (the shared cluster CA), nodeN/ (data), nodeN.log
+# (appended across restarts), nodeN.pid, base-port.
+#
+# Output is for people, with one exception that programs read: `kill`
+# prints "sent SIGKILL to nodeN (pid P) at SECONDS.MICROS" (test/e2e and
+# bench/failover time failover from it; keep the format).
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+readonly SCRIPT_DIR REPO_ROOT
+readonly NODES=(1 2 3)
+readonly UP_TIMEOUT=30   # seconds for `up` to see one leader agreed by all nodes
+readonly START_TIMEOUT=30
+readonly STOP_TIMEOUT=15
+
+BIN="${OPSCONDUCTOR_BIN:-$REPO_ROOT/bin/opsconductor}"
+DIR=""
+BASE=""
+
+usage() {
+	cat >&2 <<'EOF'
+usage: cluster.sh up|down|status DIR
+       cluster.sh start|kill N DIR      (N is 1, 2 or 3)
+EOF
+	exit 2
+}
+
+die() {
+	echo "cluster.sh: $*" >&2
+	exit 1
+}
+
+log() {
+	echo "cluster.sh: $*"
+}
+
+http_port() { echo $((BASE + 10 * ($1 - 1))); }
+agent_port() { echo $((BASE + 10 * ($1 - 1) + 1)); }
+raft_port() { echo $((BASE + 10 * ($1 - 1) + 2)); }
+
+pid_file() { echo "$DIR/node$1.pid"; }
+log_file() { echo "$DIR/node$1.log"; }
+
+# use_dir sets DIR to an absolute path. create=1 makes it.
+use_dir() {
+	local dir=$1 create=$2
+	if [[ $create == 1 ]]; then
+		mkdir -p "$dir"
+	elif [[ ! -d $dir ]]; then
+		die "$dir: no such directory (start a cluster there with: cluster.sh up $dir)"
+	fi
+	DIR="$(cd "$dir" && pwd)"
+}
+
+# resolve_base_port fixes the ports for DIR. The first `up` records them,
+# because each node's Raft configuration stores its peers' addresses: the
+# same data started on other ports would be unable to find its peers.
+resolve_base_port() {
+	local file="$DIR/base-port" saved=""
+	if [[ -f $file ]]; then
+		saved="$(<"$file")"
+	fi
+	if [[ -n $saved ]]; then
+		if [[ -n ${BASE_PORT:-} && $BASE_PORT != "$saved" ]]; then
+			die "$DIR was created with BASE_PORT=$saved and its Raft configuration holds those addresses; unset BASE_PORT or use a new directory"
+		fi
+		BASE=$saved
+		return
+	fi
+	BASE="${BASE_PORT:-3010}"
+	if ! [[ $BASE =~ ^[0-9]+$ ]] || ((BASE < 1024 || BASE > 65535 - 22)); then
+		die "BASE_PORT=$BASE: want a number from 1024 to $((65535 - 22))"
+	fi
+}
+
+record_base_port() {
+	[[ -f "$DIR/base-port" ]] || echo "$BASE" >"$DIR/base-port"
+}
+
+require_bin() {
+	if [[ ! -x $BIN ]]; then
+		die "controller binary $BIN not found or not executable: run \`make build\` in $REPO_ROOT first, or point OPSCONDUCTOR_BIN at a built opsconductor"
+	fi
+}
+
+# node_pid prints the recorded pid of node $1 (nothing if none).
+node_pid() {
+	local f
+	f="$(pid_file "$1")"
+	if [[ -f $f ]]; then
+		cat "$f"
+	fi
+}
+
+# node_running succeeds when node $1's recorded pid is a live opsconductor
+# server on this node's data dir. Matching the command line guards against
+# a recycled pid; a zombie counts as dead.
+node_running() {
+	local pid stat args
+	pid="$(node_pid "$1")"
+	[[ -n $pid ]] || return 1
+	stat="$(ps -o stat= -p "$pid" 2>/dev/null)" || return 1
+	[[ -n $stat && $stat != Z* ]] || return 1
+	args="$(ps -ww -o args= -p "$pid" 2>/dev/null)" || return 1
+	[[ $args == *"--data-dir $DIR/node$1 "* ]]
+}
+
+# health prints node $1's /health document, or fails.
+health() {
+	curl -fsS --max-time 2 "http://127.0.0.1:$(http_port "$1")/health" 2>/dev/null
+}
+
+# field prints a top-level scalar of the raft section. The keys read here
+# (state, leader_id, term, applied_index) occur once in /health, so a flat
+# match is enough and the script needs no JSON tool.
+field() {
+	local key=$1 doc=$2
+	sed -n 's/.*"'"$key"'":"\{0,1\}\([^",}]*\).*/\1/p' <<<"$doc"
+}
+
+tail_logs() {
+	local n
+	for n in "$@"; do
+		echo "----- last lines of $(log_file "$n") -----" >&2
+		tail -n 25 "$(log_file "$n")" >&2 2>/dev/null || echo "(no log)" >&2
+	done
+}
+
+start_node() {
+	local n=$1 m pid
+	if node_running "$n"; then
+		log "node$n already running (pid $(node_pid "$n"))"
+		return
+	fi
+	local -a extra=()
+	read -r -a extra <<<"${OPSCONDUCTOR_SERVER_FLAGS:-}"
+	local -a args=(
+		server
+		--node-id "node$n"
+		--data-dir "$DIR/node$n"
+		--http-addr "127.0.0.1:$(http_port "$n")"
+		--agent-addr "127.0.0.1:$(agent_port "$n")"
+		--raft-addr "127.0.0.1:$(raft_port "$n")"
+		--bootstrap-expect 3
+	)
+	for m in "${NODES[@]}"; do
+		[[ $m == "$n" ]] || args+=(--retry-join "127.0.0.1:$(raft_port "$m")")
+	done
+	args+=(
+		--tls-ca-cert "$DIR/tls/cluster-ca.pem"
+		--tls-ca-key "$DIR/tls/cluster-ca-key.pem"
+		--rate-write inf --rate-read inf --rate-operator inf
+		${extra[@]+"${extra[@]}"}
+	)
+	mkdir -p "$DIR/node$n"
+	echo "===== cluster.sh: starting node$n at $(date -u +%Y-%m-%dT%H:%M:%SZ) =====" >>"$(log_file "$n")"
+	# setsid puts the server in its own session so that a Ctrl-C meant for
+	# the caller (the benchmark, a test) does not reach it: the caller stops
+	# the cluster itself with `down`. stdin/stdout/stderr are redirected so
+	# that the server holds none of the caller's pipes open.
+	if command -v setsid >/dev/null; then
+		setsid "$BIN" "${args[@]}" </dev/null >>"$(log_file "$n")" 2>&1 &
+	else
+		"$BIN" "${args[@]}" </dev/null >>"$(log_file "$n")" 2>&1 &
+	fi
+	pid=$!
+	echo "$pid" >"$(pid_file "$n")"
+	log "started node$n (pid $pid): http 127.0.0.1:$(http_port "$n"), raft 127.0.0.1:$(raft_port "$n"), log $(log_file "$n")"
+}
+
+# wait_http waits until node $1 serves /health, failing early if it exits.
+wait_http() {
+	local n=$1 deadline=$((SECONDS + START_TIMEOUT))
+	log "waiting up to ${START_TIMEOUT}s for node$n to answer /health on 127.0.0.1:$(http_port "$n")"
+	until health "$n" >/dev/null; do
+		if ! node_running "$n"; then
+			tail_logs "$n"
+			die "node$n exited during startup"
+		fi
+		if ((SECONDS >= deadline)); then
+			tail_logs "$n"
+			die "node$n did not answer /health within ${START_TIMEOUT}s"
+		fi
+		sleep 0.2
+	done
+}
+
+# wait_leader waits until every node answers /health, all name the same
+# leader and that leader says it leads. It prints what it is waiting for
+# each time that changes.
+wait_leader() {
+	local deadline=$((SECONDS + UP_TIMEOUT)) n doc state leader agreed seen last=""
+	log "waiting up to ${UP_TIMEOUT}s for a leader that all three nodes agree on"
+	while :; do
+		seen="" agreed=1
+		local first=""
+		for n in "${NODES[@]}"; do
+			if ! node_running "$n"; then
+				tail_logs "$n"
+				die "node$n exited while waiting for a leader (the end of its log is above)"
+			fi
+			if doc="$(health "$n")"; then
+				state="$(field state "$doc")"
+				leader="$(field leader_id "$doc")"
+			else
+				state="unreachable" leader=""
+			fi
+			seen+=" node$n=$state(leader=${leader:-none})"
+			if [[ -z $leader ]]; then
+				agreed=0
+			elif [[ -z $first ]]; then
+				first=$leader
+			elif [[ $leader != "$first" ]]; then
+				agreed=0
+			fi
+			if [[ $leader == "node$n" && $state != leader ]]; then
+				agreed=0
+			fi
+		done
+		if [[ $seen != "$last" ]]; then
+			log "  now:$seen"
+			last=$seen
+		fi
+		if ((agreed)); then
+			log "leader is $first"
+			return
+		fi
+		if ((SECONDS >= deadline)); then
+			tail_logs "${NODES[@]}"
+			die "no leader agreed by all nodes within ${UP_TIMEOUT}s (last seen:$seen)"
+		fi
+		sleep 0.2
+	done
+}
+
+cmd_up() {
+	resolve_base_port
+	record_base_port
+	if [[ ! -f "$DIR/tls/cluster-ca.pem" || ! -f "$DIR/tls/cluster-ca-key.pem" ]]; then
+		log "creating the cluster CA in $DIR/tls"
+		mkdir -p "$DIR/tls"
+		"$BIN" operator tls init --dir "$DIR/tls"
+	fi
+	local n
+	for n in "${NODES[@]}"; do
+		start_node "$n"
+	done
+	wait_leader
+	cmd_status
+}
+
+cmd_start() {
+	local n=$1
+	resolve_base_port
+	record_base_port
+	[[ -f "$DIR/tls/cluster-ca.pem" ]] || die "$DIR/tls has no cluster CA: create the cluster with \`cluster.sh up $DIR\` first"
+	start_node "$n"
+	wait_http "$n"
+}
+
+cmd_kill() {
+	local n=$1 pid deadline
+	resolve_base_port
+	if ! node_running "$n"; then
+		log "node$n is not running"
+		return
+	fi
+	pid="$(node_pid "$n")"
+	# The moment of the kill, to the microsecond where bash 5 has it:
+	# bench/failover and test/e2e time failover from this line.
+	local at="${EPOCHREALTIME:-}"
+	kill -9 "$pid"
+	log "sent SIGKILL to node$n (pid $pid)${at:+ at $at}"
+	deadline=$((SECONDS + 5))
+	while node_running "$n"; do
+		((SECONDS < deadline)) || die "node$n (pid $pid) still alive 5s after SIGKILL"
+		sleep 0.05
+	done
+}
+
+cmd_down() {
+	resolve_base_port
+	local n pid deadline
+	local -a stopping=()
+	for n in "${NODES[@]}"; do
+		if node_running "$n"; then
+			pid="$(node_pid "$n")"
+			log "stopping node$n (SIGTERM to pid $pid)"
+			kill -TERM "$pid" 2>/dev/null || true
+			stopping+=("$n")
+		else
+			log "node$n is not running"
+		fi
+	done
+	# The nodes shut down concurrently, so one deadline bounds each of them.
+	deadline=$((SECONDS + STOP_TIMEOUT))
+	for n in ${stopping[@]+"${stopping[@]}"}; do
+		while node_running "$n" && ((SECONDS < deadline)); do
+			sleep 0.1
+		done
+		if node_running "$n"; then
+			pid="$(node_pid "$n")"
+			log "node$n (pid $pid) still running after ${STOP_TIMEOUT}s: SIGKILL"
+			kill -9 "$pid" 2>/dev/null || true
+		else
+			log "node$n stopped"
+		fi
+	done
+	for n in "${NODES[@]}"; do
+		rm -f "$(pid_file "$n")"
+	done
+}
+
+cmd_status() {
+	resolve_base_port
+	local n pid alive doc
+	printf '%-6s %-8s %-6s %-10s %-6s %-8s %s\n' NODE PID ALIVE STATE TERM APPLIED LEADER
+	for n in "${NODES[@]}"; do
+		pid="$(node_pid "$n")"
+		alive=no
+		if node_running "$n"; then
+			alive=yes
+		fi
+		if [[ $alive == yes ]] && doc="$(health "$n")"; then
+			printf '%-6s %-8s %-6s %-10s %-6s %-8s %s\n' "node$n" "$pid" "$alive" \
+				"$(field state "$doc")" "$(field term "$doc")" "$(field applied_index "$doc")" "$(field leader_id "$doc")"
+		else
+			printf '%-6s %-8s %-6s %-10s %-6s %-8s %s\n' "node$n" "${pid:--}" "$alive" - - - -
+		fi
+	done
+}
+
+main() {
+	(($# >= 1)) || usage
+	local cmd=$1 create=0
+	shift
+	# Only the commands that start servers may create DIR; the others
+	# report a mistyped DIR instead of acting on an empty one.
+	if [[ $cmd == up || $cmd == start ]]; then
+		require_bin
+		create=1
+	fi
+	case $cmd in
+	up | down | status)
+		(($# == 1)) || usage
+		use_dir "$1" "$create"
+		"cmd_$cmd"
+		;;
+	start | kill)
+		(($# == 2)) || usage
+		[[ $1 =~ ^[123]$ ]] || die "node number $1: want 1, 2 or 3"
+		use_dir "$2" "$create"
+		"cmd_$cmd" "$1"
+		;;
+	*) usage ;;
+	esac
+}
+
+main "$@"
