@@ -474,3 +474,27 @@ func freeAddrs(t testing.TB, n int) []string {
 	}
 	return out
 }
+
+func TestLeaderHandsOverOnShutdown(t *testing.T) {
+	c := newTestCluster(t, 3)
+	leader := c.waitLeader(nil)
+	term := leader.Status().Term
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := leader.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Without a handover the others would first wait out a heartbeat
+	// timeout (600 ms or more); with it a new leader is already elected
+	// when Shutdown returns.
+	rest := c.others(leader)
+	waitFor(t, 400*time.Millisecond, "a leader right after shutdown", func() (bool, string) {
+		for _, n := range rest {
+			if n.IsLeader() && n.Status().Term > term {
+				return true, ""
+			}
+		}
+		return false, "no new leader yet"
+	})
+	c.nodes = rest // the cleanup must not shut the old leader down twice
+}

@@ -18,8 +18,9 @@ import (
 	"github.com/opsconductor/opsconductor/controller/state"
 )
 
-// MaxRestoreBytes bounds a snapshot given to SnapshotRestore.
-const MaxRestoreBytes = rpcMaxFrame - 1<<20
+// MaxRestoreBytes bounds a snapshot given to SnapshotRestore: a follower
+// forwards it to the leader base64-encoded in one RPC frame.
+const MaxRestoreBytes = rpcMaxFrame/4*3 - 1<<20
 
 // Status is this node's local view; it never touches the network.
 func (n *Node) Status() Status {
