@@ -198,7 +198,11 @@ func (n *Node) open() error {
 	// fsync'd append, and the hashmap freelist stays fast as the file grows.
 	bs, err := raftboltdb.New(raftboltdb.Options{
 		Path:        filepath.Join(raftDir, "raft.db"),
-		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType},
+		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType,
+			// Growing the file remaps it under bbolt's write lock, which
+			// stalls appends; a generous initial mapping (address space,
+			// not memory) keeps that off the hot path.
+			InitialMmapSize: 256 << 20},
 	})
 	if err != nil {
 		return fmt.Errorf("open raft log %s: %w", filepath.Join(raftDir, "raft.db"), err)
@@ -259,7 +263,13 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("inspect raft state: %w", err)
 	}
-	r, err := raft.NewRaft(rc, n.fsm, bs, bs, snaps, trans)
+	// Replication reads recent entries back; the cache serves them from
+	// memory instead of a bbolt read transaction each (as Consul does).
+	logs, err := raft.NewLogCache(512, bs)
+	if err != nil {
+		return fmt.Errorf("raft log cache: %w", err)
+	}
+	r, err := raft.NewRaft(rc, n.fsm, logs, bs, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
