@@ -19,29 +19,28 @@ import (
 func newOperatorCmd() *cobra.Command {
 	op := &cobra.Command{Use: "operator", Short: "Cluster operations: Raft peers, snapshots, TLS"}
 	addr := op.PersistentFlags().String("address", apiclient.DefaultAddress, "controller API address (env "+config.EnvName("addr")+")")
-	client := func() (*apiclient.Client, error) {
-		a := *addr
-		if !op.PersistentFlags().Changed("address") {
-			if v, ok := os.LookupEnv(config.EnvName("addr")); ok {
-				a = v
+	// withClient runs fn with a client for --address (or OPSCONDUCTOR_ADDR).
+	withClient := func(fn func(cmd *cobra.Command, args []string, c *apiclient.Client) error) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, args []string) error {
+			a := *addr
+			if !op.PersistentFlags().Changed("address") {
+				if v, ok := os.LookupEnv(config.EnvName("addr")); ok {
+					a = v
+				}
 			}
+			c, err := apiclient.New(a)
+			if err != nil {
+				return usageError{err}
+			}
+			return fn(cmd, args, c)
 		}
-		c, err := apiclient.New(a)
-		if err != nil {
-			return nil, usageError{err}
-		}
-		return c, nil
 	}
 
 	raftCmd := &cobra.Command{Use: "raft", Short: "Inspect and change the Raft configuration"}
 	var consistent bool
 	listPeers := &cobra.Command{
 		Use: "list-peers", Short: "List the servers in the Raft configuration", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(func(cmd *cobra.Command, _ []string, c *apiclient.Client) error {
 			pl, err := c.Peers(cmd.Context(), consistent)
 			if err != nil {
 				return err
@@ -57,36 +56,28 @@ func newOperatorCmd() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%t\n", p.ID, p.Address, st, p.Suffrage == "voter")
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	listPeers.Flags().BoolVar(&consistent, "consistent", false, "ask the leader instead of the local server")
 	removePeer := &cobra.Command{
 		Use: "remove-peer ID", Short: "Remove a (dead) server from the Raft configuration", Args: exactArgs(1, "the server ID to remove"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(func(cmd *cobra.Command, args []string, c *apiclient.Client) error {
 			if err := c.RemovePeer(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Removed peer %s\n", args[0])
 			return nil
-		},
+		}),
 	}
 	transfer := &cobra.Command{
 		Use: "transfer-leadership", Short: "Make the leader hand leadership to another voter", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(func(cmd *cobra.Command, _ []string, c *apiclient.Client) error {
 			if err := c.TransferLeadership(cmd.Context()); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "Leadership transferred")
 			return nil
-		},
+		}),
 	}
 	raftCmd.AddCommand(listPeers, removePeer, transfer)
 
@@ -94,22 +85,14 @@ func newOperatorCmd() *cobra.Command {
 	var stale bool
 	save := &cobra.Command{
 		Use: "save FILE", Short: "Save a snapshot of the replicated state to FILE", Args: exactArgs(1, "the file to write"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(func(cmd *cobra.Command, args []string, c *apiclient.Client) error {
 			return saveSnapshot(cmd, c, args[0], stale)
-		},
+		}),
 	}
 	save.Flags().BoolVar(&stale, "stale", false, "save the addressed server's state without asking the leader")
 	restore := &cobra.Command{
 		Use: "restore FILE", Short: "Replace the whole cluster's replicated state with a saved snapshot", Args: exactArgs(1, "the snapshot file"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(func(cmd *cobra.Command, args []string, c *apiclient.Client) error {
 			f, err := os.Open(args[0])
 			if err != nil {
 				return usageError{fmt.Errorf("snapshot file: %w", err)}
@@ -121,7 +104,7 @@ func newOperatorCmd() *cobra.Command {
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "Restored snapshot", args[0])
 			return nil
-		},
+		}),
 	}
 	snapCmd.AddCommand(save, restore)
 
@@ -147,11 +130,7 @@ func newOperatorCmd() *cobra.Command {
 	var count int
 	checkWrite := &cobra.Command{
 		Use: "write", Short: "Commit write checks through Raft and report their latency", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := client()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(func(cmd *cobra.Command, _ []string, c *apiclient.Client) error {
 			if count < 1 || count > 10000 {
 				return usageError{fmt.Errorf("--count %d: use 1 to 10000", count)}
 			}
@@ -168,7 +147,7 @@ func newOperatorCmd() *cobra.Command {
 				}
 			}
 			return nil
-		},
+		}),
 	}
 	checkWrite.Flags().IntVar(&count, "count", 1, "number of writes")
 	checkCmd.AddCommand(checkWrite)

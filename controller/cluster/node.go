@@ -197,7 +197,7 @@ func (n *Node) open() error {
 	// (as Consul offers with raft_boltdb.NoFreelistSync): one page fewer per
 	// fsync'd append, and the hashmap freelist stays fast as the file grows.
 	bs, err := raftboltdb.New(raftboltdb.Options{
-		Path:        filepath.Join(raftDir, "raft.db"),
+		Path: filepath.Join(raftDir, "raft.db"),
 		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType,
 			// Growing the file remaps it under bbolt's write lock, which
 			// stalls appends; a generous initial mapping (address space,

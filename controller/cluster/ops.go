@@ -26,7 +26,6 @@ const MaxRestoreBytes = rpcMaxFrame/4*3 - 1<<20
 func (n *Node) Status() Status {
 	addr, id := n.raft.LeaderWithID()
 	st := Status{
-		NodeID:            n.cfg.NodeID,
 		State:             stateName(n.raft.State()),
 		LeaderID:          string(id),
 		LeaderAddr:        string(addr),

@@ -1,8 +1,8 @@
 package cluster
 
-// Status is this node's view of the Raft cluster, as /health reports it.
+// Status is this node's view of the Raft cluster, the "raft" section of
+// /health (the node's ID is at the top of that document).
 type Status struct {
-	NodeID       string `json:"node_id"`
 	State        string `json:"state"` // leader, follower, candidate, shutdown
 	LeaderID     string `json:"leader_id"`
 	LeaderAddr   string `json:"leader_addr"`

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opsconductor/opsconductor/controller/cluster"
 	"github.com/opsconductor/opsconductor/controller/problem"
 )
 
@@ -25,7 +26,7 @@ func TestHealth(t *testing.T) {
 		Status  string         `json:"status"`
 		NodeID  string         `json:"node_id"`
 		Version string         `json:"version"`
-		Raft    raftHealth     `json:"raft"`
+		Raft    cluster.Status `json:"raft"`
 		Agents  map[string]int `json:"agents"`
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {

@@ -52,7 +52,7 @@ type fakeCluster struct {
 func newFakeCluster() *fakeCluster {
 	return &fakeCluster{
 		status: cluster.Status{
-			NodeID: "n1", State: "leader", LeaderID: "n1", LeaderAddr: "10.0.0.1:3002",
+			State: "leader", LeaderID: "n1", LeaderAddr: "10.0.0.1:3002",
 			Term: 3, LastIndex: 42, CommitIndex: 42, AppliedIndex: 41, LastContactMillis: 0,
 			Peers: []cluster.Peer{
 				{ID: "n1", Address: "10.0.0.1:3002", Suffrage: "voter", Leader: true},
