@@ -75,11 +75,16 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, onReady func(
 	}
 	defer httpLn.Close()
 
-	raftAdvertise, err := advertiseAddr(cfg.RaftAddr, cfg.Advertise)
+	single := cfg.BootstrapExpect <= 1 && len(cfg.RetryJoin) == 0
+	advertise, err := advertiseHost(cfg.RaftAddr, cfg.Advertise, single, net.InterfaceAddrs)
 	if err != nil {
-		return fmt.Errorf("--raft-addr/--advertise: %w", err)
+		return err
 	}
-	httpAdvertise, _ := advertiseAddr(httpLn.Addr().String(), cfg.Advertise)
+	raftAdvertise, err := replaceHost(cfg.RaftAddr, advertise)
+	if err != nil {
+		return fmt.Errorf("--raft-addr: %w", err)
+	}
+	httpAdvertise, _ := replaceHost(httpLn.Addr().String(), advertise)
 
 	node, err := cluster.New(cluster.Config{
 		NodeID: nodeID, DataDir: cfg.DataDir,
@@ -203,18 +208,48 @@ func sanitizeID(s string) string {
 	return b.String()[:min(b.Len(), 40)]
 }
 
-// advertiseAddr replaces the host of a bind address with the advertise host,
-// and refuses to advertise an unspecified address that peers cannot dial.
-func advertiseAddr(bind, advertise string) (string, error) {
-	host, port, err := net.SplitHostPort(bind)
-	if err != nil {
-		return "", fmt.Errorf("%q is not host:port: %w", bind, err)
-	}
+// advertiseHost is the host other servers dial. An explicit --advertise
+// wins, then a specific bind host. A wildcard bind (the default 0.0.0.0)
+// advertises the host's only private IPv4 address, as Consul does; with no
+// private address a lone server advertises loopback, and a cluster member
+// must be told.
+func advertiseHost(bind, advertise string, single bool, addrs func() ([]net.Addr, error)) (string, error) {
 	if advertise != "" {
-		host = advertise
+		return advertise, nil
 	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		return "", fmt.Errorf("bind address %q listens on every interface; set --advertise to the address other servers should dial", bind)
+	host, _, err := net.SplitHostPort(bind)
+	if err != nil {
+		return "", fmt.Errorf("--raft-addr %q is not host:port: %w", bind, err)
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return host, nil
+	}
+	all, err := addrs()
+	if err != nil {
+		return "", fmt.Errorf("--advertise: list interface addresses: %w", err)
+	}
+	var private []string
+	for _, a := range all {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsPrivate() {
+			private = append(private, n.IP.String())
+		}
+	}
+	switch {
+	case len(private) == 1:
+		return private[0], nil
+	case len(private) == 0 && single:
+		return "127.0.0.1", nil
+	case len(private) == 0:
+		return "", errors.New("--advertise: --raft-addr listens on every interface and this host has no private IPv4 address; set --advertise to the address other servers should dial")
+	}
+	return "", fmt.Errorf("--advertise: --raft-addr listens on every interface and this host has several private addresses (%s); set --advertise to the one other servers should dial", strings.Join(private, ", "))
+}
+
+// replaceHost puts host into a host:port address.
+func replaceHost(addr, host string) (string, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("%q is not host:port: %w", addr, err)
 	}
 	return net.JoinHostPort(host, port), nil
 }

@@ -180,11 +180,6 @@ func TestStartRefusals(t *testing.T) {
 			c.BootstrapExpect, c.RetryJoin = 3, []string{"127.0.0.1:1", "127.0.0.1:2"}
 			return c
 		}, "--tls-ca-cert and --tls-ca-key are required"},
-		{"an unspecified advertise address", func() config.Server {
-			c := testConfig(t.TempDir())
-			c.RaftAddr = "0.0.0.0:0"
-			return c
-		}, "--advertise"},
 		{"a busy HTTP port", func() config.Server {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
@@ -201,6 +196,48 @@ func TestStartRefusals(t *testing.T) {
 			err := Run(context.Background(), tt.cfg(), slog.New(slog.DiscardHandler), nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestAdvertiseHost(t *testing.T) {
+	ipnet := func(s string) net.Addr { return &net.IPNet{IP: net.ParseIP(s), Mask: net.CIDRMask(24, 32)} }
+	addrs := func(list ...string) func() ([]net.Addr, error) {
+		return func() ([]net.Addr, error) {
+			var out []net.Addr
+			for _, a := range list {
+				out = append(out, ipnet(a))
+			}
+			return out, nil
+		}
+	}
+	tests := []struct {
+		name      string
+		bind, adv string
+		single    bool
+		addrs     []string
+		want      string
+		wantErr   string
+	}{
+		{"an explicit --advertise wins", "0.0.0.0:3002", "10.1.1.1", false, []string{"192.168.0.2"}, "10.1.1.1", ""},
+		{"a specific bind host is advertised", "10.0.0.5:3002", "", false, nil, "10.0.0.5", ""},
+		{"a wildcard bind advertises the only private address", "0.0.0.0:3002", "", false, []string{"127.0.0.1", "8.8.8.8", "10.0.0.7"}, "10.0.0.7", ""},
+		{"a lone server without a private address advertises loopback", ":3002", "", true, []string{"127.0.0.1"}, "127.0.0.1", ""},
+		{"a cluster member without a private address must be told", "0.0.0.0:3002", "", false, []string{"127.0.0.1"}, "", "no private IPv4"},
+		{"several private addresses must be chosen from", "0.0.0.0:3002", "", true, []string{"10.0.0.1", "10.0.0.2"}, "", "10.0.0.1, 10.0.0.2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := advertiseHost(tt.bind, tt.adv, tt.single, addrs(tt.addrs...))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "--advertise") {
+					t.Fatalf("got %q, %v; want an --advertise error containing %q", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
 			}
 		})
 	}
