@@ -47,13 +47,17 @@ func newOperatorCmd() *cobra.Command {
 			}
 			sort.Slice(pl.Peers, func(i, j int) bool { return pl.Peers[i].ID < pl.Peers[j].ID })
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tADDRESS\tSTATE\tVOTER")
+			fmt.Fprintln(tw, "ID\tADDRESS\tSTATE\tVOTER\tTERM\tLAST INDEX\tTRAILS LEADER BY")
 			for _, p := range pl.Peers {
 				st := "follower"
 				if p.Leader {
 					st = "leader"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%t\n", p.ID, p.Address, st, p.Suffrage == "voter")
+				if !p.Reachable {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t-\t-\tunreachable\n", p.ID, p.Address, st, p.Suffrage == "voter")
+					continue
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%d\t%d\t%d\n", p.ID, p.Address, st, p.Suffrage == "voter", p.Term, p.LastIndex, p.TrailsLeaderBy)
 			}
 			return tw.Flush()
 		}),

@@ -77,8 +77,8 @@ func (c *Client) Ready(ctx context.Context) error {
 
 // PeerList is GET /api/v1/operator/raft/peers.
 type PeerList struct {
-	LeaderID string         `json:"leader_id"`
-	Peers    []cluster.Peer `json:"peers"`
+	LeaderID string                 `json:"leader_id"`
+	Peers    []cluster.PeerProgress `json:"peers"`
 }
 
 // Peers lists the Raft servers.

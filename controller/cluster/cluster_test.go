@@ -498,3 +498,31 @@ func TestLeaderHandsOverOnShutdown(t *testing.T) {
 	})
 	c.nodes = rest // the cleanup must not shut the old leader down twice
 }
+
+func TestPeerProgress(t *testing.T) {
+	c := newTestCluster(t, 3)
+	leader := c.waitLeader(nil)
+	writeProbes(t, leader, 5)
+	c.ensureSame()
+	cut := c.others(leader)[0]
+	c.partition(cut)
+	writeProbes(t, leader, 5)
+	byID := map[string]PeerProgress{}
+	for _, p := range leader.PeerProgress(context.Background()) {
+		byID[p.ID] = p
+	}
+	if len(byID) != 3 {
+		t.Fatalf("got %d peers, want 3", len(byID))
+	}
+	if p := byID[cut.NodeID()]; p.Reachable {
+		t.Fatalf("partitioned peer reported reachable: %+v", p)
+	}
+	if p := byID[leader.NodeID()]; !p.Reachable || !p.Leader || p.TrailsLeaderBy != 0 || p.LastIndex == 0 {
+		t.Fatalf("leader: %+v", p)
+	}
+	other := c.others(leader)[1]
+	if p := byID[other.NodeID()]; !p.Reachable || p.LastIndex == 0 || p.LastIndex+p.TrailsLeaderBy != byID[leader.NodeID()].LastIndex {
+		t.Fatalf("follower %s: %+v (leader %+v)", other.NodeID(), p, byID[leader.NodeID()])
+	}
+	c.heal()
+}

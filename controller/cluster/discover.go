@@ -26,6 +26,9 @@ type discoverStatus struct {
 	LeaderAddr      string            `json:"leader_addr"`
 	BootstrapExpect int               `json:"bootstrap_expect"`
 	Known           map[string]string `json:"known"`
+	Term            uint64            `json:"term"`
+	LastIndex       uint64            `json:"last_index"`
+	AppliedIndex    uint64            `json:"applied_index"`
 }
 
 type joinRequest struct {
@@ -34,11 +37,17 @@ type joinRequest struct {
 }
 
 func (n *Node) handleDiscoverStatus(context.Context, string, json.RawMessage) (any, error) {
+	return n.localDiscoverStatus(), nil
+}
+
+func (n *Node) localDiscoverStatus() discoverStatus {
 	leader, _ := n.raft.LeaderWithID()
+	st := n.Status()
 	return discoverStatus{
 		ID: n.cfg.NodeID, Addr: n.cfg.RaftAdvertise, HasState: n.hasConfiguration(),
 		LeaderAddr: string(leader), BootstrapExpect: n.cfg.BootstrapExpect, Known: n.knownServers(),
-	}, nil
+		Term: st.Term, LastIndex: st.LastIndex, AppliedIndex: st.AppliedIndex,
+	}
 }
 
 // handleJoin adds the calling server as a voter. The caller proved with its

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -70,6 +71,45 @@ func suffrageName(s raft.ServerSuffrage) string {
 		return "voter"
 	}
 	return "nonvoter"
+}
+
+// PeerProgress asks every server in the configuration how far its log
+// goes, in parallel, each bounded by ctx and a second, and reports how far
+// each trails the leader. Unreachable peers are listed as such.
+func (n *Node) PeerProgress(ctx context.Context) []PeerProgress {
+	peers := n.Status().Peers
+	out := make([]PeerProgress, len(peers))
+	var wg sync.WaitGroup
+	for i, p := range peers {
+		out[i].Peer = p
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var st discoverStatus
+			if p.ID == n.cfg.NodeID {
+				st = n.localDiscoverStatus()
+			} else {
+				cctx, cancel := context.WithTimeout(ctx, time.Second)
+				defer cancel()
+				if err := n.rpc.call(cctx, p.Address, "status", struct{}{}, &st); err != nil {
+					return
+				}
+			}
+			out[i].Reachable, out[i].Term, out[i].LastIndex, out[i].AppliedIndex = true, st.Term, st.LastIndex, st.AppliedIndex
+		}()
+	}
+	wg.Wait()
+	for _, l := range out {
+		if !l.Leader || !l.Reachable {
+			continue
+		}
+		for i := range out {
+			if out[i].Reachable && out[i].LastIndex < l.LastIndex {
+				out[i].TrailsLeaderBy = l.LastIndex - out[i].LastIndex
+			}
+		}
+	}
+	return out
 }
 
 // Ready reports whether this node can serve: it knows a leader and has

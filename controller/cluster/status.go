@@ -23,3 +23,18 @@ type Peer struct {
 	Suffrage string `json:"suffrage"` // voter, nonvoter
 	Leader   bool   `json:"leader"`
 }
+
+// PeerProgress is a peer as `operator raft list-peers` shows it: its own
+// report of how far its log goes, asked over RPC.
+type PeerProgress struct {
+	Peer
+	// Reachable is false when the peer did not answer in time; the
+	// numbers below are then zero.
+	Reachable    bool   `json:"reachable"`
+	Term         uint64 `json:"term"`
+	LastIndex    uint64 `json:"last_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	// TrailsLeaderBy is how many log entries the peer's log is behind the
+	// leader's, as both reported them just now.
+	TrailsLeaderBy uint64 `json:"trails_leader_by"`
+}

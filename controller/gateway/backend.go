@@ -20,6 +20,9 @@ type Cluster interface {
 	// ConsistentRead blocks until a read served from the local store reflects
 	// every write committed before the call (leader barrier / read index).
 	ConsistentRead(ctx context.Context) error
+	// PeerProgress lists the servers with their own report of their log
+	// and how far each trails the leader; it asks each over the network.
+	PeerProgress(ctx context.Context) []cluster.PeerProgress
 	// RemovePeer removes a server from the Raft configuration (via the leader).
 	RemovePeer(ctx context.Context, id string) error
 	// TransferLeadership asks the leader to hand leadership to another voter.

@@ -89,6 +89,16 @@ func (c *fakeCluster) calls() int {
 	return c.consistentCalls
 }
 
+func (c *fakeCluster) PeerProgress(context.Context) []cluster.PeerProgress {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []cluster.PeerProgress
+	for _, p := range c.status.Peers {
+		out = append(out, cluster.PeerProgress{Peer: p, Reachable: true, Term: c.status.Term, LastIndex: c.status.LastIndex, AppliedIndex: c.status.AppliedIndex})
+	}
+	return out
+}
+
 func (c *fakeCluster) RemovePeer(_ context.Context, id string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -11,13 +11,17 @@ import (
 )
 
 type peerList struct {
-	Peers    []cluster.Peer `json:"peers"`
-	LeaderID string         `json:"leader_id"`
+	Peers    []cluster.PeerProgress `json:"peers"`
+	LeaderID string                 `json:"leader_id"`
 }
 
 func (s *Server) listPeers(w http.ResponseWriter, r *http.Request) error {
 	st := s.cluster.Status()
-	writeJSON(w, r, http.StatusOK, peerList{Peers: peersOrEmpty(st.Peers), LeaderID: st.LeaderID})
+	peers := s.cluster.PeerProgress(r.Context())
+	if peers == nil {
+		peers = []cluster.PeerProgress{}
+	}
+	writeJSON(w, r, http.StatusOK, peerList{Peers: peers, LeaderID: st.LeaderID})
 	return nil
 }
 
