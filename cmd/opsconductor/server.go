@@ -19,8 +19,11 @@ import (
 // config file keys and, as OPSCONDUCTOR_<NAME>, the environment variables.
 func serverFlags(fs *pflag.FlagSet, cfg *config.Server, dev bool) *string {
 	httpAddr, agentAddr, raftAddr, dataDir, logFormat := "0.0.0.0:3000", "0.0.0.0:3001", "0.0.0.0:3002", "", "json"
+	rateRead, rateWrite, rateOperator := 100.0, 20.0, 5.0
 	if dev {
+		// One person on loopback: limits that scripts and the UI never hit.
 		httpAddr, agentAddr, raftAddr, dataDir, logFormat = "127.0.0.1:3000", "127.0.0.1:3001", "127.0.0.1:3002", ".opsconductor-dev", "text"
+		rateRead, rateWrite, rateOperator = 2000, 1000, 200
 	}
 	configFile := fs.String("config", "", "YAML config file; keys are the flag names below (flags and OPSCONDUCTOR_* variables override it)")
 	fs.StringVar(&cfg.DataDir, "data-dir", dataDir, "directory for Raft log, snapshots, keys and the node ID (required)")
@@ -38,9 +41,9 @@ func serverFlags(fs *pflag.FlagSet, cfg *config.Server, dev bool) *string {
 	fs.StringSliceVar(&cfg.CORSOrigins, "cors-origin", nil, "browser origin allowed to call the API (CORS is off when empty)")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 1<<20, "largest accepted request body, except snapshot restores")
 	fs.DurationVar(&cfg.ApplyHold, "apply-hold", 7*time.Second, "how long a write waits for a cluster leader before failing with 503")
-	fs.Float64Var(&cfg.RateRead, "rate-read", 100, "read requests per second per client (inf = unlimited)")
-	fs.Float64Var(&cfg.RateWrite, "rate-write", 20, "write requests per second per client (inf = unlimited)")
-	fs.Float64Var(&cfg.RateOperator, "rate-operator", 5, "operator requests per second per client (inf = unlimited)")
+	fs.Float64Var(&cfg.RateRead, "rate-read", rateRead, "read requests per second per client (inf = unlimited)")
+	fs.Float64Var(&cfg.RateWrite, "rate-write", rateWrite, "write requests per second per client (inf = unlimited)")
+	fs.Float64Var(&cfg.RateOperator, "rate-operator", rateOperator, "operator requests per second per client (inf = unlimited)")
 	fs.BoolVar(&cfg.Batching, "raft-batching", true, "coalesce concurrent writes into one Raft log entry")
 	return configFile
 }

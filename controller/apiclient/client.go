@@ -7,10 +7,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,10 +43,12 @@ func New(address string) (*Client, error) {
 
 // Error is the controller's JSON error envelope.
 type Error struct {
-	Status  int    `json:"-"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field,omitempty"`
+	Status int `json:"-"`
+	// RetryAfter is the server's Retry-After on 429 and 503 answers.
+	RetryAfter time.Duration `json:"-"`
+	Code       string        `json:"code"`
+	Message    string        `json:"message"`
+	Field      string        `json:"field,omitempty"`
 }
 
 func (e *Error) Error() string {
@@ -155,19 +159,44 @@ func (c *Client) SnapshotRestore(ctx context.Context, r io.Reader) error {
 	return nil
 }
 
+// maxRateLimitWaits bounds how often one call waits out a 429.
+const maxRateLimitWaits = 5
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
+	var payload []byte
 	ctype := ""
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("encode request: %w", err)
 		}
-		body, ctype = bytes.NewReader(b), "application/json"
+		payload, ctype = b, "application/json"
 	}
-	resp, err := c.send(ctx, method, path, body, ctype)
-	if err != nil {
-		return err
+	var resp *http.Response
+	for waits := 0; ; waits++ {
+		var body io.Reader
+		if payload != nil {
+			body = bytes.NewReader(payload)
+		}
+		var err error
+		resp, err = c.send(ctx, method, path, body, ctype)
+		var apiErr *Error
+		// A rate-limited request was not processed, so it is safe to send
+		// again once the server says the bucket has refilled.
+		if errors.As(err, &apiErr) && apiErr.Status == http.StatusTooManyRequests && waits < maxRateLimitWaits {
+			t := time.NewTimer(min(max(apiErr.RetryAfter, 100*time.Millisecond), 10*time.Second))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return err
+			case <-t.C:
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		break
 	}
 	defer resp.Body.Close()
 	if out == nil {
@@ -209,6 +238,9 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 			env.Error = Error{Code: "http_error", Message: strings.TrimSpace(string(raw))}
 		}
 		env.Error.Status = resp.StatusCode
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs >= 0 {
+			env.Error.RetryAfter = time.Duration(secs) * time.Second
+		}
 		return nil, &env.Error
 	}
 	return resp, nil
