@@ -13,14 +13,21 @@ cmd="go test ./controller/cluster -run '^\$' -bench Apply -benchtime ${BENCH_APP
 echo "\$ $cmd"
 eval "$cmd" | tee "$out/apply.txt" | grep -E '^Benchmark' || true
 echo
-echo "| setup | commands/s | commands/entry | p50 ms | p99 ms | target (3 nodes, batching) |"
+echo "| setup | commands/s | commands/entry | p50 ms | p99 ms | vs target (3 nodes: >= 5000/s with p99 <= 20 ms) |"
 echo "|---|---|---|---|---|---|"
+# The writers are closed-loop, so each row is one offered load; the target
+# is met when some 3-node row sustains 5000/s with p99 within 20 ms.
 awk '/^BenchmarkApply/ {
   name=$1; sub(/^BenchmarkApply\//, "", name); sub(/-[0-9]+$/, "", name)
   for (i=1;i<=NF;i++) { if ($(i+1)=="cmds/s") c=$i; if ($(i+1)=="cmds/entry") e=$i; if ($(i+1)=="p50-ms") p50=$i; if ($(i+1)=="p99-ms") p99=$i }
-  t="";
-  if (name ~ /nodes=3\/batching=true/) t=((c+0>=5000 && p99+0<=20) ? "PASS (>= 5000/s, p99 <= 20 ms)" : "FAIL (>= 5000/s, p99 <= 20 ms)")
-  printf "| %s | %.0f | %.1f | %s | %s | %s |\n", name, c, e, p50, p99, t }' "$out/apply.txt"
+  t=""
+  if (name ~ /^nodes=3/) {
+    if (c+0 >= 5000 && p99+0 <= 20) { t="meets"; met=1 }
+    else if (c+0 < 5000) t="below 5000/s at this load"
+    else t="p99 over 20 ms at this load"
+  }
+  printf "| %s | %.0f | %.1f | %s | %s | %s |\n", name, c, e, p50, p99, t }
+  END { print ""; print "3-node target: " (met ? "PASS" : "FAIL") }' "$out/apply.txt"
 echo
 
 echo "## Failover: leader kill -9 to a new leader accepting writes"
