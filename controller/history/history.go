@@ -1,0 +1,216 @@
+// Package history stores what happened: run and step records, log lines,
+// discovery results, notification deliveries and the audit log. It is
+// append-heavy and grows without bound, so it lives outside the Raft FSM.
+//
+// One small, domain-neutral interface (Store) has two backends: embedded
+// (bbolt in the data dir, the single-node default) and postgres (pgx, for
+// clusters). A Writer in front of either batches appends and tells each
+// producer when its records are durable. This package never interprets a
+// record's Data and never reads the replicated state.
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/opsconductor/opsconductor/controller/problem"
+)
+
+// Domains partition history the way the PostgreSQL backend partitions its
+// schemas. Every stream name and record kind starts with one of them.
+var Domains = []string{"identity", "assets", "automation", "communication"}
+
+// Record is one entry of a stream. (Stream, Seq) identifies it: appending a
+// record whose stream and sequence are already stored is a no-op, so a
+// producer may resend after a failure without creating duplicates.
+type Record struct {
+	// Stream names an ordered sequence of records: "<domain>/<name>", for
+	// example "automation/run/7f3a/attempt/2/log" or "communication/audit".
+	Stream string `json:"stream"`
+	// Seq orders records within the stream; the producer assigns it.
+	Seq uint64 `json:"seq"`
+	// Time is when the event happened, as the producer saw it.
+	Time time.Time `json:"time"`
+	// Kind is "<domain>.<type>" ("automation.log", "communication.audit").
+	Kind string `json:"kind"`
+	// Fields are the indexed attributes queries filter on (actor, run_id,
+	// status …); keep them few and small.
+	Fields map[string]string `json:"fields,omitempty"`
+	// Data is the payload, opaque to the store (usually JSON).
+	Data []byte `json:"data,omitempty"`
+}
+
+// Limits on a record, so that one producer cannot fill the store with a
+// single write and the backends can size their keys.
+const (
+	MaxStreamLen   = 512
+	MaxKindLen     = 128
+	MaxFields      = 16
+	MaxFieldKeyLen = 64
+	MaxFieldValLen = 256
+	MaxDataLen     = 1 << 20
+)
+
+// Domain returns the domain a stream name belongs to.
+func Domain(stream string) (string, bool) {
+	d, _, ok := strings.Cut(stream, "/")
+	if !ok {
+		return "", false
+	}
+	for _, known := range Domains {
+		if d == known {
+			return d, true
+		}
+	}
+	return "", false
+}
+
+// Validate checks a record; path prefixes every problem ("records[3]").
+func (r Record) Validate(path string) error {
+	var l problem.List
+	d, ok := Domain(r.Stream)
+	switch {
+	case r.Stream == "" || len(r.Stream) > MaxStreamLen || !utf8.ValidString(r.Stream) || strings.ContainsRune(r.Stream, 0):
+		l.Add(path+".stream", "must be 1-%d bytes of UTF-8 without NUL", MaxStreamLen)
+	case !ok:
+		l.Add(path+".stream", "%q must start with a domain (%s) and a slash", r.Stream, strings.Join(Domains, ", "))
+	}
+	if kd, _, found := strings.Cut(r.Kind, "."); !found || len(r.Kind) > MaxKindLen || !utf8.ValidString(r.Kind) || strings.ContainsRune(r.Kind, 0) {
+		l.Add(path+".kind", "%q must be <domain>.<type>, at most %d bytes", r.Kind, MaxKindLen)
+	} else if ok && kd != d {
+		l.Add(path+".kind", "%q is not in the stream's domain %q", r.Kind, d)
+	}
+	if r.Time.IsZero() {
+		l.Add(path+".time", "must be set")
+	}
+	if len(r.Fields) > MaxFields {
+		l.Add(path+".fields", "has %d fields, at most %d", len(r.Fields), MaxFields)
+	}
+	for k, v := range r.Fields {
+		if k == "" || len(k) > MaxFieldKeyLen || len(v) > MaxFieldValLen || !utf8.ValidString(k) || !utf8.ValidString(v) ||
+			strings.ContainsRune(k, 0) || strings.ContainsRune(v, 0) || strings.ContainsRune(k, '=') {
+			l.Add(path+".fields", "field %q: keys 1-%d bytes without '=', values at most %d bytes, UTF-8 without NUL", k, MaxFieldKeyLen, MaxFieldValLen)
+		}
+	}
+	if len(r.Data) > MaxDataLen {
+		l.Add(path+".data", "is %d bytes, at most %d", len(r.Data), MaxDataLen)
+	}
+	return l.Err()
+}
+
+// ValidateBatch checks every record of a batch and reports all problems.
+func ValidateBatch(recs []Record) error {
+	var errs []error
+	for i, r := range recs {
+		if err := r.Validate(fmt.Sprintf("records[%d]", i)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	var l problem.List
+	for _, e := range errs {
+		if p, ok := problem.As(e); ok {
+			if len(p.Details) > 0 {
+				for i := range p.Details {
+					l = append(l, &p.Details[i])
+				}
+			} else {
+				l = append(l, p)
+			}
+		}
+	}
+	return l.Err()
+}
+
+// Query selects records of one kind, newest first.
+type Query struct {
+	Kind string
+	// Fields must all match exactly (AND).
+	Fields map[string]string
+	// Since and Until bound Time: Since <= Time < Until; zero = unbounded.
+	Since, Until time.Time
+	// Cursor continues from a previous Page.Next.
+	Cursor string
+	// Limit is the page size (1..MaxPage).
+	Limit int
+}
+
+// MaxPage bounds one Query or Read.
+const MaxPage = 10000
+
+// Page is one page of a query, newest first.
+type Page struct {
+	Records []Record
+	// Next is the cursor for the following page; empty on the last.
+	Next string
+}
+
+// Stats describes what a store holds.
+type Stats struct {
+	Records int64     `json:"records"`
+	Bytes   int64     `json:"bytes"`
+	Oldest  time.Time `json:"oldest,omitzero"`
+}
+
+// Store is a history backend. Every method is safe for concurrent use.
+type Store interface {
+	// Append stores recs durably (committed and synced) before returning.
+	// Records whose (stream, seq) are already stored are skipped. A batch
+	// is stored whole or not at all.
+	Append(ctx context.Context, recs []Record) error
+	// Read returns records of one stream with from <= Seq <= to, in
+	// sequence order, at most limit.
+	Read(ctx context.Context, stream string, from, to uint64, limit int) ([]Record, error)
+	// Tail returns the last n records of a stream, in sequence order.
+	Tail(ctx context.Context, stream string, n int) ([]Record, error)
+	// Query returns one page of records of a kind, newest first.
+	Query(ctx context.Context, q Query) (Page, error)
+	// DeleteBefore removes records whose Time is before t and reports how
+	// many it removed. Retention calls it; so may an operator.
+	DeleteBefore(ctx context.Context, t time.Time) (int64, error)
+	// Stats reports the store's size.
+	Stats(ctx context.Context) (Stats, error)
+	// Ping reports whether the store can take writes now.
+	Ping(ctx context.Context) error
+	// Close releases the store.
+	Close() error
+}
+
+// ErrClosed is returned by a store or writer used after Close.
+var ErrClosed = errors.New("history store closed")
+
+// CheckQuery validates a query.
+func CheckQuery(q Query) error {
+	var l problem.List
+	if q.Kind == "" {
+		l.Add("kind", "is required")
+	}
+	if q.Limit < 1 || q.Limit > MaxPage {
+		l.Add("limit", "%d: must be 1-%d", q.Limit, MaxPage)
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
+		l.Add("since", "must be before until")
+	}
+	return l.Err()
+}
+
+// CheckRead validates Read and Tail arguments.
+func CheckRead(stream string, limit int) error {
+	var l problem.List
+	if _, ok := Domain(stream); !ok {
+		l.Add("stream", "%q must start with a domain (%s) and a slash", stream, strings.Join(Domains, ", "))
+	}
+	if limit < 1 || limit > MaxPage {
+		l.Add("limit", "%d: must be 1-%d", limit, MaxPage)
+	}
+	return l.Err()
+}

@@ -1,0 +1,320 @@
+// Package historytest is the conformance suite every history backend must
+// pass. Backends call Run from their own tests with a way to open (and
+// reopen) a fresh store.
+package historytest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opsconductor/opsconductor/controller/history"
+	"github.com/opsconductor/opsconductor/controller/problem"
+)
+
+// Backend opens stores over one underlying database. Open may be called
+// again after Close to reopen the same data (restart durability).
+type Backend struct {
+	Open func() (history.Store, error)
+}
+
+// NewBackend returns a Backend for one subtest, over fresh empty data.
+type NewBackend func(t *testing.T) Backend
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// Rec builds a record of stream at seq, its time seq seconds after t0.
+func Rec(stream string, seq uint64, fields map[string]string) history.Record {
+	domain, _ := history.Domain(stream)
+	return history.Record{
+		Stream: stream, Seq: seq, Time: t0.Add(time.Duration(seq) * time.Second),
+		Kind: domain + ".test", Fields: fields, Data: []byte(fmt.Sprintf(`{"line":%d}`, seq)),
+	}
+}
+
+func open(t *testing.T, b Backend) history.Store {
+	t.Helper()
+	s, err := b.Open()
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return s
+}
+
+func appendAll(t *testing.T, s history.Store, recs ...history.Record) {
+	t.Helper()
+	if err := s.Append(context.Background(), recs); err != nil {
+		t.Fatalf("append %d records: %v", len(recs), err)
+	}
+}
+
+func seqs(recs []history.Record) []uint64 {
+	out := make([]uint64, len(recs))
+	for i, r := range recs {
+		out[i] = r.Seq
+	}
+	return out
+}
+
+func span(from, to uint64) []uint64 {
+	var out []uint64
+	for i := from; i <= to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// Run runs the whole suite.
+func Run(t *testing.T, newBackend NewBackend) {
+	ctx := context.Background()
+	const stream = "automation/run/r1/log"
+
+	t.Run("records read back in sequence order, whole", func(t *testing.T) {
+		s := open(t, newBackend(t))
+		defer s.Close()
+		var batch []history.Record
+		for i := uint64(1); i <= 100; i++ {
+			batch = append(batch, Rec(stream, i, map[string]string{"run_id": "r1"}))
+		}
+		appendAll(t, s, batch[50:]...)
+		appendAll(t, s, batch[:50]...)
+		got, err := s.Read(ctx, stream, 1, 100, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(seqs(got), span(1, 100)) {
+			t.Fatalf("read %v", seqs(got))
+		}
+		want := batch[41]
+		if g := got[41]; g.Stream != want.Stream || g.Kind != want.Kind || !g.Time.Equal(want.Time) || string(g.Data) != string(want.Data) || g.Fields["run_id"] != "r1" {
+			t.Fatalf("record 42 came back as %+v, want %+v", g, want)
+		}
+		for _, c := range []struct {
+			from, to uint64
+			limit    int
+			want     []uint64
+		}{
+			{10, 20, 1000, span(10, 20)},
+			{10, 20, 5, span(10, 14)},
+			{95, 200, 1000, span(95, 100)},
+			{101, 200, 1000, nil},
+		} {
+			got, err := s.Read(ctx, stream, c.from, c.to, c.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(seqs(got), c.want) {
+				t.Fatalf("read %d..%d limit %d: %v, want %v", c.from, c.to, c.limit, seqs(got), c.want)
+			}
+		}
+		tail, err := s.Tail(ctx, stream, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(seqs(tail), span(91, 100)) {
+			t.Fatalf("tail %v", seqs(tail))
+		}
+		other, err := s.Read(ctx, "automation/run/r2/log", 0, 1000, 10)
+		if err != nil || len(other) != 0 {
+			t.Fatalf("another stream: %v %v", seqs(other), err)
+		}
+	})
+
+	t.Run("a record sent twice is stored once", func(t *testing.T) {
+		s := open(t, newBackend(t))
+		defer s.Close()
+		appendAll(t, s, Rec(stream, 1, nil), Rec(stream, 2, nil))
+		dup := Rec(stream, 2, nil)
+		dup.Data = []byte(`"changed"`)
+		appendAll(t, s, dup, Rec(stream, 3, nil), Rec(stream, 3, nil))
+		got, err := s.Read(ctx, stream, 0, 10, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(seqs(got), []uint64{1, 2, 3}) {
+			t.Fatalf("read %v", seqs(got))
+		}
+		if string(got[1].Data) == `"changed"` {
+			t.Fatal("a re-sent record replaced the stored one")
+		}
+		st, err := s.Stats(ctx)
+		if err != nil || st.Records != 3 {
+			t.Fatalf("stats %+v %v, want 3 records", st, err)
+		}
+	})
+
+	t.Run("an invalid batch is refused whole, naming the record", func(t *testing.T) {
+		s := open(t, newBackend(t))
+		defer s.Close()
+		bad := Rec(stream, 2, nil)
+		bad.Kind = "assets.test"
+		err := s.Append(ctx, []history.Record{Rec(stream, 1, nil), bad})
+		p, ok := problem.As(err)
+		if !ok || p.Kind != problem.KindInvalid || p.Field != "records[1].kind" {
+			t.Fatalf("got %v, want an invalid problem on records[1].kind", err)
+		}
+		if got, _ := s.Read(ctx, stream, 0, 10, 10); len(got) != 0 {
+			t.Fatalf("refused batch left %v", seqs(got))
+		}
+	})
+
+	t.Run("queries filter by kind, fields and time and page newest first", func(t *testing.T) {
+		s := open(t, newBackend(t))
+		defer s.Close()
+		var want []history.Record
+		for i := uint64(1); i <= 250; i++ {
+			st := "communication/audit"
+			status := "ok"
+			if i%3 == 0 {
+				status = "failed"
+			}
+			r := Rec(st, i, map[string]string{"status": status, "actor": fmt.Sprintf("u%d", i%2)})
+			r.Kind = "communication.audit"
+			appendAll(t, s, r)
+			if status == "failed" && i%2 == 1 && r.Time.Before(t0.Add(240*time.Second)) {
+				want = append(want, r)
+			}
+		}
+		appendAll(t, s, Rec("communication/deliveries", 1, map[string]string{"status": "failed", "actor": "u1"}))
+		slices.Reverse(want)
+		var got []history.Record
+		cursor := ""
+		for pages := 0; ; pages++ {
+			if pages > 100 {
+				t.Fatal("paging does not end")
+			}
+			p, err := s.Query(ctx, history.Query{Kind: "communication.audit", Fields: map[string]string{"status": "failed", "actor": "u1"},
+				Until: t0.Add(240 * time.Second), Cursor: cursor, Limit: 7})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, p.Records...)
+			if p.Next == "" {
+				break
+			}
+			cursor = p.Next
+		}
+		if !slices.Equal(seqs(got), seqs(want)) {
+			t.Fatalf("query returned %v\nwant %v", seqs(got), seqs(want))
+		}
+		p, err := s.Query(ctx, history.Query{Kind: "communication.audit", Since: t0.Add(245 * time.Second), Limit: 100})
+		if err != nil || !slices.Equal(seqs(p.Records), []uint64{250, 249, 248, 247, 246, 245}) || p.Next != "" {
+			t.Fatalf("since query: %v next %q %v", seqs(p.Records), p.Next, err)
+		}
+		if _, err := s.Query(ctx, history.Query{Kind: "communication.audit", Limit: 0}); !problem.Is(err, problem.KindInvalid) {
+			t.Fatalf("limit 0: %v", err)
+		}
+		if _, err := s.Query(ctx, history.Query{Kind: "communication.audit", Cursor: "not a cursor", Limit: 5}); !problem.Is(err, problem.KindInvalid) {
+			t.Fatalf("bad cursor: %v", err)
+		}
+	})
+
+	t.Run("concurrent writers lose and duplicate nothing", func(t *testing.T) {
+		s := open(t, newBackend(t))
+		defer s.Close()
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for w := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				own := fmt.Sprintf("automation/run/w%d/log", w)
+				for b := uint64(0); b < 20; b++ {
+					batch := []history.Record{}
+					for i := uint64(1); i <= 10; i++ {
+						batch = append(batch, Rec(own, b*10+i, nil), Rec("automation/shared", b*10+i, nil))
+					}
+					if err := s.Append(ctx, batch); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		for w := range 8 {
+			got, err := s.Read(ctx, fmt.Sprintf("automation/run/w%d/log", w), 0, 1000, 1000)
+			if err != nil || !slices.Equal(seqs(got), span(1, 200)) {
+				t.Fatalf("writer %d: %d records, %v", w, len(got), err)
+			}
+		}
+		shared, err := s.Read(ctx, "automation/shared", 0, 1000, 1000)
+		if err != nil || !slices.Equal(seqs(shared), span(1, 200)) {
+			t.Fatalf("shared stream: %d records %v", len(shared), err)
+		}
+		st, err := s.Stats(ctx)
+		if err != nil || st.Records != 8*200+200 {
+			t.Fatalf("stats %+v %v, want %d records", st, err, 8*200+200)
+		}
+	})
+
+	t.Run("retention removes what is older than the cut-off, everywhere", func(t *testing.T) {
+		s := open(t, newBackend(t))
+		defer s.Close()
+		for i := uint64(1); i <= 100; i++ {
+			r := Rec(stream, i, map[string]string{"run_id": "r1"})
+			r.Kind = "automation.test"
+			appendAll(t, s, r)
+		}
+		n, err := s.DeleteBefore(ctx, t0.Add(41*time.Second))
+		if err != nil || n != 40 {
+			t.Fatalf("deleted %d, %v; want 40", n, err)
+		}
+		got, _ := s.Read(ctx, stream, 0, 1000, 1000)
+		if !slices.Equal(seqs(got), span(41, 100)) {
+			t.Fatalf("after retention: %v", seqs(got))
+		}
+		p, err := s.Query(ctx, history.Query{Kind: "automation.test", Fields: map[string]string{"run_id": "r1"}, Limit: 1000})
+		if err != nil || len(p.Records) != 60 {
+			t.Fatalf("query after retention: %d records %v", len(p.Records), err)
+		}
+		st, err := s.Stats(ctx)
+		if err != nil || st.Records != 60 || !st.Oldest.Equal(t0.Add(41*time.Second)) {
+			t.Fatalf("stats after retention: %+v %v", st, err)
+		}
+	})
+
+	t.Run("what was appended survives a close and reopen", func(t *testing.T) {
+		b := newBackend(t)
+		s := open(t, b)
+		appendAll(t, s, Rec(stream, 1, nil), Rec(stream, 2, nil))
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Append(ctx, []history.Record{Rec(stream, 3, nil)}); !errors.Is(err, history.ErrClosed) {
+			t.Fatalf("append after close: %v, want ErrClosed", err)
+		}
+		s = open(t, b)
+		defer s.Close()
+		got, err := s.Read(ctx, stream, 0, 10, 10)
+		if err != nil || !slices.Equal(seqs(got), []uint64{1, 2}) {
+			t.Fatalf("after reopen: %v %v", seqs(got), err)
+		}
+		if err := s.Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("bad reads are refused naming the argument", func(t *testing.T) {
+		s := open(t, newBackend(t))
+		defer s.Close()
+		for _, c := range []struct {
+			stream string
+			limit  int
+			field  string
+		}{{"nodomain", 10, "stream"}, {stream, 0, "limit"}, {stream, history.MaxPage + 1, "limit"}} {
+			_, err := s.Read(ctx, c.stream, 0, 10, c.limit)
+			if p, ok := problem.As(err); !ok || p.Field != c.field {
+				t.Errorf("read %q limit %d: %v, want a problem on %s", c.stream, c.limit, err, c.field)
+			}
+		}
+	})
+}
