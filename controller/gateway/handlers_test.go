@@ -62,8 +62,12 @@ func TestReady(t *testing.T) {
 		wantStatus  int
 		wantCode    string
 		wantMessage string
+		historyErr  error
 	}{
 		{name: "a ready node answers 200", wantStatus: 200},
+		{name: "a node whose history store is away answers 503 naming it",
+			historyErr: errors.New("connection refused"),
+			wantStatus: 503, wantCode: "history_unavailable", wantMessage: "history: connection refused"},
 		{name: "a node without a leader answers 503 with the reason",
 			readyErr:   problem.Unavailable("no_leader", "no leader known"),
 			wantStatus: 503, wantCode: "no_leader", wantMessage: "no leader known"},
@@ -76,7 +80,11 @@ func TestReady(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, Config{})
+			f := newFixture(t, Config{}, func(d *Deps) {
+				d.ReadyChecks = map[string]func(context.Context) error{
+					"history": func(context.Context) error { return tt.historyErr },
+				}
+			})
 			f.cluster.readyErr = tt.readyErr
 			rec := f.do(t, newRequest("GET", "/health/ready", "", ""))
 			if rec.Code != tt.wantStatus {

@@ -66,6 +66,11 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
 		}
 		return problem.Unavailable(code, "%s", reason)
 	}
+	for _, name := range sortedKeys(s.checks) {
+		if err := s.checks[name](r.Context()); err != nil {
+			return problem.Unavailable(name+"_unavailable", "%s: %v", name, err)
+		}
+	}
 	writeJSON(w, r, http.StatusOK, readyBody{Status: "ready", NodeID: s.nodeID, Version: s.version})
 	return nil
 }

@@ -39,6 +39,10 @@ type Deps struct {
 	// HealthSections adds sections to GET /health by name (for example
 	// "agents", "history"); "raft" is built in.
 	HealthSections map[string]HealthSection
+	// ReadyChecks must all pass (nil) for /health/ready to answer 200, in
+	// addition to the cluster's own readiness; the map key names the
+	// failing dependency in the 503 ("history: connection refused").
+	ReadyChecks map[string]func(ctx context.Context) error
 	// Identity names the authenticated client of a request, "" when
 	// anonymous. Rate limits apply per identity as well as per address.
 	// Nil means every request is anonymous.
@@ -55,6 +59,7 @@ type Server struct {
 	version  string
 	nodeID   string
 	sections []namedSection
+	checks   map[string]func(ctx context.Context) error
 
 	metrics     *httpMetrics
 	promHandler http.Handler
@@ -95,6 +100,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if len(cfg.CORSAllowedOrigins) > 0 {
 		s.cors = newCORS(cfg.CORSAllowedOrigins)
 	}
+	s.checks = deps.ReadyChecks
 	s.sections = append(s.sections, namedSection{name: "raft", fn: s.raftSection})
 	for _, name := range sortedKeys(deps.HealthSections) {
 		s.sections = append(s.sections, namedSection{name: name, fn: deps.HealthSections[name]})
