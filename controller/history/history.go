@@ -21,8 +21,12 @@ import (
 )
 
 // Domains partition history the way the PostgreSQL backend partitions its
-// schemas. Every stream name and record kind starts with one of them.
-var Domains = []string{"identity", "assets", "automation", "communication"}
+// schemas. Every stream name and record kind starts with one of them. The
+// list is fixed by the PostgreSQL migrations; a new domain needs one.
+func Domains() []string { return []string{"identity", "assets", "automation", "communication"} }
+
+// MaxSeq is the largest sequence number: PostgreSQL's bigint.
+const MaxSeq = 1<<63 - 1
 
 // Record is one entry of a stream. (Stream, Seq) identifies it: appending a
 // record whose stream and sequence are already stored is a no-op, so a
@@ -33,7 +37,8 @@ type Record struct {
 	Stream string `json:"stream"`
 	// Seq orders records within the stream; the producer assigns it.
 	Seq uint64 `json:"seq"`
-	// Time is when the event happened, as the producer saw it.
+	// Time is when the event happened, as the producer saw it. Stores keep
+	// it to the microsecond (PostgreSQL's precision), in UTC.
 	Time time.Time `json:"time"`
 	// Kind is "<domain>.<type>" ("automation.log", "communication.audit").
 	Kind string `json:"kind"`
@@ -55,18 +60,22 @@ const (
 	MaxDataLen     = 1 << 20
 )
 
+func isDomain(d string) bool {
+	for _, known := range Domains() {
+		if d == known {
+			return true
+		}
+	}
+	return false
+}
+
 // Domain returns the domain a stream name belongs to.
 func Domain(stream string) (string, bool) {
 	d, _, ok := strings.Cut(stream, "/")
-	if !ok {
+	if !ok || !isDomain(d) {
 		return "", false
 	}
-	for _, known := range Domains {
-		if d == known {
-			return d, true
-		}
-	}
-	return "", false
+	return d, true
 }
 
 // Validate checks a record; path prefixes every problem ("records[3]").
@@ -77,15 +86,20 @@ func (r Record) Validate(path string) error {
 	case r.Stream == "" || len(r.Stream) > MaxStreamLen || !utf8.ValidString(r.Stream) || strings.ContainsRune(r.Stream, 0):
 		l.Add(path+".stream", "must be 1-%d bytes of UTF-8 without NUL", MaxStreamLen)
 	case !ok:
-		l.Add(path+".stream", "%q must start with a domain (%s) and a slash", r.Stream, strings.Join(Domains, ", "))
+		l.Add(path+".stream", "%q must start with a domain (%s) and a slash", r.Stream, strings.Join(Domains(), ", "))
 	}
 	if kd, _, found := strings.Cut(r.Kind, "."); !found || len(r.Kind) > MaxKindLen || !utf8.ValidString(r.Kind) || strings.ContainsRune(r.Kind, 0) {
 		l.Add(path+".kind", "%q must be <domain>.<type>, at most %d bytes", r.Kind, MaxKindLen)
 	} else if ok && kd != d {
 		l.Add(path+".kind", "%q is not in the stream's domain %q", r.Kind, d)
 	}
+	if r.Seq > MaxSeq {
+		l.Add(path+".seq", "%d exceeds %d", r.Seq, uint64(MaxSeq))
+	}
 	if r.Time.IsZero() {
 		l.Add(path+".time", "must be set")
+	} else if y := r.Time.UTC().Year(); y < 1 || y > 9999 {
+		l.Add(path+".time", "year %d is outside 1-9999", y)
 	}
 	if len(r.Fields) > MaxFields {
 		l.Add(path+".fields", "has %d fields, at most %d", len(r.Fields), MaxFields)
@@ -156,9 +170,13 @@ type Page struct {
 
 // Stats describes what a store holds.
 type Stats struct {
-	Records int64     `json:"records"`
-	Bytes   int64     `json:"bytes"`
-	Oldest  time.Time `json:"oldest,omitzero"`
+	Records int64 `json:"records"`
+	// Bytes is the logical size: stream, kind, fields and data of every
+	// record plus a small per-record overhead. It shrinks as soon as
+	// records are deleted, unlike file or table sizes, which is what a
+	// size-based retention policy needs.
+	Bytes  int64     `json:"bytes"`
+	Oldest time.Time `json:"oldest,omitzero"`
 }
 
 // Store is a history backend. Every method is safe for concurrent use.
@@ -185,14 +203,21 @@ type Store interface {
 	Close() error
 }
 
+// Exporter streams every record a store holds, domain by domain and in
+// (stream, seq) order within each, for `operator history export`. Both
+// backends implement it; fn returning an error stops the walk.
+type Exporter interface {
+	Each(ctx context.Context, fn func(Record) error) error
+}
+
 // ErrClosed is returned by a store or writer used after Close.
 var ErrClosed = errors.New("history store closed")
 
 // CheckQuery validates a query.
 func CheckQuery(q Query) error {
 	var l problem.List
-	if q.Kind == "" {
-		l.Add("kind", "is required")
+	if d, _, ok := strings.Cut(q.Kind, "."); !ok || !isDomain(d) {
+		l.Add("kind", "%q must be <domain>.<type> with a domain of %s", q.Kind, strings.Join(Domains(), ", "))
 	}
 	if q.Limit < 1 || q.Limit > MaxPage {
 		l.Add("limit", "%d: must be 1-%d", q.Limit, MaxPage)
@@ -207,7 +232,7 @@ func CheckQuery(q Query) error {
 func CheckRead(stream string, limit int) error {
 	var l problem.List
 	if _, ok := Domain(stream); !ok {
-		l.Add("stream", "%q must start with a domain (%s) and a slash", stream, strings.Join(Domains, ", "))
+		l.Add("stream", "%q must start with a domain (%s) and a slash", stream, strings.Join(Domains(), ", "))
 	}
 	if limit < 1 || limit > MaxPage {
 		l.Add("limit", "%d: must be 1-%d", limit, MaxPage)

@@ -315,6 +315,15 @@ func Run(t *testing.T, newBackend NewBackend) {
 			if p, ok := problem.As(err); !ok || p.Field != c.field {
 				t.Errorf("read %q limit %d: %v, want a problem on %s", c.stream, c.limit, err, c.field)
 			}
+			_, err = s.Tail(ctx, c.stream, c.limit)
+			if p, ok := problem.As(err); !ok || p.Field != c.field {
+				t.Errorf("tail %q n %d: %v, want a problem on %s", c.stream, c.limit, err, c.field)
+			}
+		}
+		for _, kind := range []string{"", "nodot", "unknown.audit"} {
+			if _, err := s.Query(ctx, history.Query{Kind: kind, Limit: 10}); !problem.Is(err, problem.KindInvalid) {
+				t.Errorf("query kind %q: %v, want invalid", kind, err)
+			}
 		}
 	})
 }
