@@ -30,6 +30,24 @@ awk '/^BenchmarkApply/ {
   END { print ""; print "3-node target: " (met ? "PASS" : "FAIL") }' "$out/apply.txt"
 echo
 
+echo "## History store: append throughput and tail latency"
+export OPSCONDUCTOR_TEST_POSTGRES="${OPSCONDUCTOR_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
+cmd="go test ./controller/history/embedded ./controller/history/postgres -run '^\$' -bench 'BenchmarkAppend\$|BenchmarkTail1000' -benchtime ${BENCH_HISTORY_TIME:-2s} -count 1"
+echo "\$ $cmd"
+eval "$cmd" | tee "$out/history.txt" | grep -E '^(Benchmark|pkg:)' || true
+echo
+echo "| backend | benchmark | MB/s | records/s | ns/op | target |"
+echo "|---|---|---|---|---|---|"
+awk '/^pkg:/ { n=split($2, p, "/"); backend=p[n] }
+  /^Benchmark/ {
+  name=$1; sub(/-[0-9]+$/, "", name); mbs=""; rps=""
+  for (i=1;i<=NF;i++) { if ($(i+1)=="MB/s") mbs=$i; if ($(i+1) ~ /^records\/s$/) rps=$i; if ($(i+1)=="ns/op") ns=$i }
+  t=""
+  if (name ~ /Append/) t=((mbs+0 >= 50 || rps+0 >= 200000) ? "met (>= 50 MB/s or >= 200k records/s)" : "not met (>= 50 MB/s, >= 200k records/s)")
+  if (name ~ /Tail1000/) t=((ns+0 <= 10000000) ? "met (p99 <= 10 ms; this is the mean)" : "not met (<= 10 ms)")
+  printf "| %s | %s | %s | %s | %s | %s |\n", backend, name, mbs, rps, ns, t }' "$out/history.txt"
+echo
+
 echo "## Failover: leader kill -9 to a new leader accepting writes"
 echo "\$ go run ./bench/failover -runs ${BENCH_FAILOVER_RUNS:-5} -bin $BIN"
 go run ./bench/failover -runs "${BENCH_FAILOVER_RUNS:-5}" -bin "$BIN"

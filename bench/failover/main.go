@@ -90,18 +90,11 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		}
 	}
 	dir := o.dir
-	if dir == "" {
+	ownDir := dir == ""
+	if ownDir {
 		if dir, err = os.MkdirTemp("", "opsconductor-failover-"); err != nil {
 			return err
 		}
-		// Keep the logs when something went wrong; they are the evidence.
-		defer func() {
-			if err == nil {
-				os.RemoveAll(dir)
-			} else {
-				fmt.Fprintf(os.Stderr, "failover: cluster logs kept in %s\n", dir)
-			}
-		}()
 	}
 	base := o.basePort
 	if base == 0 {
@@ -124,8 +117,17 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		fmt.Fprintln(out, "bringing the cluster down")
-		if derr := c.Down(dctx); derr != nil {
+		// A directory of our own goes away with its history database on
+		// success; after a failure its logs are the evidence, so it stays.
+		stopCluster := c.Down
+		if ownDir && err == nil {
+			stopCluster = c.Purge
+		}
+		if derr := stopCluster(dctx); derr != nil {
 			err = errors.Join(err, derr)
+		}
+		if ownDir && err != nil {
+			fmt.Fprintf(os.Stderr, "failover: cluster logs kept in %s\n", dir)
 		}
 	}()
 	if err := c.Up(ctx); err != nil {

@@ -156,7 +156,7 @@ func newOperatorCmd() *cobra.Command {
 	checkWrite.Flags().IntVar(&count, "count", 1, "number of writes")
 	checkCmd.AddCommand(checkWrite)
 
-	op.AddCommand(raftCmd, snapCmd, tlsCmd, checkCmd)
+	op.AddCommand(raftCmd, snapCmd, tlsCmd, checkCmd, newHistoryCmd())
 	return op
 }
 

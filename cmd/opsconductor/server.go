@@ -45,6 +45,10 @@ func serverFlags(fs *pflag.FlagSet, cfg *config.Server, dev bool) *string {
 	fs.Float64Var(&cfg.RateWrite, "rate-write", rateWrite, "write requests per second per client (inf = unlimited)")
 	fs.Float64Var(&cfg.RateOperator, "rate-operator", rateOperator, "operator requests per second per client (inf = unlimited)")
 	fs.BoolVar(&cfg.Batching, "raft-batching", true, "coalesce concurrent writes into one Raft log entry")
+	fs.StringVar(&cfg.History, "history", "embedded", "history store: embedded (a file in the data dir; single server only) or a postgres:// URL shared by the cluster (env also OPSCONDUCTOR_HISTORY_DSN)")
+	fs.StringVar(&cfg.HistoryPasswordFile, "history-password-file", "", "file holding the PostgreSQL password, for a --history URL without one")
+	fs.DurationVar(&cfg.HistoryRetention, "history-retention", 30*24*time.Hour, "delete history older than this (0 keeps everything)")
+	fs.Int64Var(&cfg.HistoryMaxBytes, "history-max-bytes", 10<<30, "embedded store only: delete the oldest history beyond this many bytes (0 = no limit)")
 	return configFile
 }
 
@@ -69,7 +73,7 @@ func controllerCmd(use, short, long string, dev bool) *cobra.Command {
 	configFile := serverFlags(cmd.Flags(), &cfg, dev)
 	cmd.Long += "\n\nConfig file keys: " + strings.Join(config.SettingNames(cmd.Flags(), "config"), ", ")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := config.Layer(cmd.Flags(), *configFile, os.LookupEnv, "config"); err != nil {
+		if err := config.Layer(cmd.Flags(), *configFile, lookupEnv, "config"); err != nil {
 			return usageError{err}
 		}
 		cfg.Dev = dev
@@ -99,4 +103,16 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
+
+// lookupEnv is os.LookupEnv plus OPSCONDUCTOR_HISTORY_DSN, the name
+// deployments use for the history URL, as an alias of OPSCONDUCTOR_HISTORY.
+func lookupEnv(name string) (string, bool) {
+	if v, ok := os.LookupEnv(name); ok {
+		return v, true
+	}
+	if name == config.EnvName("history") {
+		return os.LookupEnv("OPSCONDUCTOR_HISTORY_DSN")
+	}
+	return "", false
 }

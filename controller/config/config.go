@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -199,7 +200,18 @@ type Server struct {
 	RateOperator    float64
 	Batching        bool
 	Dev             bool
+	// History is "embedded" (bbolt in the data dir) or a postgres:// DSN.
+	History             string
+	HistoryPasswordFile string
+	HistoryRetention    time.Duration
+	HistoryMaxBytes     int64
 }
+
+// EmbeddedHistory reports whether the history store is the embedded one.
+func (s Server) EmbeddedHistory() bool { return s.History == "" || s.History == "embedded" }
+
+// MultiServer reports whether this server is meant to be one of several.
+func (s Server) MultiServer() bool { return s.BootstrapExpect > 1 || len(s.RetryJoin) > 0 }
 
 // Validate returns every problem at once, each naming its flag.
 func (s Server) Validate() error {
@@ -259,6 +271,23 @@ func (s Server) Validate() error {
 			bad(r.flag, "%v: must be a positive number of requests per second", r.v)
 		}
 	}
+	switch {
+	case s.EmbeddedHistory():
+		if s.MultiServer() {
+			bad("history", "a cluster of several controllers needs one shared PostgreSQL history store: set --history postgres://… (or OPSCONDUCTOR_HISTORY_DSN); the embedded store is for a single server")
+		}
+		if s.HistoryPasswordFile != "" {
+			bad("history-password-file", "only applies to a postgres:// --history")
+		}
+	case !strings.HasPrefix(s.History, "postgres://") && !strings.HasPrefix(s.History, "postgresql://"):
+		bad("history", "%q: use embedded or a postgres:// URL", redactDSN(s.History))
+	}
+	if s.HistoryRetention < 0 {
+		bad("history-retention", "%s: must not be negative (0 keeps everything)", s.HistoryRetention)
+	}
+	if s.HistoryMaxBytes < 0 {
+		bad("history-max-bytes", "%d: must not be negative (0 = no size limit)", s.HistoryMaxBytes)
+	}
 	for i, o := range s.CORSOrigins {
 		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
 			bad("cors-origin", "entry %d: %q must be an origin such as https://ops.example.com", i, o)
@@ -308,4 +337,15 @@ func SettingNames(fs *pflag.FlagSet, skip ...string) []string {
 	})
 	sort.Strings(out)
 	return out
+}
+
+// redactDSN hides a password in a connection string for error messages.
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	if len(dsn) > 40 {
+		return dsn[:40] + "…"
+	}
+	return dsn
 }

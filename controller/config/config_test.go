@@ -153,6 +153,8 @@ func TestValidateNamesEveryBadFlag(t *testing.T) {
 		{"a zero rate", func(s *Server) { s.RateWrite = 0 }, []string{"--rate-write"}},
 		{"a bad CORS origin", func(s *Server) { s.CORSOrigins = []string{"example.com"} }, []string{"--cors-origin"}},
 		{"an advertise with a port", func(s *Server) { s.Advertise = "host:1" }, []string{"--advertise"}},
+		{"a cluster on the embedded history store", func(s *Server) { s.BootstrapExpect, s.RetryJoin = 3, []string{"a:1", "b:2"} }, []string{"--history: a cluster of several controllers"}},
+		{"a history that is no store", func(s *Server) { s.History = "mysql://u:secret@h/db" }, []string{"--history", "mysql://u:xxxxx@h/db"}},
 	}
 	for _, tt := range tests {
 		t.Run("it names "+tt.name, func(t *testing.T) {

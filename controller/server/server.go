@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/cluster"
 	"github.com/opsconductor/opsconductor/controller/config"
 	"github.com/opsconductor/opsconductor/controller/gateway"
+	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/probe"
 	"github.com/opsconductor/opsconductor/controller/state"
 	"github.com/opsconductor/opsconductor/internal/buildinfo"
@@ -104,6 +106,33 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, onReady func(
 		}
 	}()
 
+	hist, err := OpenHistory(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer hist.Close()
+	writer := history.NewWriter(hist, history.WriterConfig{Logger: log.With("component", "history")})
+	defer func() {
+		wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := writer.Close(wctx); err != nil {
+			log.Error("history writer", "error", err)
+		}
+	}()
+	monitor := &historyMonitor{backend: historyBackend(cfg), store: hist, writer: writer}
+	bg, stopBG := context.WithCancel(ctx)
+	var bgWG sync.WaitGroup
+	defer func() { stopBG(); bgWG.Wait() }()
+	bgWG.Add(1)
+	go func() { defer bgWG.Done(); monitor.run(bg, 2*time.Second) }()
+	if !cfg.EmbeddedHistory() {
+		bgWG.Add(1)
+		go func() {
+			defer bgWG.Done()
+			history.RunRetention(bg, hist, cfg.HistoryRetention, time.Minute, node.IsLeader, log.With("component", "history"))
+		}()
+	}
+
 	registry := prometheus.NewRegistry()
 	if err := registry.Register(node.Metrics()); err != nil {
 		return fmt.Errorf("register raft metrics: %w", err)
@@ -120,13 +149,16 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, onReady func(
 	}, gateway.Deps{
 		Logger: log, Cluster: node, Probes: probe.NewService(nodeID, node, store),
 		Registry: registry, Version: buildinfo.Version(), NodeID: nodeID,
+		HealthSections: map[string]gateway.HealthSection{"history": monitor.section},
+		ReadyChecks:    map[string]func(context.Context) error{"history": monitor.ready},
 	})
 	if err != nil {
 		return err
 	}
 
 	log.Info("controller started", "version", buildinfo.Version(), "http_addr", httpLn.Addr().String(),
-		"raft_addr", node.RaftAddr(), "data_dir", cfg.DataDir, "bootstrap_expect", cfg.BootstrapExpect)
+		"raft_addr", node.RaftAddr(), "data_dir", cfg.DataDir, "bootstrap_expect", cfg.BootstrapExpect,
+		"history", historyBackend(cfg))
 	if onReady != nil {
 		onReady(Ready{NodeID: nodeID, HTTPAddr: httpLn.Addr().String(), RaftAddr: node.RaftAddr()})
 	}

@@ -178,8 +178,14 @@ func TestStartRefusals(t *testing.T) {
 		{"a cluster without a shared CA", func() config.Server {
 			c := testConfig(t.TempDir())
 			c.BootstrapExpect, c.RetryJoin = 3, []string{"127.0.0.1:1", "127.0.0.1:2"}
+			c.History = "postgres://127.0.0.1:1/none"
 			return c
 		}, "--tls-ca-cert and --tls-ca-key are required"},
+		{"a cluster on the embedded history store", func() config.Server {
+			c := testConfig(t.TempDir())
+			c.BootstrapExpect, c.RetryJoin = 3, []string{"127.0.0.1:1", "127.0.0.1:2"}
+			return c
+		}, "--history: a cluster of several controllers needs one shared PostgreSQL history store"},
 		{"a busy HTTP port", func() config.Server {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {

@@ -10,6 +10,7 @@
 #   cluster.sh status DIR    one line per node: pid, alive, raft state, term, applied index, leader
 #   cluster.sh start N DIR   (re)start node N (1-3) if it is not running; wait until it serves /health
 #   cluster.sh kill N DIR    kill -9 node N, as a crash would; wait until it is gone
+#   cluster.sh purge DIR     down, then drop the cluster's history database and remove DIR
 #
 # Environment:
 #   OPSCONDUCTOR_BIN            the controller binary (default: bin/opsconductor in the
@@ -19,9 +20,14 @@
 #                               `up` records it in DIR/base-port; later commands use that.
 #   OPSCONDUCTOR_SERVER_FLAGS   extra `opsconductor server` flags, split on spaces, read on
 #                               every start (e.g. "--log-format text --log-level debug")
+#   OPSCONDUCTOR_HISTORY_DSN    PostgreSQL server for the shared history store (default the
+#                               local test database, postgres://postgres@127.0.0.1:5432/test).
+#                               The first `up` creates a fresh database on that server for
+#                               DIR (so separate runs never collide) and records its URL in
+#                               DIR/history-dsn; the three nodes share it.
 #
 # Layout of DIR: tls/ (the shared cluster CA), nodeN/ (data), nodeN.log
-# (appended across restarts), nodeN.pid, base-port.
+# (appended across restarts), nodeN.pid, base-port, history-dsn.
 #
 # Output is for people, with one exception that programs read: `kill`
 # prints "sent SIGKILL to nodeN (pid P) at SECONDS.MICROS" (test/e2e and
@@ -42,7 +48,7 @@ BASE=""
 
 usage() {
 	cat >&2 <<'EOF'
-usage: cluster.sh up|down|status DIR
+usage: cluster.sh up|down|status|purge DIR
        cluster.sh start|kill N DIR      (N is 1, 2 or 3)
 EOF
 	exit 2
@@ -98,6 +104,50 @@ resolve_base_port() {
 
 record_base_port() {
 	[[ -f "$DIR/base-port" ]] || echo "$BASE" >"$DIR/base-port"
+}
+
+readonly DEFAULT_HISTORY_DSN="postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+# history_db_name names DIR's database after the directory and a hash of
+# its full path: readable in psql, unique per cluster directory.
+history_db_name() {
+	local base hash
+	base="$(basename "$DIR" | tr -c 'a-zA-Z0-9_\n' '_' | tr 'A-Z' 'a-z' | cut -c1-30)"
+	hash="$(printf '%s' "$DIR" | cksum | cut -d' ' -f1)"
+	echo "oc_${base}_${hash}"
+}
+
+# with_db replaces the database (path) of a postgres:// URL.
+with_db() {
+	local url=$1 db=$2 rest query=""
+	if [[ $url == *\?* ]]; then
+		query="?${url#*\?}"
+		url="${url%%\?*}"
+	fi
+	rest="${url#*://}"
+	echo "${url%%://*}://${rest%%/*}/$db$query"
+}
+
+# resolve_history_dsn sets HISTORY_DSN for DIR, creating its database on
+# first use. create=0 only reads what `up` recorded.
+HISTORY_DSN=""
+resolve_history_dsn() {
+	local create=$1 file="$DIR/history-dsn" admin db
+	if [[ -f $file ]]; then
+		HISTORY_DSN="$(<"$file")"
+		return
+	fi
+	[[ $create == 1 ]] || return 0
+	command -v psql >/dev/null || die "psql not found: install the PostgreSQL client (apt-get install postgresql-client)"
+	admin="${OPSCONDUCTOR_HISTORY_DSN:-$DEFAULT_HISTORY_DSN}"
+	db="$(history_db_name)"
+	log "creating history database $db on $(with_db "$admin" "" | sed 's#//[^@/]*@#//#')"
+	if ! psql "$admin" -v ON_ERROR_STOP=1 -qtAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then
+		psql "$admin" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE \"$db\"" >/dev/null ||
+			die "cannot create database $db via OPSCONDUCTOR_HISTORY_DSN (is PostgreSQL running?)"
+	fi
+	HISTORY_DSN="$(with_db "$admin" "$db")"
+	echo "$HISTORY_DSN" >"$file"
 }
 
 require_bin() {
@@ -173,6 +223,7 @@ start_node() {
 		--tls-ca-cert "$DIR/tls/cluster-ca.pem"
 		--tls-ca-key "$DIR/tls/cluster-ca-key.pem"
 		--rate-write inf --rate-read inf --rate-operator inf
+		--history "$HISTORY_DSN"
 		${extra[@]+"${extra[@]}"}
 	)
 	mkdir -p "$DIR/node$n"
@@ -264,6 +315,7 @@ cmd_up() {
 		mkdir -p "$DIR/tls"
 		"$BIN" operator tls init --dir "$DIR/tls"
 	fi
+	resolve_history_dsn 1
 	local n
 	for n in "${NODES[@]}"; do
 		start_node "$n"
@@ -277,6 +329,8 @@ cmd_start() {
 	resolve_base_port
 	record_base_port
 	[[ -f "$DIR/tls/cluster-ca.pem" ]] || die "$DIR/tls has no cluster CA: create the cluster with \`cluster.sh up $DIR\` first"
+	resolve_history_dsn 0
+	[[ -n $HISTORY_DSN ]] || die "$DIR has no history database: create the cluster with \`cluster.sh up $DIR\` first"
 	start_node "$n"
 	wait_http "$n"
 }
@@ -334,6 +388,21 @@ cmd_down() {
 	done
 }
 
+cmd_purge() {
+	cmd_down
+	resolve_history_dsn 0
+	if [[ -n $HISTORY_DSN ]]; then
+		local db admin
+		db="$(history_db_name)"
+		admin="$(with_db "$HISTORY_DSN" postgres)"
+		log "dropping history database $db"
+		psql "$admin" -v ON_ERROR_STOP=1 -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null ||
+			log "could not drop $db; drop it by hand"
+	fi
+	log "removing $DIR"
+	rm -rf "$DIR"
+}
+
 cmd_status() {
 	resolve_base_port
 	local n pid alive doc
@@ -364,7 +433,7 @@ main() {
 		create=1
 	fi
 	case $cmd in
-	up | down | status)
+	up | down | status | purge)
 		(($# == 1)) || usage
 		use_dir "$1" "$create"
 		"cmd_$cmd"

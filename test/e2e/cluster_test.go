@@ -188,6 +188,12 @@ func testContext(t *testing.T) context.Context {
 // directory on a free port range and stops it when the test ends.
 func startCluster(ctx context.Context, t *testing.T) *localcluster.Cluster {
 	t.Helper()
+	// A cluster shares one PostgreSQL history store; the controller refuses
+	// to run several servers on the embedded one.
+	dsn := os.Getenv("OPSCONDUCTOR_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("OPSCONDUCTOR_TEST_POSTGRES is not set: a multi-server cluster needs PostgreSQL for its history store (.ci/run sets it)")
+	}
 	root, err := localcluster.RepoRoot(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -204,6 +210,9 @@ func startCluster(ctx context.Context, t *testing.T) *localcluster.Cluster {
 	dir := t.TempDir()
 	t.Logf("cluster in %s, ports %d-%d", dir, base, base+22)
 	c, err := localcluster.New(root, bin, dir, base, &lineLogger{t: t})
+	if err == nil {
+		c.HistoryDSN = dsn
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,8 +234,8 @@ func startCluster(ctx context.Context, t *testing.T) *localcluster.Cluster {
 		c.Out = nil
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := c.Down(ctx); err != nil {
-			t.Errorf("stop cluster: %v", err)
+		if err := c.Purge(ctx); err != nil {
+			t.Errorf("stop and remove cluster: %v", err)
 		}
 	})
 	if err := c.Up(ctx); err != nil {

@@ -52,6 +52,10 @@ type Cluster struct {
 	BasePort int
 	// ServerFlags are extra server flags (OPSCONDUCTOR_SERVER_FLAGS).
 	ServerFlags string
+	// HistoryDSN is the PostgreSQL server on which cluster.sh creates the
+	// cluster's history database (OPSCONDUCTOR_HISTORY_DSN); empty takes
+	// the script's default, the local test database.
+	HistoryDSN string
 	// Out receives the script's output as it runs; nil discards it. A
 	// failing command's output is also part of its error.
 	Out io.Writer
@@ -120,6 +124,9 @@ func (c *Cluster) Up(ctx context.Context) error { return c.run(ctx, "up", c.Dir)
 
 // Down stops every node: SIGTERM, then SIGKILL after 15 s.
 func (c *Cluster) Down(ctx context.Context) error { return c.run(ctx, "down", c.Dir) }
+
+// Purge stops the cluster, drops its history database and removes Dir.
+func (c *Cluster) Purge(ctx context.Context) error { return c.run(ctx, "purge", c.Dir) }
 
 // Start (re)starts node n and returns once it serves /health.
 func (c *Cluster) Start(ctx context.Context, n int) error {
@@ -190,6 +197,9 @@ func (c *Cluster) runTo(ctx context.Context, extra io.Writer, args ...string) er
 	}
 	if c.ServerFlags != "" {
 		cmd.Env = append(cmd.Env, "OPSCONDUCTOR_SERVER_FLAGS="+c.ServerFlags)
+	}
+	if c.HistoryDSN != "" {
+		cmd.Env = append(cmd.Env, "OPSCONDUCTOR_HISTORY_DSN="+c.HistoryDSN)
 	}
 	var out bytes.Buffer
 	w := []io.Writer{&out}

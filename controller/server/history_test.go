@@ -1,0 +1,198 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/opsconductor/opsconductor/controller/apiclient"
+)
+
+func healthDoc(t *testing.T, addr string) map[string]json.RawMessage {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc map[string]json.RawMessage
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+func historySection(t *testing.T, addr string) historyHealth {
+	t.Helper()
+	var h historyHealth
+	if err := json.Unmarshal(healthDoc(t, addr)["history"], &h); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestEmbeddedHistoryIsTheDefault(t *testing.T) {
+	r := start(t, testConfig(t.TempDir()))
+	h := historySection(t, r.ready.HTTPAddr)
+	if h.Backend != "embedded" || !h.Reachable || h.Failing {
+		t.Fatalf("history section %+v", h)
+	}
+}
+
+// freshDatabase creates an empty database on the test server and returns
+// its URL; it is dropped when the test ends.
+func freshDatabase(t *testing.T) string {
+	t.Helper()
+	admin := os.Getenv("OPSCONDUCTOR_TEST_POSTGRES")
+	if admin == "" {
+		t.Skip("OPSCONDUCTOR_TEST_POSTGRES is not set; skipping the PostgreSQL history test (.ci/run sets it)")
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "oc_server_" + hex.EncodeToString(b[:])
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("connect to OPSCONDUCTOR_TEST_POSTGRES: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), admin)
+		if err == nil {
+			_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(context.Background())
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// cutProxy forwards TCP to target until cut, then drops every connection
+// and refuses new ones until healed: PostgreSQL "going away" without
+// touching the real server other tests use.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	cut    bool
+	conns  map[net.Conn]bool
+	wg     sync.WaitGroup
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	p.wg.Add(1)
+	go p.serve()
+	t.Cleanup(func() {
+		ln.Close()
+		p.setCut(true)
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *cutProxy) serve() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.cut {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.conns[c], p.conns[up] = true, true
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go func() { defer p.wg.Done(); _, _ = io.Copy(up, c); up.Close() }()
+		go func() { defer p.wg.Done(); _, _ = io.Copy(c, up); c.Close() }()
+	}
+}
+
+func (p *cutProxy) setCut(cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = cut
+	if cut {
+		for c := range p.conns {
+			c.Close()
+		}
+		p.conns = map[net.Conn]bool{}
+	}
+}
+
+func TestPostgresHistoryOutageFailsReadinessAndRecovers(t *testing.T) {
+	dsn := freshDatabase(t)
+	u, _ := url.Parse(dsn)
+	proxy := newCutProxy(t, u.Host)
+	u.Host = proxy.ln.Addr().String()
+	cfg := testConfig(t.TempDir())
+	cfg.History = u.String()
+	r := start(t, cfg)
+	if h := historySection(t, r.ready.HTTPAddr); h.Backend != "postgres" || !h.Reachable {
+		t.Fatalf("history section %+v", h)
+	}
+
+	proxy.setCut(true)
+	waitReady(t, r.client, false)
+	err := r.client.Ready(context.Background())
+	var apiErr *apiclient.Error
+	if !errors.As(err, &apiErr) || apiErr.Status != 503 || !strings.Contains(apiErr.Message, "history") {
+		t.Fatalf("readiness during the outage: %v, want 503 naming history", err)
+	}
+	if h := historySection(t, r.ready.HTTPAddr); h.Reachable || h.PingError == "" {
+		t.Fatalf("history section during the outage: %+v", h)
+	}
+
+	proxy.setCut(false)
+	waitReady(t, r.client, true)
+}
+
+func waitReady(t *testing.T, c *apiclient.Client, want bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := c.Ready(context.Background())
+		if (err == nil) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readiness never became %v (last: %v)", want, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling with a deadline
+	}
+}
