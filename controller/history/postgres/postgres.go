@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/opsconductor/opsconductor/controller/history"
@@ -382,12 +383,44 @@ const createBatch = `CREATE TEMPORARY TABLE history_batch (
 	time timestamptz NOT NULL, kind text COLLATE "C" NOT NULL, fields jsonb NOT NULL, data bytea
 ) ON COMMIT DROP`
 
-// appendCopy streams the batch with COPY (binary) into a temporary table
-// and moves it into each domain's table with INSERT … SELECT … ON CONFLICT
-// DO NOTHING, all in one transaction. COPY has no per-row statement cost
-// and no parameter limit; the staging table is needed because COPY itself
-// cannot skip rows that are already stored.
+// uniqueViolation is SQLSTATE 23505.
+const uniqueViolation = "23505"
+
+// appendCopy writes a large batch. Almost every batch is new records, so
+// it first COPYs straight into the domain tables in one transaction: no
+// staging table and no second pass. COPY cannot skip a stored row, so a
+// batch that holds one (a producer's retry, or a duplicate within the
+// batch) fails that transaction with unique_violation, which rolls back
+// whole, and is then written through the staging path that skips them.
 func (s *Store) appendCopy(ctx context.Context, rows []row) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, run := range byDomain(rows) {
+			src := pgx.CopyFromSlice(len(run), func(i int) ([]any, error) {
+				r := run[i]
+				return []any{r.stream, r.seq, r.time, r.kind, r.fields, r.data}, nil
+			})
+			table := pgx.Identifier{s.domains[run[0].dom].name, "records"}
+			if _, err := tx.CopyFrom(ctx, table, []string{"stream", "seq", "time", "kind", "fields", "data"}, src); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == uniqueViolation {
+		return s.appendStaged(ctx, rows)
+	}
+	if err != nil {
+		return fmt.Errorf("copy batch: %w", err)
+	}
+	return nil
+}
+
+// appendStaged streams the batch with COPY (binary) into a temporary table
+// and moves it into each domain's table with INSERT … SELECT … ON CONFLICT
+// DO NOTHING, all in one transaction. The staging table is needed because
+// COPY itself cannot skip rows that are already stored.
+func (s *Store) appendStaged(ctx context.Context, rows []row) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, createBatch); err != nil {
 			return fmt.Errorf("create staging table: %w", err)
