@@ -222,6 +222,16 @@ func CheckQuery(q Query) error {
 	if q.Limit < 1 || q.Limit > MaxPage {
 		l.Add("limit", "%d: must be 1-%d", q.Limit, MaxPage)
 	}
+	if strings.ContainsRune(q.Kind, 0) {
+		l.Add("kind", "must not contain NUL")
+	}
+	for k, v := range q.Fields {
+		// The same rules as Validate: no stored record can have such a
+		// field, and a backend building keys from it could match another.
+		if k == "" || strings.ContainsRune(k, '=') || strings.ContainsRune(k, 0) || strings.ContainsRune(v, 0) {
+			l.Add("fields", "field %q: keys must be non-empty without '=' or NUL, values without NUL", k)
+		}
+	}
 	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
 		l.Add("since", "must be before until")
 	}
@@ -231,8 +241,8 @@ func CheckQuery(q Query) error {
 // CheckRead validates Read and Tail arguments.
 func CheckRead(stream string, limit int) error {
 	var l problem.List
-	if _, ok := Domain(stream); !ok {
-		l.Add("stream", "%q must start with a domain (%s) and a slash", stream, strings.Join(Domains(), ", "))
+	if _, ok := Domain(stream); !ok || strings.ContainsRune(stream, 0) {
+		l.Add("stream", "%q must start with a domain (%s) and a slash, without NUL", stream, strings.Join(Domains(), ", "))
 	}
 	if limit < 1 || limit > MaxPage {
 		l.Add("limit", "%d: must be 1-%d", limit, MaxPage)
