@@ -199,7 +199,8 @@ type Store interface {
 	Stats(ctx context.Context) (Stats, error)
 	// Ping reports whether the store can take writes now.
 	Ping(ctx context.Context) error
-	// Close releases the store.
+	// Close releases the store; a second call is harmless. Every other
+	// method returns ErrClosed afterwards.
 	Close() error
 }
 

@@ -303,6 +303,95 @@ func Run(t *testing.T, newBackend NewBackend) {
 		}
 	})
 
+	t.Run("equal times order by stream then seq, newest first, and cursors survive deletes", func(t *testing.T) {
+		s := open(t, newBackend(t))
+		defer s.Close()
+		at := t0.Add(time.Hour)
+		var recs []history.Record
+		for _, st := range []string{"assets/a", "assets/ab", "assets/b"} {
+			for i := uint64(1); i <= 3; i++ {
+				r := Rec(st, i, nil)
+				r.Time, r.Kind = at, "assets.same"
+				recs = append(recs, r)
+			}
+		}
+		appendAll(t, s, recs...)
+		p, err := s.Query(ctx, history.Query{Kind: "assets.same", Limit: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"assets/b/3", "assets/b/2", "assets/b/1", "assets/ab/3"}
+		for i, r := range p.Records {
+			if got := fmt.Sprintf("%s/%d", r.Stream, r.Seq); got != want[i] {
+				t.Fatalf("position %d: %s, want %s", i, got, want[i])
+			}
+		}
+		// A prefix stream does not leak into its longer sibling.
+		if got, _ := s.Read(ctx, "assets/a", 0, 10, 10); len(got) != 3 {
+			t.Fatalf("read assets/a returned %d records, want 3", len(got))
+		}
+		if got, _ := s.Tail(ctx, "assets/a", 10); len(got) != 3 || got[2].Stream != "assets/a" {
+			t.Fatalf("tail assets/a: %v", got)
+		}
+		if _, err := s.DeleteBefore(ctx, at.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		next, err := s.Query(ctx, history.Query{Kind: "assets.same", Cursor: p.Next, Limit: 4})
+		if err != nil || len(next.Records) != 0 || next.Next != "" {
+			t.Fatalf("cursor after deleting everything: %d records, next %q, %v", len(next.Records), next.Next, err)
+		}
+		st, err := s.Stats(ctx)
+		if err != nil || st.Records != 0 || st.Bytes != 0 {
+			t.Fatalf("stats after deleting everything: %+v %v", st, err)
+		}
+	})
+
+	t.Run("times are kept to the microsecond in UTC", func(t *testing.T) {
+		s := open(t, newBackend(t))
+		defer s.Close()
+		r := Rec(stream, 1, nil)
+		r.Time = time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.FixedZone("X", 3600))
+		appendAll(t, s, r)
+		got, err := s.Read(ctx, stream, 1, 1, 1)
+		if err != nil || len(got) != 1 {
+			t.Fatal(err)
+		}
+		if want := r.Time.UTC().Truncate(time.Microsecond); !got[0].Time.Equal(want) || got[0].Time.Location() != time.UTC {
+			t.Fatalf("time came back as %s, want %s", got[0].Time, want)
+		}
+	})
+
+	t.Run("export walks every record in domain, stream, seq order", func(t *testing.T) {
+		s := open(t, newBackend(t))
+		defer s.Close()
+		ex, ok := s.(history.Exporter)
+		if !ok {
+			t.Fatal("the store does not implement history.Exporter")
+		}
+		appendAll(t, s, Rec("communication/z", 2, nil), Rec("identity/b", 1, nil), Rec("communication/z", 1, nil), Rec("identity/a", 7, nil), Rec("automation/m", 3, nil))
+		var got []string
+		if err := ex.Each(ctx, func(r history.Record) error { got = append(got, fmt.Sprintf("%s/%d", r.Stream, r.Seq)); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"identity/a/7", "identity/b/1", "automation/m/3", "communication/z/1", "communication/z/2"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("each visited %v, want %v", got, want)
+		}
+	})
+
+	t.Run("close is idempotent", func(t *testing.T) {
+		s := open(t, newBackend(t))
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil && !errors.Is(err, history.ErrClosed) {
+			t.Fatalf("second close: %v", err)
+		}
+		if _, err := s.Tail(ctx, stream, 1); !errors.Is(err, history.ErrClosed) {
+			t.Fatalf("tail after close: %v", err)
+		}
+	})
+
 	t.Run("bad reads are refused naming the argument", func(t *testing.T) {
 		s := open(t, newBackend(t))
 		defer s.Close()
