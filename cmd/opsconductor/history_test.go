@@ -2,28 +2,20 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/opsconductor/opsconductor/controller/config"
 	"github.com/opsconductor/opsconductor/controller/history"
+	"github.com/opsconductor/opsconductor/controller/history/postgres/pgtest"
 	"github.com/opsconductor/opsconductor/controller/server"
 )
 
 func TestHistoryExportImportMovesEmbeddedIntoPostgres(t *testing.T) {
-	admin := os.Getenv("OPSCONDUCTOR_TEST_POSTGRES")
-	if admin == "" {
-		t.Skip("OPSCONDUCTOR_TEST_POSTGRES is not set; skipping the export → import test (.ci/run sets it)")
-	}
+	dsn := pgtest.NewDatabase(t) // skips without OPSCONDUCTOR_TEST_POSTGRES
 	ctx := context.Background()
 	dataDir := t.TempDir()
 
@@ -54,7 +46,6 @@ func TestHistoryExportImportMovesEmbeddedIntoPostgres(t *testing.T) {
 
 	// … and imported into a fresh PostgreSQL database, twice: the second
 	// run (an interrupted import retried) must add nothing.
-	dsn := freshDatabase(t, admin)
 	for i := range 2 {
 		out, err := run(t, "operator", "history", "import", "--history", dsn, "--in", file)
 		if err != nil || !strings.Contains(out, "imported 1200 records") {
@@ -85,28 +76,4 @@ func TestHistoryExportImportMovesEmbeddedIntoPostgres(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 	})
-}
-
-func freshDatabase(t *testing.T, admin string) string {
-	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "oc_cli_" + hex.EncodeToString(b[:])
-	conn, err := pgx.Connect(context.Background(), admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(context.Background(), "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if c, err := pgx.Connect(context.Background(), admin); err == nil {
-			_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			c.Close(context.Background())
-		}
-	})
-	u, _ := url.Parse(admin)
-	u.Path = "/" + name
-	return u.String()
 }

@@ -2,23 +2,19 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/opsconductor/opsconductor/controller/apiclient"
+	"github.com/opsconductor/opsconductor/controller/history/postgres/pgtest"
 )
 
 func healthDoc(t *testing.T, addr string) map[string]json.RawMessage {
@@ -50,41 +46,6 @@ func TestEmbeddedHistoryIsTheDefault(t *testing.T) {
 	if h.Backend != "embedded" || !h.Reachable || h.Failing {
 		t.Fatalf("history section %+v", h)
 	}
-}
-
-// freshDatabase creates an empty database on the test server and returns
-// its URL; it is dropped when the test ends.
-func freshDatabase(t *testing.T) string {
-	t.Helper()
-	admin := os.Getenv("OPSCONDUCTOR_TEST_POSTGRES")
-	if admin == "" {
-		t.Skip("OPSCONDUCTOR_TEST_POSTGRES is not set; skipping the PostgreSQL history test (.ci/run sets it)")
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "oc_server_" + hex.EncodeToString(b[:])
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Fatalf("connect to OPSCONDUCTOR_TEST_POSTGRES: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), admin)
-		if err == nil {
-			_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			c.Close(context.Background())
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
 }
 
 // cutProxy forwards TCP to target until cut, then drops every connection
@@ -156,7 +117,7 @@ func (p *cutProxy) setCut(cut bool) {
 }
 
 func TestPostgresHistoryOutageFailsReadinessAndRecovers(t *testing.T) {
-	dsn := freshDatabase(t)
+	dsn := pgtest.NewDatabase(t)
 	u, _ := url.Parse(dsn)
 	proxy := newCutProxy(t, u.Host)
 	u.Host = proxy.ln.Addr().String()

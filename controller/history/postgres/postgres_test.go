@@ -3,8 +3,6 @@ package postgres
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,13 +26,12 @@ import (
 
 	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/history/historytest"
+	"github.com/opsconductor/opsconductor/controller/history/postgres/pgtest"
 	"github.com/opsconductor/opsconductor/controller/problem"
 )
 
-// testDSNVar names the PostgreSQL the tests use. It must allow CREATE
-// DATABASE: every test gets a database of its own and drops it at the end,
-// so parallel tests and CI runs never see each other's rows.
-const testDSNVar = "OPSCONDUCTOR_TEST_POSTGRES"
+// Every test gets a database of its own from pgtest and drops it at the
+// end, so parallel tests and CI runs never see each other's rows.
 
 // childDSNVar, when set, turns the test binary into a migrating "process"
 // for TestMigrate's race between processes.
@@ -63,56 +60,7 @@ func migrateChild(dsn string) int {
 	return 0
 }
 
-// adminDSN returns the DSN of the test server or skips the test.
-func adminDSN(tb testing.TB) string {
-	tb.Helper()
-	dsn := os.Getenv(testDSNVar)
-	if dsn == "" {
-		tb.Skipf("%s is not set; set it to a PostgreSQL DSN whose user may CREATE DATABASE, e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable", testDSNVar)
-	}
-	return dsn
-}
-
-// newDatabase creates an empty database for one test and drops it (with
-// any connections a failed test left open) when the test ends.
-func newDatabase(tb testing.TB) string {
-	tb.Helper()
-	admin := adminDSN(tb)
-	ctx := context.Background()
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	name := "oc_test_" + hex.EncodeToString(b)
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		tb.Fatalf("connect to %s: %v", testDSNVar, err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		tb.Fatalf("create test database: %v", err)
-	}
-	tb.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, admin)
-		if err != nil {
-			tb.Errorf("connect to drop %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			tb.Errorf("drop %s: %v", name, err)
-		}
-	})
-	return withDatabase(tb, admin, name)
-}
-
-// withDatabase returns dsn pointing at another database; later keywords win
-// in the keyword=value form.
-func withDatabase(tb testing.TB, dsn, name string) string {
-	if u, ok := parseURL(dsn); ok {
-		u.Path = "/" + name
-		return u.String()
-	}
-	return dsn + " dbname=" + name
-}
+func newDatabase(tb testing.TB) string { return pgtest.NewDatabase(tb) }
 
 // withAddress returns dsn pointing at another host and port.
 func withAddress(tb testing.TB, dsn, addr string) string {
@@ -127,13 +75,7 @@ func withAddress(tb testing.TB, dsn, addr string) string {
 	return dsn + " host=" + host + " port=" + port
 }
 
-func parseURL(dsn string) (*url.URL, bool) {
-	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
-		return nil, false
-	}
-	u, err := url.Parse(dsn)
-	return u, err == nil
-}
+func parseURL(dsn string) (*url.URL, bool) { return pgtest.ParseURL(dsn) }
 
 // serverAddress is host:port of the server a DSN names.
 func serverAddress(tb testing.TB, dsn string) string {
