@@ -36,16 +36,17 @@ cmd="go test ./controller/history/embedded ./controller/history/postgres -run '^
 echo "\$ $cmd"
 eval "$cmd" | tee "$out/history.txt" | grep -E '^(Benchmark|pkg:)' || true
 echo
-echo "| backend | benchmark | MB/s | records/s | ns/op | target |"
-echo "|---|---|---|---|---|---|"
+echo "| backend | benchmark | MB/s | records/s | ns/op | p99 ms | target |"
+echo "|---|---|---|---|---|---|---|"
 awk '/^pkg:/ { n=split($2, p, "/"); backend=p[n] }
   /^Benchmark/ {
-  name=$1; sub(/-[0-9]+$/, "", name); mbs=""; rps=""
-  for (i=1;i<=NF;i++) { if ($(i+1)=="MB/s") mbs=$i; if ($(i+1) ~ /^records\/s$/) rps=$i; if ($(i+1)=="ns/op") ns=$i }
+  name=$1; sub(/-[0-9]+$/, "", name); mbs=""; rps=""; p99=""
+  for (i=1;i<=NF;i++) { if ($(i+1)=="MB/s") mbs=$i; if ($(i+1) ~ /^records\/s$/) rps=$i; if ($(i+1)=="ns/op") ns=$i; if ($(i+1)=="p99-ms") p99=$i }
   t=""
   if (name ~ /Append/) t=((mbs+0 >= 50 || rps+0 >= 200000) ? "met (>= 50 MB/s or >= 200k records/s)" : "not met (>= 50 MB/s, >= 200k records/s)")
-  if (name ~ /Tail1000/) t=((ns+0 <= 10000000) ? "met (p99 <= 10 ms; this is the mean)" : "not met (<= 10 ms)")
-  printf "| %s | %s | %s | %s | %s | %s |\n", backend, name, mbs, rps, ns, t }' "$out/history.txt"
+  if (name ~ /Tail1000/) t=((p99+0 <= 10) ? "p99 <= 10 ms met" : "p99 <= 10 ms not met")
+  printf "| %s | %s | %s | %s | %s | %s | %s |\n", backend, name, mbs, rps, ns, p99, t }' "$out/history.txt"
+echo "(the tail target is for 10M stored records: OPSCONDUCTOR_BENCH_TAIL_MILLIONS=10 make bench; the default 1M keeps the run short)"
 echo
 
 echo "## Failover: leader kill -9 to a new leader accepting writes"

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -79,8 +82,9 @@ func BenchmarkTail1000(b *testing.B) {
 	// The build is not what is measured: skip fsyncs while it runs.
 	s.db.NoSync = true
 	data := bytes.Repeat([]byte{'x'}, 100)
+	millions := tailMillions(b)
 	start := time.Now()
-	for n := range uint64(10) {
+	for n := range uint64(10 * millions) {
 		for w := range 100 {
 			if err := s.Append(ctx, benchBatch(w, n, n*100+uint64(w), data)); err != nil {
 				b.Fatal(err)
@@ -97,14 +101,18 @@ func BenchmarkTail1000(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("built %d records (Stats.Bytes %d, file %d bytes, %d free) in %v", st.Records, st.Bytes, file, free, time.Since(start).Round(time.Millisecond))
-	b.Run("records=1M", func(b *testing.B) {
+	b.Run(fmt.Sprintf("records=%dM", millions), func(b *testing.B) {
+		var lat []time.Duration
 		for b.Loop() {
+			t0 := time.Now()
 			recs, err := s.Tail(ctx, "automation/run/w42-7/log", 1000)
+			lat = append(lat, time.Since(t0))
 			if err != nil || len(recs) != 1000 {
 				b.Fatalf("tail: %d records, %v", len(recs), err)
 			}
 		}
 		b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "records/s")
+		b.ReportMetric(p99ms(lat), "p99-ms")
 	})
 }
 
@@ -171,4 +179,26 @@ func BenchmarkCompact(b *testing.B) {
 		})
 	}
 	b.Logf("file %d bytes before the first compaction, %d after", before, fileSize(b, s.path))
+}
+
+// tailMillions is how many million records BenchmarkTail1000 stores:
+// OPSCONDUCTOR_BENCH_TAIL_MILLIONS (default 1; the figure is 10).
+func tailMillions(b *testing.B) uint64 {
+	v := os.Getenv("OPSCONDUCTOR_BENCH_TAIL_MILLIONS")
+	if v == "" {
+		return 1
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n < 1 || n > 100 {
+		b.Fatalf("OPSCONDUCTOR_BENCH_TAIL_MILLIONS=%q: want 1-100", v)
+	}
+	return n
+}
+
+func p99ms(lat []time.Duration) float64 {
+	if len(lat) == 0 {
+		return 0
+	}
+	slices.Sort(lat)
+	return float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds()) / 1000
 }

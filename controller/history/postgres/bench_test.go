@@ -3,6 +3,9 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"os"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -111,7 +114,14 @@ func BenchmarkAppendPath(b *testing.B) {
 // stops at one million: Tail is a backward scan of the primary key that
 // stops after n rows, so its cost depends on n, not on the table's size.
 func BenchmarkTail1000(b *testing.B) {
-	const streams, perStream = 100, 10000
+	streams, perStream := 100, 10000
+	if v := os.Getenv("OPSCONDUCTOR_BENCH_TAIL_MILLIONS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			b.Fatalf("OPSCONDUCTOR_BENCH_TAIL_MILLIONS=%q: want 1-100", v)
+		}
+		perStream *= n
+	}
 	dsn := newDatabase(b)
 	s := openStore(b, dsn, Options{})
 	ctx := context.Background()
@@ -128,12 +138,17 @@ func BenchmarkTail1000(b *testing.B) {
 	}
 	b.Logf("generated %d rows in %s", streams*perStream, time.Since(start).Round(time.Millisecond))
 	i := 0
+	var lat []time.Duration
 	for b.Loop() {
+		t0 := time.Now()
 		got, err := s.Tail(ctx, fmt.Sprintf("automation/run/%d/log", i%streams), 1000)
-		if err != nil || len(got) != 1000 || got[999].Seq != perStream {
+		lat = append(lat, time.Since(t0))
+		if err != nil || len(got) != 1000 || got[999].Seq != uint64(perStream) {
 			b.Fatalf("tail: %d records, %v", len(got), err)
 		}
 		i++
 	}
 	b.ReportMetric(float64(i*1000)/b.Elapsed().Seconds(), "records/s")
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds())/1000, "p99-ms")
 }
