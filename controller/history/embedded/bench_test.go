@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/opsconductor/opsconductor/controller/history"
+	"github.com/opsconductor/opsconductor/controller/history/historytest"
 )
 
 // benchBatch builds a writer's batch b, the store's batch number global:
@@ -112,7 +112,7 @@ func BenchmarkTail1000(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "records/s")
-		b.ReportMetric(p99ms(lat), "p99-ms")
+		b.ReportMetric(historytest.P99Millis(lat), "p99-ms")
 	})
 }
 
@@ -193,12 +193,4 @@ func tailMillions(b *testing.B) uint64 {
 		b.Fatalf("OPSCONDUCTOR_BENCH_TAIL_MILLIONS=%q: want 1-100", v)
 	}
 	return n
-}
-
-func p99ms(lat []time.Duration) float64 {
-	if len(lat) == 0 {
-		return 0
-	}
-	slices.Sort(lat)
-	return float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds()) / 1000
 }

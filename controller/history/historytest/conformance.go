@@ -416,3 +416,13 @@ func Run(t *testing.T, newBackend NewBackend) {
 		}
 	})
 }
+
+// P99Millis is the 99th percentile of lat in milliseconds, for the
+// backends' latency benchmarks. It sorts lat.
+func P99Millis(lat []time.Duration) float64 {
+	if len(lat) == 0 {
+		return 0
+	}
+	slices.Sort(lat)
+	return float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds()) / 1000
+}
