@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/opsconductor/opsconductor/controller/problem"
 )
@@ -137,6 +138,9 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	h := w.Header()
 	for _, k := range []string{"Content-Length", "Content-Encoding", "Content-Disposition", "Location", "Etag", "Last-Modified"} {
 		h.Del(k)
+	}
+	if p, ok := problem.As(err); ok && p.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(p.RetryAfter))
 	}
 	writeJSON(w, r, status, body)
 }

@@ -8,6 +8,7 @@ package problem
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies a problem; the gateway turns each kind into one HTTP status.
@@ -38,6 +39,9 @@ type Error struct {
 	Field   string `json:"field,omitempty"`
 	// Details lists further problems when a validation found several at once.
 	Details []Error `json:"details,omitempty"`
+	// RetryAfter, in whole seconds, tells a throttled or locked-out client
+	// when to try again (the gateway sends it as Retry-After).
+	RetryAfter int `json:"retry_after,omitempty"`
 }
 
 func (e *Error) Error() string {
@@ -91,6 +95,16 @@ func (l List) Err() error {
 		e.Details = append(e.Details, *p)
 	}
 	return e
+}
+
+// RateLimited reports that the caller must wait retryAfter before trying
+// again (rounded up to whole seconds, at least one).
+func RateLimited(code string, retryAfter time.Duration, format string, args ...any) *Error {
+	secs := int((retryAfter + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	return &Error{Kind: KindRateLimited, Code: code, Message: fmt.Sprintf(format, args...), RetryAfter: secs}
 }
 
 // As returns the problem inside err, if there is one.
