@@ -12,43 +12,37 @@ import (
 	"github.com/opsconductor/opsconductor/controller/history"
 )
 
-// Keys. Every index entry ends with the record's position,
-//
-//	pos = time(8) stream 0x00 seq(8)
-//
-// and the records bucket is keyed by the tail of it, stream 0x00 seq(8).
-// Streams, kinds and field keys and values never contain NUL
-// (history.Record.Validate), so 0x00 ends a variable-length part without
-// escaping, and byte order of a key is the order of its parts: the stream
-// "a" sorts before "ab" because 0x00 sorts before every other byte.
-//
-// Time is Unix microseconds with the sign bit flipped, so that times before
-// 1970 sort first, big-endian. Microseconds are what the contract keeps
-// (history.Record.Time, PostgreSQL's precision), and Validate's years 1-9999
-// fit an int64 of them many times over.
-//
-// The indexes store time ascending, not inverted: Query walks them backwards
-// with a bbolt cursor, which yields exactly (Time desc, Stream desc, Seq
-// desc). Inverting the time alone would leave stream and seq ascending
-// within one instant, and a variable-length stream cannot be inverted.
+// Times. A stored time is Unix microseconds with the sign bit flipped, so
+// that times before 1970 sort first, as a uint64 and big-endian in keys.
+// Microseconds are what the contract keeps (history.Record.Time,
+// PostgreSQL's precision), and Validate's years 1-9999 fit an int64 of them
+// many times over.
 const (
 	timeKeyLen = 8
 	seqLen     = 8
-	// minPosLen is a position with a one-byte stream.
+	// minPosLen is a position (a cursor's content) with a one-byte stream.
 	minPosLen = timeKeyLen + 1 + 1 + seqLen
 )
 
-// appendTimeKey appends t's key, truncated to the microsecond. t must be
+// timeKey is t's stored form, truncated to the microsecond. t must be
 // within Validate's years (boundKey clamps a bound first).
+func timeKey(t time.Time) uint64 {
+	return uint64(t.UnixMicro()) ^ (1 << 63)
+}
+
+func timeOf(k uint64) time.Time {
+	return time.UnixMicro(int64(k ^ (1 << 63))).UTC()
+}
+
 func appendTimeKey(dst []byte, t time.Time) []byte {
-	return binary.BigEndian.AppendUint64(dst, uint64(t.UnixMicro())^(1<<63))
+	return binary.BigEndian.AppendUint64(dst, timeKey(t))
 }
 
 func parseTimeKey(k []byte) (time.Time, bool) {
 	if len(k) < timeKeyLen {
 		return time.Time{}, false
 	}
-	return time.UnixMicro(int64(binary.BigEndian.Uint64(k) ^ (1 << 63))).UTC(), true
+	return timeOf(binary.BigEndian.Uint64(k)), true
 }
 
 // Bounds are clamped to this range, which holds every storable time and
@@ -62,7 +56,7 @@ var (
 // DeleteBefore's cut-off) exactly. Stored times are whole microseconds, and
 // for a whole microsecond x, x >= t iff x >= ceil(t) and x < t iff
 // x < ceil(t), so the bound is rounded up rather than truncated.
-func boundKey(t time.Time) []byte {
+func boundKey(t time.Time) uint64 {
 	switch {
 	case t.Before(minBound):
 		t = minBound
@@ -72,32 +66,44 @@ func boundKey(t time.Time) []byte {
 	if tr := t.Truncate(time.Microsecond); !tr.Equal(t) {
 		t = tr.Add(time.Microsecond)
 	}
-	return appendTimeKey(nil, t)
+	return timeKey(t)
 }
 
+// Chunk keys: stream 0x00 seq(8), the stream's name and the seq of the
+// chunk's first record. Streams, kinds and field keys and values never
+// contain NUL (history.Record.Validate), so 0x00 ends a variable-length
+// part without escaping, and byte order of a key is the order of its parts:
+// the stream "a" sorts before "ab" because 0x00 sorts before every other
+// byte.
 func appendRecordKey(dst []byte, stream string, seq uint64) []byte {
 	dst = append(dst, stream...)
 	dst = append(dst, 0)
 	return binary.BigEndian.AppendUint64(dst, seq)
 }
 
-// streamPrefix is the part of a records key shared by a whole stream.
+// streamPrefix is the part of a chunk key shared by a whole stream.
 func streamPrefix(stream string) []byte {
 	return append([]byte(stream), 0)
 }
 
-func parseRecordKey(k []byte) (stream string, seq uint64, ok bool) {
-	b, seq, ok := splitRecordKey(k)
-	return string(b), seq, ok
-}
-
-// splitRecordKey is parseRecordKey without copying the stream.
+// splitRecordKey returns a chunk key's stream, without copying, and seq.
 func splitRecordKey(k []byte) (stream []byte, seq uint64, ok bool) {
 	sep := len(k) - seqLen - 1
 	if sep < 1 || k[sep] != 0 || bytes.IndexByte(k[:sep], 0) >= 0 {
 		return nil, 0, false
 	}
 	return k[:sep], binary.BigEndian.Uint64(k[sep+1:]), true
+}
+
+// A position names a record in the order queries return them:
+//
+//	pos = time(8) stream 0x00 seq(8)
+//
+// Cursors carry one; the indexes hold postings instead (postings.go),
+// which name the stream by its id.
+func appendPos(dst []byte, t uint64, stream string, seq uint64) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, t)
+	return appendRecordKey(dst, stream, seq)
 }
 
 // validPos reports whether p is a well-formed position.
@@ -109,15 +115,15 @@ func validPos(p []byte) bool {
 	return ok
 }
 
-// kindPrefix heads the byfield entries that list every record of a kind.
+// kindPrefix heads the byfield leaves that list every record of a kind.
 // Its empty field part cannot collide with a field's, since field keys are
 // never empty.
 func kindPrefix(kind string) []byte {
 	return append([]byte(kind), 0, 0)
 }
 
-// fieldPrefix heads the byfield entries of records of kind whose field k is v.
-// It also keys that index's size in the fieldcounts bucket.
+// fieldPrefix heads the byfield leaves of records of kind whose field k is
+// v. It also keys that index's size in the fieldcounts bucket.
 func fieldPrefix(kind, k, v string) []byte {
 	b := make([]byte, 0, len(kind)+len(k)+len(v)+3)
 	b = append(b, kind...)
@@ -136,30 +142,41 @@ func prefixEnd(prefix []byte) []byte {
 	return end
 }
 
-// recordFormatV1 is the first byte of every stored record. A new format gets
-// a new number, and decodeRecord keeps reading the old ones.
+// recordFormatV1 is the first byte of every stored record body. A new
+// format gets a new number, and decodeBody keeps reading the old ones.
 const recordFormatV1 = 1
 
-// encodeRecord appends r's stored form to dst. Stream and Seq are in the key
-// and not repeated; Time is kept to the microsecond (truncated), as the
-// contract says; fields are sorted so that the encoding is deterministic.
+// encodeBody appends r's stored body to dst: the record without its stream
+// and seq, which its chunk holds. Time is kept to the microsecond
+// (truncated), as the contract says; fields are sorted so that the encoding
+// is deterministic.
 //
 //	0x01 uvarint(len kind) kind varint(unix microseconds)
 //	uvarint(number of fields) { uvarint(len key) key uvarint(len value) value }
 //	uvarint(len data) data
-func encodeRecord(dst []byte, r history.Record) []byte {
+func encodeBody(dst []byte, r history.Record) []byte {
 	dst = append(dst, recordFormatV1)
 	dst = appendString(dst, r.Kind)
 	dst = binary.AppendVarint(dst, r.Time.UnixMicro())
 	dst = binary.AppendUvarint(dst, uint64(len(r.Fields)))
-	keys := make([]string, 0, len(r.Fields))
-	for k := range r.Fields {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		dst = appendString(dst, k)
-		dst = appendString(dst, r.Fields[k])
+	switch len(r.Fields) {
+	case 0:
+	case 1:
+		for k, v := range r.Fields {
+			dst = appendString(dst, k)
+			dst = appendString(dst, v)
+		}
+	default:
+		var buf [history.MaxFields]string
+		keys := buf[:0]
+		for k := range r.Fields {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			dst = appendString(dst, k)
+			dst = appendString(dst, r.Fields[k])
+		}
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(r.Data)))
 	return append(dst, r.Data...)
@@ -172,21 +189,17 @@ func appendString(dst []byte, s string) []byte {
 
 var errCorrupt = errors.New("corrupt record")
 
-// decodeRecord rebuilds a record from its records-bucket key and value. The
-// result shares no memory with key or val, which bbolt only lends for the
-// life of a transaction. It must never panic, whatever the bytes.
-func decodeRecord(key, val []byte) (history.Record, error) {
-	stream, seq, ok := parseRecordKey(key)
-	if !ok {
-		return history.Record{}, fmt.Errorf("%w: malformed key %q", errCorrupt, key)
+// decodeBody rebuilds the record (stream, seq) from its stored body. The
+// result shares no memory with body, which bbolt only lends for the life of
+// a transaction. It must never panic, whatever the bytes.
+func decodeBody(stream string, seq uint64, body []byte) (history.Record, error) {
+	if len(body) == 0 {
+		return history.Record{}, fmt.Errorf("%w %s/%d: empty", errCorrupt, stream, seq)
 	}
-	if len(val) == 0 {
-		return history.Record{}, fmt.Errorf("%w: empty", errCorrupt)
+	if body[0] != recordFormatV1 {
+		return history.Record{}, fmt.Errorf("%w %s/%d: unknown format %d", errCorrupt, stream, seq, body[0])
 	}
-	if val[0] != recordFormatV1 {
-		return history.Record{}, fmt.Errorf("%w: unknown format %d", errCorrupt, val[0])
-	}
-	d := decoder{b: val[1:]}
+	d := decoder{b: body[1:]}
 	r := history.Record{Stream: stream, Seq: seq}
 	r.Kind = d.string()
 	r.Time = time.UnixMicro(d.varint()).UTC()
@@ -217,6 +230,82 @@ func decodeRecord(key, val []byte) (history.Record, error) {
 		return history.Record{}, fmt.Errorf("%w %s/%d: %s", errCorrupt, stream, seq, d.err)
 	}
 	return r, nil
+}
+
+// chunkFormatV1 is the first byte of every chunk.
+const chunkFormatV1 = 1
+
+// A chunk holds records of one stream with increasing seqs, keyed by the
+// stream and its first seq (appendRecordKey):
+//
+//	0x01 last seq(8) { uvarint(seq - previous seq) uvarint(len body) body }
+//
+// The first record's delta is from the key's seq, so it is 0; the last seq
+// is also in the header so that an append can tell whether its records
+// overlap the chunk without decoding it.
+type chunkRec struct {
+	seq  uint64
+	body []byte
+}
+
+func encodeChunk(dst []byte, recs []chunkRec) []byte {
+	dst = append(dst, chunkFormatV1)
+	dst = binary.BigEndian.AppendUint64(dst, recs[len(recs)-1].seq)
+	prev := recs[0].seq
+	for _, r := range recs {
+		dst = binary.AppendUvarint(dst, r.seq-prev)
+		prev = r.seq
+		dst = binary.AppendUvarint(dst, uint64(len(r.body)))
+		dst = append(dst, r.body...)
+	}
+	return dst
+}
+
+// chunkHeaderLen is the format byte and the last seq.
+const chunkHeaderLen = 1 + seqLen
+
+// chunkLast returns a chunk's last seq from its header.
+func chunkLast(val []byte) (uint64, bool) {
+	if len(val) < chunkHeaderLen || val[0] != chunkFormatV1 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(val[1:]), true
+}
+
+// decodeChunk splits a chunk into its records, appending them to dst; the
+// bodies point into val. It checks what the layout promises: seqs
+// increasing from the key's to the header's. It must never panic, whatever
+// the bytes.
+func decodeChunk(dst []chunkRec, key, val []byte) ([]chunkRec, error) {
+	stream, first, ok := splitRecordKey(key)
+	if !ok {
+		return dst, fmt.Errorf("%w: malformed chunk key %q", errCorrupt, key)
+	}
+	last, ok := chunkLast(val)
+	if !ok {
+		return dst, fmt.Errorf("%w: chunk %s/%d has no header", errCorrupt, stream, first)
+	}
+	d := decoder{b: val[chunkHeaderLen:]}
+	seq := first
+	for n := 0; d.err == nil && len(d.b) > 0; n++ {
+		delta := d.uvarint()
+		body := d.bytes()
+		switch {
+		case d.err != nil:
+		case n == 0 && delta != 0, n > 0 && delta == 0, seq+delta < seq, seq+delta > last:
+			d.fail("seqs out of order")
+		default:
+			seq += delta
+			dst = append(dst, chunkRec{seq, body})
+		}
+	}
+	if d.err == nil && (seq != last || len(dst) == 0) {
+		d.fail("last seq does not match")
+	}
+	if d.err != nil {
+		return dst, fmt.Errorf("%w: chunk %s/%d: %s", errCorrupt, stream, first, d.err)
+	}
+	return dst, nil
 }
 
 // decoder reads a record's parts; the first failure sticks, and every later

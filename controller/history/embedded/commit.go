@@ -2,8 +2,11 @@ package embedded
 
 import (
 	"bytes"
+	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"go.etcd.io/bbolt"
@@ -78,70 +81,237 @@ func (s *Store) commit(reqs []*appendReq) {
 }
 
 // insert adds the records of reqs that are not stored yet to every bucket
-// and the counters. It puts each bucket's keys in sorted order: a bbolt
-// node holds its keys in a slice until commit, so inserting in order
-// moves fewer of them and touches each page once, which matters most when
-// a commit merges many batches.
+// and the counters: per stream, its new records go into chunks (merged with
+// a chunk they overlap or a small last one), and then each index gets its
+// new postings in order, so that it rewrites each leaf it touches once.
 func insert(tx *bbolt.Tx, reqs []*appendReq) error {
 	b := bucketsOf(tx)
-	// bbolt splits a page it spills at FillPercent of its size and never
-	// refills a page that is more than a quarter full. A stream's seqs
-	// grow, so records keys land at the end of their stream's range and
-	// pages split at 90% stay 90% full. The time-ordered indexes take keys
-	// that interleave with those of recent commits (concurrent producers'
-	// times overlap), and a 90% split leaves a sliver that the next
-	// inserts split again: measured on data shaped like BenchmarkTail1000's, their
-	// pages ended 42% full at 0.9 and 67% at 0.7, which still gives
-	// strictly increasing keys 70%.
+	// A stream's seqs mostly grow, so chunks land at the end of their
+	// stream's range and pages split at 90% stay 90% full.
 	b.records.FillPercent = 0.9
-	b.byTime.FillPercent, b.byField.FillPercent = 0.7, 0.7
-	var all []*entry
+	byStream := make(map[string][]*entry)
+	var names []string
 	for _, r := range reqs {
 		for i := range r.entries {
-			all = append(all, &r.entries[i])
+			e := &r.entries[i]
+			es, ok := byStream[e.stream]
+			if !ok {
+				names = append(names, e.stream)
+			}
+			byStream[e.stream] = append(es, e)
 		}
 	}
-	// Stable, so that of records repeated in the batches the first is the
-	// one stored, as if they were appended one by one.
-	slices.SortStableFunc(all, func(x, y *entry) int { return bytes.Compare(x.key, y.key) })
-	fresh := all[:0]
-	var prev []byte
-	for _, e := range all {
-		if bytes.Equal(e.key, prev) || b.records.Get(e.key) != nil {
-			continue
+	// Streams in name order, so that the ids new streams get do not
+	// depend on map order and a compaction's replay assigns the same.
+	slices.Sort(names)
+	nextSid := getUint(b.meta, metaNextSid)
+	var fresh []stored
+	var w chunkWriter
+	for _, name := range names {
+		es := byStream[name]
+		// Stable, so that of records repeated in the batches the first is
+		// the one stored, as if they were appended one by one.
+		slices.SortStableFunc(es, func(x, y *entry) int { return cmp.Compare(x.seq, y.seq) })
+		es = slices.CompactFunc(es, func(x, y *entry) bool { return x.seq == y.seq })
+		sid, err := streamID(b, name, &nextSid)
+		if err != nil {
+			return err
 		}
-		prev = e.key
-		if err := b.records.Put(e.key, e.val); err != nil {
-			return fmt.Errorf("put record: %w", err)
+		added, err := w.add(b.records, name, es)
+		if err != nil {
+			return err
 		}
-		fresh = append(fresh, e)
+		for _, e := range added {
+			fresh = append(fresh, stored{e, posting{e.time, sid, e.seq}})
+		}
 	}
 	if len(fresh) == 0 {
 		return errNothingNew
 	}
-
-	slices.SortFunc(fresh, func(x, y *entry) int { return bytes.Compare(x.pos, y.pos) })
-	var index [][]byte
+	// Sorted once, the postings go to each index in order.
+	slices.SortFunc(fresh, func(x, y stored) int { return x.p.compare(y.p) })
+	byTime := make([]posting, len(fresh))
+	byField := make(map[string][]posting)
 	counts := make(map[string]int64)
 	var size int64
-	for _, e := range fresh {
-		if err := b.byTime.Put(e.pos, []byte{}); err != nil {
-			return fmt.Errorf("put time index: %w", err)
-		}
-		index = append(index, e.index...)
-		for _, c := range e.counted {
-			counts[string(c)]++
+	for i, f := range fresh {
+		p, e := f.p, f.e
+		byTime[i] = p
+		for j, pre := range e.prefixes {
+			byField[pre] = append(byField[pre], p)
+			if j > 0 {
+				counts[pre]++
+			}
 		}
 		size += e.size
 	}
-	slices.SortFunc(index, bytes.Compare)
-	for _, k := range index {
-		if err := b.byField.Put(k, []byte{}); err != nil {
-			return fmt.Errorf("put field index: %w", err)
+	n := int64(len(fresh))
+	x := postingIndex{b: b.byTime}
+	if err := x.add(nil, byTime); err != nil {
+		return fmt.Errorf("add to time index: %w", err)
+	}
+	x.b = b.byField
+	for _, pre := range slices.Sorted(maps.Keys(byField)) {
+		if err := x.add([]byte(pre), byField[pre]); err != nil {
+			return fmt.Errorf("add to field index: %w", err)
 		}
 	}
 	if err := applyCounts(b.fieldCounts, counts); err != nil {
 		return err
 	}
-	return addMeta(b.meta, int64(len(fresh)), size)
+	if err := putUint(b.meta, metaNextSid, nextSid); err != nil {
+		return fmt.Errorf("update stream ids: %w", err)
+	}
+	return addMeta(b.meta, n, size)
+}
+
+// stored is a record insert stored, with its posting.
+type stored struct {
+	e *entry
+	p posting
+}
+
+// streamID returns the id of stream, giving it the next one if it has
+// none.
+func streamID(b buckets, stream string, next *int64) (uint64, error) {
+	if v := b.streams.Get([]byte(stream)); v != nil {
+		if len(v) != 8 {
+			return 0, fmt.Errorf("%w: stream %s has id %x", errCorrupt, stream, v)
+		}
+		return binary.BigEndian.Uint64(v), nil
+	}
+	*next++
+	sid := binary.BigEndian.AppendUint64(nil, uint64(*next))
+	if err := b.streams.Put([]byte(stream), sid); err != nil {
+		return 0, fmt.Errorf("add stream: %w", err)
+	}
+	if err := b.streamIDs.Put(sid, []byte(stream)); err != nil {
+		return 0, fmt.Errorf("add stream: %w", err)
+	}
+	return uint64(*next), nil
+}
+
+// maxChunkBytes bounds a chunk (a record larger than that has one to
+// itself). As with index leaves (maxLeafBytes), two chunks and their keys
+// fit a 4 KiB page, so that bbolt splits pages of chunks as it does pages
+// of small values and an append rewrites little beyond its own.
+const maxChunkBytes = 1800
+
+// chunkWriter stores records into chunks; its slices are scratch space.
+type chunkWriter struct {
+	old, merged []chunkRec
+}
+
+type kv struct{ k, v []byte }
+
+// add stores es, one stream's records sorted by seq without repeats, and
+// returns those not stored already. The new records join the chunks whose
+// seq ranges they overlap, and the chunk before them if that is less than
+// half full; what that leaves is written as new chunks. Chunks of a stream
+// therefore never overlap.
+func (w *chunkWriter) add(records *bbolt.Bucket, stream string, es []*entry) ([]*entry, error) {
+	prefix := streamPrefix(stream)
+	first, last := es[0].seq, es[len(es)-1].seq
+	c := records.Cursor()
+	var olds []kv
+	k, v := seekChunk(c, prefix, first)
+	if isChunkOf(k, prefix) {
+		if _, start, _ := splitRecordKey(k); start > first {
+			// The chunk after first; look at the one before it too.
+			if pk, pv := c.Prev(); isChunkOf(pk, prefix) && len(pv) < maxChunkBytes/2 {
+				olds = append(olds, kv{bytes.Clone(pk), pv})
+			}
+			k, v = c.Seek(k)
+		}
+	} else {
+		// Nothing at or after first: the stream's last chunk, if small.
+		if k, v = seekBefore(c, prefixEnd(prefix)); isChunkOf(k, prefix) && len(v) < maxChunkBytes/2 {
+			olds = append(olds, kv{bytes.Clone(k), v})
+		}
+		k = nil
+	}
+	for ; isChunkOf(k, prefix); k, v = c.Next() {
+		if _, start, _ := splitRecordKey(k); start > last {
+			break
+		}
+		olds = append(olds, kv{bytes.Clone(k), v})
+	}
+
+	fresh := es
+	w.merged = w.merged[:0]
+	if len(olds) == 0 {
+		for _, e := range es {
+			w.merged = append(w.merged, chunkRec{e.seq, e.body})
+		}
+	} else {
+		w.old = w.old[:0]
+		for _, o := range olds {
+			var err error
+			if w.old, err = decodeChunk(w.old, o.k, o.v); err != nil {
+				return nil, err
+			}
+		}
+		fresh = make([]*entry, 0, len(es))
+		old := w.old
+		for _, e := range es {
+			for len(old) > 0 && old[0].seq < e.seq {
+				w.merged = append(w.merged, old[0])
+				old = old[1:]
+			}
+			if len(old) > 0 && old[0].seq == e.seq {
+				continue // stored already: the stored one stays
+			}
+			w.merged = append(w.merged, chunkRec{e.seq, e.body})
+			fresh = append(fresh, e)
+		}
+		w.merged = append(w.merged, old...)
+		if len(fresh) == 0 {
+			return nil, nil
+		}
+	}
+	// Encode before deleting: the old bodies point into the file's map.
+	puts := encodeChunks(stream, w.merged)
+	for _, o := range olds {
+		if err := records.Delete(o.k); err != nil {
+			return nil, fmt.Errorf("delete chunk: %w", err)
+		}
+	}
+	for _, p := range puts {
+		if err := records.Put(p.k, p.v); err != nil {
+			return nil, fmt.Errorf("put chunk: %w", err)
+		}
+	}
+	return fresh, nil
+}
+
+// encodeChunks packs recs, sorted by seq, into chunks of at most
+// maxChunkBytes each, all in one allocation.
+func encodeChunks(stream string, recs []chunkRec) []kv {
+	size := 0
+	for _, r := range recs {
+		size += len(r.body) + 2*binary.MaxVarintLen64
+	}
+	keyLen := len(stream) + 1 + seqLen
+	n := size/maxChunkBytes + 1
+	buf := make([]byte, 0, size+n*(keyLen+chunkHeaderLen)+keyLen+chunkHeaderLen)
+	var out []kv
+	for len(recs) > 0 {
+		end, sz := 0, chunkHeaderLen
+		for end < len(recs) {
+			l := len(recs[end].body) + uvarintLen(uint64(len(recs[end].body))) + uvarintLen(recs[end].seq-recs[0].seq)
+			if end > 0 && sz+l > maxChunkBytes {
+				break
+			}
+			sz += l
+			end++
+		}
+		start := len(buf)
+		buf = appendRecordKey(buf, stream, recs[0].seq)
+		k := buf[start:len(buf):len(buf)]
+		start = len(buf)
+		buf = encodeChunk(buf, recs[:end])
+		out = append(out, kv{k, buf[start:len(buf):len(buf)]})
+		recs = recs[end:]
+	}
+	return out
 }

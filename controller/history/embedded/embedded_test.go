@@ -231,7 +231,7 @@ func (d *driven) pass(t *testing.T) retentionPass {
 func assertEmptyIndexes(t *testing.T, s *Store) {
 	t.Helper()
 	err := s.view(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bucketRecords, bucketByTime, bucketByField, bucketFieldCounts} {
+		for _, name := range [][]byte{bucketRecords, bucketStreams, bucketStreamIDs, bucketByTime, bucketByField, bucketFieldCounts} {
 			if k, _ := tx.Bucket(name).Cursor().First(); k != nil {
 				return fmt.Errorf("bucket %s still holds %q", name, k)
 			}
@@ -789,7 +789,7 @@ func TestRecordsComeBackAsStored(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			want := c.in
 			want.Time = c.wantTime
-			got, err := decodeRecord(appendRecordKey(nil, c.in.Stream, c.in.Seq), encodeRecord(nil, c.in))
+			got, err := roundTrip(c.in)
 			if err != nil || !reflect.DeepEqual(got, want) {
 				t.Fatalf("decoded %+v, %v; want %+v", got, err, want)
 			}
@@ -889,23 +889,78 @@ func TestEachWalksDomainsThenStreamsAndSeqs(t *testing.T) {
 	})
 }
 
+// roundTrip stores r in a chunk of its own and reads it back.
+func roundTrip(r history.Record) (history.Record, error) {
+	key := appendRecordKey(nil, r.Stream, r.Seq)
+	recs, err := decodeChunk(nil, key, encodeChunk(nil, []chunkRec{{r.Seq, encodeBody(nil, r)}}))
+	if err != nil {
+		return history.Record{}, err
+	}
+	if len(recs) != 1 || recs[0].seq != r.Seq {
+		return history.Record{}, fmt.Errorf("chunk of one record decodes as %d records", len(recs))
+	}
+	return decodeBody(r.Stream, r.Seq, recs[0].body)
+}
+
 func FuzzDecodeRecord(f *testing.F) {
-	key := appendRecordKey(nil, "automation/run/1/log", 42)
-	f.Add(key, encodeRecord(nil, rec("automation/run/1/log", 42, t0, map[string]string{"run_id": "1", "status": "ok"}, []byte(`{"line":1}`))))
-	f.Add(key, encodeRecord(nil, rec("automation/run/1/log", 42, time.Date(1600, 1, 1, 0, 0, 0, 5, time.UTC), nil, nil)))
-	f.Add(key, []byte{recordFormatV1})
-	f.Add(key, []byte{recordFormatV1, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0})
-	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0}, []byte{2})
-	f.Add([]byte{}, []byte{})
-	f.Fuzz(func(t *testing.T, key, val []byte) {
-		r, err := decodeRecord(key, val)
+	f.Add(encodeBody(nil, rec("automation/run/1/log", 42, t0, map[string]string{"run_id": "1", "status": "ok"}, []byte(`{"line":1}`))))
+	f.Add(encodeBody(nil, rec("automation/run/1/log", 42, time.Date(1600, 1, 1, 0, 0, 0, 5, time.UTC), nil, nil)))
+	f.Add([]byte{recordFormatV1})
+	f.Add([]byte{recordFormatV1, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0})
+	f.Add([]byte{2})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := decodeBody("automation/run/1/log", 42, body)
 		if err != nil {
 			return
 		}
 		// What decodes must encode to something that decodes the same.
-		again, err := decodeRecord(appendRecordKey(nil, r.Stream, r.Seq), encodeRecord(nil, r))
+		again, err := decodeBody(r.Stream, r.Seq, encodeBody(nil, r))
 		if err != nil || !reflect.DeepEqual(again, r) {
 			t.Fatalf("%+v re-encoded decodes as %+v, %v", r, again, err)
+		}
+	})
+}
+
+func FuzzDecodeChunk(f *testing.F) {
+	key := appendRecordKey(nil, "automation/run/1/log", 42)
+	body := encodeBody(nil, rec("automation/run/1/log", 42, t0, map[string]string{"run_id": "1"}, []byte(`{"line":1}`)))
+	f.Add(key, encodeChunk(nil, []chunkRec{{42, body}, {43, body}, {100, []byte{recordFormatV1}}}))
+	f.Add(key, encodeChunk(nil, []chunkRec{{42, body}}))
+	f.Add(key, []byte{chunkFormatV1, 0, 0, 0, 0, 0, 0, 0, 42, 0, 0})
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0}, []byte{2})
+	f.Add([]byte{}, []byte{})
+	f.Fuzz(func(t *testing.T, key, val []byte) {
+		recs, err := decodeChunk(nil, key, val)
+		if err != nil {
+			return
+		}
+		_, first, _ := splitRecordKey(key)
+		if len(recs) == 0 || recs[0].seq != first || !slices.IsSortedFunc(recs, func(a, b chunkRec) int { return cmp.Compare(a.seq, b.seq) }) {
+			t.Fatalf("chunk %q decodes to records out of order", key)
+		}
+		again, err := decodeChunk(nil, key, encodeChunk(nil, recs))
+		if err != nil || !reflect.DeepEqual(again, recs) {
+			t.Fatalf("chunk re-encoded decodes as %v, %v", again, err)
+		}
+	})
+}
+
+func FuzzDecodeLeaf(f *testing.F) {
+	f.Add(encodeLeaf(nil, []posting{{timeKey(t0), 1, 1}, {timeKey(t0), 1, 2}, {timeKey(t0.Add(time.Second)), 7, 0}}))
+	f.Add([]byte{0, 0, 0})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, val []byte) {
+		ps, err := decodeLeaf(nil, val)
+		if err != nil {
+			return
+		}
+		if len(ps) == 0 || !slices.IsSortedFunc(ps, posting.compare) {
+			t.Fatalf("leaf %x decodes to postings out of order: %v", val, ps)
+		}
+		again, err := decodeLeaf(nil, encodeLeaf(nil, ps))
+		if err != nil || !slices.Equal(again, ps) || leafLen(ps) != len(encodeLeaf(nil, ps)) {
+			t.Fatalf("postings %v re-encoded decode as %v, %v", ps, again, err)
 		}
 	})
 }

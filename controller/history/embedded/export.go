@@ -33,28 +33,49 @@ func (s *Store) Each(ctx context.Context, fn func(history.Record) error) error {
 func (s *Store) each(ctx context.Context, fn func(history.Record) error, chunk int) error {
 	for _, d := range history.Domains() {
 		prefix := []byte(d + "/")
-		from := prefix
-		for from != nil {
+		// The next record to visit is (stream, seq), nil for the domain's
+		// first.
+		var stream []byte
+		var seq uint64
+		for first := true; first || stream != nil; first = false {
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("export: %w", err)
 			}
 			var recs []history.Record
-			var next []byte
 			err := s.view(func(tx *bbolt.Tx) error {
-				recs, next = recs[:0], nil
-				size := 0
+				recs = recs[:0]
 				c := tx.Bucket(bucketRecords).Cursor()
-				for k, v := c.Seek(from); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-					if len(recs) == chunk || size >= eachBytes {
-						next = bytes.Clone(k)
-						break
-					}
-					r, err := decodeRecord(k, v)
-					if err != nil {
+				var k, v []byte
+				if stream == nil {
+					k, v = c.Seek(prefix)
+				} else {
+					k, v = seekChunk(c, streamPrefix(string(stream)), seq)
+				}
+				from, fromSeq := stream, seq
+				stream = nil
+				size := 0
+				var crs []chunkRec
+				for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+					var err error
+					if crs, err = decodeChunk(crs[:0], k, v); err != nil {
 						return err
 					}
-					recs = append(recs, r)
-					size += len(v)
+					name, _, _ := splitRecordKey(k)
+					for _, cr := range crs {
+						if from != nil && bytes.Equal(name, from) && cr.seq < fromSeq {
+							continue
+						}
+						if len(recs) == chunk || size >= eachBytes {
+							stream, seq = bytes.Clone(name), cr.seq
+							return nil
+						}
+						r, err := decodeBody(string(name), cr.seq, cr.body)
+						if err != nil {
+							return err
+						}
+						recs = append(recs, r)
+						size += len(cr.body)
+					}
 				}
 				return nil
 			})
@@ -66,7 +87,6 @@ func (s *Store) each(ctx context.Context, fn func(history.Record) error, chunk i
 					return err
 				}
 			}
-			from = next
 		}
 	}
 	return nil

@@ -3,19 +3,20 @@ package embedded
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"time"
 
 	"go.etcd.io/bbolt"
 )
 
 // deleteBatch bounds one delete transaction, so that retention never holds
-// bbolt's single writer lock for long: about 10,000 keys, as a record has
-// four to six (records, bytime, byfield for its kind and each field).
-// BenchmarkCompact deletes ~100,000 records/s, so appends wait behind a
-// delete transaction for about 20 ms.
+// bbolt's single writer lock for long: it rewrites the chunks and index
+// leaves of at most this many records.
 const deleteBatch = 2_000
 
 // DeleteBefore removes every record whose Time is before t, oldest first,
@@ -23,18 +24,16 @@ const deleteBatch = 2_000
 // removed (including those of batches committed before an error).
 func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 	cut := boundKey(t)
-	n, err := s.deleteOldest(ctx, func(pos []byte, _ int64) bool {
-		return bytes.Compare(pos[:timeKeyLen], cut) >= 0
-	})
+	n, err := s.deleteOldest(ctx, func(at uint64, _ int64) bool { return at >= cut })
 	if err != nil {
 		return n, fmt.Errorf("delete before %s: %w", t.Format(time.RFC3339Nano), err)
 	}
 	return n, nil
 }
 
-// deleteOldest removes records in (Time, Stream, Seq) order until done,
-// given the next record's position and Stats.Bytes, reports true.
-func (s *Store) deleteOldest(ctx context.Context, done func(pos []byte, size int64) bool) (int64, error) {
+// deleteOldest removes records in time index order until done, given the
+// next record's time (timeKey) and Stats.Bytes, reports true.
+func (s *Store) deleteOldest(ctx context.Context, done func(at uint64, size int64) bool) (int64, error) {
 	var total int64
 	for {
 		if err := ctx.Err(); err != nil {
@@ -43,45 +42,9 @@ func (s *Store) deleteOldest(ctx context.Context, done func(pos []byte, size int
 		var n int64
 		more := false
 		err := s.deleteTx(func(tx *bbolt.Tx) error {
-			n, more = 0, false
-			b := bucketsOf(tx)
-			size := getUint(b.meta, metaBytes)
-			counts := make(map[string]int64)
-			var victims [][]byte
-			c := b.byTime.Cursor()
-			// The cursor walks bytime while other buckets change; bytime
-			// itself changes only after the walk.
-			for k, _ := c.First(); k != nil; k, _ = c.Next() {
-				if !validPos(k) {
-					return fmt.Errorf("%w: time index entry %q", errCorrupt, k)
-				}
-				if done(k, size) {
-					break
-				}
-				if len(victims) == deleteBatch {
-					more = true
-					break
-				}
-				freed, err := deleteRecord(b, k, counts)
-				if err != nil {
-					return err
-				}
-				size -= freed
-				victims = append(victims, bytes.Clone(k))
-			}
-			if len(victims) == 0 {
-				return errNothingNew
-			}
-			for _, k := range victims {
-				if err := b.byTime.Delete(k); err != nil {
-					return fmt.Errorf("delete time index: %w", err)
-				}
-			}
-			if err := applyCounts(b.fieldCounts, counts); err != nil {
-				return err
-			}
-			n = int64(len(victims))
-			return addMeta(b.meta, -n, size-getUint(b.meta, metaBytes))
+			var err error
+			n, more, err = deleteSome(bucketsOf(tx), done)
+			return err
 		})
 		if errors.Is(err, errNothingNew) {
 			return total, nil
@@ -96,6 +59,84 @@ func (s *Store) deleteOldest(ctx context.Context, done func(pos []byte, size int
 	}
 }
 
+// deleteSome is one delete transaction: it walks the time index, looking
+// up each record for its size and indexes, until done or deleteBatch
+// records, and only then changes the buckets.
+func deleteSome(b buckets, done func(at uint64, size int64) bool) (n int64, more bool, err error) {
+	size := getUint(b.meta, metaBytes)
+	rr := newRecordReader(b)
+	var victims []posting
+	bySid := make(map[uint64][]uint64)
+	byField := make(map[string][]posting)
+	counts := make(map[string]int64)
+	var leaf []posting
+	c := b.byTime.Cursor()
+walk:
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if leaf, err = decodeLeaf(leaf[:0], v); err != nil {
+			return 0, false, err
+		}
+		for _, p := range leaf {
+			if done(p.time, size) {
+				break walk
+			}
+			if len(victims) == deleteBatch {
+				more = true
+				break walk
+			}
+			name, err := rr.name(p.sid)
+			if err != nil {
+				return 0, false, err
+			}
+			body, err := rr.body(name, p.seq)
+			if err != nil {
+				return 0, false, err
+			}
+			r, err := decodeBody(name, p.seq, body)
+			if err != nil {
+				return 0, false, err
+			}
+			size -= logicalSize(r)
+			victims = append(victims, p)
+			bySid[p.sid] = append(bySid[p.sid], p.seq)
+			kp := string(kindPrefix(r.Kind))
+			byField[kp] = append(byField[kp], p)
+			for k, v := range r.Fields {
+				fp := string(fieldPrefix(r.Kind, k, v))
+				byField[fp] = append(byField[fp], p)
+				counts[fp]--
+			}
+		}
+	}
+	if len(victims) == 0 {
+		return 0, false, errNothingNew
+	}
+	x := postingIndex{b: b.byTime}
+	if err := x.remove(nil, victims); err != nil {
+		return 0, false, fmt.Errorf("delete from time index: %w", err)
+	}
+	x.b = b.byField
+	for _, pre := range slices.Sorted(maps.Keys(byField)) {
+		ps := byField[pre]
+		slices.SortFunc(ps, posting.compare)
+		if err := x.remove([]byte(pre), ps); err != nil {
+			return 0, false, fmt.Errorf("delete from field index: %w", err)
+		}
+	}
+	for _, sid := range slices.Sorted(maps.Keys(bySid)) {
+		seqs := bySid[sid]
+		slices.Sort(seqs)
+		if err := removeFromStream(b, sid, rr.names[sid], seqs); err != nil {
+			return 0, false, err
+		}
+	}
+	if err := applyCounts(b.fieldCounts, counts); err != nil {
+		return 0, false, err
+	}
+	n = int64(len(victims))
+	return n, more, addMeta(b.meta, -n, size-getUint(b.meta, metaBytes))
+}
+
 // deleteTx runs one delete transaction, after any compaction in progress.
 func (s *Store) deleteTx(fn func(*bbolt.Tx) error) error {
 	s.compacting.Lock()
@@ -103,29 +144,56 @@ func (s *Store) deleteTx(fn func(*bbolt.Tx) error) error {
 	return s.update(fn)
 }
 
-// deleteRecord removes the record at pos from records and byfield, counts
-// its fields' index shrinkage in counts, and returns its size; the caller
-// removes the bytime entry.
-func deleteRecord(b buckets, pos []byte, counts map[string]int64) (int64, error) {
-	key := pos[timeKeyLen:]
-	val := b.records.Get(key)
-	r, err := decodeRecord(key, val)
-	if err != nil {
-		return 0, fmt.Errorf("record of time index entry %q: %w", pos, err)
-	}
-	index, counted := indexKeys(r, pos)
-	if err := b.records.Delete(key); err != nil {
-		return 0, fmt.Errorf("delete record: %w", err)
-	}
-	for _, k := range index {
-		if err := b.byField.Delete(k); err != nil {
-			return 0, fmt.Errorf("delete field index: %w", err)
+// removeFromStream deletes seqs, sorted and all stored, from the chunks of
+// stream sid, and the stream's id once it has no chunk left.
+func removeFromStream(b buckets, sid uint64, stream string, seqs []uint64) error {
+	prefix := streamPrefix(stream)
+	c := b.records.Cursor()
+	var recs, kept []chunkRec
+	for len(seqs) > 0 {
+		k, v := seekChunk(c, prefix, seqs[0])
+		if !isChunkOf(k, prefix) {
+			return fmt.Errorf("%w: %s/%d is indexed but not stored", errCorrupt, stream, seqs[0])
+		}
+		k = bytes.Clone(k)
+		var err error
+		if recs, err = decodeChunk(recs[:0], k, v); err != nil {
+			return err
+		}
+		kept = kept[:0]
+		for _, r := range recs {
+			if len(seqs) > 0 && r.seq == seqs[0] {
+				seqs = seqs[1:]
+				continue
+			}
+			kept = append(kept, r)
+		}
+		if len(seqs) > 0 && seqs[0] <= recs[len(recs)-1].seq {
+			return fmt.Errorf("%w: %s/%d is indexed but not stored", errCorrupt, stream, seqs[0])
+		}
+		var puts []kv
+		if len(kept) > 0 {
+			puts = encodeChunks(stream, kept)
+		}
+		if err := b.records.Delete(k); err != nil {
+			return fmt.Errorf("delete chunk: %w", err)
+		}
+		for _, p := range puts {
+			if err := b.records.Put(p.k, p.v); err != nil {
+				return fmt.Errorf("put chunk: %w", err)
+			}
 		}
 	}
-	for _, c := range counted {
-		counts[string(c)]--
+	if k, _ := c.Seek(prefix); isChunkOf(k, prefix) {
+		return nil
 	}
-	return logicalSize(r), nil
+	if err := b.streams.Delete([]byte(stream)); err != nil {
+		return fmt.Errorf("delete stream: %w", err)
+	}
+	if err := b.streamIDs.Delete(binary.BigEndian.AppendUint64(nil, sid)); err != nil {
+		return fmt.Errorf("delete stream: %w", err)
+	}
+	return nil
 }
 
 // retentionPass is what one background pass did.
@@ -168,7 +236,7 @@ func (s *Store) enforce(ctx context.Context) retentionPass {
 		errs = append(errs, err)
 	}
 	if limit := s.opts.Retention.MaxBytes; limit > 0 {
-		n, err := s.deleteOldest(ctx, func(_ []byte, size int64) bool { return size <= limit })
+		n, err := s.deleteOldest(ctx, func(_ uint64, size int64) bool { return size <= limit })
 		p.BySize = n
 		if err != nil {
 			errs = append(errs, fmt.Errorf("delete over %d bytes: %w", limit, err))

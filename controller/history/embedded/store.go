@@ -6,21 +6,30 @@
 // flock enforces this across processes). It never interprets a record's Data
 // and never reads the replicated state.
 //
-// Layout, one bucket per concern, each key described in codec.go:
+// Layout, one bucket per concern, each key described in codec.go and
+// postings.go:
 //
-//	records     stream 0x00 seq                         → encoded record
-//	bytime      time stream 0x00 seq                    → (empty)
-//	byfield     kind 0x00 0x00 time stream 0x00 seq     → (empty)   every record of a kind
-//	            kind 0x00 k=v 0x00 time stream 0x00 seq → (empty)   one per field
-//	fieldcounts kind 0x00 k=v 0x00                      → uint64    entries under that prefix
-//	meta        "format" → 1, "records" → uint64, "bytes" → uint64 (Stats.Bytes)
+//	records     stream 0x00 first seq → chunk: records of the stream, seq order
+//	streams     stream                → sid(8), the stream's id in postings
+//	streamids   sid(8)                → stream
+//	bytime      first posting         → leaf of postings, every record
+//	byfield     kind 0x00 0x00 first posting     → leaf of postings of a kind
+//	            kind 0x00 k=v 0x00 first posting → leaf, one index per field value
+//	fieldcounts kind 0x00 k=v 0x00    → uint64    postings in that index
+//	meta        "format" → 2, "records", "bytes" (Stats.Bytes), "nextsid" → uint64
+//
+// A posting is (time, sid, seq): 24 bytes in a key, about 7 in a leaf. An
+// append writes a value per chunk and per index leaf it touches, not keys
+// per record and index: a batch of 1000 small records over ten streams is
+// about 70 chunk values and 20 leaves, where one key per record and index
+// was 5000 keys, each repeating the stream and time. A stream's chunks
+// never overlap in seq, so Read and Tail walk them in key order.
 //
 // Every write changes all of them in one transaction, so the indexes and the
 // counters are exact, and a crash leaves either the whole batch or none of it.
 package embedded
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -28,18 +37,18 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"go.etcd.io/bbolt"
 
 	"github.com/opsconductor/opsconductor/controller/history"
-	"github.com/opsconductor/opsconductor/controller/problem"
 )
 
 var (
 	bucketRecords     = []byte("records")
+	bucketStreams     = []byte("streams")
+	bucketStreamIDs   = []byte("streamids")
 	bucketByTime      = []byte("bytime")
 	bucketByField     = []byte("byfield")
 	bucketFieldCounts = []byte("fieldcounts")
@@ -48,10 +57,12 @@ var (
 	metaFormat  = []byte("format")
 	metaRecords = []byte("records")
 	metaBytes   = []byte("bytes")
+	metaNextSid = []byte("nextsid")
 )
 
 // fileFormat is the layout version in meta; Open refuses any other.
-const fileFormat = 1
+// Format 1 had a key per record and per index entry.
+const fileFormat = 2
 
 // Retention bounds what the store keeps; a zero field is unbounded.
 type Retention struct {
@@ -170,13 +181,21 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+const initialMmapSize = 1 << 30
+
 func openBolt(path string) (*bbolt.DB, error) {
 	// As for the Raft log (controller/cluster): the freelist is not written
 	// on every commit, which after a large delete would mean sorting and
 	// rewriting every free page id per append; Open rebuilds it instead,
 	// unless Close left one (see Close). The hashmap freelist stays fast as
 	// the file grows.
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType})
+	//
+	// The map starts at 1 GiB of address space (not memory): growing it
+	// makes bbolt copy every node the commit has touched out of the old
+	// map and wait for every reader, which a growing file would otherwise
+	// do at every doubling.
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType,
+		InitialMmapSize: initialMmapSize})
 	if err != nil {
 		return nil, fmt.Errorf("open history %s: %w", path, err)
 	}
@@ -185,7 +204,7 @@ func openBolt(path string) (*bbolt.DB, error) {
 
 func initDB(db *bbolt.DB) error {
 	return db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bucketRecords, bucketByTime, bucketByField, bucketFieldCounts, bucketMeta} {
+		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
@@ -201,13 +220,15 @@ func initDB(db *bbolt.DB) error {
 	})
 }
 
+var allBuckets = [][]byte{bucketRecords, bucketStreams, bucketStreamIDs, bucketByTime, bucketByField, bucketFieldCounts, bucketMeta}
+
 type buckets struct {
-	records, byTime, byField, fieldCounts, meta *bbolt.Bucket
+	records, streams, streamIDs, byTime, byField, fieldCounts, meta *bbolt.Bucket
 }
 
 func bucketsOf(tx *bbolt.Tx) buckets {
-	return buckets{tx.Bucket(bucketRecords), tx.Bucket(bucketByTime), tx.Bucket(bucketByField),
-		tx.Bucket(bucketFieldCounts), tx.Bucket(bucketMeta)}
+	return buckets{tx.Bucket(bucketRecords), tx.Bucket(bucketStreams), tx.Bucket(bucketStreamIDs), tx.Bucket(bucketByTime),
+		tx.Bucket(bucketByField), tx.Bucket(bucketFieldCounts), tx.Bucket(bucketMeta)}
 }
 
 // usable reports why the store cannot run a transaction; mu must be held.
@@ -243,35 +264,53 @@ func (s *Store) update(fn func(*bbolt.Tx) error) error {
 
 // entry is one record ready to store, encoded outside the write
 // transaction so that concurrent appenders do that work in parallel and
-// bbolt's single writer only inserts.
+// bbolt's single writer only inserts. It owns its memory: a compaction may
+// replay it after Append has returned.
 type entry struct {
-	key, val, pos []byte
-	index         [][]byte // byfield keys
-	counted       [][]byte // fieldcounts keys, one per field
-	size          int64
+	stream string
+	seq    uint64
+	time   uint64 // timeKey
+	body   []byte // encodeBody
+	// prefixes are the byfield indexes the record belongs to: its kind's,
+	// then one per field, which are also its fieldcounts keys.
+	prefixes []string
+	size     int64
 }
 
-func newEntry(r history.Record) entry {
-	var e entry
-	e.key = appendRecordKey(nil, r.Stream, r.Seq)
-	e.val = encodeRecord(nil, r)
-	e.pos = append(appendTimeKey(make([]byte, 0, timeKeyLen+len(e.key)), r.Time), e.key...)
-	e.index, e.counted = indexKeys(r, e.pos)
-	e.size = logicalSize(r)
-	return e
-}
-
-// indexKeys returns r's byfield keys and the fieldcounts keys of its fields.
-func indexKeys(r history.Record, pos []byte) (index, counted [][]byte) {
-	index = make([][]byte, 0, 1+len(r.Fields))
-	index = append(index, append(kindPrefix(r.Kind), pos...))
-	counted = make([][]byte, 0, len(r.Fields))
-	for k, v := range r.Fields {
-		p := fieldPrefix(r.Kind, k, v)
-		counted = append(counted, p)
-		index = append(index, append(p[:len(p):len(p)], pos...))
+// newEntries encodes recs, their bodies sharing one allocation.
+func newEntries(recs []history.Record) ([]entry, int64) {
+	n := 0
+	for _, r := range recs {
+		n += len(r.Data) + len(r.Kind) + 32
+		for k, v := range r.Fields {
+			n += len(k) + len(v) + 4
+		}
 	}
-	return index, counted
+	buf := make([]byte, 0, n)
+	es := make([]entry, len(recs))
+	ends := make([]int, len(recs))
+	var total int64
+	var kind, kindPre string
+	for i, r := range recs {
+		buf = encodeBody(buf, r)
+		ends[i] = len(buf)
+		if r.Kind != kind {
+			kind, kindPre = r.Kind, r.Kind+"\x00\x00"
+		}
+		pre := make([]string, 1, 1+len(r.Fields))
+		pre[0] = kindPre
+		for k, v := range r.Fields {
+			pre = append(pre, r.Kind+"\x00"+k+"="+v+"\x00")
+		}
+		es[i] = entry{stream: r.Stream, seq: r.Seq, time: timeKey(r.Time), prefixes: pre, size: logicalSize(r)}
+		total += es[i].size
+	}
+	start := 0
+	for i := range es {
+		es[i].body = buf[start:ends[i]:ends[i]]
+		start = ends[i]
+	}
+	return es, total
 }
 
 // recordOverhead is what Stats.Bytes adds per record for what its stream,
@@ -317,11 +356,8 @@ func (s *Store) Append(ctx context.Context, recs []history.Record) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
-	req := &appendReq{entries: make([]entry, len(recs)), done: make(chan error, 1)}
-	for i, r := range recs {
-		req.entries[i] = newEntry(r)
-		req.size += req.entries[i].size
-	}
+	req := &appendReq{done: make(chan error, 1)}
+	req.entries, req.size = newEntries(recs)
 	select {
 	case s.appends <- req:
 	case <-s.ctx.Done():
@@ -380,255 +416,6 @@ func applyCounts(b *bbolt.Bucket, deltas map[string]int64) error {
 		}
 	}
 	return nil
-}
-
-// checkRead is history.CheckRead plus what this layout needs and CheckRead
-// lets through: a stream with a NUL, which no stored record has (Validate
-// refuses it), would read as the end of a stream name in a key and match
-// another stream's records.
-func checkRead(stream string, limit int) error {
-	if err := history.CheckRead(stream, limit); err != nil {
-		return err
-	}
-	if strings.ContainsRune(stream, 0) {
-		return problem.Invalid("stream", "must not contain NUL")
-	}
-	return nil
-}
-
-// checkQuery is history.CheckQuery plus, for the same reason as checkRead,
-// the rules Validate sets for kinds and fields: no NUL, no '=' in a key.
-func checkQuery(q history.Query) error {
-	if err := history.CheckQuery(q); err != nil {
-		return err
-	}
-	var l problem.List
-	if strings.ContainsRune(q.Kind, 0) {
-		l.Add("kind", "must not contain NUL")
-	}
-	for k, v := range q.Fields {
-		if k == "" || strings.ContainsAny(k, "\x00=") || strings.ContainsRune(v, 0) {
-			l.Add("fields", "field %q: keys must be non-empty without '=', keys and values without NUL", k)
-		}
-	}
-	return l.Err()
-}
-
-// Read returns records of one stream with from <= Seq <= to, in order.
-func (s *Store) Read(ctx context.Context, stream string, from, to uint64, limit int) ([]history.Record, error) {
-	if err := checkRead(stream, limit); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("read: %w", err)
-	}
-	var out []history.Record
-	err := s.view(func(tx *bbolt.Tx) error {
-		out = out[:0]
-		prefix := streamPrefix(stream)
-		c := tx.Bucket(bucketRecords).Cursor()
-		for k, v := c.Seek(appendRecordKey(nil, stream, from)); k != nil && len(out) < limit; k, v = c.Next() {
-			// No stream contains NUL, so the prefix holds only this
-			// stream's keys, each exactly one seq longer.
-			if !bytes.HasPrefix(k, prefix) || len(k) != len(prefix)+seqLen || binary.BigEndian.Uint64(k[len(prefix):]) > to {
-				break
-			}
-			r, err := decodeRecord(k, v)
-			if err != nil {
-				return err
-			}
-			out = append(out, r)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", stream, err)
-	}
-	return out, nil
-}
-
-// Tail returns the last n records of a stream, in sequence order.
-func (s *Store) Tail(ctx context.Context, stream string, n int) ([]history.Record, error) {
-	if err := checkRead(stream, n); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("tail: %w", err)
-	}
-	var out []history.Record
-	err := s.view(func(tx *bbolt.Tx) error {
-		out = out[:0]
-		prefix := streamPrefix(stream)
-		c := tx.Bucket(bucketRecords).Cursor()
-		for k, v := seekBefore(c, prefixEnd(prefix)); k != nil && len(out) < n; k, v = c.Prev() {
-			if !bytes.HasPrefix(k, prefix) {
-				break
-			}
-			r, err := decodeRecord(k, v)
-			if err != nil {
-				return err
-			}
-			out = append(out, r)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("tail %s: %w", stream, err)
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	return out, nil
-}
-
-// seekBefore moves c to the last key strictly before key.
-func seekBefore(c *bbolt.Cursor, key []byte) ([]byte, []byte) {
-	if k, _ := c.Seek(key); k == nil {
-		return c.Last()
-	}
-	return c.Prev()
-}
-
-// Query returns one page of records of a kind, newest first by (Time,
-// Stream, Seq). It walks the smallest index among the kind's and the
-// queried fields' (their sizes are kept in fieldcounts) and checks the
-// other fields against their own indexes, which is a key lookup rather than
-// decoding the record.
-func (s *Store) Query(ctx context.Context, q history.Query) (history.Page, error) {
-	if err := checkQuery(q); err != nil {
-		return history.Page{}, err
-	}
-	var after []byte
-	if q.Cursor != "" {
-		pos, err := decodeCursor(q.Cursor)
-		if err != nil {
-			return history.Page{}, problem.Invalid("cursor", "is not a cursor from this store: %v", err)
-		}
-		after = pos
-	}
-	if err := ctx.Err(); err != nil {
-		return history.Page{}, fmt.Errorf("query: %w", err)
-	}
-	var page history.Page
-	err := s.view(func(tx *bbolt.Tx) error {
-		page = history.Page{}
-		b := bucketsOf(tx)
-		prefix, others, empty := chooseIndex(b.fieldCounts, q)
-		if empty {
-			return nil
-		}
-		// The walk starts below the smaller of Until and the cursor.
-		upper := prefixEnd(prefix)
-		if !q.Until.IsZero() {
-			upper = append(bytes.Clone(prefix), boundKey(q.Until)...)
-		}
-		if after != nil {
-			if k := append(bytes.Clone(prefix), after...); bytes.Compare(k, upper) < 0 {
-				upper = k
-			}
-		}
-		var since []byte
-		if !q.Since.IsZero() {
-			since = boundKey(q.Since)
-		}
-		c := b.byField.Cursor()
-		check := b.byField.Cursor()
-		var last []byte
-		for k, _ := seekBefore(c, upper); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
-			pos := k[len(prefix):]
-			if !validPos(pos) {
-				return fmt.Errorf("%w: index entry %q", errCorrupt, k)
-			}
-			if since != nil && bytes.Compare(pos[:timeKeyLen], since) < 0 {
-				break
-			}
-			if !hasAll(check, others, pos) {
-				continue
-			}
-			if len(page.Records) == q.Limit {
-				// One more match exists, so this page is not the last.
-				page.Next = encodeCursor(last)
-				break
-			}
-			key := pos[timeKeyLen:]
-			r, err := decodeRecord(key, b.records.Get(key))
-			if err != nil {
-				return fmt.Errorf("index entry %q: %w", k, err)
-			}
-			page.Records = append(page.Records, r)
-			last = bytes.Clone(pos)
-			if len(page.Records)%1024 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return history.Page{}, fmt.Errorf("query %s: %w", q.Kind, err)
-	}
-	return page, nil
-}
-
-// chooseIndex picks the byfield prefix to walk for q: the kind's when q has
-// no fields, else the field with the fewest entries. The other fields'
-// prefixes are returned to check each candidate against. empty reports that
-// some field has no entries at all, so nothing can match.
-func chooseIndex(counts *bbolt.Bucket, q history.Query) (prefix []byte, others [][]byte, empty bool) {
-	if len(q.Fields) == 0 {
-		return kindPrefix(q.Kind), nil, false
-	}
-	best := int64(-1)
-	for k, v := range q.Fields {
-		p := fieldPrefix(q.Kind, k, v)
-		n := getUint(counts, p)
-		if n == 0 {
-			return nil, nil, true
-		}
-		if best < 0 || n < best {
-			if prefix != nil {
-				others = append(others, prefix)
-			}
-			prefix, best = p, n
-		} else {
-			others = append(others, p)
-		}
-	}
-	return prefix, others, false
-}
-
-// hasAll reports whether the record at pos is in every index of prefixes.
-func hasAll(c *bbolt.Cursor, prefixes [][]byte, pos []byte) bool {
-	for _, p := range prefixes {
-		want := append(p[:len(p):len(p)], pos...)
-		if k, _ := c.Seek(want); !bytes.Equal(k, want) {
-			return false
-		}
-	}
-	return true
-}
-
-// Stats reports how many records the store holds, their logical size (see
-// logicalSize) and the oldest record's time.
-func (s *Store) Stats(ctx context.Context) (history.Stats, error) {
-	if err := ctx.Err(); err != nil {
-		return history.Stats{}, fmt.Errorf("stats: %w", err)
-	}
-	var st history.Stats
-	err := s.view(func(tx *bbolt.Tx) error {
-		b := bucketsOf(tx)
-		st.Records = getUint(b.meta, metaRecords)
-		st.Bytes = getUint(b.meta, metaBytes)
-		if k, _ := b.byTime.Cursor().First(); k != nil {
-			st.Oldest, _ = parseTimeKey(k)
-		}
-		return nil
-	})
-	if err != nil {
-		return history.Stats{}, fmt.Errorf("stats: %w", err)
-	}
-	return st, nil
 }
 
 // Ping returns nil while the store is open: a bbolt file that opened takes
