@@ -76,8 +76,10 @@ type domainSQL struct {
 	name      string
 	fromBatch string // INSERT … SELECT from the COPY staging table
 	fromArray string // INSERT … SELECT from unnest of array parameters
+	copyIn    string // COPY … FROM STDIN in the layout appendCopyRow writes
 	read      string
 	tail      string
+	each      string // one keyset page of Each
 	query     string // prefix: WHERE kind = $1 follows
 	delete    string
 	stats     string
@@ -92,15 +94,17 @@ const recordColumns = "stream, seq, time, kind, fields, data"
 // Stats.Bytes is meant to compare and trend, not to bill.
 const rowOverhead = 64
 
-// copyThreshold is the batch size from which Append stages rows with COPY
-// instead of sending them as arrays in one INSERT. Creating and dropping
-// the temporary table is catalog work that costs ~3 ms a batch; COPY wins
-// it back only on larger batches, where parsing the jsonb[] and text[]
-// parameters costs more. BenchmarkAppendPath, 100-byte records, 2 vCPUs
-// with PostgreSQL 15 on the same VM: 1 record 1.2 ms (arrays) against
-// 4.5 ms (COPY); 250: 5 against 8.5 ms; 500: even at ~11 ms; 1000: 30
-// against 22 ms; 5000: 160 against 90 ms.
-const copyThreshold = 500
+// copyThreshold is the batch size from which Append writes with COPY
+// instead of sending the rows as arrays in one INSERT. A COPY of one
+// domain is a single statement outside a transaction block, so it costs no
+// more round trips than the INSERT, and the server skips parsing jsonb[]
+// and text[] parameters; but a batch holding an already-stored record
+// fails the COPY and is written a second time through a staging table,
+// which the INSERT never needs. BenchmarkAppendPath, 100-byte records,
+// 2 vCPUs with PostgreSQL 15 on the same busy VM: 10 records 0.6 ms
+// either way; 100: 2.1 ms (arrays) against 1.2 ms (COPY); 500: 10 against
+// 7 ms; 5000: 124 against 67 ms.
+const copyThreshold = 50
 
 // deleteBatch bounds the rows one DELETE statement of DeleteBefore removes,
 // so that retention holds locks and produces WAL in bounded slices and
@@ -125,10 +129,12 @@ FROM unnest($1::text[], $2::int8[], $3::timestamptz[], $4::text[], $5::jsonb[], 
 	WITH ORDINALITY AS b(stream, seq, time, kind, fields, data, ord)
 ORDER BY ord
 ON CONFLICT (stream, seq) DO NOTHING`, t),
+		copyIn: fmt.Sprintf(`COPY %s (stream, seq, time, kind, fields, data) FROM STDIN (FORMAT binary)`, t),
 		read: fmt.Sprintf(`SELECT %s FROM %s WHERE stream = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq LIMIT $4`,
 			recordColumns, t),
 		tail:  fmt.Sprintf(`SELECT %s FROM %s WHERE stream = $1 ORDER BY seq DESC LIMIT $2`, recordColumns, t),
 		query: fmt.Sprintf(`SELECT %s FROM %s WHERE kind = $1`, recordColumns, t),
+		each:  fmt.Sprintf(`SELECT %s FROM %s WHERE (stream, seq) > ($1, $2) ORDER BY stream, seq LIMIT $3`, recordColumns, t),
 		// ctid = ANY(ARRAY(…)) makes the outer DELETE a TID scan of exactly
 		// the rows the LIMITed sub-select found through the time index.
 		delete: fmt.Sprintf(`DELETE FROM %[1]s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %[1]s WHERE time < $1 LIMIT %[2]d))`,
@@ -261,7 +267,7 @@ type row struct {
 	seq    int64
 	time   time.Time
 	kind   string
-	fields []byte // JSON object
+	fields map[string]string
 	data   []byte
 }
 
@@ -282,10 +288,7 @@ func (s *Store) Append(ctx context.Context, recs []history.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	rows, err := s.rows(recs)
-	if err != nil {
-		return s.fail("append", err)
-	}
+	rows := s.rows(recs)
 	if len(rows) < copyThreshold {
 		return s.fail("append", s.appendArrays(ctx, rows))
 	}
@@ -311,24 +314,24 @@ func checkStorable(recs []history.Record) error {
 // rows converts recs and sorts them by (domain, stream, seq), keeping the
 // batch order of duplicates: the lock order every transaction follows.
 // Streams compare as bytes, as the "C" collation of the stream column does.
-func (s *Store) rows(recs []history.Record) ([]row, error) {
+func (s *Store) rows(recs []history.Record) []row {
+	domains := history.Domains()
 	out := make([]row, len(recs))
 	for i, r := range recs {
 		d, _ := history.Domain(r.Stream) // ValidateBatch checked it
-		fields := []byte("{}")
-		if len(r.Fields) > 0 {
-			var err error
-			if fields, err = json.Marshal(r.Fields); err != nil {
-				return nil, fmt.Errorf("encode records[%d].fields: %w", i, err)
-			}
-		}
-		out[i] = row{dom: slices.Index(history.Domains(), d), stream: r.Stream, seq: int64(r.Seq),
-			time: r.Time, kind: r.Kind, fields: fields, data: r.Data}
+		out[i] = row{dom: slices.Index(domains, d), stream: r.Stream, seq: int64(r.Seq),
+			time: r.Time, kind: r.Kind, fields: r.Fields, data: r.Data}
 	}
-	slices.SortStableFunc(out, func(a, b row) int {
-		return cmp.Or(cmp.Compare(a.dom, b.dom), strings.Compare(a.stream, b.stream), cmp.Compare(a.seq, b.seq))
-	})
-	return out, nil
+	// Producers send a stream's records in sequence order, so a batch is
+	// usually sorted already and this is one pass.
+	if !slices.IsSortedFunc(out, compareRows) {
+		slices.SortStableFunc(out, compareRows)
+	}
+	return out
+}
+
+func compareRows(a, b row) int {
+	return cmp.Or(cmp.Compare(a.dom, b.dom), strings.Compare(a.stream, b.stream), cmp.Compare(a.seq, b.seq))
 }
 
 // byDomain splits sorted rows into runs of one domain each.
@@ -357,7 +360,7 @@ func (s *Store) appendArrays(ctx context.Context, rows []row) error {
 			streams, seqs, times, kinds := make([]string, len(run)), make([]int64, len(run)), make([]time.Time, len(run)), make([]string, len(run))
 			fields, data := make([]string, len(run)), make([][]byte, len(run))
 			for i, r := range run {
-				streams[i], seqs[i], times[i], kinds[i], fields[i], data[i] = r.stream, r.seq, r.time, r.kind, string(r.fields), r.data
+				streams[i], seqs[i], times[i], kinds[i], fields[i], data[i] = r.stream, r.seq, r.time, r.kind, string(appendFieldsJSON(nil, r.fields)), r.data
 			}
 			b.Queue(s.domains[run[0].dom].fromArray, streams, seqs, times, kinds, fields, data)
 		}
@@ -387,25 +390,33 @@ const createBatch = `CREATE TEMPORARY TABLE history_batch (
 const uniqueViolation = "23505"
 
 // appendCopy writes a large batch. Almost every batch is new records, so
-// it first COPYs straight into the domain tables in one transaction: no
-// staging table and no second pass. COPY cannot skip a stored row, so a
-// batch that holds one (a producer's retry, or a duplicate within the
-// batch) fails that transaction with unique_violation, which rolls back
-// whole, and is then written through the staging path that skips them.
+// it first COPYs straight into the domain tables: no staging table and no
+// second pass. A batch of one domain is a single COPY outside a
+// transaction block, which PostgreSQL runs as a transaction of its own, so
+// it is whole and costs no BEGIN and COMMIT round trips; one spanning
+// domains is one COPY per domain inside a transaction. COPY cannot skip a
+// stored row, so a batch that holds one (a producer's retry, or a
+// duplicate within the batch) fails with unique_violation, which rolls
+// back whole, and is then written through the staging path that skips
+// them.
 func (s *Store) appendCopy(ctx context.Context, rows []row) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, run := range byDomain(rows) {
-			src := pgx.CopyFromSlice(len(run), func(i int) ([]any, error) {
-				r := run[i]
-				return []any{r.stream, r.seq, r.time, r.kind, r.fields, r.data}, nil
-			})
-			table := pgx.Identifier{s.domains[run[0].dom].name, "records"}
-			if _, err := tx.CopyFrom(ctx, table, []string{"stream", "seq", "time", "kind", "fields", "data"}, src); err != nil {
-				return err
+	runs := byDomain(rows)
+	var err error
+	if len(runs) == 1 {
+		err = s.pool.AcquireFunc(ctx, func(c *pgxpool.Conn) error {
+			_, err := c.Conn().PgConn().CopyFrom(ctx, newCopyReader(runs[0], false), s.domains[runs[0][0].dom].copyIn)
+			return err
+		})
+	} else {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			for _, run := range runs {
+				if _, err := tx.Conn().PgConn().CopyFrom(ctx, newCopyReader(run, false), s.domains[run[0].dom].copyIn); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == uniqueViolation {
 		return s.appendStaged(ctx, rows)
@@ -416,6 +427,10 @@ func (s *Store) appendCopy(ctx context.Context, rows []row) error {
 	return nil
 }
 
+// copyStaging is the COPY into the staging table, columns in the order
+// appendCopyRow writes them when staged.
+const copyStaging = `COPY pg_temp.history_batch (ord, dom, stream, seq, time, kind, fields, data) FROM STDIN (FORMAT binary)`
+
 // appendStaged streams the batch with COPY (binary) into a temporary table
 // and moves it into each domain's table with INSERT … SELECT … ON CONFLICT
 // DO NOTHING, all in one transaction. The staging table is needed because
@@ -425,12 +440,7 @@ func (s *Store) appendStaged(ctx context.Context, rows []row) error {
 		if _, err := tx.Exec(ctx, createBatch); err != nil {
 			return fmt.Errorf("create staging table: %w", err)
 		}
-		src := pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-			r := rows[i]
-			return []any{int32(i), int32(r.dom), r.stream, r.seq, r.time, r.kind, r.fields, r.data}, nil
-		})
-		columns := []string{"ord", "dom", "stream", "seq", "time", "kind", "fields", "data"}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"history_batch"}, columns, src); err != nil {
+		if _, err := tx.Conn().PgConn().CopyFrom(ctx, newCopyReader(rows, true), copyStaging); err != nil {
 			return fmt.Errorf("copy batch: %w", err)
 		}
 		b := &pgx.Batch{}
@@ -505,16 +515,35 @@ func (s *Store) Query(ctx context.Context, q history.Query) (history.Page, error
 	if err := history.CheckQuery(q); err != nil {
 		return history.Page{}, err
 	}
+	sql, args, err := s.querySQL(q)
+	if err != nil {
+		return history.Page{}, err
+	}
+	recs, err := s.collect(ctx, sql, args...)
+	if err != nil {
+		return history.Page{}, s.fail("query", err)
+	}
+	p := history.Page{Records: recs}
+	if len(recs) > q.Limit {
+		p.Records = recs[:q.Limit]
+		last := p.Records[q.Limit-1]
+		p.Next = cursor{time: last.Time, stream: last.Stream, seq: last.Seq}.encode()
+	}
+	return p, nil
+}
+
+// querySQL is the statement and arguments of one Query page.
+func (s *Store) querySQL(q history.Query) (string, []any, error) {
 	d, _, dotted := strings.Cut(q.Kind, ".")
 	dsql, known := s.domainOf(d)
 	if !dotted || !known {
-		return history.Page{}, problem.Invalid("kind", "%q must start with a domain (%s) and a dot", q.Kind, strings.Join(history.Domains(), ", "))
+		return "", nil, problem.Invalid("kind", "%q must start with a domain (%s) and a dot", q.Kind, strings.Join(history.Domains(), ", "))
 	}
 	var after cursor
 	if q.Cursor != "" {
 		var err error
 		if after, err = decodeCursor(q.Cursor); err != nil {
-			return history.Page{}, err
+			return "", nil, err
 		}
 	}
 	var sql strings.Builder
@@ -527,7 +556,7 @@ func (s *Store) Query(ctx context.Context, q history.Query) (history.Page, error
 	if len(q.Fields) > 0 {
 		b, err := json.Marshal(q.Fields)
 		if err != nil {
-			return history.Page{}, problem.Invalid("fields", "cannot be encoded: %v", err)
+			return "", nil, problem.Invalid("fields", "cannot be encoded: %v", err)
 		}
 		fmt.Fprintf(&sql, " AND fields @> %s::jsonb", arg(string(b)))
 	}
@@ -538,25 +567,18 @@ func (s *Store) Query(ctx context.Context, q history.Query) (history.Page, error
 		fmt.Fprintf(&sql, " AND time < %s", arg(clampTime(ceilMicro(q.Until))))
 	}
 	if q.Cursor != "" {
-		// A row comparison is one index condition on records_kind_time,
-		// so a page deep into the history costs what the first one does.
+		// The planner makes the row comparison an index condition on
+		// records_kind_time (kind, time), truncated to time <= the
+		// cursor's time, and filters the rest: only records sharing the
+		// cursor's time reach the filter, so a page deep into the history
+		// costs what the first one does (TestPlansUseIndexes).
 		fmt.Fprintf(&sql, ` AND (time, stream, seq) < (%s, %s COLLATE "C", %s)`,
 			arg(after.time), arg(after.stream), arg(int64(after.seq)))
 	}
 	// One more than the page tells whether there is a next page, so the
 	// last page has an empty Next instead of leading to an empty page.
 	fmt.Fprintf(&sql, " ORDER BY time DESC, stream DESC, seq DESC LIMIT %s", arg(q.Limit+1))
-	recs, err := s.collect(ctx, sql.String(), args...)
-	if err != nil {
-		return history.Page{}, s.fail("query", err)
-	}
-	p := history.Page{Records: recs}
-	if len(recs) > q.Limit {
-		p.Records = recs[:q.Limit]
-		last := p.Records[q.Limit-1]
-		p.Next = cursor{time: last.Time, stream: last.Stream, seq: last.Seq}.encode()
-	}
-	return p, nil
+	return sql.String(), args, nil
 }
 
 // collect runs a query selecting recordColumns and decodes the rows.
@@ -603,11 +625,9 @@ func (s *Store) Each(ctx context.Context, fn func(history.Record) error) error {
 		return err
 	}
 	for _, d := range s.domains {
-		sql := "SELECT " + recordColumns + " FROM " + pgx.Identifier{d.name, "records"}.Sanitize() +
-			" WHERE (stream, seq) > ($1, $2) ORDER BY stream, seq LIMIT $3"
 		stream, seq := "", int64(-1)
 		for {
-			recs, err := s.collect(ctx, sql, stream, seq, eachPage)
+			recs, err := s.collect(ctx, d.each, stream, seq, eachPage)
 			if err != nil {
 				return s.fail("each", err)
 			}
