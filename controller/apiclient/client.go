@@ -27,10 +27,42 @@ const DefaultAddress = "http://127.0.0.1:3000"
 type Client struct {
 	base *url.URL
 	http *http.Client
+	// auth supplies the bearer credential; nil sends none.
+	auth TokenSource
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithToken authenticates every request with a fixed credential: an API
+// token ("oct_…") or an access JWT. A rejected token is reported, never
+// refreshed.
+func WithToken(token string) Option {
+	return func(c *Client) {
+		if token != "" {
+			c.auth = staticToken(token)
+		}
+	}
+}
+
+// WithTokenSource authenticates every request with ts's credential. When
+// ts also implements Refresher, a 401 makes the client ask it for a new
+// credential once and repeat the request.
+func WithTokenSource(ts TokenSource) Option {
+	return func(c *Client) { c.auth = ts }
+}
+
+// WithStoredCredentials authenticates with the login saved in store for
+// this client's address (by `opsconductor login`), refreshing it when the
+// server rejects the access token.
+func WithStoredCredentials(store *CredentialStore) Option {
+	return func(c *Client) { c.auth = &storedSource{store: store, client: c} }
 }
 
 // New returns a client for the controller at address (scheme://host:port).
-func New(address string) (*Client, error) {
+// Without an option it sends no credential, which only the public routes
+// (health, metrics, login) accept.
+func New(address string, opts ...Option) (*Client, error) {
 	if !strings.Contains(address, "://") {
 		address = "http://" + address
 	}
@@ -38,7 +70,21 @@ func New(address string) (*Client, error) {
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("--address %q: not a URL like http://127.0.0.1:3000", address)
 	}
-	return &Client{base: u, http: &http.Client{Timeout: 0}}, nil
+	c := &Client{base: u, http: &http.Client{Timeout: 0}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// Address is the controller's address in the canonical form that keys
+// stored credentials: scheme://host:port, lower case, no trailing slash.
+func (c *Client) Address() string {
+	return canonicalAddress(c.base)
+}
+
+func canonicalAddress(u *url.URL) string {
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host) + strings.TrimRight(u.Path, "/")
 }
 
 // Error is the controller's JSON error envelope.
@@ -49,12 +95,27 @@ type Error struct {
 	Code       string        `json:"code"`
 	Message    string        `json:"message"`
 	Field      string        `json:"field,omitempty"`
+	// Details lists every problem of a validation error, each with its
+	// field path.
+	Details []ErrorDetail `json:"details,omitempty"`
+}
+
+// ErrorDetail is one problem of a validation error.
+type ErrorDetail struct {
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
 }
 
 func (e *Error) Error() string {
 	s := fmt.Sprintf("%s (HTTP %d, %s)", e.Message, e.Status, e.Code)
 	if e.Field != "" {
 		s = e.Field + ": " + s
+	}
+	for _, d := range e.Details {
+		if d.Field != "" && d.Field == e.Field && d.Message == e.Message {
+			continue
+		}
+		s += "\n  " + d.Field + ": " + d.Message
 	}
 	return s
 }
@@ -137,7 +198,7 @@ func (c *Client) SnapshotSave(ctx context.Context, w io.Writer, stale bool) (int
 	if stale {
 		path += "?stale=true"
 	}
-	resp, err := c.send(ctx, http.MethodGet, path, nil, "")
+	resp, err := c.roundTrip(ctx, http.MethodGet, path, noBody, "")
 	if err != nil {
 		return 0, err
 	}
@@ -149,9 +210,32 @@ func (c *Client) SnapshotSave(ctx context.Context, w io.Writer, stale bool) (int
 	return n, nil
 }
 
-// SnapshotRestore replaces the cluster's state with a saved snapshot.
+// SnapshotRestore replaces the cluster's state with a saved snapshot. When
+// r is also an io.Seeker (a file), a request refused before the server
+// read it (an expired access token, a rate limit) is sent again from the
+// same offset; any other reader is sent once.
 func (c *Client) SnapshotRestore(ctx context.Context, r io.Reader) error {
-	resp, err := c.send(ctx, http.MethodPut, "/api/v1/operator/snapshot", r, "application/octet-stream")
+	body := func() (io.Reader, bool) { return r, true }
+	if s, ok := r.(io.Seeker); ok {
+		if start, err := s.Seek(0, io.SeekCurrent); err == nil {
+			body = func() (io.Reader, bool) {
+				_, err := s.Seek(start, io.SeekStart)
+				// Hide Close: net/http closes a request body it is given,
+				// and this one must stay open to be sent again.
+				return struct{ io.Reader }{r}, err == nil
+			}
+		}
+	} else {
+		sent := false
+		body = func() (io.Reader, bool) {
+			if sent {
+				return nil, false
+			}
+			sent = true
+			return r, true
+		}
+	}
+	resp, err := c.roundTrip(ctx, http.MethodPut, "/api/v1/operator/snapshot", body, "application/octet-stream")
 	if err != nil {
 		return err
 	}
@@ -163,40 +247,35 @@ func (c *Client) SnapshotRestore(ctx context.Context, r io.Reader) error {
 const maxRateLimitWaits = 5
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var payload []byte
-	ctype := ""
+	return c.call(ctx, method, path, in, out, true)
+}
+
+// doAnonymous is do without a credential, for login and refresh.
+func (c *Client) doAnonymous(ctx context.Context, method, path string, in, out any) error {
+	return c.call(ctx, method, path, in, out, false)
+}
+
+func (c *Client) call(ctx context.Context, method, path string, in, out any, auth bool) error {
+	body, ctype := noBody, ""
 	if in != nil {
-		b, err := json.Marshal(in)
+		payload, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("encode request: %w", err)
 		}
-		payload, ctype = b, "application/json"
+		body = func() (io.Reader, bool) { return bytes.NewReader(payload), true }
+		ctype = "application/json"
 	}
-	var resp *http.Response
-	for waits := 0; ; waits++ {
-		var body io.Reader
-		if payload != nil {
-			body = bytes.NewReader(payload)
-		}
-		var err error
-		resp, err = c.send(ctx, method, path, body, ctype)
-		var apiErr *Error
-		// A rate-limited request was not processed, so it is safe to send
-		// again once the server says the bucket has refilled.
-		if errors.As(err, &apiErr) && apiErr.Status == http.StatusTooManyRequests && waits < maxRateLimitWaits {
-			t := time.NewTimer(min(max(apiErr.RetryAfter, 100*time.Millisecond), 10*time.Second))
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return err
-			case <-t.C:
-			}
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		break
+	var (
+		resp *http.Response
+		err  error
+	)
+	if auth {
+		resp, err = c.roundTrip(ctx, method, path, body, ctype)
+	} else {
+		resp, err = c.attempts(ctx, method, path, body, ctype, "")
+	}
+	if err != nil {
+		return err
 	}
 	defer resp.Body.Close()
 	if out == nil {
@@ -209,7 +288,72 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
-func (c *Client) send(ctx context.Context, method, path string, body io.Reader, ctype string) (*http.Response, error) {
+// bodyFunc returns the request body for one attempt, or false when the
+// body cannot be sent again.
+type bodyFunc func() (io.Reader, bool)
+
+func noBody() (io.Reader, bool) { return nil, true }
+
+// roundTrip sends an authenticated request. A 401 for a credential that
+// the token source can refresh is answered by refreshing once and sending
+// the request again: the server refused it before doing anything.
+func (c *Client) roundTrip(ctx context.Context, method, path string, body bodyFunc, ctype string) (*http.Response, error) {
+	token := ""
+	if c.auth != nil {
+		var err error
+		if token, err = c.auth.Token(ctx); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := c.attempts(ctx, method, path, body, ctype, token)
+	var apiErr *Error
+	if token == "" || !errors.As(err, &apiErr) || apiErr.Status != http.StatusUnauthorized {
+		return resp, err
+	}
+	r, ok := c.auth.(Refresher)
+	if !ok {
+		return nil, err
+	}
+	if _, replayable := body(); !replayable {
+		return nil, err
+	}
+	fresh, rerr := r.Refresh(ctx, token)
+	if rerr != nil {
+		return nil, rerr
+	}
+	return c.attempts(ctx, method, path, body, ctype, fresh)
+}
+
+// attempts sends a request, waiting out rate limits: a rate-limited
+// request was not processed, so it is safe to send again once the server
+// says the bucket has refilled. A locked account is not a rate limit that
+// waiting a few seconds cures, so it is reported at once.
+func (c *Client) attempts(ctx context.Context, method, path string, body bodyFunc, ctype, token string) (*http.Response, error) {
+	for waits := 0; ; waits++ {
+		b, ok := body()
+		if !ok {
+			return nil, fmt.Errorf("%s %s: the request body cannot be sent again", method, path)
+		}
+		resp, err := c.send(ctx, method, path, b, ctype, token)
+		var apiErr *Error
+		if errors.As(err, &apiErr) && apiErr.Status == http.StatusTooManyRequests && apiErr.Code != "account_locked" && waits < maxRateLimitWaits {
+			if _, replayable := body(); !replayable {
+				return nil, err
+			}
+			t := time.NewTimer(min(max(apiErr.RetryAfter, 100*time.Millisecond), 10*time.Second))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, err
+			case <-t.C:
+			}
+			continue
+		}
+		return resp, err
+	}
+}
+
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader, ctype, token string) (*http.Response, error) {
 	u := c.base.JoinPath()
 	rel, err := url.Parse(path)
 	if err != nil {
@@ -224,6 +368,9 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 		req.Header.Set("Content-Type", ctype)
 	}
 	req.Header.Set("Accept", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, u.Redacted(), err)
