@@ -42,6 +42,8 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
-	root.AddCommand(newServerCmd(), newDevCmd(), newOperatorCmd(), newVersionCmd())
+	root.AddCommand(newServerCmd(), newDevCmd(), newOperatorCmd(), newVersionCmd(),
+		newLoginCmd(), newLogoutCmd(), newWhoamiCmd(), newPasswordCmd(),
+		newUserCmd(), newRoleCmd(), newTokenCmd(), newSessionCmd())
 	return root
 }

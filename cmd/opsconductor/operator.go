@@ -13,28 +13,13 @@ import (
 
 	"github.com/opsconductor/opsconductor/controller/apiclient"
 	"github.com/opsconductor/opsconductor/controller/cluster"
-	"github.com/opsconductor/opsconductor/controller/config"
+	"github.com/opsconductor/opsconductor/controller/keyring"
 )
 
 func newOperatorCmd() *cobra.Command {
-	op := &cobra.Command{Use: "operator", Short: "Cluster operations: Raft peers, snapshots, TLS"}
-	addr := op.PersistentFlags().String("address", apiclient.DefaultAddress, "controller API address (env "+config.EnvName("addr")+")")
-	// withClient runs fn with a client for --address (or OPSCONDUCTOR_ADDR).
-	withClient := func(fn func(cmd *cobra.Command, args []string, c *apiclient.Client) error) func(*cobra.Command, []string) error {
-		return func(cmd *cobra.Command, args []string) error {
-			a := *addr
-			if !op.PersistentFlags().Changed("address") {
-				if v, ok := os.LookupEnv(config.EnvName("addr")); ok {
-					a = v
-				}
-			}
-			c, err := apiclient.New(a)
-			if err != nil {
-				return usageError{err}
-			}
-			return fn(cmd, args, c)
-		}
-	}
+	op := &cobra.Command{Use: "operator", Short: "Cluster operations: Raft peers, snapshots, TLS, keys (needs cluster:admin)"}
+	f := addAPIFlags(op)
+	withClient := f.run
 
 	raftCmd := &cobra.Command{Use: "raft", Short: "Inspect and change the Raft configuration"}
 	var consistent bool
@@ -46,6 +31,9 @@ func newOperatorCmd() *cobra.Command {
 				return err
 			}
 			sort.Slice(pl.Peers, func(i, j int) bool { return pl.Peers[i].ID < pl.Peers[j].ID })
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), pl)
+			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tADDRESS\tSTATE\tVOTER\tTERM\tLAST INDEX\tTRAILS LEADER BY")
 			for _, p := range pl.Peers {
@@ -156,7 +144,67 @@ func newOperatorCmd() *cobra.Command {
 	checkWrite.Flags().IntVar(&count, "count", 1, "number of writes")
 	checkCmd.AddCommand(checkWrite)
 
-	op.AddCommand(raftCmd, snapCmd, tlsCmd, checkCmd, newHistoryCmd())
+	keyringCmd := &cobra.Command{Use: "keyring", Short: "Manage the key-encryption keys that seal secrets in the replicated state"}
+	var keyringFile string
+	keyringInit := &cobra.Command{
+		Use: "init", Short: "Create a keyring file for the servers of a cluster to share", Args: cobra.NoArgs,
+		Long: `Create a keyring file with one new key (mode 0600). Every server of a cluster
+must be started with the same file (--keyring-file) or its content in
+OPSCONDUCTOR_KEYRING_KEY. An existing file is never overwritten.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if keyringFile == "" {
+				return usageError{errors.New("--file is required: where to write the keyring")}
+			}
+			if err := keyring.Create(keyringFile); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Created the keyring %s\n", keyringFile)
+			fmt.Fprintf(cmd.OutOrStdout(), "Give every server the same file (keep it secret, mode 0600, and back it up):\n  --keyring-file %s\n", keyringFile)
+			return nil
+		},
+	}
+	keyringInit.Flags().StringVar(&keyringFile, "file", "", "keyring file to create (required; refuses to overwrite)")
+	keyringCmd.AddCommand(keyringInit)
+
+	keysCmd := &cobra.Command{Use: "signing-keys", Short: "Inspect and rotate the access-token signing keys"}
+	keysList := &cobra.Command{
+		Use: "list", Short: "List the signing keys (retired ones verify until their tokens expire)", Args: cobra.NoArgs,
+		RunE: withClient(func(cmd *cobra.Command, _ []string, c *apiclient.Client) error {
+			keys, err := c.SigningKeys(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), nonNilSlice(keys))
+			}
+			rows := make([][]string, 0, len(keys))
+			for _, k := range keys {
+				state := "retired"
+				if k.Active {
+					state = "active"
+				}
+				rows = append(rows, []string{k.KID, state, when(&k.CreatedAt), when(k.RetiredAt)})
+			}
+			return table(cmd.OutOrStdout(), "KID\tSTATE\tCREATED\tRETIRED", rows)
+		}),
+	}
+	keysRotate := &cobra.Command{
+		Use: "rotate", Short: "Start signing with a new key now", Args: cobra.NoArgs,
+		RunE: withClient(func(cmd *cobra.Command, _ []string, c *apiclient.Client) error {
+			kid, err := c.RotateSigningKey(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), map[string]string{"kid": kid})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "New signing key %s is active; tokens signed by the old one stay valid until they expire\n", kid)
+			return nil
+		}),
+	}
+	keysCmd.AddCommand(keysList, keysRotate)
+
+	op.AddCommand(raftCmd, snapCmd, tlsCmd, checkCmd, keyringCmd, keysCmd, newHistoryCmd())
 	return op
 }
 
