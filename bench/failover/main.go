@@ -9,6 +9,10 @@
 // before the next run. The cluster is always brought down at the end, also
 // on Ctrl-C.
 //
+// Writes authenticate with the admin API token that cluster.sh creates in
+// the cluster directory. Every node verifies it from the replicated state,
+// so it keeps working through each failover without a new login.
+//
 // The exit status is non-zero only when the benchmark could not do its job
 // (or saw a write violate commit order); missing the 3 s target is reported
 // as FAIL in the table, not as an error.

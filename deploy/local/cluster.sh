@@ -5,7 +5,8 @@
 # builds the binary and never touches a cluster's data except to create it.
 #
 #   cluster.sh up DIR        start every node that is not running (so also restarts crashed
-#                            ones), then wait up to 30 s for a leader all three agree on
+#                            ones), wait up to 30 s for a leader all three agree on and for
+#                            it to be ready, and (once per DIR) create an admin API token
 #   cluster.sh down DIR      SIGTERM every node, SIGKILL any still running after 15 s
 #   cluster.sh status DIR    one line per node: pid, alive, raft state, term, applied index, leader
 #   cluster.sh start N DIR   (re)start node N (1-3) if it is not running; wait until it serves /health
@@ -26,8 +27,12 @@
 #                               DIR (so separate runs never collide) and records its URL in
 #                               DIR/history-dsn; the three nodes share it.
 #
-# Layout of DIR: tls/ (the shared cluster CA), nodeN/ (data), nodeN.log
-# (appended across restarts), nodeN.pid, base-port, history-dsn.
+# Layout of DIR: tls/ (the shared cluster CA), keyring.key (the shared
+# key-encryption keys), admin-password (the first admin's password), token
+# (an API token with the admin role, for tools: OPSCONDUCTOR_TOKEN), cli/
+# (the stored login used to create that token), nodeN/ (data), nodeN.log
+# (appended across restarts), nodeN.pid, base-port, history-dsn. The
+# secrets are mode 0600.
 #
 # Output is for people, with one exception that programs read: `kill`
 # prints "sent SIGKILL to nodeN (pid P) at SECONDS.MICROS" (test/e2e and
@@ -38,13 +43,14 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 readonly SCRIPT_DIR REPO_ROOT
 readonly NODES=(1 2 3)
-readonly UP_TIMEOUT=30   # seconds for `up` to see one leader agreed by all nodes
+readonly UP_TIMEOUT=30   # seconds for `up` to see one leader agreed by all nodes, and again for it to be ready
 readonly START_TIMEOUT=30
 readonly STOP_TIMEOUT=15
 
 BIN="${OPSCONDUCTOR_BIN:-$REPO_ROOT/bin/opsconductor}"
 DIR=""
 BASE=""
+LEADER="" # node number, set by wait_leader
 
 usage() {
 	cat >&2 <<'EOF'
@@ -222,6 +228,8 @@ start_node() {
 	args+=(
 		--tls-ca-cert "$DIR/tls/cluster-ca.pem"
 		--tls-ca-key "$DIR/tls/cluster-ca-key.pem"
+		--keyring-file "$DIR/keyring.key"
+		--bootstrap-admin-password-file "$DIR/admin-password"
 		--rate-write inf --rate-read inf --rate-operator inf
 		--history "$HISTORY_DSN"
 		${extra[@]+"${extra[@]}"}
@@ -297,6 +305,7 @@ wait_leader() {
 		fi
 		if ((agreed)); then
 			log "leader is $first"
+			LEADER=${first#node}
 			return
 		fi
 		if ((SECONDS >= deadline)); then
@@ -307,6 +316,64 @@ wait_leader() {
 	done
 }
 
+# wait_ready waits until the leader answers /health/ready: the first admin
+# and a signing key exist and the history store is reachable.
+wait_ready() {
+	local deadline=$((SECONDS + UP_TIMEOUT)) url="http://127.0.0.1:$(http_port "$LEADER")/health/ready"
+	log "waiting up to ${UP_TIMEOUT}s for node$LEADER to be ready"
+	until curl -fsS --max-time 2 "$url" >/dev/null 2>&1; do
+		if ((SECONDS >= deadline)); then
+			curl -sS --max-time 2 "$url" >&2 || true
+			tail_logs "$LEADER"
+			die "node$LEADER did not become ready within ${UP_TIMEOUT}s"
+		fi
+		sleep 0.2
+	done
+}
+
+# create_secrets makes the cluster's shared keyring and its first admin's
+# password, once per DIR. The password is random and passes the policy
+# (long, not common, without the username).
+create_secrets() {
+	if [[ ! -f "$DIR/keyring.key" ]]; then
+		log "creating the shared keyring $DIR/keyring.key"
+		"$BIN" operator keyring init --file "$DIR/keyring.key" >/dev/null
+	fi
+	if [[ ! -s "$DIR/admin-password" ]]; then
+		log "choosing the first admin's password (in $DIR/admin-password)"
+		(
+			umask 077
+			printf 'oc-%s\n' "$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$DIR/admin-password"
+		)
+	fi
+}
+
+# oc runs the CLI with the stored login kept in DIR/cli, so that the
+# caller's own logins and OPSCONDUCTOR_TOKEN play no part.
+oc() {
+	OPSCONDUCTOR_CONFIG_DIR="$DIR/cli" OPSCONDUCTOR_TOKEN="" OPSCONDUCTOR_ADDR="" "$BIN" "$@"
+}
+
+# create_token logs in as admin and creates the API token tools use
+# (DIR/token), once per DIR. An API token works on every node and does not
+# expire, so it outlives failovers and long benchmark runs.
+create_token() {
+	[[ -s "$DIR/token" ]] && return
+	local addr token
+	addr="http://127.0.0.1:$(http_port "$LEADER")"
+	log "logging in as admin and creating an API token for tools (in $DIR/token)"
+	oc login --address "$addr" --username admin --password-stdin <"$DIR/admin-password" >/dev/null ||
+		die "cannot log in as admin with $DIR/admin-password (was the cluster bootstrapped with another password?)"
+	token="$(oc token create --address "$addr" --name cluster.sh --role admin \
+		--description "created by deploy/local/cluster.sh for tools and tests" 2>/dev/null)" ||
+		die "cannot create an API token"
+	oc logout --address "$addr" >/dev/null || true
+	(
+		umask 077
+		printf '%s\n' "$token" >"$DIR/token"
+	)
+}
+
 cmd_up() {
 	resolve_base_port
 	record_base_port
@@ -315,13 +382,17 @@ cmd_up() {
 		mkdir -p "$DIR/tls"
 		"$BIN" operator tls init --dir "$DIR/tls"
 	fi
+	create_secrets
 	resolve_history_dsn 1
 	local n
 	for n in "${NODES[@]}"; do
 		start_node "$n"
 	done
 	wait_leader
+	wait_ready
+	create_token
 	cmd_status
+	log "authenticate tools with: export OPSCONDUCTOR_TOKEN=\$(cat $DIR/token)"
 }
 
 cmd_start() {
@@ -329,6 +400,7 @@ cmd_start() {
 	resolve_base_port
 	record_base_port
 	[[ -f "$DIR/tls/cluster-ca.pem" ]] || die "$DIR/tls has no cluster CA: create the cluster with \`cluster.sh up $DIR\` first"
+	[[ -f "$DIR/keyring.key" ]] || die "$DIR has no keyring.key: create the cluster with \`cluster.sh up $DIR\` first"
 	resolve_history_dsn 0
 	[[ -n $HISTORY_DSN ]] || die "$DIR has no history database: create the cluster with \`cluster.sh up $DIR\` first"
 	start_node "$n"

@@ -6,6 +6,9 @@
 //
 // It learns everything about a node from its HTTP API and never reads a
 // server's data directory; process control goes through the script alone.
+// Its requests authenticate with the admin API token that `cluster.sh up`
+// leaves in DIR/token: API tokens verify on every node, so the same token
+// keeps working across leader failures.
 package localcluster
 
 import (
@@ -25,6 +28,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opsconductor/opsconductor/controller/apiclient"
@@ -62,7 +66,39 @@ type Cluster struct {
 
 	clients [Size]*apiclient.Client
 	addrs   [Size]string
+	token   *fileToken
 }
+
+// TokenFile is where `cluster.sh up` writes the cluster's admin API token.
+const TokenFile = "token"
+
+// fileToken reads DIR/token on first use, after `up` has created it, and
+// keeps it.
+type fileToken struct {
+	path  string
+	mu    sync.Mutex
+	token string
+}
+
+func (f *fileToken) Token(context.Context) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.token != "" {
+		return f.token, nil
+	}
+	raw, err := os.ReadFile(f.path)
+	if err != nil {
+		return "", fmt.Errorf("the cluster's API token (cluster.sh up creates it): %w", err)
+	}
+	f.token = strings.TrimSpace(string(raw))
+	if f.token == "" {
+		return "", fmt.Errorf("%s is empty", f.path)
+	}
+	return f.token, nil
+}
+
+// Token is the cluster's admin API token, for requests made without Client.
+func (c *Cluster) Token(ctx context.Context) (string, error) { return c.token.Token(ctx) }
 
 // New describes the cluster in dir. basePort must be the one the cluster
 // was (or will be) created with; 0 means the script's default, 3010.
@@ -73,6 +109,7 @@ func New(root, bin, dir string, basePort int, out io.Writer) (*Cluster, error) {
 		Dir:      dir,
 		BasePort: basePort,
 		Out:      out,
+		token:    &fileToken{path: filepath.Join(dir, TokenFile)},
 	}
 	base := basePort
 	if base == 0 {
@@ -80,7 +117,7 @@ func New(root, bin, dir string, basePort int, out io.Writer) (*Cluster, error) {
 	}
 	for i := range Size {
 		c.addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(base+10*i))
-		cl, err := apiclient.New("http://" + c.addrs[i])
+		cl, err := apiclient.New("http://"+c.addrs[i], apiclient.WithTokenSource(c.token))
 		if err != nil {
 			return nil, err
 		}
@@ -381,7 +418,7 @@ func (c *Cluster) ListProbes(ctx context.Context, n int, pageSize int, consisten
 			Items []Probe `json:"items"`
 			Next  string  `json:"next"`
 		}
-		if err := getJSON(ctx, u, &p); err != nil {
+		if err := c.getJSON(ctx, u, &p); err != nil {
 			return nil, fmt.Errorf("node%d: list probes page %d: %w", n, page, err)
 		}
 		all = append(all, p.Items...)
@@ -400,14 +437,19 @@ type Probe struct {
 	Index   uint64 `json:"index"`
 }
 
-func getJSON(ctx context.Context, u string, out any) error {
+func (c *Cluster) getJSON(ctx context.Context, u string, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	token, err := c.Token(ctx)
+	if err != nil {
+		return err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
