@@ -17,15 +17,23 @@
 --                      each range as it fills; a range not yet summarized
 --                      is read by every scan. Stats' oldest time comes from
 --                      the full scan Stats makes anyway.
---   records_kind_time  loses its stream and seq columns: (kind, time DESC).
---                      Query's order (time, stream, seq) is then an index
---                      scan on time with an incremental sort of the records
---                      that share a time, and the cursor's row comparison
---                      is an index condition on time (the planner truncates
---                      it to "time <= the cursor's time") plus a filter
---                      that only records sharing the cursor's time reach,
---                      so a deep page still costs what the first one does.
---                      The narrower key is about a fifth cheaper to insert.
+--   records_kind_time  loses its stream and seq columns and its DESC:
+--                      (kind, time). Query's order (time, stream, seq)
+--                      newest first is then a backward scan of it with an
+--                      incremental sort of the records that share a time,
+--                      and the cursor's row comparison is an index
+--                      condition on time (the planner truncates it to
+--                      "time <= the cursor's time") plus a filter that only
+--                      records sharing the cursor's time reach, so a deep
+--                      page still costs what the first one does. Ascending
+--                      matters: new records carry the newest times, which
+--                      an ascending index puts at the right end of their
+--                      kind's range, where B-tree splits leave the left
+--                      page full (and the greatest kind takes the rightmost
+--                      leaf fast path); descending put them at the left
+--                      end, where every split is 50:50 and the index grew
+--                      to 1.8 times the size (300,000 rows: 4.2 MB against
+--                      2.4 MB). The narrower key is cheaper to compare too.
 --
 -- records_fields (GIN, fastupdate on by default, so an insertion is an
 -- append to the pending list) and the primary key stay as they are.
@@ -42,10 +50,10 @@ CREATE INDEX records_time_brin ON automation.records USING brin (time) WITH (aut
 CREATE INDEX records_time_brin ON communication.records USING brin (time) WITH (autosummarize = on);
 
 DROP INDEX identity.records_kind_time, assets.records_kind_time, automation.records_kind_time, communication.records_kind_time;
-CREATE INDEX records_kind_time ON identity.records (kind, time DESC);
-CREATE INDEX records_kind_time ON assets.records (kind, time DESC);
-CREATE INDEX records_kind_time ON automation.records (kind, time DESC);
-CREATE INDEX records_kind_time ON communication.records (kind, time DESC);
+CREATE INDEX records_kind_time ON identity.records (kind, time);
+CREATE INDEX records_kind_time ON assets.records (kind, time);
+CREATE INDEX records_kind_time ON automation.records (kind, time);
+CREATE INDEX records_kind_time ON communication.records (kind, time);
 
 -- +goose Down
 DROP INDEX identity.records_kind_time, assets.records_kind_time, automation.records_kind_time, communication.records_kind_time;
