@@ -19,11 +19,11 @@ import (
 // config file keys and, as OPSCONDUCTOR_<NAME>, the environment variables.
 func serverFlags(fs *pflag.FlagSet, cfg *config.Server, dev bool) *string {
 	httpAddr, agentAddr, raftAddr, dataDir, logFormat := "0.0.0.0:3000", "0.0.0.0:3001", "0.0.0.0:3002", "", "json"
-	rateRead, rateWrite, rateOperator := 100.0, 20.0, 5.0
+	rateRead, rateWrite, rateOperator, rateLogin := 100.0, 20.0, 5.0, 0.2
 	if dev {
 		// One person on loopback: limits that scripts and the UI never hit.
 		httpAddr, agentAddr, raftAddr, dataDir, logFormat = "127.0.0.1:3000", "127.0.0.1:3001", "127.0.0.1:3002", ".opsconductor-dev", "text"
-		rateRead, rateWrite, rateOperator = 2000, 1000, 200
+		rateRead, rateWrite, rateOperator, rateLogin = 2000, 1000, 200, 50
 	}
 	configFile := fs.String("config", "", "YAML config file; keys are the flag names below (flags and OPSCONDUCTOR_* variables override it)")
 	fs.StringVar(&cfg.DataDir, "data-dir", dataDir, "directory for Raft log, snapshots, keys and the node ID (required)")
@@ -49,6 +49,13 @@ func serverFlags(fs *pflag.FlagSet, cfg *config.Server, dev bool) *string {
 	fs.StringVar(&cfg.HistoryPasswordFile, "history-password-file", "", "file holding the PostgreSQL password, for a --history URL without one")
 	fs.DurationVar(&cfg.HistoryRetention, "history-retention", 30*24*time.Hour, "delete history older than this (0 keeps everything)")
 	fs.Int64Var(&cfg.HistoryMaxBytes, "history-max-bytes", 10<<30, "embedded store only: delete the oldest history beyond this many bytes (0 = no limit)")
+	fs.Float64Var(&cfg.RateLogin, "rate-login", rateLogin, "login attempts per second per source address, burst 10 (the per-user lockout applies as well)")
+	fs.StringVar(&cfg.KeyringFile, "keyring-file", "", "key-encryption keys for secrets in the state (default: DATA/keyring.key, created on first start; a cluster shares one file from 'operator keyring init'; env OPSCONDUCTOR_KEYRING_KEY holds the content instead)")
+	fs.StringVar(&cfg.BootstrapAdminPasswordFile, "bootstrap-admin-password-file", "", "file holding the first admin's password (default: generated, printed once and written to DATA/bootstrap-admin-password; env OPSCONDUCTOR_BOOTSTRAP_ADMIN_PASSWORD)")
+	fs.DurationVar(&cfg.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "lifetime of access tokens (JWTs)")
+	fs.DurationVar(&cfg.SessionIdleTimeout, "session-idle-timeout", 7*24*time.Hour, "a login session unused this long ends (its refresh token stops working)")
+	fs.DurationVar(&cfg.SessionMaxLifetime, "session-max-lifetime", 30*24*time.Hour, "a login session ends this long after login however it is used")
+	fs.DurationVar(&cfg.SigningKeyRotation, "signing-key-rotation", 24*time.Hour, "rotate the token signing key this often (old keys verify until their tokens expire)")
 	return configFile
 }
 
@@ -77,6 +84,8 @@ func controllerCmd(use, short, long string, dev bool) *cobra.Command {
 			return usageError{err}
 		}
 		cfg.Dev = dev
+		cfg.KeyringEnv = os.Getenv("OPSCONDUCTOR_KEYRING_KEY")
+		cfg.BootstrapAdminPassword = os.Getenv("OPSCONDUCTOR_BOOTSTRAP_ADMIN_PASSWORD")
 		if err := cfg.Validate(); err != nil {
 			return usageError{err}
 		}
@@ -84,7 +93,7 @@ func controllerCmd(use, short, long string, dev bool) *cobra.Command {
 		if err != nil {
 			return usageError{err}
 		}
-		return server.Run(cmd.Context(), cfg, log, func(r server.Ready) {
+		return server.Run(cmd.Context(), cfg, log, cmd.ErrOrStderr(), func(r server.Ready) {
 			if dev {
 				fmt.Fprintf(cmd.OutOrStdout(), "OpsConductor dev controller %s is up: http://%s (data in %s)\n", r.NodeID, r.HTTPAddr, cfg.DataDir)
 			}

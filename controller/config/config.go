@@ -205,6 +205,21 @@ type Server struct {
 	HistoryPasswordFile string
 	HistoryRetention    time.Duration
 	HistoryMaxBytes     int64
+	// KeyringFile holds the key-encryption keys ("" = DATA/keyring.key,
+	// created on first start; a cluster shares one file). KeyringEnv is
+	// the content of OPSCONDUCTOR_KEYRING_KEY, which wins over the file.
+	KeyringFile string
+	KeyringEnv  string `json:"-"`
+	// BootstrapAdminPassword (from OPSCONDUCTOR_BOOTSTRAP_ADMIN_PASSWORD or
+	// --bootstrap-admin-password-file) sets the first admin's password;
+	// empty generates one.
+	BootstrapAdminPassword     string `json:"-"`
+	BootstrapAdminPasswordFile string
+	AccessTokenTTL             time.Duration
+	SessionIdleTimeout         time.Duration
+	SessionMaxLifetime         time.Duration
+	SigningKeyRotation         time.Duration
+	RateLogin                  float64
 }
 
 // EmbeddedHistory reports whether the history store is the embedded one.
@@ -262,6 +277,31 @@ func (s Server) Validate() error {
 	}
 	if s.ApplyHold <= 0 || s.ApplyHold > time.Minute {
 		bad("apply-hold", "%s: must be between 0 and 1m", s.ApplyHold)
+	}
+	if s.RateLogin < 0 {
+		bad("rate-login", "%v: must be a positive number of attempts per second", s.RateLogin)
+	}
+	if s.MultiServer() && s.KeyringFile == "" && s.KeyringEnv == "" {
+		bad("keyring-file", "is required for a cluster of several controllers: create one with `opsconductor operator keyring init` and give every server the same file (or set OPSCONDUCTOR_KEYRING_KEY)")
+	}
+	if s.BootstrapAdminPassword != "" && s.BootstrapAdminPasswordFile != "" {
+		bad("bootstrap-admin-password-file", "and OPSCONDUCTOR_BOOTSTRAP_ADMIN_PASSWORD both set the first admin's password: use one")
+	}
+	for _, d := range []struct {
+		flag      string
+		v, lo, hi time.Duration
+	}{
+		{"access-token-ttl", s.AccessTokenTTL, time.Minute, 24 * time.Hour},
+		{"session-idle-timeout", s.SessionIdleTimeout, time.Minute, 365 * 24 * time.Hour},
+		{"session-max-lifetime", s.SessionMaxLifetime, time.Minute, 365 * 24 * time.Hour},
+		{"signing-key-rotation", s.SigningKeyRotation, time.Hour, 365 * 24 * time.Hour},
+	} {
+		if d.v != 0 && (d.v < d.lo || d.v > d.hi) { // 0 takes the default
+			bad(d.flag, "%s: must be between %s and %s", d.v, d.lo, d.hi)
+		}
+	}
+	if s.SessionIdleTimeout != 0 && s.SessionMaxLifetime != 0 && s.SessionIdleTimeout > s.SessionMaxLifetime {
+		bad("session-idle-timeout", "%s is longer than --session-max-lifetime %s", s.SessionIdleTimeout, s.SessionMaxLifetime)
 	}
 	for _, r := range []struct {
 		flag string

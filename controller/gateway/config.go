@@ -21,6 +21,9 @@ const (
 	ClassRead     RouteClass = "read"
 	ClassWrite    RouteClass = "write"
 	ClassOperator RouteClass = "operator"
+	// ClassLogin is password login, limited per source address so that
+	// guessing is slow before the per-user lockout even starts.
+	ClassLogin RouteClass = "login"
 )
 
 // Limit is a token bucket: RPS tokens per second, at most Burst at once. An
@@ -48,6 +51,7 @@ func DefaultRateLimits() map[RouteClass]Limit {
 		ClassRead:     {RPS: 100, Burst: 200},
 		ClassWrite:    {RPS: 20, Burst: 40},
 		ClassOperator: {RPS: 5, Burst: 10},
+		ClassLogin:    {RPS: 0.2, Burst: 10},
 	}
 }
 
@@ -134,7 +138,7 @@ func validateRateLimits(limits map[RouteClass]Limit) []error {
 		field := fmt.Sprintf("RateLimits[%q]", name)
 		switch {
 		case !isLimitedClass(class):
-			errs = append(errs, fieldErrorf(field, "unknown route class (want %q, %q or %q)", ClassRead, ClassWrite, ClassOperator))
+			errs = append(errs, fieldErrorf(field, "unknown route class (want %q, %q, %q or %q)", ClassRead, ClassWrite, ClassOperator, ClassLogin))
 		case l.unlimited():
 		case math.IsNaN(l.RPS) || l.RPS <= 0:
 			errs = append(errs, fieldErrorf(field+".RPS", "must be positive or +Inf for unlimited, got %v", l.RPS))
@@ -148,7 +152,7 @@ func validateRateLimits(limits map[RouteClass]Limit) []error {
 // isLimitedClass reports whether Config.RateLimits may configure c.
 func isLimitedClass(c RouteClass) bool {
 	switch c {
-	case ClassRead, ClassWrite, ClassOperator:
+	case ClassRead, ClassWrite, ClassOperator, ClassLogin:
 		return true
 	}
 	return false

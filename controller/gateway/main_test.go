@@ -262,6 +262,7 @@ func (b *syncBuffer) lines(t *testing.T) []map[string]any {
 
 type fixture struct {
 	srv     *Server
+	ident   *testIdentity
 	cluster *fakeCluster
 	probes  *fakeProbes
 	logs    *syncBuffer
@@ -272,7 +273,7 @@ type fixture struct {
 // them, so that tests about other things never trip them.
 func newFixture(t *testing.T, cfg Config, opts ...func(*Deps)) *fixture {
 	t.Helper()
-	f := &fixture{cluster: newFakeCluster(), probes: &fakeProbes{}, logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
+	f := &fixture{cluster: newFakeCluster(), probes: &fakeProbes{}, logs: &syncBuffer{}, reg: prometheus.NewRegistry(), ident: sharedIdentity(t)}
 	if cfg.RateLimits == nil {
 		cfg.RateLimits = unlimited()
 	}
@@ -280,6 +281,7 @@ func newFixture(t *testing.T, cfg Config, opts ...func(*Deps)) *fixture {
 		Logger:   slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Cluster:  f.cluster,
 		Probes:   f.probes,
+		Identity: f.ident.svc,
 		Registry: f.reg,
 		Version:  "1.2.3",
 		NodeID:   "n1",
@@ -304,6 +306,7 @@ func unlimited() map[RouteClass]Limit {
 func (f *fixture) do(t *testing.T, req *http.Request) *httptest.ResponseRecorder {
 	t.Helper()
 	rec := httptest.NewRecorder()
+	f.ident.authorize(req)
 	f.srv.Handler().ServeHTTP(rec, req)
 	return rec
 }

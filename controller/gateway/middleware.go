@@ -11,6 +11,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"time"
+
+	"github.com/opsconductor/opsconductor/controller/identity"
 )
 
 // HeaderRequestID carries the request ID in both directions.
@@ -29,9 +31,10 @@ type stateKey struct{}
 // middleware creates it; the route wrapper fills in route once the mux has
 // matched, which the access log and metrics (wrapped around the mux) need.
 type requestState struct {
-	id    string
-	log   *slog.Logger
-	route string
+	id        string
+	log       *slog.Logger
+	route     string
+	principal *identity.Principal // nil until authenticated
 }
 
 func stateFrom(ctx context.Context) *requestState {
@@ -128,6 +131,10 @@ func (s *Server) observe(r *http.Request, st *requestState, rec *recorder, d tim
 	if route == "" {
 		route = routeUnmatched
 	}
+	actor := ""
+	if st.principal != nil {
+		actor = st.principal.Name()
+	}
 	method := metricMethod(r.Method)
 	code := strconv.Itoa(status)
 	s.metrics.requests.WithLabelValues(route, method, code).Inc()
@@ -140,6 +147,7 @@ func (s *Server) observe(r *http.Request, st *requestState, rec *recorder, d tim
 		slog.Int64("bytes", rec.bytes),
 		slog.Duration("duration", d),
 		slog.String("remote", r.RemoteAddr),
+		slog.String("actor", actor),
 	)
 }
 

@@ -98,7 +98,13 @@ func TestRateLimitScope(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			limits := map[RouteClass]Limit{ClassRead: tight, ClassWrite: tight, ClassOperator: tight}
-			f := newFixture(t, Config{RateLimits: limits}, func(d *Deps) { d.Identity = tt.identity })
+			// Every fixture request carries the admin's token, so the
+			// address cases name no client; the identity case names one.
+			name := tt.identity
+			if name == nil {
+				name = func(*http.Request) string { return "" }
+			}
+			f := newFixture(t, Config{RateLimits: limits}, func(d *Deps) { d.ClientName = name })
 			first := newRequest("GET", "/api/v1/operator/probes", "", "")
 			first.RemoteAddr = tt.first
 			if rec := f.do(t, first); rec.Code != http.StatusOK {
@@ -123,7 +129,7 @@ func TestRateLimitRefundsOtherBuckets(t *testing.T) {
 	// or a throttled identity would also throttle its whole office.
 	f := newFixture(t, Config{RateLimits: map[RouteClass]Limit{ClassRead: {RPS: 0.001, Burst: 1}}},
 		func(d *Deps) {
-			d.Identity = func(r *http.Request) string { return r.Header.Get("X-Test-User") }
+			d.ClientName = func(r *http.Request) string { return r.Header.Get("X-Test-User") }
 		})
 	send := func(user, addr string) int {
 		req := newRequest("GET", "/api/v1/operator/probes", "", "")

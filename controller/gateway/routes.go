@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/opsconductor/opsconductor/controller/identity"
 	"github.com/opsconductor/opsconductor/controller/problem"
 )
 
@@ -22,6 +23,11 @@ type RouteInfo struct {
 	// Consistent routes honour ?consistent=true: the read waits for
 	// Cluster.ConsistentRead before it touches the local store.
 	Consistent bool
+	// Access says who may call the route; every route sets it.
+	Access Access
+	// DuringPasswordChange lets a user who must change their password
+	// call the route (only what changing it needs).
+	DuringPasswordChange bool
 }
 
 // Pattern is the ServeMux pattern, "METHOD /path".
@@ -46,30 +52,78 @@ func (s *Server) Routes() []RouteInfo {
 }
 
 // routeTable is the whole API surface. Health and metrics are in their own
-// class, which is never rate limited.
+// class, which is never rate limited. Every route names its Access: a test
+// walks the table and fails on any route without one.
 func (s *Server) routeTable() []route {
 	body := s.cfg.MaxBodyBytes
-	r := func(method, path string, class RouteClass, h handlerFunc) route {
-		return route{RouteInfo: RouteInfo{Method: method, Path: path, Class: class, MaxBodyBytes: body}, handle: h}
+	r := func(method, path string, class RouteClass, access Access, h handlerFunc) route {
+		return route{RouteInfo: RouteInfo{Method: method, Path: path, Class: class, MaxBodyBytes: body, Access: access}, handle: h}
 	}
 	consistent := func(rt route) route { rt.Consistent = true; return rt }
-	snapshotRestore := r(http.MethodPut, "/api/v1/operator/snapshot", ClassOperator, s.restoreSnapshot)
+	pwChange := func(rt route) route { rt.DuringPasswordChange = true; return rt }
+	var (
+		public        = AccessPublic
+		authenticated = AccessAuthenticated
+		clusterAdmin  = perm(identity.PermClusterAdmin)
+		usersRead     = perm(identity.PermUsersRead)
+		usersAdmin    = perm(identity.PermUsersAdmin)
+	)
+	snapshotRestore := r(http.MethodPut, "/api/v1/operator/snapshot", ClassOperator, clusterAdmin, s.restoreSnapshot)
 	snapshotRestore.MaxBodyBytes = s.cfg.MaxSnapshotBytes
 	return []route{
-		r(http.MethodGet, "/health", ClassHealth, s.health),
-		r(http.MethodGet, "/health/ready", ClassHealth, s.ready),
-		r(http.MethodGet, "/metrics", ClassHealth, s.serveMetrics),
-		r(http.MethodGet, "/api/v1/openapi.json", ClassRead, s.openAPI),
+		r(http.MethodGet, "/health", ClassHealth, public, s.health),
+		r(http.MethodGet, "/health/ready", ClassHealth, public, s.ready),
+		r(http.MethodGet, "/metrics", ClassHealth, public, s.serveMetrics),
+		r(http.MethodGet, "/api/v1/openapi.json", ClassRead, public, s.openAPI),
 
-		consistent(r(http.MethodGet, "/api/v1/operator/raft/peers", ClassOperator, s.listPeers)),
-		r(http.MethodDelete, "/api/v1/operator/raft/peers/{id}", ClassOperator, s.removePeer),
-		r(http.MethodPost, "/api/v1/operator/raft/transfer-leadership", ClassOperator, s.transferLeadership),
-		r(http.MethodGet, "/api/v1/operator/snapshot", ClassOperator, s.saveSnapshot),
+		consistent(r(http.MethodGet, "/api/v1/operator/raft/peers", ClassOperator, clusterAdmin, s.listPeers)),
+		r(http.MethodDelete, "/api/v1/operator/raft/peers/{id}", ClassOperator, clusterAdmin, s.removePeer),
+		r(http.MethodPost, "/api/v1/operator/raft/transfer-leadership", ClassOperator, clusterAdmin, s.transferLeadership),
+		r(http.MethodGet, "/api/v1/operator/snapshot", ClassOperator, clusterAdmin, s.saveSnapshot),
 		snapshotRestore,
 
-		r(http.MethodPost, "/api/v1/operator/probes", ClassWrite, s.writeProbe),
-		consistent(r(http.MethodGet, "/api/v1/operator/probes", ClassRead, s.listProbes)),
-		consistent(r(http.MethodGet, "/api/v1/operator/probes/{id}", ClassRead, s.getProbe)),
+		r(http.MethodPost, "/api/v1/operator/probes", ClassWrite, clusterAdmin, s.writeProbe),
+		consistent(r(http.MethodGet, "/api/v1/operator/probes", ClassRead, clusterAdmin, s.listProbes)),
+		consistent(r(http.MethodGet, "/api/v1/operator/probes/{id}", ClassRead, clusterAdmin, s.getProbe)),
+
+		r(http.MethodPost, "/api/v1/auth/login", ClassLogin, public, s.login),
+		r(http.MethodPost, "/api/v1/auth/refresh", ClassWrite, public, s.refresh),
+		pwChange(r(http.MethodPost, "/api/v1/auth/logout", ClassWrite, public, s.logout)),
+		r(http.MethodGet, "/api/v1/auth/keys", ClassOperator, clusterAdmin, s.listSigningKeys),
+		r(http.MethodPost, "/api/v1/auth/keys/rotate", ClassOperator, clusterAdmin, s.rotateSigningKey),
+
+		pwChange(r(http.MethodGet, "/api/v1/me", ClassRead, authenticated, s.getMe)),
+		r(http.MethodPatch, "/api/v1/me", ClassWrite, authenticated, s.patchMe),
+		pwChange(r(http.MethodPost, "/api/v1/me/password", ClassWrite, authenticated, s.changePassword)),
+		r(http.MethodPost, "/api/v1/me/totp", ClassWrite, authenticated, s.beginTOTP),
+		r(http.MethodPost, "/api/v1/me/totp/confirm", ClassWrite, authenticated, s.confirmTOTP),
+		r(http.MethodPost, "/api/v1/me/totp/disable", ClassWrite, authenticated, s.disableTOTP),
+
+		consistent(r(http.MethodGet, "/api/v1/users", ClassRead, usersRead, s.listUsers)),
+		r(http.MethodPost, "/api/v1/users", ClassWrite, usersAdmin, s.createUser),
+		consistent(r(http.MethodGet, "/api/v1/users/{user}", ClassRead, usersRead, s.getUser)),
+		r(http.MethodPatch, "/api/v1/users/{user}", ClassWrite, usersAdmin, s.patchUser),
+		r(http.MethodDelete, "/api/v1/users/{user}", ClassWrite, usersAdmin, s.deleteUser),
+		r(http.MethodPost, "/api/v1/users/{user}/password", ClassWrite, usersAdmin, s.resetPassword),
+		r(http.MethodPost, "/api/v1/users/{user}/unlock", ClassWrite, usersAdmin, s.unlockUser),
+		r(http.MethodDelete, "/api/v1/users/{user}/totp", ClassWrite, usersAdmin, s.resetUserTOTP),
+		consistent(r(http.MethodGet, "/api/v1/users/{user}/sessions", ClassRead, usersAdmin, s.listUserSessions)),
+		r(http.MethodDelete, "/api/v1/users/{user}/sessions", ClassWrite, usersAdmin, s.revokeUserSessions),
+
+		consistent(r(http.MethodGet, "/api/v1/roles", ClassRead, authenticated, s.listRoles)),
+		r(http.MethodPost, "/api/v1/roles", ClassWrite, usersAdmin, s.createRole),
+		consistent(r(http.MethodGet, "/api/v1/roles/{name}", ClassRead, authenticated, s.getRole)),
+		r(http.MethodPut, "/api/v1/roles/{name}", ClassWrite, usersAdmin, s.putRole),
+		r(http.MethodDelete, "/api/v1/roles/{name}", ClassWrite, usersAdmin, s.deleteRole),
+		r(http.MethodGet, "/api/v1/permissions", ClassRead, authenticated, s.listPermissions),
+
+		consistent(r(http.MethodGet, "/api/v1/sessions", ClassRead, authenticated, s.listSessions)),
+		r(http.MethodDelete, "/api/v1/sessions/{id}", ClassWrite, authenticated, s.revokeSession),
+		r(http.MethodPost, "/api/v1/sessions/revoke-others", ClassWrite, authenticated, s.revokeOtherSessions),
+
+		consistent(r(http.MethodGet, "/api/v1/tokens", ClassRead, authenticated, s.listTokens)),
+		r(http.MethodPost, "/api/v1/tokens", ClassWrite, authenticated, s.createToken),
+		r(http.MethodDelete, "/api/v1/tokens/{id}", ClassWrite, authenticated, s.revokeToken),
 	}
 }
 
@@ -80,6 +134,10 @@ func (s *Server) wrapRoute(rt route) http.Handler {
 		if st := stateFrom(r.Context()); st != nil {
 			st.route = rt.Path
 		}
+		// Authenticate before the rate limit, so that the limit applies per
+		// principal as well as per address; refuse only after it, so that
+		// a flood of bad tokens is limited like anything else.
+		p, authErr := s.authenticate(r)
 		if d, limited := s.limits.check(rt.Class, r); limited {
 			d.setHeaders(w.Header())
 			if !d.allowed {
@@ -91,6 +149,16 @@ func (s *Server) wrapRoute(rt route) http.Handler {
 			// Refuse before reading: with Expect: 100-continue the client
 			// never even sends the body.
 			writeError(w, r, tooLargeProblem(rt.MaxBodyBytes))
+			return
+		}
+		if authErr == nil {
+			authErr = authorize(rt, p)
+		}
+		if authErr != nil {
+			if problem.Is(authErr, problem.KindUnauthenticated) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="opsconductor"`)
+			}
+			writeError(w, r, authErr)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, rt.MaxBodyBytes)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/opsconductor/opsconductor/controller/identity"
 )
 
 // Timeouts for the listener. There is no whole-request read or write
@@ -30,6 +32,9 @@ type Deps struct {
 	Logger  *slog.Logger
 	Cluster Cluster
 	Probes  Probes
+	// Identity authenticates every request and serves the auth, user,
+	// role, session and token routes.
+	Identity *identity.Service
 	// Registry receives the Go runtime and process collectors and the HTTP
 	// metrics, and is what /metrics serves; the caller registers its own
 	// (Raft, dispatch …) collectors into it.
@@ -43,10 +48,10 @@ type Deps struct {
 	// addition to the cluster's own readiness; the map key names the
 	// failing dependency in the 503 ("history: connection refused").
 	ReadyChecks map[string]func(ctx context.Context) error
-	// Identity names the authenticated client of a request, "" when
-	// anonymous. Rate limits apply per identity as well as per address.
-	// Nil means every request is anonymous.
-	Identity func(*http.Request) string
+	// ClientName names the client of a request for rate limiting, "" when
+	// anonymous. Rate limits apply per client as well as per address. Nil
+	// means the authenticated principal's name.
+	ClientName func(*http.Request) string
 }
 
 // Server is the controller's HTTP server.
@@ -55,6 +60,7 @@ type Server struct {
 	log      *slog.Logger
 	cluster  Cluster
 	probes   Probes
+	identity *identity.Service
 	registry *prometheus.Registry
 	version  string
 	nodeID   string
@@ -88,10 +94,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log:      deps.Logger,
 		cluster:  deps.Cluster,
 		probes:   deps.Probes,
+		identity: deps.Identity,
 		registry: deps.Registry,
 		version:  deps.Version,
 		nodeID:   deps.NodeID,
-		limits:   newRateLimiter(cfg.RateLimits, deps.Identity),
+		limits:   newRateLimiter(cfg.RateLimits, clientName(deps.ClientName)),
 		gzip:     newGzipper(),
 	}
 	if s.version == "" {
@@ -135,6 +142,9 @@ func (d Deps) validate() error {
 	if d.Probes == nil {
 		errs = append(errs, fieldErrorf("Deps.Probes", "required"))
 	}
+	if d.Identity == nil {
+		errs = append(errs, fieldErrorf("Deps.Identity", "required"))
+	}
 	if d.Registry == nil {
 		errs = append(errs, fieldErrorf("Deps.Registry", "required"))
 	}
@@ -150,6 +160,19 @@ func (d Deps) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// clientName defaults the rate limiter's per-client key to the principal.
+func clientName(fn func(*http.Request) string) func(*http.Request) string {
+	if fn != nil {
+		return fn
+	}
+	return func(r *http.Request) string {
+		if p := principal(r); p != nil {
+			return p.Name()
+		}
+		return ""
+	}
 }
 
 // Handler is the whole middleware chain and router, for tests and for

@@ -45,11 +45,24 @@ func startServe(t *testing.T, f *fixture) *served {
 	return s
 }
 
+// newClient returns a client that sends the shared test admin's token, as
+// every fixture's identity is the shared one.
 func newClient(t *testing.T) *http.Client {
 	t.Helper()
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr}
+	return &http.Client{Transport: authTransport{base: tr, ident: sharedIdentity(t)}}
+}
+
+type authTransport struct {
+	base  http.RoundTripper
+	ident *testIdentity
+}
+
+func (a authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	a.ident.authorize(req)
+	return a.base.RoundTrip(req)
 }
 
 func TestServeShutsDownGracefully(t *testing.T) {

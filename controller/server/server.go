@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -25,6 +26,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/config"
 	"github.com/opsconductor/opsconductor/controller/gateway"
 	"github.com/opsconductor/opsconductor/controller/history"
+	"github.com/opsconductor/opsconductor/controller/identity"
 	"github.com/opsconductor/opsconductor/controller/probe"
 	"github.com/opsconductor/opsconductor/controller/state"
 	"github.com/opsconductor/opsconductor/internal/buildinfo"
@@ -40,7 +42,10 @@ type Ready struct {
 // Run runs a controller until ctx ends, then shuts down gracefully: a
 // leader hands over leadership first. onReady (optional) is called once the
 // listeners are bound.
-func Run(ctx context.Context, cfg config.Server, log *slog.Logger, onReady func(Ready)) error {
+//
+// console receives what a person starting the server must see once, such
+// as a generated first-admin password; it is not the log.
+func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Writer, onReady func(Ready)) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -64,8 +69,14 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, onReady func(
 		return err
 	}
 
+	kr, err := loadKeyring(cfg, log)
+	if err != nil {
+		return err
+	}
+
 	reg := state.NewRegistry()
 	reg.MustRegister(probe.Domain())
+	reg.MustRegister(identity.Domain())
 	store, err := state.NewStore(reg, log)
 	if err != nil {
 		return err
@@ -133,6 +144,14 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, onReady func(
 		}()
 	}
 
+	ident, err := newIdentity(cfg, node, store, kr, log)
+	if err != nil {
+		return err
+	}
+	maint := &identityMaintainer{svc: ident, cfg: cfg, isLeader: node.IsLeader, log: log.With("component", "identity"), console: console}
+	bgWG.Add(1)
+	go func() { defer bgWG.Done(); maint.run(bg) }()
+
 	registry := prometheus.NewRegistry()
 	if err := registry.Register(node.Metrics()); err != nil {
 		return fmt.Errorf("register raft metrics: %w", err)
@@ -145,12 +164,13 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, onReady func(
 			gateway.ClassRead:     limit(cfg.RateRead),
 			gateway.ClassWrite:    limit(cfg.RateWrite),
 			gateway.ClassOperator: limit(cfg.RateOperator),
+			gateway.ClassLogin:    loginLimit(cfg.RateLogin),
 		},
 	}, gateway.Deps{
-		Logger: log, Cluster: node, Probes: probe.NewService(nodeID, node, store),
+		Logger: log, Cluster: node, Probes: probe.NewService(nodeID, node, store), Identity: ident,
 		Registry: registry, Version: buildinfo.Version(), NodeID: nodeID,
 		HealthSections: map[string]gateway.HealthSection{"history": monitor.section},
-		ReadyChecks:    map[string]func(context.Context) error{"history": monitor.ready},
+		ReadyChecks:    map[string]func(context.Context) error{"history": monitor.ready, "identity": ident.Ready},
 	})
 	if err != nil {
 		return err
@@ -167,6 +187,15 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, onReady func(
 	}
 	log.Info("controller stopping")
 	return nil
+}
+
+// loginLimit allows a burst of ten attempts, refilled at rps (0: one
+// every five seconds).
+func loginLimit(rps float64) gateway.Limit {
+	if rps == 0 {
+		rps = 0.2
+	}
+	return gateway.Limit{RPS: rps, Burst: 10}
 }
 
 // limit turns a per-second rate into a token bucket with a two-second burst.

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +28,7 @@ type running struct {
 	client *apiclient.Client
 	ready  Ready
 	stop   func() error
+	token  string // the admin's access token
 }
 
 func testConfig(dataDir string) config.Server {
@@ -31,17 +36,27 @@ func testConfig(dataDir string) config.Server {
 		DataDir: dataDir, HTTPAddr: "127.0.0.1:0", AgentAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
 		LogLevel: "info", LogFormat: "json", MaxBodyBytes: 1 << 20, ApplyHold: 5 * time.Second,
 		RateRead: 1000, RateWrite: 1000, RateOperator: 1000, Batching: true,
+		BootstrapAdminPassword: testAdminPassword,
+		// One keyring for every test node, as a cluster and its backups
+		// share one: a snapshot's sealed secrets open only under it.
+		KeyringEnv: testKeyring,
 	}
 }
 
-// start runs a real controller in-process and waits until it is ready.
+const (
+	testAdminPassword = "violet-Harbour-lantern-42"
+	testKeyring       = "3q2+7wABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhs="
+)
+
+// start runs a real controller in-process, waits until it is ready and
+// logs in as the bootstrap admin.
 func start(t *testing.T, cfg config.Server) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	readyCh := make(chan Ready, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, cfg, slog.New(slog.DiscardHandler), func(r Ready) { readyCh <- r })
+		done <- Run(ctx, cfg, slog.New(slog.DiscardHandler), io.Discard, func(r Ready) { readyCh <- r })
 	}()
 	var r Ready
 	select {
@@ -60,6 +75,15 @@ func start(t *testing.T, cfg config.Server) *running {
 		cancel()
 		t.Fatal(err)
 	}
+	tok, err := c.Login(wctx, apiclient.LoginRequest{Username: "admin", Password: testAdminPassword})
+	if err != nil {
+		cancel()
+		t.Fatalf("login: %v", err)
+	}
+	if c, err = apiclient.New(r.HTTPAddr, apiclient.WithToken(tok.AccessToken)); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
 	stopped := false
 	stop := func() error {
 		if stopped {
@@ -70,7 +94,7 @@ func start(t *testing.T, cfg config.Server) *running {
 		return <-done
 	}
 	t.Cleanup(func() { _ = stop() })
-	return &running{client: c, ready: r, stop: stop}
+	return &running{client: c, ready: r, stop: stop, token: tok.AccessToken}
 }
 
 func TestSnapshotSaveRestoreIntoAFreshNode(t *testing.T) {
@@ -93,6 +117,16 @@ func TestSnapshotSaveRestoreIntoAFreshNode(t *testing.T) {
 	if err := dst.client.SnapshotRestore(ctx, bytes.NewReader(snap.Bytes())); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
+	// The restore replaced dst's users, sessions and signing keys with
+	// src's: dst's own login is gone and src's works there now.
+	if _, err := dst.client.ListProbes(ctx, "", 1); err == nil {
+		t.Fatal("dst's session survived a restore that replaced every session")
+	}
+	dstClient, err := apiclient.New(dst.ready.HTTPAddr, apiclient.WithToken(src.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst.client = dstClient
 	page, err := dst.client.ListProbes(ctx, "", 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +205,7 @@ func TestStartRefusals(t *testing.T) {
 			c.NodeID = "a"
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
-			_ = Run(ctx, c, slog.New(slog.DiscardHandler), nil)
+			_ = Run(ctx, c, slog.New(slog.DiscardHandler), io.Discard, nil)
 			c.NodeID = "b"
 			return c
 		}, `this data dir belongs to node "a"`},
@@ -181,6 +215,13 @@ func TestStartRefusals(t *testing.T) {
 			c.History = "postgres://127.0.0.1:1/none"
 			return c
 		}, "--tls-ca-cert and --tls-ca-key are required"},
+		{"a cluster without a shared keyring", func() config.Server {
+			c := testConfig(t.TempDir())
+			c.BootstrapExpect, c.RetryJoin = 3, []string{"127.0.0.1:1", "127.0.0.1:2"}
+			c.History = "postgres://127.0.0.1:1/none"
+			c.KeyringEnv = ""
+			return c
+		}, "--keyring-file: is required for a cluster"},
 		{"a cluster on the embedded history store", func() config.Server {
 			c := testConfig(t.TempDir())
 			c.BootstrapExpect, c.RetryJoin = 3, []string{"127.0.0.1:1", "127.0.0.1:2"}
@@ -199,7 +240,7 @@ func TestStartRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run("it refuses "+tt.name, func(t *testing.T) {
-			err := Run(context.Background(), tt.cfg(), slog.New(slog.DiscardHandler), nil)
+			err := Run(context.Background(), tt.cfg(), slog.New(slog.DiscardHandler), io.Discard, nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want an error containing %q", err, tt.want)
 			}
@@ -248,3 +289,74 @@ func TestAdvertiseHost(t *testing.T) {
 		})
 	}
 }
+
+func TestGeneratedBootstrapPassword(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.BootstrapAdminPassword = ""
+	console := &lockedBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	readyCh, done := make(chan Ready, 1), make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, slog.New(slog.DiscardHandler), console, func(r Ready) { readyCh <- r }) }()
+	t.Cleanup(func() { cancel(); <-done })
+	r := <-readyCh
+	c, err := apiclient.New(r.HTTPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	if err := c.WaitReady(wctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(cfg.DataDir, BootstrapPasswordFile)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("the generated password was not written: %v", err)
+	}
+	if info, _ := os.Stat(path); info.Mode().Perm() != 0o600 {
+		t.Fatalf("%s has mode %v", path, info.Mode().Perm())
+	}
+	pw := strings.TrimSpace(string(raw))
+	if !strings.Contains(console.String(), "password: "+pw) {
+		t.Fatalf("the console does not show the generated password:\n%s", console.String())
+	}
+	tok, err := c.Login(wctx, apiclient.LoginRequest{Username: "admin", Password: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tok.MustChangePassword {
+		t.Fatal("a generated password does not have to be changed")
+	}
+	admin, err := apiclient.New(r.HTTPAddr, apiclient.WithToken(tok.AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Peers(wctx, false); err == nil || !strings.Contains(err.Error(), "password_change_required") {
+		t.Fatalf("before the change, an operator route answered %v", err)
+	}
+	if err := admin.ChangePassword(wctx, pw, "a-Chosen-Passphrase-77"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		select {
+		case <-wctx.Done():
+			t.Fatal("the bootstrap password file outlived the password change")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
