@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/opsconductor/opsconductor/controller/history"
@@ -36,13 +37,6 @@ func timeOf(k uint64) time.Time {
 
 func appendTimeKey(dst []byte, t time.Time) []byte {
 	return binary.BigEndian.AppendUint64(dst, timeKey(t))
-}
-
-func parseTimeKey(k []byte) (time.Time, bool) {
-	if len(k) < timeKeyLen {
-		return time.Time{}, false
-	}
-	return timeOf(binary.BigEndian.Uint64(k)), true
 }
 
 // Bounds are clamped to this range, which holds every storable time and
@@ -148,38 +142,33 @@ const recordFormatV1 = 1
 
 // encodeBody appends r's stored body to dst: the record without its stream
 // and seq, which its chunk holds. Time is kept to the microsecond
-// (truncated), as the contract says; fields are sorted so that the encoding
-// is deterministic.
+// (truncated), as the contract says; fields are r's, sorted by key (see
+// sortedFields), so that the encoding is deterministic.
 //
 //	0x01 uvarint(len kind) kind varint(unix microseconds)
 //	uvarint(number of fields) { uvarint(len key) key uvarint(len value) value }
 //	uvarint(len data) data
-func encodeBody(dst []byte, r history.Record) []byte {
+func encodeBody(dst []byte, r history.Record, fields [][2]string) []byte {
 	dst = append(dst, recordFormatV1)
 	dst = appendString(dst, r.Kind)
 	dst = binary.AppendVarint(dst, r.Time.UnixMicro())
-	dst = binary.AppendUvarint(dst, uint64(len(r.Fields)))
-	switch len(r.Fields) {
-	case 0:
-	case 1:
-		for k, v := range r.Fields {
-			dst = appendString(dst, k)
-			dst = appendString(dst, v)
-		}
-	default:
-		var buf [history.MaxFields]string
-		keys := buf[:0]
-		for k := range r.Fields {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			dst = appendString(dst, k)
-			dst = appendString(dst, r.Fields[k])
-		}
+	dst = binary.AppendUvarint(dst, uint64(len(fields)))
+	for _, f := range fields {
+		dst = appendString(dst, f[0])
+		dst = appendString(dst, f[1])
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(r.Data)))
 	return append(dst, r.Data...)
+}
+
+// sortedFields returns r's fields sorted by key.
+func sortedFields(r history.Record) [][2]string {
+	fs := make([][2]string, 0, len(r.Fields))
+	for k, v := range r.Fields {
+		fs = append(fs, [2]string{k, v})
+	}
+	slices.SortFunc(fs, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	return fs
 }
 
 func appendString(dst []byte, s string) []byte {
@@ -192,7 +181,7 @@ var errCorrupt = errors.New("corrupt record")
 // decodeBody rebuilds the record (stream, seq) from its stored body. The
 // result shares no memory with body, which bbolt only lends for the life of
 // a transaction. It must never panic, whatever the bytes.
-func decodeBody(stream string, seq uint64, body []byte) (history.Record, error) {
+func decodeBody(stream string, seq uint64, body []byte, in *interner) (history.Record, error) {
 	if len(body) == 0 {
 		return history.Record{}, fmt.Errorf("%w %s/%d: empty", errCorrupt, stream, seq)
 	}
@@ -201,7 +190,7 @@ func decodeBody(stream string, seq uint64, body []byte) (history.Record, error) 
 	}
 	d := decoder{b: body[1:]}
 	r := history.Record{Stream: stream, Seq: seq}
-	r.Kind = d.string()
+	r.Kind = in.string(d.bytes())
 	r.Time = time.UnixMicro(d.varint()).UTC()
 	n := d.uvarint()
 	// Each field takes at least two bytes; bounding n by what is left keeps
@@ -212,8 +201,8 @@ func decodeBody(stream string, seq uint64, body []byte) (history.Record, error) 
 	if d.err == nil && n > 0 {
 		r.Fields = make(map[string]string, n)
 		for range n {
-			k := d.string()
-			v := d.string()
+			k := in.string(d.bytes())
+			v := in.string(d.bytes())
 			if d.err != nil {
 				break
 			}
@@ -308,6 +297,30 @@ func decodeChunk(dst []chunkRec, key, val []byte) ([]chunkRec, error) {
 	return dst, nil
 }
 
+// interner hands out strings for the kinds and fields of the records one
+// read decodes, reusing the recent ones: a stream's records mostly repeat
+// them, and a string each would be most of what decoding allocates. The
+// nil interner allocates every string.
+type interner struct {
+	recent [8]string
+	next   int
+}
+
+func (in *interner) string(b []byte) string {
+	if in == nil {
+		return string(b)
+	}
+	for _, s := range in.recent {
+		if s == string(b) {
+			return s
+		}
+	}
+	s := string(b)
+	in.recent[in.next] = s
+	in.next = (in.next + 1) % len(in.recent)
+	return s
+}
+
 // decoder reads a record's parts; the first failure sticks, and every later
 // read returns zero values.
 type decoder struct {
@@ -360,10 +373,6 @@ func (d *decoder) bytes() []byte {
 	out := d.b[:n]
 	d.b = d.b[n:]
 	return out
-}
-
-func (d *decoder) string() string {
-	return string(d.bytes())
 }
 
 // cursorV1 heads every cursor. A cursor is the position of the last record

@@ -91,6 +91,10 @@ func insert(tx *bbolt.Tx, reqs []*appendReq) error {
 	b.records.FillPercent = 0.9
 	byStream := make(map[string][]*entry)
 	var names []string
+	total := 0
+	for _, r := range reqs {
+		total += len(r.entries)
+	}
 	for _, r := range reqs {
 		for i := range r.entries {
 			e := &r.entries[i]
@@ -105,7 +109,7 @@ func insert(tx *bbolt.Tx, reqs []*appendReq) error {
 	// depend on map order and a compaction's replay assigns the same.
 	slices.Sort(names)
 	nextSid := getUint(b.meta, metaNextSid)
-	var fresh []stored
+	fresh := make([]stored, 0, total)
 	var w chunkWriter
 	for _, name := range names {
 		es := byStream[name]
@@ -130,13 +134,11 @@ func insert(tx *bbolt.Tx, reqs []*appendReq) error {
 	}
 	// Sorted once, the postings go to each index in order.
 	slices.SortFunc(fresh, func(x, y stored) int { return x.p.compare(y.p) })
-	byTime := make([]posting, len(fresh))
 	byField := make(map[string][]posting)
 	counts := make(map[string]int64)
 	var size int64
-	for i, f := range fresh {
+	for _, f := range fresh {
 		p, e := f.p, f.e
-		byTime[i] = p
 		for j, pre := range e.prefixes {
 			byField[pre] = append(byField[pre], p)
 			if j > 0 {
@@ -146,11 +148,7 @@ func insert(tx *bbolt.Tx, reqs []*appendReq) error {
 		size += e.size
 	}
 	n := int64(len(fresh))
-	x := postingIndex{b: b.byTime}
-	if err := x.add(nil, byTime); err != nil {
-		return fmt.Errorf("add to time index: %w", err)
-	}
-	x.b = b.byField
+	x := postingIndex{b: b.byField}
 	for _, pre := range slices.Sorted(maps.Keys(byField)) {
 		if err := x.add([]byte(pre), byField[pre]); err != nil {
 			return fmt.Errorf("add to field index: %w", err)

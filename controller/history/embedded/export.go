@@ -55,6 +55,7 @@ func (s *Store) each(ctx context.Context, fn func(history.Record) error, chunk i
 				stream = nil
 				size := 0
 				var crs []chunkRec
+				var in interner
 				for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 					var err error
 					if crs, err = decodeChunk(crs[:0], k, v); err != nil {
@@ -69,7 +70,7 @@ func (s *Store) each(ctx context.Context, fn func(history.Record) error, chunk i
 							stream, seq = bytes.Clone(name), cr.seq
 							return nil
 						}
-						r, err := decodeBody(string(name), cr.seq, cr.body)
+						r, err := decodeBody(in.string(name), cr.seq, cr.body, &in)
 						if err != nil {
 							return err
 						}

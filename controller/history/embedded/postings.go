@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sort"
 
 	"go.etcd.io/bbolt"
@@ -45,8 +46,8 @@ func parsePostingKey(b []byte) (posting, bool) {
 	return posting{binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:]), binary.BigEndian.Uint64(b[16:])}, true
 }
 
-// An index (bytime, and in byfield one per kind and one per kind and field
-// value) is a run of leaves, each a bbolt key and value holding many
+// An index (in byfield, one per kind and one per kind and field value) is
+// a run of leaves, each a bbolt key and value holding many
 // postings in order:
 //
 //	key   = prefix posting key of the leaf's first posting
@@ -349,4 +350,136 @@ func (it *postingIter) prev() (posting, bool) {
 	}
 	it.i--
 	return it.leaf[it.i], true
+}
+
+// kindPrefixes lists the prefixes of the kinds' indexes in byfield. Every
+// record is in its kind's index, so together they are the time index
+// retention and Stats need, and there are few kinds: two seeks each.
+func kindPrefixes(byField *bbolt.Bucket) ([][]byte, error) {
+	var out [][]byte
+	c := byField.Cursor()
+	for k, _ := c.First(); k != nil; {
+		i := bytes.IndexByte(k, 0)
+		if i < 1 {
+			return nil, fmt.Errorf("%w: index key %q", errCorrupt, k)
+		}
+		kind := bytes.Clone(k[:i])
+		if p := append(kind, 0, 0); isLeafOf(c, p) {
+			out = append(out, p)
+		}
+		// Past every key of the kind: its prefix ends in 0x00.
+		k, _ = c.Seek(append(kind[:i:i], 1))
+	}
+	return out, nil
+}
+
+// isLeafOf reports whether prefix has a leaf, moving c.
+func isLeafOf(c *bbolt.Cursor, prefix []byte) bool {
+	k, _ := c.Seek(prefix)
+	return k != nil && bytes.HasPrefix(k, prefix)
+}
+
+// oldestFirst walks the postings of several indexes merged, oldest first.
+type oldestFirst struct {
+	its   []*postingFwd
+	heads []posting
+	err   error
+}
+
+// newOldestFirst walks every record: the postings of every kind's index.
+func newOldestFirst(byField *bbolt.Bucket) (*oldestFirst, error) {
+	kinds, err := kindPrefixes(byField)
+	if err != nil {
+		return nil, err
+	}
+	o := &oldestFirst{}
+	for _, p := range kinds {
+		it := &postingFwd{c: byField.Cursor(), prefix: p}
+		k, v := it.c.Seek(p)
+		it.load(k, v)
+		if h, ok := it.next(); ok {
+			o.its, o.heads = append(o.its, it), append(o.heads, h)
+		} else if it.err != nil {
+			return nil, it.err
+		}
+	}
+	return o, nil
+}
+
+func (o *oldestFirst) next() (posting, bool) {
+	if len(o.its) == 0 {
+		return posting{}, false
+	}
+	m := 0
+	for i := range o.heads {
+		if o.heads[i].compare(o.heads[m]) < 0 {
+			m = i
+		}
+	}
+	p := o.heads[m]
+	if h, ok := o.its[m].next(); ok {
+		o.heads[m] = h
+	} else {
+		if err := o.its[m].err; err != nil {
+			o.err = err
+			o.its = nil
+			return posting{}, false
+		}
+		o.its = slices.Delete(o.its, m, m+1)
+		o.heads = slices.Delete(o.heads, m, m+1)
+	}
+	return p, true
+}
+
+// postingFwd walks the postings of one index prefix forwards.
+type postingFwd struct {
+	c      *bbolt.Cursor
+	prefix []byte
+	leaf   []posting
+	i      int
+	err    error
+}
+
+func (it *postingFwd) load(k, v []byte) bool {
+	it.leaf, it.i = it.leaf[:0], 0
+	if k == nil || !bytes.HasPrefix(k, it.prefix) {
+		return false
+	}
+	it.leaf, it.err = decodeLeaf(it.leaf, v)
+	return it.err == nil
+}
+
+func (it *postingFwd) next() (posting, bool) {
+	for it.i == len(it.leaf) {
+		if it.err != nil || len(it.leaf) == 0 {
+			return posting{}, false
+		}
+		if k, v := it.c.Next(); !it.load(k, v) {
+			return posting{}, false
+		}
+	}
+	it.i++
+	return it.leaf[it.i-1], true
+}
+
+// oldest is the time of the oldest record, if any.
+func oldest(byField *bbolt.Bucket) (uint64, bool, error) {
+	kinds, err := kindPrefixes(byField)
+	if err != nil {
+		return 0, false, err
+	}
+	var t uint64
+	found := false
+	c := byField.Cursor()
+	for _, p := range kinds {
+		k, _ := c.Seek(p)
+		first, ok := parsePostingKey(k[len(p):])
+		if !ok {
+			return 0, false, fmt.Errorf("%w: index key %q", errCorrupt, k)
+		}
+		if !found || first.time < t {
+			t, found = first.time, true
+		}
+	}
+	return t, found, nil
 }

@@ -68,6 +68,7 @@ func (s *Store) Read(ctx context.Context, stream string, from, to uint64, limit 
 		prefix := streamPrefix(stream)
 		c := tx.Bucket(bucketRecords).Cursor()
 		var recs []chunkRec
+		var in interner
 		// No stream contains NUL, so the prefix holds only this stream's
 		// chunks.
 		for k, v := seekChunk(c, prefix, from); isChunkOf(k, prefix) && len(out) < limit; k, v = c.Next() {
@@ -82,7 +83,7 @@ func (s *Store) Read(ctx context.Context, stream string, from, to uint64, limit 
 				if cr.seq > to || len(out) == limit {
 					return nil
 				}
-				r, err := decodeBody(stream, cr.seq, cr.body)
+				r, err := decodeBody(stream, cr.seq, cr.body, &in)
 				if err != nil {
 					return err
 				}
@@ -107,17 +108,18 @@ func (s *Store) Tail(ctx context.Context, stream string, n int) ([]history.Recor
 	}
 	var out []history.Record
 	err := s.view(func(tx *bbolt.Tx) error {
-		out = out[:0]
+		out = make([]history.Record, 0, n)
 		prefix := streamPrefix(stream)
 		c := tx.Bucket(bucketRecords).Cursor()
 		var recs []chunkRec
+		var in interner
 		for k, v := seekBefore(c, prefixEnd(prefix)); isChunkOf(k, prefix) && len(out) < n; k, v = c.Prev() {
 			var err error
 			if recs, err = decodeChunk(recs[:0], k, v); err != nil {
 				return err
 			}
 			for i := len(recs) - 1; i >= 0 && len(out) < n; i-- {
-				r, err := decodeBody(stream, recs[i].seq, recs[i].body)
+				r, err := decodeBody(stream, recs[i].seq, recs[i].body, &in)
 				if err != nil {
 					return err
 				}
@@ -280,6 +282,7 @@ func (s *Store) Query(ctx context.Context, q history.Query) (history.Page, error
 		it.seekBelow(upper)
 		var last []byte
 		var instant []named
+		var in interner
 		p, ok := it.prev()
 		for ok && p.time >= since {
 			t := p.time
@@ -308,7 +311,7 @@ func (s *Store) Query(ctx context.Context, q history.Query) (history.Page, error
 					page.Next = encodeCursor(last)
 					return nil
 				}
-				r, err := decodeBody(n.stream, n.seq, body)
+				r, err := decodeBody(n.stream, n.seq, body, &in)
 				if err != nil {
 					return err
 				}
@@ -393,10 +396,11 @@ func (s *Store) Stats(ctx context.Context) (history.Stats, error) {
 		b := bucketsOf(tx)
 		st.Records = getUint(b.meta, metaRecords)
 		st.Bytes = getUint(b.meta, metaBytes)
-		if k, _ := b.byTime.Cursor().First(); k != nil {
-			st.Oldest, _ = parseTimeKey(k)
+		t, ok, err := oldest(b.byField)
+		if ok {
+			st.Oldest = timeOf(t)
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return history.Stats{}, fmt.Errorf("stats: %w", err)

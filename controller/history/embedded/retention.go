@@ -59,67 +59,65 @@ func (s *Store) deleteOldest(ctx context.Context, done func(at uint64, size int6
 	}
 }
 
-// deleteSome is one delete transaction: it walks the time index, looking
-// up each record for its size and indexes, until done or deleteBatch
-// records, and only then changes the buckets.
+// deleteSome is one delete transaction: it walks the kinds' indexes
+// together, oldest first, looking up each record for its size and indexes,
+// until done or deleteBatch records, and only then changes the buckets.
 func deleteSome(b buckets, done func(at uint64, size int64) bool) (n int64, more bool, err error) {
 	size := getUint(b.meta, metaBytes)
 	rr := newRecordReader(b)
-	var victims []posting
 	bySid := make(map[uint64][]uint64)
+	// Filled in walk order, so each list is sorted, as remove wants.
 	byField := make(map[string][]posting)
 	counts := make(map[string]int64)
-	var leaf []posting
-	c := b.byTime.Cursor()
-walk:
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if leaf, err = decodeLeaf(leaf[:0], v); err != nil {
+	var in interner
+	oldest, err := newOldestFirst(b.byField)
+	if err != nil {
+		return 0, false, err
+	}
+	for {
+		p, ok := oldest.next()
+		if !ok {
+			if oldest.err != nil {
+				return 0, false, oldest.err
+			}
+			break
+		}
+		if done(p.time, size) {
+			break
+		}
+		if n == deleteBatch {
+			more = true
+			break
+		}
+		name, err := rr.name(p.sid)
+		if err != nil {
 			return 0, false, err
 		}
-		for _, p := range leaf {
-			if done(p.time, size) {
-				break walk
-			}
-			if len(victims) == deleteBatch {
-				more = true
-				break walk
-			}
-			name, err := rr.name(p.sid)
-			if err != nil {
-				return 0, false, err
-			}
-			body, err := rr.body(name, p.seq)
-			if err != nil {
-				return 0, false, err
-			}
-			r, err := decodeBody(name, p.seq, body)
-			if err != nil {
-				return 0, false, err
-			}
-			size -= logicalSize(r)
-			victims = append(victims, p)
-			bySid[p.sid] = append(bySid[p.sid], p.seq)
-			kp := string(kindPrefix(r.Kind))
-			byField[kp] = append(byField[kp], p)
-			for k, v := range r.Fields {
-				fp := string(fieldPrefix(r.Kind, k, v))
-				byField[fp] = append(byField[fp], p)
-				counts[fp]--
-			}
+		body, err := rr.body(name, p.seq)
+		if err != nil {
+			return 0, false, err
+		}
+		r, err := decodeBody(name, p.seq, body, &in)
+		if err != nil {
+			return 0, false, err
+		}
+		size -= logicalSize(r)
+		n++
+		bySid[p.sid] = append(bySid[p.sid], p.seq)
+		kp := string(kindPrefix(r.Kind))
+		byField[kp] = append(byField[kp], p)
+		for k, v := range r.Fields {
+			fp := string(fieldPrefix(r.Kind, k, v))
+			byField[fp] = append(byField[fp], p)
+			counts[fp]--
 		}
 	}
-	if len(victims) == 0 {
+	if n == 0 {
 		return 0, false, errNothingNew
 	}
-	x := postingIndex{b: b.byTime}
-	if err := x.remove(nil, victims); err != nil {
-		return 0, false, fmt.Errorf("delete from time index: %w", err)
-	}
-	x.b = b.byField
+	x := postingIndex{b: b.byField}
 	for _, pre := range slices.Sorted(maps.Keys(byField)) {
-		ps := byField[pre]
-		slices.SortFunc(ps, posting.compare)
-		if err := x.remove([]byte(pre), ps); err != nil {
+		if err := x.remove([]byte(pre), byField[pre]); err != nil {
 			return 0, false, fmt.Errorf("delete from field index: %w", err)
 		}
 	}
@@ -133,7 +131,6 @@ walk:
 	if err := applyCounts(b.fieldCounts, counts); err != nil {
 		return 0, false, err
 	}
-	n = int64(len(victims))
 	return n, more, addMeta(b.meta, -n, size-getUint(b.meta, metaBytes))
 }
 

@@ -12,18 +12,19 @@
 //	records     stream 0x00 first seq → chunk: records of the stream, seq order
 //	streams     stream                → sid(8), the stream's id in postings
 //	streamids   sid(8)                → stream
-//	bytime      first posting         → leaf of postings, every record
 //	byfield     kind 0x00 0x00 first posting     → leaf of postings of a kind
 //	            kind 0x00 k=v 0x00 first posting → leaf, one index per field value
 //	fieldcounts kind 0x00 k=v 0x00    → uint64    postings in that index
 //	meta        "format" → 2, "records", "bytes" (Stats.Bytes), "nextsid" → uint64
 //
-// A posting is (time, sid, seq): 24 bytes in a key, about 7 in a leaf. An
+// A posting is (time, sid, seq): 24 bytes in a key, about 5 in a leaf. An
 // append writes a value per chunk and per index leaf it touches, not keys
 // per record and index: a batch of 1000 small records over ten streams is
-// about 70 chunk values and 20 leaves, where one key per record and index
+// about 70 chunk values and 50 leaves, where one key per record and index
 // was 5000 keys, each repeating the stream and time. A stream's chunks
-// never overlap in seq, so Read and Tail walk them in key order.
+// never overlap in seq, so Read and Tail walk them in key order. The kinds'
+// indexes, merged, are the time index that retention and Stats walk
+// (there are few kinds), so no index of its own repeats every record.
 //
 // Every write changes all of them in one transaction, so the indexes and the
 // counters are exact, and a crash leaves either the whole batch or none of it.
@@ -37,6 +38,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,7 +52,6 @@ var (
 	bucketRecords     = []byte("records")
 	bucketStreams     = []byte("streams")
 	bucketStreamIDs   = []byte("streamids")
-	bucketByTime      = []byte("bytime")
 	bucketByField     = []byte("byfield")
 	bucketFieldCounts = []byte("fieldcounts")
 	bucketMeta        = []byte("meta")
@@ -220,14 +222,14 @@ func initDB(db *bbolt.DB) error {
 	})
 }
 
-var allBuckets = [][]byte{bucketRecords, bucketStreams, bucketStreamIDs, bucketByTime, bucketByField, bucketFieldCounts, bucketMeta}
+var allBuckets = [][]byte{bucketRecords, bucketStreams, bucketStreamIDs, bucketByField, bucketFieldCounts, bucketMeta}
 
 type buckets struct {
-	records, streams, streamIDs, byTime, byField, fieldCounts, meta *bbolt.Bucket
+	records, streams, streamIDs, byField, fieldCounts, meta *bbolt.Bucket
 }
 
 func bucketsOf(tx *bbolt.Tx) buckets {
-	return buckets{tx.Bucket(bucketRecords), tx.Bucket(bucketStreams), tx.Bucket(bucketStreamIDs), tx.Bucket(bucketByTime),
+	return buckets{tx.Bucket(bucketRecords), tx.Bucket(bucketStreams), tx.Bucket(bucketStreamIDs),
 		tx.Bucket(bucketByField), tx.Bucket(bucketFieldCounts), tx.Bucket(bucketMeta)}
 }
 
@@ -277,33 +279,53 @@ type entry struct {
 	size     int64
 }
 
-// newEntries encodes recs, their bodies sharing one allocation.
+// newEntries encodes recs. Each record's fields are read once, sorted,
+// for its body, its index prefixes and its size; the bodies share one
+// allocation, the prefix lists another, and equal prefixes one string.
 func newEntries(recs []history.Record) ([]entry, int64) {
-	n := 0
+	size, nPre := 0, 0
 	for _, r := range recs {
-		n += len(r.Data) + len(r.Kind) + 32
-		for k, v := range r.Fields {
-			n += len(k) + len(v) + 4
-		}
+		// A guess at the fields' size: growing buf costs a copy, not
+		// correctness.
+		size += len(r.Data) + len(r.Kind) + 3*binary.MaxVarintLen64 + 24*len(r.Fields)
+		nPre += 1 + len(r.Fields)
 	}
-	buf := make([]byte, 0, n)
+	buf := make([]byte, 0, size)
+	allPre := make([]string, 0, nPre)
 	es := make([]entry, len(recs))
 	ends := make([]int, len(recs))
+	interned := make(map[string]string)
+	var pre []byte
+	intern := func(b []byte) string {
+		if s, ok := interned[string(b)]; ok {
+			return s
+		}
+		s := string(b)
+		interned[s] = s
+		return s
+	}
 	var total int64
-	var kind, kindPre string
+	var fields [history.MaxFields][2]string
 	for i, r := range recs {
-		buf = encodeBody(buf, r)
-		ends[i] = len(buf)
-		if r.Kind != kind {
-			kind, kindPre = r.Kind, r.Kind+"\x00\x00"
-		}
-		pre := make([]string, 1, 1+len(r.Fields))
-		pre[0] = kindPre
+		fs := fields[:0]
 		for k, v := range r.Fields {
-			pre = append(pre, r.Kind+"\x00"+k+"="+v+"\x00")
+			fs = append(fs, [2]string{k, v})
 		}
-		es[i] = entry{stream: r.Stream, seq: r.Seq, time: timeKey(r.Time), prefixes: pre, size: logicalSize(r)}
-		total += es[i].size
+		slices.SortFunc(fs, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+		buf = encodeBody(buf, r, fs)
+		ends[i] = len(buf)
+		first := len(allPre)
+		pre = append(append(pre[:0], r.Kind...), 0, 0)
+		allPre = append(allPre, intern(pre))
+		// logicalSize, from the fields already read.
+		n := len(r.Stream) + len(r.Kind) + len(r.Data) + recordOverhead
+		for _, f := range fs {
+			pre = append(append(append(append(append(pre[:0], r.Kind...), 0), f[0]...), '='), f[1]...)
+			allPre = append(allPre, intern(append(pre, 0)))
+			n += len(f[0]) + len(f[1])
+		}
+		es[i] = entry{stream: r.Stream, seq: r.Seq, time: timeKey(r.Time), prefixes: allPre[first:len(allPre):len(allPre)], size: int64(n)}
+		total += int64(n)
 	}
 	start := 0
 	for i := range es {
@@ -347,8 +369,12 @@ func (s *Store) Append(ctx context.Context, recs []history.Record) error {
 	if err := s.Ping(ctx); err != nil {
 		return err
 	}
-	if err := history.ValidateBatch(recs); err != nil {
-		return err
+	// ValidateBatch names each record's path, which costs a string per
+	// record; check first without, and let it report what is wrong.
+	for _, r := range recs {
+		if r.Validate("") != nil {
+			return history.ValidateBatch(recs)
+		}
 	}
 	if len(recs) == 0 {
 		return nil
