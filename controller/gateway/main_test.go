@@ -271,7 +271,7 @@ type fixture struct {
 
 // newFixture builds a server over fakes. Rate limits are off unless cfg sets
 // them, so that tests about other things never trip them.
-func newFixture(t *testing.T, cfg Config, opts ...func(*Deps)) *fixture {
+func newFixture(t testing.TB, cfg Config, opts ...func(*Deps)) *fixture {
 	t.Helper()
 	f := &fixture{cluster: newFakeCluster(), probes: &fakeProbes{}, logs: &syncBuffer{}, reg: prometheus.NewRegistry(), ident: sharedIdentity(t)}
 	if cfg.RateLimits == nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/opsconductor/opsconductor/controller/problem"
 )
@@ -58,8 +59,19 @@ type Role struct {
 	Builtin     bool         `json:"builtin"`
 }
 
-// BuiltinRoles are admin, operator, viewer and auditor.
+// BuiltinRoles are admin, operator, viewer and auditor. The caller owns
+// the returned slice.
 func BuiltinRoles() []Role {
+	out := slices.Clone(builtinRoles())
+	for i := range out {
+		out[i].Permissions = slices.Clone(out[i].Permissions)
+	}
+	return out
+}
+
+// builtinRoles is computed once and never modified: role lookups happen on
+// every request.
+var builtinRoles = sync.OnceValue(func() []Role {
 	return []Role{
 		{Name: "admin", Builtin: true, Description: "Everything, including users, cluster operations and the audit log.",
 			Permissions: slices.Clone(Permissions)},
@@ -71,10 +83,11 @@ func BuiltinRoles() []Role {
 		{Name: "auditor", Builtin: true, Description: "Reads everything, including users and the audit log; changes nothing.",
 			Permissions: []Permission{PermJobsRead, PermAssetsRead, PermCredentialsRead, PermAgentsRead, PermUsersRead, PermAuditRead}},
 	}
-}
+})
 
+// builtinRole returns a built-in role; its Permissions must not be changed.
 func builtinRole(name string) (Role, bool) {
-	for _, r := range BuiltinRoles() {
+	for _, r := range builtinRoles() {
 		if r.Name == name {
 			return r, true
 		}
@@ -165,36 +178,63 @@ func validateBindings(field string, bindings []Binding, roles func(string) (Role
 	}
 }
 
-// Grant is one permission as held by a principal: unscoped (Scope nil) or
-// limited to a scope.
-type Grant struct {
-	Permission Permission
-	Scope      *Scope
+// grantSet is what a principal holds: a bit per permission in Permissions
+// order, held anywhere and held unscoped, plus the scopes of permissions
+// held only within scopes. It is computed on every request, so it avoids
+// maps in the common unscoped case.
+type grantSet struct {
+	held, unscoped uint64
+	scopes         map[Permission][]*Scope
+}
+
+func permBit(p Permission) (uint64, bool) {
+	i := slices.Index(Permissions, p)
+	if i < 0 {
+		return 0, false
+	}
+	return 1 << i, true
+}
+
+// scopesFor returns where perm is held: ok false when nowhere, scopes nil
+// when everywhere.
+func (g grantSet) scopesFor(perm Permission) (scopes []*Scope, ok bool) {
+	bit, known := permBit(perm)
+	if !known || g.held&bit == 0 {
+		return nil, false
+	}
+	if g.unscoped&bit != 0 {
+		return nil, true
+	}
+	return g.scopes[perm], true
 }
 
 // grants expands bindings into permissions. A permission granted unscoped
 // by any binding is unscoped; otherwise it carries every scope it was
 // granted in.
-func grants(bindings []Binding, roles func(string) (Role, bool)) map[Permission][]*Scope {
-	out := map[Permission][]*Scope{}
-	unscoped := map[Permission]bool{}
+func grants(bindings []Binding, roles func(string) (Role, bool)) grantSet {
+	var g grantSet
 	for _, b := range bindings {
 		role, ok := roles(b.Role)
 		if !ok {
 			continue // a deleted custom role grants nothing
 		}
 		for _, p := range role.Permissions {
-			if b.Scope.empty() {
-				unscoped[p] = true
-				out[p] = nil
+			bit, known := permBit(p)
+			if !known {
 				continue
 			}
-			if !unscoped[p] {
-				out[p] = append(out[p], b.Scope)
+			g.held |= bit
+			if b.Scope.empty() {
+				g.unscoped |= bit
+				continue
 			}
+			if g.scopes == nil {
+				g.scopes = map[Permission][]*Scope{}
+			}
+			g.scopes[p] = append(g.scopes[p], b.Scope)
 		}
 	}
-	return out
+	return g
 }
 
 // covers reports whether the holder of have may hand out want: the role
@@ -207,7 +247,7 @@ func covers(have []Binding, want Binding, roles func(string) (Role, bool)) bool 
 	}
 	held := grants(have, roles)
 	for _, p := range wantRole.Permissions {
-		scopes, ok := held[p]
+		scopes, ok := held.scopesFor(p)
 		if !ok {
 			return false
 		}

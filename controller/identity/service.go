@@ -283,7 +283,7 @@ type Principal struct {
 	Roles     []Binding
 	// MustChangePassword confines the principal to changing it.
 	MustChangePassword bool
-	grants             map[Permission][]*Scope
+	grants             grantSet
 }
 
 // Name is how logs and audit entries name the principal.
@@ -296,22 +296,23 @@ func (p *Principal) Name() string {
 
 // Can reports whether the principal holds perm in any scope.
 func (p *Principal) Can(perm Permission) bool {
-	_, ok := p.grants[perm]
+	_, ok := p.grants.scopesFor(perm)
 	return ok
 }
 
 // Scopes returns where the principal holds perm: ok false when nowhere,
 // scopes nil when everywhere. Domains that filter by inventory use it.
 func (p *Principal) Scopes(perm Permission) (scopes []*Scope, ok bool) {
-	scopes, ok = p.grants[perm]
-	return scopes, ok
+	return p.grants.scopesFor(perm)
 }
 
 // Permissions lists what the principal holds, sorted.
 func (p *Principal) Permissions() []Permission {
-	out := make([]Permission, 0, len(p.grants))
-	for perm := range p.grants {
-		out = append(out, perm)
+	out := []Permission{}
+	for i, perm := range Permissions {
+		if p.grants.held&(1<<i) != 0 {
+			out = append(out, perm)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out

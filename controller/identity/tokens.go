@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	lru "github.com/hashicorp/golang-lru"
 
 	"github.com/opsconductor/opsconductor/controller/problem"
 )
@@ -96,10 +97,27 @@ var errBadToken = problem.New(problem.KindUnauthenticated, "invalid_token", "the
 // verifier checks access tokens. Only EdDSA is accepted, and only with a
 // key the cluster knows by kid: this is what defeats "alg": "none" and the
 // HS256-with-the-public-key confusion.
+//
+// A token that verified once is remembered by its exact bytes until it
+// expires, so that a client's repeated requests pay for the Ed25519
+// signature check once rather than every time. Expiry and the signing
+// key's presence are still checked on every use, and the session and user
+// are checked by the caller every time.
 type verifier struct {
 	parser *jwt.Parser
 	keys   func(kid string) (ed25519.PublicKey, bool)
+	now    func() time.Time
+	leeway time.Duration
+	seen   *lru.Cache // token string → *verified
 }
+
+type verified struct {
+	claims *accessClaims
+	kid    string
+}
+
+// verifiedCacheSize bounds the memory the cache holds: about 1 KB a token.
+const verifiedCacheSize = 16384
 
 func newVerifier(issuer, audience string, leeway time.Duration, now func() time.Time, keys func(string) (ed25519.PublicKey, bool)) *verifier {
 	return &verifier{
@@ -112,14 +130,31 @@ func newVerifier(issuer, audience string, leeway time.Duration, now func() time.
 			jwt.WithLeeway(leeway),
 			jwt.WithTimeFunc(now),
 		),
-		keys: keys,
+		keys: keys, now: now, leeway: leeway,
+		seen: must(lru.New(verifiedCacheSize)),
 	}
 }
 
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
 func (v *verifier) verify(token string) (*accessClaims, error) {
+	if hit, ok := v.seen.Get(token); ok {
+		e := hit.(*verified)
+		if _, known := v.keys(e.kid); known && v.now().Before(e.claims.ExpiresAt.Add(v.leeway)) {
+			return e.claims, nil
+		}
+		v.seen.Remove(token)
+	}
 	var c accessClaims
+	var kid string
 	_, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
-		kid, ok := t.Header["kid"].(string)
+		var ok bool
+		kid, ok = t.Header["kid"].(string)
 		if !ok || kid == "" {
 			return nil, errors.New("no kid header")
 		}
@@ -135,5 +170,6 @@ func (v *verifier) verify(token string) (*accessClaims, error) {
 	if c.Subject == "" || c.SessionID == "" || c.ID == "" {
 		return nil, errors.New("missing sub, sid or jti")
 	}
+	v.seen.Add(token, &verified{claims: &c, kid: kid})
 	return &c, nil
 }
