@@ -73,3 +73,14 @@ echo
 echo "| figure | value | target |"
 echo "|---|---|---|"
 echo "| idle RSS, single node | ${rss_mb} MB | <= 60 MB: $verdict |"
+echo
+
+echo "## Identity: authenticated requests and login cost"
+echo "\$ go run ./bench/authload -bin $BIN -duration ${BENCH_AUTH_TIME:-10s}"
+go run ./bench/authload -bin "$BIN" -duration "${BENCH_AUTH_TIME:-10s}"
+echo
+cmd="go test ./controller/identity -run '^\$' -bench BenchmarkLogin -benchtime 100x -count 1"
+echo "\$ $cmd"
+eval "$cmd" | tee "$out/login.txt" | grep -E '^Benchmark' || true
+awk '/^BenchmarkLogin/ { for (i=1;i<=NF;i++) { if ($(i+1)=="logins/s/core") c=$i; if ($(i+1)=="logins/s") t=$i }
+  printf "\n| figure | value | note |\n|---|---|---|\n| password logins (argon2id m=19 MiB, t=2) | %.1f per core per second (%.1f/s on all cores) | a floor on brute force, not a target |\n", c, t }' "$out/login.txt"
