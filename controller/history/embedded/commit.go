@@ -115,8 +115,8 @@ func insert(tx *bbolt.Tx, reqs []*appendReq) error {
 		es := byStream[name]
 		// Stable, so that of records repeated in the batches the first is
 		// the one stored, as if they were appended one by one.
-		slices.SortStableFunc(es, func(x, y *entry) int { return cmp.Compare(x.seq, y.seq) })
-		es = slices.CompactFunc(es, func(x, y *entry) bool { return x.seq == y.seq })
+		slices.SortStableFunc(es, func(x, y *entry) int { return cmp.Compare(x.rec.seq, y.rec.seq) })
+		es = slices.CompactFunc(es, func(x, y *entry) bool { return x.rec.seq == y.rec.seq })
 		sid, err := streamID(b, name, &nextSid)
 		if err != nil {
 			return err
@@ -126,7 +126,7 @@ func insert(tx *bbolt.Tx, reqs []*appendReq) error {
 			return err
 		}
 		for _, e := range added {
-			fresh = append(fresh, stored{e, posting{e.time, sid, e.seq}})
+			fresh = append(fresh, stored{e, posting{e.key, sid, e.rec.seq}})
 		}
 	}
 	if len(fresh) == 0 {
@@ -209,7 +209,7 @@ type kv struct{ k, v []byte }
 // therefore never overlap.
 func (w *chunkWriter) add(records *bbolt.Bucket, stream string, es []*entry) ([]*entry, error) {
 	prefix := streamPrefix(stream)
-	first, last := es[0].seq, es[len(es)-1].seq
+	first, last := es[0].rec.seq, es[len(es)-1].rec.seq
 	c := records.Cursor()
 	var olds []kv
 	k, v := seekChunk(c, prefix, first)
@@ -239,7 +239,7 @@ func (w *chunkWriter) add(records *bbolt.Bucket, stream string, es []*entry) ([]
 	w.merged = w.merged[:0]
 	if len(olds) == 0 {
 		for _, e := range es {
-			w.merged = append(w.merged, chunkRec{e.seq, e.body})
+			w.merged = append(w.merged, e.rec)
 		}
 	} else {
 		w.old = w.old[:0]
@@ -252,14 +252,14 @@ func (w *chunkWriter) add(records *bbolt.Bucket, stream string, es []*entry) ([]
 		fresh = make([]*entry, 0, len(es))
 		old := w.old
 		for _, e := range es {
-			for len(old) > 0 && old[0].seq < e.seq {
+			for len(old) > 0 && old[0].seq < e.rec.seq {
 				w.merged = append(w.merged, old[0])
 				old = old[1:]
 			}
-			if len(old) > 0 && old[0].seq == e.seq {
+			if len(old) > 0 && old[0].seq == e.rec.seq {
 				continue // stored already: the stored one stays
 			}
-			w.merged = append(w.merged, chunkRec{e.seq, e.body})
+			w.merged = append(w.merged, e.rec)
 			fresh = append(fresh, e)
 		}
 		w.merged = append(w.merged, old...)
@@ -283,25 +283,35 @@ func (w *chunkWriter) add(records *bbolt.Bucket, stream string, es []*entry) ([]
 }
 
 // encodeChunks packs recs, sorted by seq, into chunks of at most
-// maxChunkBytes each, all in one allocation.
+// maxChunkBytes each (a larger record has one to itself), all in one
+// allocation.
 func encodeChunks(stream string, recs []chunkRec) []kv {
-	size := 0
-	for _, r := range recs {
-		size += len(r.body) + 2*binary.MaxVarintLen64
-	}
 	keyLen := len(stream) + 1 + seqLen
-	n := size/maxChunkBytes + 1
-	buf := make([]byte, 0, size+n*(keyLen+chunkHeaderLen)+keyLen+chunkHeaderLen)
+	guess := 0
+	for i := range recs {
+		n, _, _ := recLen(&recs[i], nil)
+		guess += n
+	}
+	guess += (guess/maxChunkBytes + 1) * (keyLen + chunkHeaderLen)
 	var out []kv
+	buf := make([]byte, 0, guess)
 	for len(recs) > 0 {
-		end, sz := 0, chunkHeaderLen
-		for end < len(recs) {
-			l := len(recs[end].body) + uvarintLen(uint64(len(recs[end].body))) + uvarintLen(recs[end].seq-recs[0].seq)
-			if end > 0 && sz+l > maxChunkBytes {
+		end, size := 0, chunkHeaderLen
+		for ; end < len(recs); end++ {
+			var prev *chunkRec
+			if end > 0 {
+				prev = &recs[end-1]
+			}
+			n, _, _ := recLen(&recs[end], prev)
+			if end > 0 && size+n > maxChunkBytes {
 				break
 			}
-			sz += l
-			end++
+			size += n
+		}
+		if cap(buf)-len(buf) < keyLen+size {
+			// Slices of buf are bbolt's until the commit: never append
+			// over them.
+			buf = make([]byte, 0, max(keyLen+size, guess/2))
 		}
 		start := len(buf)
 		buf = appendRecordKey(buf, stream, recs[0].seq)

@@ -889,35 +889,42 @@ func TestEachWalksDomainsThenStreamsAndSeqs(t *testing.T) {
 	})
 }
 
-func encodeBodyOf(r history.Record) []byte { return encodeBody(nil, r, sortedFields(r)) }
+// chunkRecOf is r as a chunk holds it.
+func chunkRecOf(r history.Record) chunkRec {
+	return chunkRec{seq: r.Seq, time: r.Time.UnixMicro(), head: appendHead(nil, r.Kind, sortedFields(r)), data: r.Data}
+}
 
 // roundTrip stores r in a chunk of its own and reads it back.
 func roundTrip(r history.Record) (history.Record, error) {
 	key := appendRecordKey(nil, r.Stream, r.Seq)
-	recs, err := decodeChunk(nil, key, encodeChunk(nil, []chunkRec{{r.Seq, encodeBodyOf(r)}}))
+	recs, err := decodeChunk(nil, key, encodeChunk(nil, []chunkRec{chunkRecOf(r)}))
 	if err != nil {
 		return history.Record{}, err
 	}
 	if len(recs) != 1 || recs[0].seq != r.Seq {
 		return history.Record{}, fmt.Errorf("chunk of one record decodes as %d records", len(recs))
 	}
-	return decodeBody(r.Stream, r.Seq, recs[0].body, nil)
+	return decodeRecord(r.Stream, recs[0], nil)
 }
 
 func FuzzDecodeRecord(f *testing.F) {
-	f.Add(encodeBodyOf(rec("automation/run/1/log", 42, t0, map[string]string{"run_id": "1", "status": "ok"}, []byte(`{"line":1}`))))
-	f.Add(encodeBodyOf(rec("automation/run/1/log", 42, time.Date(1600, 1, 1, 0, 0, 0, 5, time.UTC), nil, nil)))
-	f.Add([]byte{recordFormatV1})
-	f.Add([]byte{recordFormatV1, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0})
-	f.Add([]byte{2})
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, body []byte) {
-		r, err := decodeBody("automation/run/1/log", 42, body, &interner{})
+	for _, r := range []history.Record{
+		rec("automation/run/1/log", 42, t0, map[string]string{"run_id": "1", "status": "ok"}, []byte(`{"line":1}`)),
+		rec("automation/run/1/log", 42, time.Date(1600, 1, 1, 0, 0, 0, 5, time.UTC), nil, nil),
+	} {
+		cr := chunkRecOf(r)
+		f.Add(cr.head, cr.time, cr.data)
+	}
+	f.Add([]byte{0}, int64(-1), []byte{})
+	f.Add([]byte{0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, int64(math.MaxInt64), []byte{0})
+	f.Add([]byte{}, int64(0), []byte(nil))
+	f.Fuzz(func(t *testing.T, head []byte, micros int64, data []byte) {
+		r, err := decodeRecord("automation/run/1/log", chunkRec{42, micros, head, data}, &interner{})
 		if err != nil {
 			return
 		}
 		// What decodes must encode to something that decodes the same.
-		again, err := decodeBody(r.Stream, r.Seq, encodeBodyOf(r), nil)
+		again, err := decodeRecord(r.Stream, chunkRecOf(r), nil)
 		if err != nil || !reflect.DeepEqual(again, r) {
 			t.Fatalf("%+v re-encoded decodes as %+v, %v", r, again, err)
 		}
@@ -926,10 +933,13 @@ func FuzzDecodeRecord(f *testing.F) {
 
 func FuzzDecodeChunk(f *testing.F) {
 	key := appendRecordKey(nil, "automation/run/1/log", 42)
-	body := encodeBodyOf(rec("automation/run/1/log", 42, t0, map[string]string{"run_id": "1"}, []byte(`{"line":1}`)))
-	f.Add(key, encodeChunk(nil, []chunkRec{{42, body}, {43, body}, {100, []byte{recordFormatV1}}}))
-	f.Add(key, encodeChunk(nil, []chunkRec{{42, body}}))
-	f.Add(key, []byte{chunkFormatV1, 0, 0, 0, 0, 0, 0, 0, 42, 0, 0})
+	r := rec("automation/run/1/log", 42, t0, map[string]string{"run_id": "1"}, []byte(`{"line":1}`))
+	a, b, c := chunkRecOf(r), chunkRecOf(r), chunkRecOf(r)
+	b.seq, b.time = 43, b.time-5
+	c.seq, c.head, c.data = 100, []byte{0}, nil
+	f.Add(key, encodeChunk(nil, []chunkRec{a, b, c}))
+	f.Add(key, encodeChunk(nil, []chunkRec{a}))
+	f.Add(key, []byte{chunkFormatV1, 0, 0, 0, 0, 0, 0, 0, 42, 0, 2, 0, 0})
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0}, []byte{2})
 	f.Add([]byte{}, []byte{})
 	f.Fuzz(func(t *testing.T, key, val []byte) {
@@ -944,6 +954,9 @@ func FuzzDecodeChunk(f *testing.F) {
 		again, err := decodeChunk(nil, key, encodeChunk(nil, recs))
 		if err != nil || !reflect.DeepEqual(again, recs) {
 			t.Fatalf("chunk re-encoded decodes as %v, %v", again, err)
+		}
+		if n := len(encodeChunk(nil, recs)); n > len(val) {
+			t.Fatalf("chunk of %d bytes re-encodes to %d", len(val), n)
 		}
 	})
 }

@@ -70,12 +70,12 @@ func (s *Store) each(ctx context.Context, fn func(history.Record) error, chunk i
 							stream, seq = bytes.Clone(name), cr.seq
 							return nil
 						}
-						r, err := decodeBody(in.string(name), cr.seq, cr.body, &in)
+						r, err := decodeRecord(in.string(name), cr, &in)
 						if err != nil {
 							return err
 						}
 						recs = append(recs, r)
-						size += len(cr.body)
+						size += len(cr.data) + len(cr.head)
 					}
 				}
 				return nil

@@ -83,7 +83,7 @@ func (s *Store) Read(ctx context.Context, stream string, from, to uint64, limit 
 				if cr.seq > to || len(out) == limit {
 					return nil
 				}
-				r, err := decodeBody(stream, cr.seq, cr.body, &in)
+				r, err := decodeRecord(stream, cr, &in)
 				if err != nil {
 					return err
 				}
@@ -119,7 +119,7 @@ func (s *Store) Tail(ctx context.Context, stream string, n int) ([]history.Recor
 				return err
 			}
 			for i := len(recs) - 1; i >= 0 && len(out) < n; i-- {
-				r, err := decodeBody(stream, recs[i].seq, recs[i].body, &in)
+				r, err := decodeRecord(stream, recs[i], &in)
 				if err != nil {
 					return err
 				}
@@ -160,12 +160,12 @@ func (rr *recordReader) name(sid uint64) (string, error) {
 	return string(v), nil
 }
 
-// body returns the stored body of (stream, seq), which must exist.
-func (rr *recordReader) body(stream string, seq uint64) ([]byte, error) {
+// get returns the chunk entry of (stream, seq), which must exist.
+func (rr *recordReader) get(stream string, seq uint64) (chunkRec, error) {
 	prefix := streamPrefix(stream)
 	k, v := seekChunk(rr.c, prefix, seq)
 	if !isChunkOf(k, prefix) {
-		return nil, fmt.Errorf("%w: %s/%d is indexed but not stored", errCorrupt, stream, seq)
+		return chunkRec{}, fmt.Errorf("%w: %s/%d is indexed but not stored", errCorrupt, stream, seq)
 	}
 	recs, ok := rr.chunks[string(k)]
 	if !ok {
@@ -174,15 +174,15 @@ func (rr *recordReader) body(stream string, seq uint64) ([]byte, error) {
 		}
 		var err error
 		if recs, err = decodeChunk(nil, k, v); err != nil {
-			return nil, err
+			return chunkRec{}, err
 		}
 		rr.chunks[string(k)] = recs
 	}
 	i, found := slices.BinarySearchFunc(recs, seq, func(r chunkRec, seq uint64) int { return cmp.Compare(r.seq, seq) })
 	if !found {
-		return nil, fmt.Errorf("%w: %s/%d is indexed but not stored", errCorrupt, stream, seq)
+		return chunkRec{}, fmt.Errorf("%w: %s/%d is indexed but not stored", errCorrupt, stream, seq)
 	}
-	return recs[i].body, nil
+	return recs[i], nil
 }
 
 // checkRead is history.CheckRead plus what this layout needs and CheckRead
@@ -299,11 +299,11 @@ func (s *Store) Query(ctx context.Context, q history.Query) (history.Page, error
 				if after != nil && t == cursorTime && n.compare(cursor) >= 0 {
 					continue
 				}
-				body, err := rr.body(n.stream, n.seq)
+				cr, err := rr.get(n.stream, n.seq)
 				if err != nil {
 					return err
 				}
-				if len(others) > 0 && !hasFields(body, others) {
+				if len(others) > 0 && !hasFields(cr.head, others) {
 					continue
 				}
 				if len(page.Records) == q.Limit {
@@ -311,7 +311,7 @@ func (s *Store) Query(ctx context.Context, q history.Query) (history.Page, error
 					page.Next = encodeCursor(last)
 					return nil
 				}
-				r, err := decodeBody(n.stream, n.seq, body, &in)
+				r, err := decodeRecord(n.stream, cr, &in)
 				if err != nil {
 					return err
 				}
@@ -360,15 +360,11 @@ func chooseIndex(counts *bbolt.Bucket, q history.Query) (prefix []byte, others [
 	return prefix, others, false
 }
 
-// hasFields reports whether the record body has every field of want,
+// hasFields reports whether a record's head has every field of want,
 // without decoding the record.
-func hasFields(body []byte, want [][2]string) bool {
-	if len(body) == 0 || body[0] != recordFormatV1 {
-		return false
-	}
-	d := decoder{b: body[1:]}
+func hasFields(head []byte, want [][2]string) bool {
+	d := decoder{b: head}
 	d.bytes()
-	d.varint()
 	n := d.uvarint()
 	found := 0
 	for i := uint64(0); i < n && d.err == nil; i++ {

@@ -93,11 +93,11 @@ func deleteSome(b buckets, done func(at uint64, size int64) bool) (n int64, more
 		if err != nil {
 			return 0, false, err
 		}
-		body, err := rr.body(name, p.seq)
+		cr, err := rr.get(name, p.seq)
 		if err != nil {
 			return 0, false, err
 		}
-		r, err := decodeBody(name, p.seq, body, &in)
+		r, err := decodeRecord(name, cr, &in)
 		if err != nil {
 			return 0, false, err
 		}

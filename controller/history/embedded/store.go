@@ -20,7 +20,7 @@
 // A posting is (time, sid, seq): 24 bytes in a key, about 5 in a leaf. An
 // append writes a value per chunk and per index leaf it touches, not keys
 // per record and index: a batch of 1000 small records over ten streams is
-// about 70 chunk values and 50 leaves, where one key per record and index
+// about 60 chunk values and 30 leaves, where one key per record and index
 // was 5000 keys, each repeating the stream and time. A stream's chunks
 // never overlap in seq, so Read and Tail walk them in key order. The kinds'
 // indexes, merged, are the time index that retention and Stats walk
@@ -270,9 +270,8 @@ func (s *Store) update(fn func(*bbolt.Tx) error) error {
 // replay it after Append has returned.
 type entry struct {
 	stream string
-	seq    uint64
-	time   uint64 // timeKey
-	body   []byte // encodeBody
+	key    uint64 // timeKey
+	rec    chunkRec
 	// prefixes are the byfield indexes the record belongs to: its kind's,
 	// then one per field, which are also its fieldcounts keys.
 	prefixes []string
@@ -280,30 +279,33 @@ type entry struct {
 }
 
 // newEntries encodes recs. Each record's fields are read once, sorted,
-// for its body, its index prefixes and its size; the bodies share one
-// allocation, the prefix lists another, and equal prefixes one string.
+// for its head, its index prefixes and its size. Heads and data share one
+// allocation, prefix lists another; equal heads are stored once, and equal
+// prefixes are one string.
 func newEntries(recs []history.Record) ([]entry, int64) {
 	size, nPre := 0, 0
 	for _, r := range recs {
-		// A guess at the fields' size: growing buf costs a copy, not
-		// correctness.
-		size += len(r.Data) + len(r.Kind) + 3*binary.MaxVarintLen64 + 24*len(r.Fields)
+		size += len(r.Data)
 		nPre += 1 + len(r.Fields)
 	}
-	buf := make([]byte, 0, size)
+	buf := make([]byte, 0, size+1024)
 	allPre := make([]string, 0, nPre)
 	es := make([]entry, len(recs))
-	ends := make([]int, len(recs))
-	interned := make(map[string]string)
-	var pre []byte
+	// Offsets into buf of each record's head and data, sliced once buf
+	// stops growing.
+	type span struct{ head, data [2]int }
+	spans := make([]span, len(recs))
+	heads := make(map[string][2]int)
+	prefixes := make(map[string]string)
 	intern := func(b []byte) string {
-		if s, ok := interned[string(b)]; ok {
+		if s, ok := prefixes[string(b)]; ok {
 			return s
 		}
 		s := string(b)
-		interned[s] = s
+		prefixes[s] = s
 		return s
 	}
+	var scratch []byte
 	var total int64
 	var fields [history.MaxFields][2]string
 	for i, r := range recs {
@@ -312,25 +314,34 @@ func newEntries(recs []history.Record) ([]entry, int64) {
 			fs = append(fs, [2]string{k, v})
 		}
 		slices.SortFunc(fs, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
-		buf = encodeBody(buf, r, fs)
-		ends[i] = len(buf)
+		scratch = appendHead(scratch[:0], r.Kind, fs)
+		h, ok := heads[string(scratch)]
+		if !ok {
+			h = [2]int{len(buf), len(buf) + len(scratch)}
+			buf = append(buf, scratch...)
+			heads[string(scratch)] = h
+		}
+		spans[i] = span{h, [2]int{len(buf), len(buf) + len(r.Data)}}
+		buf = append(buf, r.Data...)
+
 		first := len(allPre)
-		pre = append(append(pre[:0], r.Kind...), 0, 0)
-		allPre = append(allPre, intern(pre))
+		scratch = append(append(scratch[:0], r.Kind...), 0, 0)
+		allPre = append(allPre, intern(scratch))
 		// logicalSize, from the fields already read.
 		n := len(r.Stream) + len(r.Kind) + len(r.Data) + recordOverhead
 		for _, f := range fs {
-			pre = append(append(append(append(append(pre[:0], r.Kind...), 0), f[0]...), '='), f[1]...)
-			allPre = append(allPre, intern(append(pre, 0)))
+			scratch = append(append(append(append(append(scratch[:0], r.Kind...), 0), f[0]...), '='), f[1]...)
+			allPre = append(allPre, intern(append(scratch, 0)))
 			n += len(f[0]) + len(f[1])
 		}
-		es[i] = entry{stream: r.Stream, seq: r.Seq, time: timeKey(r.Time), prefixes: allPre[first:len(allPre):len(allPre)], size: int64(n)}
+		es[i] = entry{stream: r.Stream, key: timeKey(r.Time), rec: chunkRec{seq: r.Seq, time: r.Time.UnixMicro()},
+			prefixes: allPre[first:len(allPre):len(allPre)], size: int64(n)}
 		total += int64(n)
 	}
-	start := 0
 	for i := range es {
-		es[i].body = buf[start:ends[i]:ends[i]]
-		start = ends[i]
+		h, d := spans[i].head, spans[i].data
+		es[i].rec.head = buf[h[0]:h[1]:h[1]]
+		es[i].rec.data = buf[d[0]:d[1]:d[1]]
 	}
 	return es, total
 }
