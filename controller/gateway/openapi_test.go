@@ -181,6 +181,22 @@ func TestOpenAPIDocumentIsWellFormed(t *testing.T) {
 		}
 	})
 
+	t.Run("bearer authentication applies to every operation by default", func(t *testing.T) {
+		comps, _ := spec.doc["components"].(map[string]any)
+		schemes, _ := comps["securitySchemes"].(map[string]any)
+		bearer, _ := schemes["bearerAuth"].(map[string]any)
+		if bearer["type"] != "http" || bearer["scheme"] != "bearer" {
+			t.Errorf("components.securitySchemes.bearerAuth = %v, want an http bearer scheme", bearer)
+		}
+		global, _ := spec.doc["security"].([]any)
+		if len(global) != 1 {
+			t.Fatalf("security = %v, want [{bearerAuth: []}]", spec.doc["security"])
+		}
+		if req, _ := global[0].(map[string]any); len(req) != 1 || req["bearerAuth"] == nil {
+			t.Errorf("security = %v, want [{bearerAuth: []}]", spec.doc["security"])
+		}
+	})
+
 	f := newFixture(t, Config{})
 	for _, rt := range f.srv.Routes() {
 		path := openAPIPath(rt.Path)
@@ -189,6 +205,9 @@ func TestOpenAPIDocumentIsWellFormed(t *testing.T) {
 			continue // TestOpenAPIDocumentsEveryRoute reports it
 		}
 		opPtr := operationPointer(path, rt.Method)
+		t.Run(rt.Pattern()+" documents who may call it", func(t *testing.T) {
+			checkAccessDocumented(t, spec, rt, op, opPtr)
+		})
 		t.Run(rt.Pattern()+" documents its errors with the envelope", func(t *testing.T) {
 			responses, _ := op["responses"].(map[string]any)
 			want := []int{http.StatusInternalServerError}
@@ -197,6 +216,12 @@ func TestOpenAPIDocumentIsWellFormed(t *testing.T) {
 			}
 			if rt.Consistent {
 				want = append(want, http.StatusBadRequest, http.StatusServiceUnavailable, http.StatusGatewayTimeout)
+			}
+			if rt.Access != AccessPublic {
+				want = append(want, http.StatusUnauthorized)
+			}
+			if canRefuse(rt) {
+				want = append(want, http.StatusForbidden)
 			}
 			for _, status := range want {
 				if _, ok := responses[strconv.Itoa(status)]; !ok {
@@ -224,17 +249,132 @@ func TestOpenAPIDocumentIsWellFormed(t *testing.T) {
 	}
 }
 
+// canRefuse reports whether authorize can answer 403 to an authenticated
+// caller of rt: for a missing permission, or because the caller must change
+// their password first and rt is not one of the routes that allows it.
+func canRefuse(rt RouteInfo) bool {
+	switch {
+	case rt.Access == AccessPublic:
+		return false
+	case rt.Access == AccessAuthenticated:
+		return !rt.DuringPasswordChange
+	}
+	return true
+}
+
+// checkAccessDocumented holds an operation to its route's Access: public
+// routes opt out of the global bearerAuth requirement with "security: []",
+// every other route keeps it, says what it needs in its description ("Needs
+// users:admin."), and documents 401 with the WWW-Authenticate header.
+func checkAccessDocumented(t *testing.T, spec *openAPISpec, rt RouteInfo, op map[string]any, opPtr string) {
+	t.Helper()
+	security, hasSecurity := op["security"].([]any)
+	description, _ := op["description"].(string)
+	switch rt.Access {
+	case AccessPublic:
+		if !hasSecurity || len(security) != 0 {
+			t.Errorf("a public route must say \"security\": [], got %v", op["security"])
+		}
+		return
+	case AccessAuthenticated:
+		if !strings.Contains(description, "Needs any authenticated caller") {
+			t.Errorf("description %q does not say \"Needs any authenticated caller\"", description)
+		}
+	default:
+		if want := "Needs " + string(rt.Access); !strings.Contains(description, want) {
+			t.Errorf("description %q does not say %q", description, want)
+		}
+	}
+	if hasSecurity && len(security) == 0 {
+		t.Errorf("a route that needs %s must not opt out of bearerAuth with \"security\": []", rt.Access)
+	}
+	resp, ptr, ok := spec.response(op, opPtr, http.StatusUnauthorized)
+	if !ok {
+		return // the error check reports it
+	}
+	headers, _ := resp["headers"].(map[string]any)
+	h, ok := spec.header(headers["WWW-Authenticate"])
+	if !ok || h["required"] != true {
+		t.Errorf("401 (%s) does not document a required WWW-Authenticate header", ptr)
+	}
+}
+
+// header resolves a header object, following a $ref into
+// components/headers.
+func (s *openAPISpec) header(v any) (map[string]any, bool) {
+	h, ok := v.(map[string]any)
+	if !ok {
+		return nil, false
+	}
+	ref, isRef := h["$ref"].(string)
+	if !isRef {
+		return h, true
+	}
+	name, found := strings.CutPrefix(ref, "#/components/headers/")
+	if !found {
+		return nil, false
+	}
+	comps, _ := s.doc["components"].(map[string]any)
+	all, _ := comps["headers"].(map[string]any)
+	h, ok = all[name].(map[string]any)
+	return h, ok
+}
+
 // routeCase is one request in TestOpenAPIResponsesMatchSchemas.
 type routeCase struct {
-	name        string
-	cfg         Config
-	setup       func(*fixture)
+	name  string
+	cfg   Config
+	setup func(*fixture)
+	// identity, when set, serves the case from that group's own identity
+	// instead of the shared one, and the fixture's requests carry its
+	// admin's token: cases that change users, sessions or tokens use one.
+	identity *caseIdentity
+	// prepare runs after setup and makes what the request needs (a user, a
+	// refresh token …); what it returns fills in the request.
+	prepare     func(t *testing.T, f *fixture) prepared
 	method      string
-	target      string
+	target      string // may hold $name placeholders for prepared.vars
 	contentType string
-	body        string
+	body        string // may hold $name placeholders for prepared.vars
+	header      map[string]string
 	repeat      int // send this many times and check the last (rate limits)
 	want        int
+	// check, when set, asserts more about the response than its schema.
+	check func(t *testing.T, rec *responseUnderTest)
+}
+
+// prepared is what a case's prepare hands to its request.
+type prepared struct {
+	vars   map[string]string // $name in target and body becomes vars[name]
+	header map[string]string
+}
+
+// fixture builds the case's server, over the case's identity if it has one.
+func (tc routeCase) fixture(t *testing.T) *fixture {
+	t.Helper()
+	if tc.identity == nil {
+		return newFixture(t, tc.cfg)
+	}
+	ti := tc.identity.get(t)
+	f := newFixture(t, tc.cfg, func(d *Deps) { d.Identity = ti.svc })
+	f.ident = ti
+	return f
+}
+
+// request builds one of the case's requests.
+func (tc routeCase) request(p prepared) *http.Request {
+	pairs := make([]string, 0, 2*len(p.vars))
+	for k, v := range p.vars {
+		pairs = append(pairs, "$"+k, v)
+	}
+	expand := strings.NewReplacer(pairs...).Replace
+	req := newRequest(tc.method, expand(tc.target), tc.contentType, expand(tc.body))
+	for _, h := range []map[string]string{tc.header, p.header} {
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+	}
+	return req
 }
 
 func openAPICases() []routeCase {
@@ -242,7 +382,7 @@ func openAPICases() []routeCase {
 	timeout := fmt.Errorf("apply: %w", context.DeadlineExceeded)
 	tight := map[RouteClass]Limit{ClassRead: {RPS: 0.001, Burst: 1}, ClassWrite: {RPS: 0.001, Burst: 1},
 		ClassOperator: {RPS: 0.001, Burst: 1}}
-	return []routeCase{
+	cases := []routeCase{
 		{name: "health reports the raft section", method: "GET", target: "/health", want: 200},
 		{name: "health of a node that knows no peers yet", method: "GET", target: "/health", want: 200,
 			setup: func(f *fixture) { f.cluster.status = cluster.Status{State: "follower", LastContactMillis: -1} }},
@@ -339,6 +479,7 @@ func openAPICases() []routeCase {
 		{name: "probe reads are rate limited", method: "GET", target: "/api/v1/operator/probes/p9", want: 429,
 			cfg: Config{RateLimits: tight}, repeat: 2},
 	}
+	return append(cases, identityCases()...)
 }
 
 // TestOpenAPIResponsesMatchSchemas sends every route its successes and its
@@ -350,13 +491,17 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 	succeeded := map[string]bool{}
 	for _, tc := range openAPICases() {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, tc.cfg)
+			f := tc.fixture(t)
 			if tc.setup != nil {
 				tc.setup(f)
 			}
+			var p prepared
+			if tc.prepare != nil {
+				p = tc.prepare(t, f)
+			}
 			var rec *responseUnderTest
 			for i := 0; i < max(1, tc.repeat); i++ {
-				rec = serve(t, f, newRequest(tc.method, tc.target, tc.contentType, tc.body))
+				rec = serve(t, f, tc.request(p))
 			}
 			if rec.status != tc.want {
 				t.Fatalf("status = %d, want %d; body %s", rec.status, tc.want, rec.body)
@@ -371,6 +516,9 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 				t.Fatalf("%s %s is not documented", rt.Method, path)
 			}
 			checkAgainstSpec(t, spec, op, operationPointer(path, rt.Method), rec)
+			if tc.check != nil {
+				tc.check(t, rec)
+			}
 			if rec.status < 300 {
 				succeeded[rt.Pattern()] = true
 			}
@@ -386,9 +534,62 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 	})
 }
 
+// TestOpenAPIRefusalsMatchSchemas walks every route that needs a caller:
+// without a token it is a 401, and where authorize can refuse a known
+// caller it is a 403, for a viewer on a route that needs a permission and
+// for a user who must change their password on any other. Each answer must
+// be what openapi.json documents, WWW-Authenticate included.
+func TestOpenAPIRefusalsMatchSchemas(t *testing.T) {
+	spec := loadOpenAPI(t)
+	ti := newTestIdentity(t)
+	caseCreateUser(t, ti, "refused-viewer", "viewer", false)
+	caseCreateUser(t, ti, "refused-pending", "admin", true)
+	viewer := caseLogin(t, ti, "refused-viewer", casePassword).AccessToken
+	pending := caseLogin(t, ti, "refused-pending", casePassword).AccessToken
+	f := newFixture(t, Config{}, func(d *Deps) { d.Identity = ti.svc })
+	f.ident = ti
+	for _, rt := range f.srv.Routes() {
+		if rt.Access == AccessPublic {
+			continue
+		}
+		path := openAPIPath(rt.Path)
+		target := muxWildcard.ReplaceAllString(rt.Path, "x")
+		refuse := func(t *testing.T, header map[string]string, want int) {
+			t.Helper()
+			req := newRequest(rt.Method, target, "", "")
+			for k, v := range header {
+				req.Header.Set(k, v)
+			}
+			rec := serve(t, f, req)
+			if rec.status != want {
+				t.Fatalf("status = %d, want %d; body %s", rec.status, want, rec.body)
+			}
+			op, ok := spec.operation(rt.Method, path)
+			if !ok {
+				t.Fatalf("%s %s is not documented", rt.Method, path)
+			}
+			checkAgainstSpec(t, spec, op, operationPointer(path, rt.Method), rec)
+		}
+		t.Run(rt.Pattern()+" refuses a request without a token", func(t *testing.T) {
+			refuse(t, anonymousHeader, http.StatusUnauthorized)
+		})
+		if !canRefuse(rt) {
+			continue
+		}
+		who, token := "a viewer", viewer
+		if rt.Access == AccessAuthenticated {
+			who, token = "a user who must change their password", pending
+		}
+		t.Run(rt.Pattern()+" refuses "+who, func(t *testing.T) {
+			refuse(t, caseBearer(token), http.StatusForbidden)
+		})
+	}
+}
+
 type responseUnderTest struct {
 	status      int
 	contentType string
+	header      http.Header
 	body        []byte
 	pattern     string
 }
@@ -397,7 +598,8 @@ func serve(t *testing.T, f *fixture, req *http.Request) *responseUnderTest {
 	t.Helper()
 	_, pattern := f.srv.mux.Handler(req)
 	rec := f.do(t, req)
-	return &responseUnderTest{status: rec.Code, contentType: rec.Header().Get("Content-Type"), body: rec.Body.Bytes(), pattern: pattern}
+	return &responseUnderTest{status: rec.Code, contentType: rec.Header().Get("Content-Type"), header: rec.Header(),
+		body: rec.Body.Bytes(), pattern: pattern}
 }
 
 func routeByPattern(t *testing.T, s *Server, pattern string) RouteInfo {
@@ -417,6 +619,12 @@ func checkAgainstSpec(t *testing.T, spec *openAPISpec, op map[string]any, opPtr 
 	if !ok {
 		responses, _ := op["responses"].(map[string]any)
 		t.Fatalf("status %d is not documented (documented: %v)", rec.status, sortedKeys(responses))
+	}
+	headers, _ := resp["headers"].(map[string]any)
+	for name, h := range headers {
+		if h, ok := spec.header(h); ok && h["required"] == true && rec.header.Get(name) == "" {
+			t.Errorf("status %d: the required header %s is missing", rec.status, name)
+		}
 	}
 	content, _ := resp["content"].(map[string]any)
 	if len(content) == 0 {
