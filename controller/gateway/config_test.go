@@ -16,6 +16,7 @@ func TestNewValidates(t *testing.T) {
 			Logger:   slog.New(slog.DiscardHandler),
 			Cluster:  newFakeCluster(),
 			Probes:   &fakeProbes{},
+			Identity: sharedIdentity(t).svc,
 			Registry: prometheus.NewRegistry(),
 			NodeID:   "n1",
 		}
@@ -53,6 +54,7 @@ func TestNewValidates(t *testing.T) {
 		{name: "a missing cluster names Deps.Cluster", deps: func(d *Deps) { d.Cluster = nil }, wantErr: []string{"Deps.Cluster: required"}},
 		{name: "missing probes name Deps.Probes", deps: func(d *Deps) { d.Probes = nil }, wantErr: []string{"Deps.Probes: required"}},
 		{name: "a missing registry names Deps.Registry", deps: func(d *Deps) { d.Registry = nil }, wantErr: []string{"Deps.Registry: required"}},
+		{name: "a missing identity names Deps.Identity", deps: func(d *Deps) { d.Identity = nil }, wantErr: []string{"Deps.Identity: required"}},
 		{name: "a health section may not replace raft",
 			deps: func(d *Deps) {
 				d.HealthSections = map[string]HealthSection{"raft": func(context.Context) any { return nil }}
@@ -124,7 +126,7 @@ func TestNewAppliesDefaults(t *testing.T) {
 
 func TestNewToleratesRuntimeCollectorsAlreadyRegistered(t *testing.T) {
 	f := newFixture(t, Config{})
-	deps := Deps{Logger: slog.New(slog.DiscardHandler), Cluster: f.cluster, Probes: f.probes, Registry: prometheus.NewRegistry(), NodeID: "n1"}
+	deps := Deps{Logger: slog.New(slog.DiscardHandler), Cluster: f.cluster, Probes: f.probes, Identity: f.ident.svc, Registry: prometheus.NewRegistry(), NodeID: "n1"}
 	if _, err := New(Config{}, deps); err != nil {
 		t.Fatalf("first New: %v", err)
 	}

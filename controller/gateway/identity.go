@@ -604,7 +604,11 @@ type signingKeyList struct {
 }
 
 func (s *Server) listSigningKeys(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, r, http.StatusOK, signingKeyList{Items: s.identity.SigningKeys()})
+	keys, err := s.identity.SigningKeys()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, r, http.StatusOK, signingKeyList{Items: keys})
 	return nil
 }
 

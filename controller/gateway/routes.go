@@ -138,6 +138,13 @@ func (s *Server) wrapRoute(rt route) http.Handler {
 		// principal as well as per address; refuse only after it, so that
 		// a flood of bad tokens is limited like anything else.
 		p, authErr := s.authenticate(r)
+		if authErr != nil && rt.Access == AccessPublic {
+			// A public route does not need the credential, so a stale one
+			// must not break it: a health probe with an old token, or a
+			// browser logging out with an expired access token and a
+			// valid refresh cookie.
+			p, authErr = nil, nil
+		}
 		if d, limited := s.limits.check(rt.Class, r); limited {
 			d.setHeaders(w.Header())
 			if !d.allowed {

@@ -349,7 +349,11 @@ func TestKeyRotationKeepsOldTokensUntilExpiry(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	old := e.login(t, "admin", adminPassword)
-	oldKid := e.svc.SigningKeys()[0].KID
+	keys, err := e.svc.SigningKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKid := keys[0].KID
 	newKid, err := e.svc.RotateSigningKey(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -666,10 +666,10 @@ func (s *Service) RotateSigningKey(ctx context.Context) (string, error) {
 }
 
 // SigningKeys lists the keys' public metadata, newest first.
-func (s *Service) SigningKeys() []SigningKeyView {
+func (s *Service) SigningKeys() ([]SigningKeyView, error) {
 	it, err := s.txn().Get(tableKeys, "id")
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("read signing keys: %w", err)
 	}
 	out := []SigningKeyView{}
 	for obj := it.Next(); obj != nil; obj = it.Next() {
@@ -682,7 +682,7 @@ func (s *Service) SigningKeys() []SigningKeyView {
 		out = append(out, v)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
-	return out
+	return out, nil
 }
 
 // SigningKeyView is a signing key without its private half.
@@ -697,7 +697,10 @@ type SigningKeyView struct {
 // key, rotate it when old, prune keys no token can still use and sessions
 // long over.
 func (s *Service) Maintain(ctx context.Context) error {
-	keys := s.SigningKeys()
+	keys, err := s.SigningKeys()
+	if err != nil {
+		return err
+	}
 	now := s.now()
 	if len(keys) == 0 || !keys[0].Active || now.Sub(keys[0].CreatedAt) >= s.cfg.KeyRotation {
 		if _, err := s.RotateSigningKey(ctx); err != nil {
