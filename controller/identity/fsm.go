@@ -197,11 +197,6 @@ type bootstrapPayload struct {
 	User User `json:"user"`
 }
 
-type bootstrapResult struct {
-	Created bool     `json:"created"`
-	User    UserView `json:"user"`
-}
-
 // applyBootstrap creates the first admin once. Several nodes may race to
 // propose it; the first entry wins and the others learn that it exists.
 func applyBootstrap(ctx *state.ApplyContext, p bootstrapPayload) (any, error) {
@@ -212,9 +207,9 @@ func applyBootstrap(ctx *state.ApplyContext, p bootstrapPayload) (any, error) {
 	if raw != nil && raw.(*metaRow).Done {
 		existing, err := getUser(ctx.Txn, raw.(*metaRow).Value)
 		if err != nil {
-			return bootstrapResult{}, nil
+			return BootstrapResult{}, nil
 		}
-		return bootstrapResult{User: existing.View(ctx.Time)}, nil
+		return BootstrapResult{User: existing.View(ctx.Time)}, nil
 	}
 	u := p.User
 	u.CreatedAt, u.UpdatedAt, u.PasswordChangedAt = ctx.Time, ctx.Time, ctx.Time
@@ -224,7 +219,7 @@ func applyBootstrap(ctx *state.ApplyContext, p bootstrapPayload) (any, error) {
 	if err := ctx.Txn.Insert(tableMeta, &metaRow{Key: "bootstrap", Done: true, At: ctx.Time, Value: u.ID}); err != nil {
 		return nil, err
 	}
-	return bootstrapResult{Created: true, User: u.View(ctx.Time)}, nil
+	return BootstrapResult{Created: true, User: u.View(ctx.Time)}, nil
 }
 
 type userCreatePayload struct {

@@ -593,8 +593,8 @@ func (s *Service) Logout(ctx context.Context, p *Principal, refresh, ip string) 
 
 // BootstrapResult says what Bootstrap did.
 type BootstrapResult struct {
-	Created bool
-	User    UserView
+	Created bool     `json:"created"`
+	User    UserView `json:"user"`
 }
 
 // Bootstrap creates the first admin with the given password unless the
@@ -618,11 +618,9 @@ func (s *Service) Bootstrap(ctx context.Context, pw string, generated bool) (Boo
 		return BootstrapResult{}, err
 	}
 	u := User{ID: id, Username: "admin", DisplayName: "Administrator", Roles: []Binding{{Role: "admin"}}, PasswordHash: hash, MustChangePassword: generated}
-	var res bootstrapResult
-	if err := s.apply(ctx, cmdBootstrap, bootstrapPayload{User: u}, &res); err != nil {
-		return BootstrapResult{}, err
-	}
-	return BootstrapResult{Created: res.Created, User: res.User}, nil
+	var res BootstrapResult
+	err = s.apply(ctx, cmdBootstrap, bootstrapPayload{User: u}, &res)
+	return res, err
 }
 
 // Bootstrapped reports whether the first admin exists.
