@@ -108,7 +108,7 @@ func (s *Store) Tail(ctx context.Context, stream string, n int) ([]history.Recor
 	}
 	var out []history.Record
 	err := s.view(func(tx *bbolt.Tx) error {
-		out = make([]history.Record, 0, n)
+		out = make([]history.Record, 0, min(n, 1000))
 		prefix := streamPrefix(stream)
 		c := tx.Bucket(bucketRecords).Cursor()
 		var recs []chunkRec
