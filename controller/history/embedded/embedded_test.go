@@ -226,6 +226,107 @@ func (d *driven) pass(t *testing.T) retentionPass {
 	panic("unreachable")
 }
 
+// assertLayout checks the invariants the layout relies on: a stream's
+// chunks hold increasing seqs and never overlap, every index leaf is keyed
+// by its first posting and follows the one before, each posting names a
+// stored record of its index's kind, fieldcounts counts each field index
+// exactly, and meta counts the records.
+func assertLayout(t *testing.T, s *Store) {
+	t.Helper()
+	err := s.view(func(tx *bbolt.Tx) error {
+		b := bucketsOf(tx)
+		stored := map[ref]history.Record{}
+		var prevStream []byte
+		var prevLast uint64
+		err := b.records.ForEach(func(k, v []byte) error {
+			recs, err := decodeChunk(nil, k, v)
+			if err != nil {
+				return err
+			}
+			stream, first, _ := splitRecordKey(k)
+			if bytes.Equal(stream, prevStream) && first <= prevLast {
+				return fmt.Errorf("chunk %s/%d overlaps the one before, which ends at %d", stream, first, prevLast)
+			}
+			if len(recs) > 1 && len(v) > maxChunkBytes {
+				return fmt.Errorf("chunk %s/%d holds %d bytes", stream, first, len(v))
+			}
+			if b.streams.Get(stream) == nil {
+				return fmt.Errorf("stream %s has no id", stream)
+			}
+			prevStream, prevLast = bytes.Clone(stream), recs[len(recs)-1].seq
+			for _, cr := range recs {
+				r, err := decodeRecord(string(stream), cr, nil)
+				if err != nil {
+					return err
+				}
+				stored[ref{r.Stream, r.Seq}] = r
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if n := getUint(b.meta, metaRecords); n != int64(len(stored)) {
+			return fmt.Errorf("meta counts %d records, the chunks hold %d", n, len(stored))
+		}
+		rr := newRecordReader(b)
+		counts := map[string]int64{}
+		var prevPrefix []byte
+		var prevPosting posting
+		err = b.byField.ForEach(func(k, v []byte) error {
+			prefix, key := k[:len(k)-postingKeyLen], k[len(k)-postingKeyLen:]
+			first, _ := parsePostingKey(key)
+			ps, err := decodeLeaf(nil, v)
+			if err != nil {
+				return err
+			}
+			if ps[0] != first {
+				return fmt.Errorf("leaf %q starts at %v", k, ps[0])
+			}
+			if bytes.Equal(prefix, prevPrefix) && first.compare(prevPosting) <= 0 {
+				return fmt.Errorf("leaf %q does not follow the one before", k)
+			}
+			prevPrefix, prevPosting = bytes.Clone(prefix), ps[len(ps)-1]
+			kind, field, _ := strings.Cut(string(prefix[:len(prefix)-1]), "\x00")
+			for _, p := range ps {
+				name, err := rr.name(p.sid)
+				if err != nil {
+					return err
+				}
+				r, ok := stored[ref{name, p.seq}]
+				if !ok || r.Kind != kind || timeKey(r.Time) != p.time {
+					return fmt.Errorf("index %q names %s/%d, which is not a record of it", prefix, name, p.seq)
+				}
+				if field != "" {
+					k, v, _ := strings.Cut(field, "=")
+					if r.Fields[k] != v {
+						return fmt.Errorf("index %q names %s/%d, whose %s is %q", prefix, name, p.seq, k, r.Fields[k])
+					}
+					counts[string(prefix)]++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		err = b.fieldCounts.ForEach(func(k, v []byte) error {
+			if n := getUint(b.fieldCounts, k); n != counts[string(k)] {
+				return fmt.Errorf("fieldcounts has %d for %q, the index holds %d", n, k, counts[string(k)])
+			}
+			delete(counts, string(k))
+			return nil
+		})
+		if err == nil && len(counts) > 0 {
+			err = fmt.Errorf("fieldcounts lacks indexes %v", slices.Collect(maps.Keys(counts)))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // assertEmptyIndexes checks that deleting every record left no index entry
 // or field count behind.
 func assertEmptyIndexes(t *testing.T, s *Store) {
@@ -506,6 +607,7 @@ func TestCompactionLosesNoConcurrentAppend(t *testing.T) {
 	last := <-acked
 	wg.Wait()
 	t.Logf("%d batches appended, %d records replayed", last, replayed)
+	assertLayout(t, s)
 	if readErr != nil {
 		t.Fatalf("read during compaction: %v", readErr)
 	}
@@ -699,6 +801,7 @@ func TestQueriesMatchAModel(t *testing.T) {
 			}
 		}
 	}
+	assertLayout(t, s)
 	t.Run("queries match before any delete", func(t *testing.T) { check(t, model) })
 	cut := t0.Add(150 * time.Second)
 	n, err := s.DeleteBefore(ctx, cut)
@@ -709,6 +812,7 @@ func TestQueriesMatchAModel(t *testing.T) {
 	if int(n) != 3000-len(model) {
 		t.Fatalf("deleted %d, want %d", n, 3000-len(model))
 	}
+	assertLayout(t, s)
 	t.Run("queries match after a delete", func(t *testing.T) { check(t, model) })
 }
 

@@ -183,7 +183,9 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-const initialMmapSize = 1 << 30
+// initialMmapSize is 1 GiB on 64-bit platforms, where address space is
+// plentiful, and bbolt's default elsewhere.
+const initialMmapSize = (1 << 30) * int(^uint(0)>>63)
 
 func openBolt(path string) (*bbolt.DB, error) {
 	// As for the Raft log (controller/cluster): the freelist is not written
