@@ -605,7 +605,8 @@ func (s *Store) collect(ctx context.Context, sql string, args ...any) ([]history
 			r.Data = nil
 		}
 		if len(fields) > 2 { // not "{}"
-			if err := json.Unmarshal(fields, &r.Fields); err != nil {
+			var err error
+			if r.Fields, err = decodeFields(fields); err != nil {
 				return nil, fmt.Errorf("decode fields of %s/%d: %w", r.Stream, r.Seq, err)
 			}
 		}

@@ -483,6 +483,35 @@ func TestAppend(t *testing.T) {
 		})
 	}
 
+	for _, size := range []int{1, copyThreshold} {
+		t.Run(fmt.Sprintf("fields of any text come back as written through a batch of %d", size), func(t *testing.T) {
+			fields := map[string]string{
+				`q"uote`: `back\slash`, "ctl\x01\x1f": "\n\r\t\b\f\x7f", "é/日本": "<>&\u2028", "empty": "", "sl/ash": "a/b",
+			}
+			stream := fmt.Sprintf("assets/fields-%d", size)
+			batch := recs(stream, 1, size, 0)
+			for i := range batch {
+				batch[i].Fields = fields
+			}
+			if err := s.Append(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Read(ctx, stream, 0, math.MaxUint64, history.MaxPage)
+			if err != nil || len(got) != size {
+				t.Fatalf("read %d records, %v", len(got), err)
+			}
+			for _, r := range got {
+				if !maps.Equal(r.Fields, fields) {
+					t.Fatalf("fields came back as %q, want %q", r.Fields, fields)
+				}
+			}
+			p, err := s.Query(ctx, history.Query{Kind: "assets.test", Fields: map[string]string{`q"uote`: `back\slash`, "é/日本": "<>&\u2028"}, Limit: 1})
+			if err != nil || len(p.Records) != 1 {
+				t.Fatalf("query by those fields: %d records, %v", len(p.Records), err)
+			}
+		})
+	}
+
 	// A constraint that fails for one record of the last domain makes the
 	// database refuse the batch after the other domains were written.
 	if _, err := conn.Exec(ctx, `ALTER TABLE communication.records ADD CONSTRAINT test_poison CHECK (kind <> 'communication.poison')`); err != nil {
