@@ -90,7 +90,7 @@ const recordColumns = "stream, seq, time, kind, fields, data"
 
 // rowOverhead is what Stats adds per record for what its own columns do not
 // show: the tuple header and item pointer (~28 bytes), seq and time (16)
-// and the entries of the primary key and time index. It is an estimate;
+// and the entries of the B-tree indexes. It is an estimate;
 // Stats.Bytes is meant to compare and trend, not to bill.
 const rowOverhead = 64
 
