@@ -80,38 +80,46 @@ func Domain(stream string) (string, bool) {
 
 // Validate checks a record; path prefixes every problem ("records[3]").
 func (r Record) Validate(path string) error {
+	return r.validate(func() string { return path })
+}
+
+// validate names fields under pathOf(), which it calls only when a record
+// is bad: building "records[i]" for every valid record of a large batch
+// cost a fifth of an append's CPU.
+func (r Record) validate(pathOf func() string) error {
 	var l problem.List
+	bad := func(field, format string, args ...any) { l.Add(pathOf()+field, format, args...) }
 	d, ok := Domain(r.Stream)
 	switch {
 	case r.Stream == "" || len(r.Stream) > MaxStreamLen || !utf8.ValidString(r.Stream) || strings.ContainsRune(r.Stream, 0):
-		l.Add(path+".stream", "must be 1-%d bytes of UTF-8 without NUL", MaxStreamLen)
+		bad(".stream", "must be 1-%d bytes of UTF-8 without NUL", MaxStreamLen)
 	case !ok:
-		l.Add(path+".stream", "%q must start with a domain (%s) and a slash", r.Stream, strings.Join(Domains(), ", "))
+		bad(".stream", "%q must start with a domain (%s) and a slash", r.Stream, strings.Join(Domains(), ", "))
 	}
 	if kd, _, found := strings.Cut(r.Kind, "."); !found || len(r.Kind) > MaxKindLen || !utf8.ValidString(r.Kind) || strings.ContainsRune(r.Kind, 0) {
-		l.Add(path+".kind", "%q must be <domain>.<type>, at most %d bytes", r.Kind, MaxKindLen)
+		bad(".kind", "%q must be <domain>.<type>, at most %d bytes", r.Kind, MaxKindLen)
 	} else if ok && kd != d {
-		l.Add(path+".kind", "%q is not in the stream's domain %q", r.Kind, d)
+		bad(".kind", "%q is not in the stream's domain %q", r.Kind, d)
 	}
 	if r.Seq > MaxSeq {
-		l.Add(path+".seq", "%d exceeds %d", r.Seq, uint64(MaxSeq))
+		bad(".seq", "%d exceeds %d", r.Seq, uint64(MaxSeq))
 	}
 	if r.Time.IsZero() {
-		l.Add(path+".time", "must be set")
+		bad(".time", "must be set")
 	} else if y := r.Time.UTC().Year(); y < 1 || y > 9999 {
-		l.Add(path+".time", "year %d is outside 1-9999", y)
+		bad(".time", "year %d is outside 1-9999", y)
 	}
 	if len(r.Fields) > MaxFields {
-		l.Add(path+".fields", "has %d fields, at most %d", len(r.Fields), MaxFields)
+		bad(".fields", "has %d fields, at most %d", len(r.Fields), MaxFields)
 	}
 	for k, v := range r.Fields {
 		if k == "" || len(k) > MaxFieldKeyLen || len(v) > MaxFieldValLen || !utf8.ValidString(k) || !utf8.ValidString(v) ||
 			strings.ContainsRune(k, 0) || strings.ContainsRune(v, 0) || strings.ContainsRune(k, '=') {
-			l.Add(path+".fields", "field %q: keys 1-%d bytes without '=', values at most %d bytes, UTF-8 without NUL", k, MaxFieldKeyLen, MaxFieldValLen)
+			bad(".fields", "field %q: keys 1-%d bytes without '=', values at most %d bytes, UTF-8 without NUL", k, MaxFieldKeyLen, MaxFieldValLen)
 		}
 	}
 	if len(r.Data) > MaxDataLen {
-		l.Add(path+".data", "is %d bytes, at most %d", len(r.Data), MaxDataLen)
+		bad(".data", "is %d bytes, at most %d", len(r.Data), MaxDataLen)
 	}
 	return l.Err()
 }
@@ -120,7 +128,7 @@ func (r Record) Validate(path string) error {
 func ValidateBatch(recs []Record) error {
 	var errs []error
 	for i, r := range recs {
-		if err := r.Validate(fmt.Sprintf("records[%d]", i)); err != nil {
+		if err := r.validate(func() string { return fmt.Sprintf("records[%d]", i) }); err != nil {
 			errs = append(errs, err)
 		}
 	}
