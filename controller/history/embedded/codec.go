@@ -175,8 +175,22 @@ var errCorrupt = errors.New("corrupt record")
 // The result shares no memory with cr, which bbolt only lends for the life
 // of a transaction. It must never panic, whatever the bytes.
 func decodeRecord(stream string, cr chunkRec, in *interner) (history.Record, error) {
-	d := decoder{b: cr.head}
 	r := history.Record{Stream: stream, Seq: cr.seq, Time: time.UnixMicro(cr.time).UTC()}
+	if in != nil && in.head != nil && bytes.Equal(cr.head, in.head) {
+		// The previous record's head, as a chunk's records mostly repeat.
+		r.Kind = in.kind
+		if len(in.fields) > 0 {
+			r.Fields = make(map[string]string, len(in.fields))
+			for _, f := range in.fields {
+				r.Fields[f[0]] = f[1]
+			}
+		}
+		if len(cr.data) > 0 {
+			r.Data = bytes.Clone(cr.data)
+		}
+		return r, nil
+	}
+	d := decoder{b: cr.head}
 	r.Kind = in.string(d.bytes())
 	n := d.uvarint()
 	// Each field takes at least two bytes; bounding n by what is left keeps
@@ -200,6 +214,12 @@ func decodeRecord(stream string, cr chunkRec, in *interner) (history.Record, err
 	}
 	if d.err != nil {
 		return history.Record{}, fmt.Errorf("%w %s/%d: %s", errCorrupt, stream, cr.seq, d.err)
+	}
+	if in != nil {
+		in.head, in.kind, in.fields = cr.head, r.Kind, in.fields[:0]
+		for k, v := range r.Fields {
+			in.fields = append(in.fields, [2]string{k, v})
+		}
 	}
 	if len(cr.data) > 0 {
 		r.Data = bytes.Clone(cr.data)
@@ -341,6 +361,11 @@ func decodeChunk(dst []chunkRec, key, val []byte) ([]chunkRec, error) {
 type interner struct {
 	recent [8]string
 	next   int
+	// The last head decoded, to skip decoding it again. head points into
+	// the transaction's memory and is only compared, never returned.
+	head   []byte
+	kind   string
+	fields [][2]string
 }
 
 func (in *interner) string(b []byte) string {
