@@ -17,18 +17,39 @@ import (
 	"github.com/opsconductor/opsconductor/controller/history/historytest"
 )
 
-// benchBatch builds a writer's batch b, the store's batch number global:
-// 1000 records over 10 of the writer's streams, each with a run_id and a
-// status field. A batch spans one second and starts 100ms after the one
-// before it, so that, as with producers writing concurrently, each batch's
-// times interleave with those of its ten neighbours in the time index.
+// benchWriter holds one writer's ten streams and their fields, made once:
+// the benchmark measures appending, not formatting strings.
+type benchWriter struct {
+	streams [10]string
+	fields  [10]map[string]string
+}
+
+func newBenchWriter(writer int) *benchWriter {
+	w := &benchWriter{}
+	for i := range w.streams {
+		w.streams[i] = fmt.Sprintf("automation/run/w%d-%d/log", writer, i)
+		w.fields[i] = map[string]string{"run_id": fmt.Sprintf("w%d-%d", writer, i), "status": "ok"}
+	}
+	return w
+}
+
+// benchBatch is newBenchWriter(writer).batch, for loops that build data
+// rather than measure appends.
 func benchBatch(writer int, b, global uint64, data []byte) []history.Record {
+	return newBenchWriter(writer).batch(b, global, data)
+}
+
+// batch builds the writer's batch b, the store's batch number global:
+// 1000 records over its 10 streams, each with a run_id and a status
+// field. A batch spans one second and starts 100ms after the one before
+// it, so that, as with producers writing concurrently, each batch's times
+// interleave with those of its ten neighbours in the time index.
+func (w *benchWriter) batch(b, global uint64, data []byte) []history.Record {
 	recs := make([]history.Record, 0, 1000)
 	at := t0.Add(time.Duration(global) * 100 * time.Millisecond)
 	for i := range uint64(1000) {
-		stream := fmt.Sprintf("automation/run/w%d-%d/log", writer, i%10)
-		recs = append(recs, history.Record{Stream: stream, Seq: b*100 + i/10, Time: at.Add(time.Duration(i) * time.Millisecond),
-			Kind: "automation.log", Fields: map[string]string{"run_id": fmt.Sprintf("w%d-%d", writer, i%10), "status": "ok"}, Data: data})
+		recs = append(recs, history.Record{Stream: w.streams[i%10], Seq: b*100 + i/10, Time: at.Add(time.Duration(i) * time.Millisecond),
+			Kind: "automation.log", Fields: w.fields[i%10], Data: data})
 	}
 	return recs
 }
@@ -50,13 +71,14 @@ func BenchmarkAppend(b *testing.B) {
 				b.ResetTimer()
 				var wg sync.WaitGroup
 				for w := range writers {
+					bw := newBenchWriter(w)
 					wg.Go(func() {
 						for n := uint64(0); ; n++ {
 							global := next.Add(1)
 							if global > int64(b.N) {
 								return
 							}
-							if err := s.Append(context.Background(), benchBatch(w, n, uint64(global), data)); err != nil {
+							if err := s.Append(context.Background(), bw.batch(n, uint64(global), data)); err != nil {
 								b.Error(err)
 								return
 							}
