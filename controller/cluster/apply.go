@@ -17,6 +17,11 @@ import (
 // On a follower the commands are forwarded to the leader, which answers with
 // its FSM's results. While there is no leader the call waits up to
 // ApplyHold, then fails with an unavailable problem.
+//
+// Apply returns only once this node's own store has applied the entry, so
+// a caller reads its own writes from the node it wrote through: a session
+// created by a login on a follower is there when the client's next
+// request, carrying the new token, arrives at that follower.
 func (n *Node) Apply(ctx context.Context, cmds ...state.Command) ([]state.Result, error) {
 	if len(cmds) == 0 {
 		return nil, nil
@@ -38,6 +43,10 @@ func (n *Node) Apply(ctx context.Context, cmds ...state.Command) ([]state.Result
 	if len(results) != len(cmds) {
 		return nil, fmt.Errorf("apply: %d results for %d commands", len(results), len(cmds))
 	}
+	// The write is committed whatever happens next, so a caller that gives
+	// up while waiting still gets its results rather than an error that
+	// would invite a retry.
+	_ = n.store.WaitForIndex(ctx, results[0].Index)
 	return results, nil
 }
 

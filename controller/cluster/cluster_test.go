@@ -291,6 +291,13 @@ func TestClusterFailover(t *testing.T) {
 	if before[0].Index == 0 {
 		t.Fatal("forwarded write returned no index")
 	}
+	// …and the follower reads them back at once: Apply waits for its own
+	// store, so a client reads its writes from the node it wrote through.
+	for _, rec := range before {
+		if _, err := follower.probes.Get(context.Background(), rec.ID); err != nil {
+			t.Fatalf("the follower does not have its own forwarded write %s yet: %v", rec.ID, err)
+		}
+	}
 
 	t.Run("a partitioned leader is replaced by one with a higher term", func(t *testing.T) {
 		c.partition(leader)
