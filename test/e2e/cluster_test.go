@@ -50,6 +50,7 @@ func TestClusterSurvivesLeaderCrash(t *testing.T) {
 		t.Fatalf("find leader: %v", err)
 	}
 	survivors := localcluster.Others(leader)
+	user := loginThroughFollower(ctx, t, c, survivors[0])
 	t.Logf("leader is node%d; killing it with SIGKILL", leader)
 
 	killed, err := c.Kill(ctx, leader)
@@ -122,6 +123,14 @@ func TestClusterSurvivesLeaderCrash(t *testing.T) {
 
 	for i := range 20 {
 		writeProbe(ctx, t, c, survivors[i%len(survivors)], fmt.Sprintf("after-%d", i))
+	}
+
+	// The session and signing keys are replicated: the access token issued
+	// before the crash works on every survivor under the new leader.
+	for _, n := range survivors {
+		if _, err := user(n).Me(ctx); err != nil {
+			t.Errorf("the pre-crash access token fails on node%d after failover: %v", n, err)
+		}
 	}
 
 	t.Logf("restarting node%d on its old data dir", leader)
@@ -307,4 +316,35 @@ func (l *lineLogger) Write(p []byte) (int, error) {
 		l.t.Log(string(l.buf[:i]))
 		l.buf = l.buf[i+1:]
 	}
+}
+
+// loginThroughFollower logs in as admin on node n (a follower), checks the
+// new access token works on that node at once (the session is created
+// through the leader; the follower must have applied it before the login
+// answers), and returns a client factory for that token on any node.
+func loginThroughFollower(ctx context.Context, t *testing.T, c *localcluster.Cluster, n int) func(node int) *apiclient.Client {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(c.Dir, "admin-password"))
+	if err != nil {
+		t.Fatalf("admin password of the cluster: %v", err)
+	}
+	anon, err := apiclient.New(c.HTTPAddr(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := anon.Login(ctx, apiclient.LoginRequest{Username: "admin", Password: strings.TrimSpace(string(raw))})
+	if err != nil {
+		t.Fatalf("login through node%d: %v", n, err)
+	}
+	user := func(node int) *apiclient.Client {
+		cl, err := apiclient.New(c.HTTPAddr(node), apiclient.WithToken(tok.AccessToken))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cl
+	}
+	if _, err := user(n).Me(ctx); err != nil {
+		t.Fatalf("a token just issued by node%d is refused by node%d: %v", n, n, err)
+	}
+	return user
 }
