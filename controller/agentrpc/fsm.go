@@ -1,0 +1,279 @@
+package agentrpc
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/opsconductor/opsconductor/controller/problem"
+	"github.com/opsconductor/opsconductor/controller/state"
+)
+
+// Tables owned by agentrpc.
+const (
+	tableCA     = "agentrpc_ca"
+	tableTokens = "agentrpc_join_tokens"
+	tableAgents = "agentrpc_agents"
+)
+
+// Command types. Appended, never renamed or reused.
+const (
+	cmdCACreate    = "agentrpc.ca.create"
+	cmdTokenCreate = "agentrpc.join_token.create"
+	cmdTokenRevoke = "agentrpc.join_token.revoke"
+	cmdEnroll      = "agentrpc.agent.enroll"
+	cmdAgentRevoke = "agentrpc.agent.revoke"
+)
+
+// Domain returns agentrpc's tables and commands for the state registry.
+func Domain() state.Domain {
+	id := func(field string) *memdb.IndexSchema {
+		return &memdb.IndexSchema{Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: field}}
+	}
+	table := func(name string, newRow func() any, idx ...*memdb.IndexSchema) state.Table {
+		m := map[string]*memdb.IndexSchema{}
+		for _, ix := range idx {
+			m[ix.Name] = ix
+		}
+		return state.Table{Schema: &memdb.TableSchema{Name: name, Indexes: m}, New: newRow}
+	}
+	return state.Domain{
+		Name: "agentrpc",
+		Tables: []state.Table{
+			table(tableCA, func() any { return &caRow{} }, id("Key")),
+			table(tableTokens, func() any { return &JoinToken{} }, id("ID")),
+			table(tableAgents, func() any { return &Agent{} }, id("ID"),
+				&memdb.IndexSchema{Name: "name", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name", Lowercase: true}}),
+		},
+		Commands: map[string]state.Handler{
+			cmdCACreate:    v1(applyCACreate),
+			cmdTokenCreate: v1(applyTokenCreate),
+			cmdTokenRevoke: v1(applyTokenRevoke),
+			cmdEnroll:      v1(applyEnroll),
+			cmdAgentRevoke: v1(applyAgentRevoke),
+		},
+	}
+}
+
+// v1 adapts a typed version-1 handler.
+func v1[P any](fn func(ctx *state.ApplyContext, p P) (any, error)) state.Handler {
+	return func(ctx *state.ApplyContext, version uint16, raw json.RawMessage) (any, error) {
+		if version != 1 {
+			return nil, fmt.Errorf("version %d not supported", version)
+		}
+		var p P
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return nil, problem.Invalid("payload", "decode: %v", err)
+		}
+		return fn(ctx, p)
+	}
+}
+
+type reader interface {
+	First(table, index string, args ...any) (any, error)
+}
+
+func getCA(txn reader) (*caRow, error) {
+	raw, err := txn.First(tableCA, "id", "ca")
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	return raw.(*caRow), nil
+}
+
+func getAgent(txn reader, id string) (*Agent, error) {
+	raw, err := txn.First(tableAgents, "id", id)
+	if err != nil {
+		return nil, fmt.Errorf("read agent: %w", err)
+	}
+	if raw == nil {
+		return nil, problem.NotFound("agent", id)
+	}
+	return raw.(*Agent), nil
+}
+
+func getToken(txn reader, id string) (*JoinToken, error) {
+	raw, err := txn.First(tableTokens, "id", id)
+	if err != nil {
+		return nil, fmt.Errorf("read join token: %w", err)
+	}
+	if raw == nil {
+		return nil, problem.NotFound("join token", id)
+	}
+	return raw.(*JoinToken), nil
+}
+
+type caCreatePayload struct {
+	CA caRow `json:"ca"`
+}
+
+type caCreateResult struct {
+	Created bool `json:"created"`
+}
+
+// applyCACreate stores the agent CA once. Two leaders in a row may both
+// propose one; the first entry wins and the later learns it exists.
+func applyCACreate(ctx *state.ApplyContext, p caCreatePayload) (any, error) {
+	existing, err := getCA(ctx.Txn)
+	if err != nil {
+		return nil, err
+	}
+	if existing != nil {
+		return caCreateResult{}, nil
+	}
+	row := p.CA
+	row.Key, row.CreatedAt = "ca", ctx.Time
+	if err := ctx.Txn.Insert(tableCA, &row); err != nil {
+		return nil, err
+	}
+	return caCreateResult{Created: true}, nil
+}
+
+type tokenCreatePayload struct {
+	Token JoinToken     `json:"token"`
+	TTL   time.Duration `json:"ttl"`
+}
+
+func applyTokenCreate(ctx *state.ApplyContext, p tokenCreatePayload) (any, error) {
+	t := p.Token
+	t.CreatedAt, t.ExpiresAt, t.Uses, t.Revoked = ctx.Time, ctx.Time.Add(p.TTL), 0, false
+	if err := ctx.Txn.Insert(tableTokens, &t); err != nil {
+		return nil, err
+	}
+	return t.view(), nil
+}
+
+type idPayload struct {
+	ID string `json:"id"`
+}
+
+func applyTokenRevoke(ctx *state.ApplyContext, p idPayload) (any, error) {
+	before, err := getToken(ctx.Txn, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	t := *before
+	t.Tags = maps.Clone(before.Tags)
+	t.Revoked = true
+	if err := ctx.Txn.Insert(tableTokens, &t); err != nil {
+		return nil, err
+	}
+	return t.view(), nil
+}
+
+type enrollPayload struct {
+	TokenID    string `json:"token_id"`
+	SecretHash []byte `json:"secret_hash"`
+	// Agent is the new row; the FSM fills in the name (unique), the merged
+	// tags and the enrolment time.
+	Agent Agent `json:"agent"`
+}
+
+// Enrol outcomes. Only enrollOK commits anything.
+const (
+	enrollOK      = "ok"
+	enrollRefused = "refused"
+)
+
+type enrollResult struct {
+	Outcome string `json:"outcome"`
+	// Reason says why a token was refused, for the log only: the caller
+	// gets one message for every reason so that tokens cannot be probed.
+	Reason string `json:"reason,omitempty"`
+	Agent  Agent  `json:"agent"`
+}
+
+// maxNameSuffix bounds the search for a free name.
+const maxNameSuffix = 10000
+
+// applyEnroll checks the join token and counts its use in the same
+// transaction that adds the agent, so that concurrent enrolments are
+// serialised here and never exceed max_uses.
+func applyEnroll(ctx *state.ApplyContext, p enrollPayload) (any, error) {
+	raw, err := ctx.Txn.First(tableTokens, "id", p.TokenID)
+	if err != nil {
+		return nil, err
+	}
+	refuse := func(reason string) (any, error) { return enrollResult{Outcome: enrollRefused, Reason: reason}, nil }
+	if raw == nil {
+		return refuse("unknown token")
+	}
+	before := raw.(*JoinToken)
+	switch {
+	case subtle.ConstantTimeCompare(before.SecretHash, p.SecretHash) != 1:
+		return refuse("wrong secret")
+	case before.Revoked:
+		return refuse("token revoked")
+	case !ctx.Time.Before(before.ExpiresAt):
+		return refuse("token expired")
+	case before.Uses >= before.MaxUses:
+		return refuse("token used up")
+	}
+	if _, err := getAgent(ctx.Txn, p.Agent.ID); err == nil {
+		return nil, problem.New(problem.KindConflict, "agent_exists", "agent %s already exists", p.Agent.ID)
+	}
+	a := p.Agent.clone()
+	tags := maps.Clone(a.Tags)
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	// The token's tags were chosen by an admin: they win over the agent's.
+	maps.Copy(tags, before.Tags)
+	a.Tags = tags
+	name, err := freeName(ctx.Txn, a.Name)
+	if err != nil {
+		return nil, err
+	}
+	a.Name, a.EnrolledAt, a.JoinTokenID, a.Status, a.Revoked, a.RevokedAt = name, ctx.Time, before.ID, StatusEnrolled, false, nil
+	if err := ctx.Txn.Insert(tableAgents, a); err != nil {
+		return nil, err
+	}
+	t := *before
+	t.Tags = maps.Clone(before.Tags)
+	t.Uses++
+	if err := ctx.Txn.Insert(tableTokens, &t); err != nil {
+		return nil, err
+	}
+	return enrollResult{Outcome: enrollOK, Agent: *a}, nil
+}
+
+// freeName returns base, or base-2, base-3 … whichever no agent holds.
+func freeName(txn reader, base string) (string, error) {
+	for i := 1; i <= maxNameSuffix; i++ {
+		name := base
+		if i > 1 {
+			name = base + "-" + strconv.Itoa(i)
+		}
+		raw, err := txn.First(tableAgents, "name", strings.ToLower(name))
+		if err != nil {
+			return "", err
+		}
+		if raw == nil {
+			return name, nil
+		}
+	}
+	return "", problem.New(problem.KindConflict, "name_exhausted", "too many agents are named %q: ask for another name", base)
+}
+
+func applyAgentRevoke(ctx *state.ApplyContext, p idPayload) (any, error) {
+	before, err := getAgent(ctx.Txn, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if before.Revoked {
+		return *before, nil
+	}
+	a := before.clone()
+	at := ctx.Time
+	a.Revoked, a.RevokedAt = true, &at
+	if err := ctx.Txn.Insert(tableAgents, a); err != nil {
+		return nil, err
+	}
+	return *a, nil
+}
