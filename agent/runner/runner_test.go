@@ -1,0 +1,240 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	agentv1 "github.com/opsconductor/opsconductor/proto/agent/v1"
+)
+
+func TestMain(m *testing.M) {
+	// As the agent does: orphans of killed groups come back to us.
+	if err := BecomeSubreaper(); err != nil {
+		fmt.Fprintln(os.Stderr, "subreaper:", err)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+type collector struct {
+	mu    sync.Mutex
+	lines []Line
+}
+
+func (c *collector) emit(l Line) error {
+	c.mu.Lock()
+	c.lines = append(c.lines, l)
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *collector) checkSeq(t *testing.T) {
+	t.Helper()
+	for i, l := range c.lines {
+		if l.Seq != uint64(i+1) {
+			t.Fatalf("line %d has seq %d", i, l.Seq)
+		}
+		if l.Time.IsZero() {
+			t.Fatalf("line %d has no time", i)
+		}
+	}
+}
+
+func TestRunStreamsTenThousandLinesInOrder(t *testing.T) {
+	var c collector
+	res := Run(context.Background(), Command{Argv: []string{"seq", "1", "10000"}}, c.emit)
+	if res.Status != agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED || res.ExitCode != 0 {
+		t.Fatalf("result %+v", res)
+	}
+	if len(c.lines) != 10000 || res.LastSeq != 10000 {
+		t.Fatalf("got %d lines, last seq %d", len(c.lines), res.LastSeq)
+	}
+	c.checkSeq(t)
+	for i, l := range c.lines {
+		if want := strconv.Itoa(i+1) + "\n"; string(l.Data) != want || l.Stream != agentv1.OutputStream_OUTPUT_STREAM_STDOUT {
+			t.Fatalf("line %d = %q on %v", i, l.Data, l.Stream)
+		}
+	}
+}
+
+func TestStdoutAndStderrShareOneSequence(t *testing.T) {
+	var c collector
+	res := Run(context.Background(), Command{Shell: `for i in 1 2 3 4 5 6 7 8 9 10; do echo out$i; echo err$i >&2; done`}, c.emit)
+	if res.Status != agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED {
+		t.Fatalf("result %+v", res)
+	}
+	c.checkSeq(t)
+	var out, errs []string
+	for _, l := range c.lines {
+		if l.Stream == agentv1.OutputStream_OUTPUT_STREAM_STDERR {
+			errs = append(errs, string(l.Data))
+		} else {
+			out = append(out, string(l.Data))
+		}
+	}
+	if len(out) != 10 || len(errs) != 10 {
+		t.Fatalf("stdout %v stderr %v", out, errs)
+	}
+	for i := range 10 {
+		if out[i] != fmt.Sprintf("out%d\n", i+1) || errs[i] != fmt.Sprintf("err%d\n", i+1) {
+			t.Fatalf("stream order broken: %v %v", out, errs)
+		}
+	}
+}
+
+func TestLongLinesAreSplit(t *testing.T) {
+	var c collector
+	Run(context.Background(), Command{Shell: `head -c 200000 /dev/zero | tr '\0' a; echo; echo short`}, c.emit)
+	var sizes []int
+	var all []byte
+	for _, l := range c.lines {
+		sizes = append(sizes, len(l.Data))
+		all = append(all, l.Data...)
+	}
+	if want := []int{MaxLine, MaxLine, MaxLine, 200000 - 3*MaxLine + 1, 6}; fmt.Sprint(sizes) != fmt.Sprint(want) {
+		t.Fatalf("chunk sizes %v, want %v", sizes, want)
+	}
+	if want := append(bytes.Repeat([]byte("a"), 200000), "\nshort\n"...); !bytes.Equal(all, want) {
+		t.Fatal("the output does not rebuild exactly")
+	}
+}
+
+func TestResults(t *testing.T) {
+	cases := []struct {
+		name     string
+		cmd      Command
+		status   agentv1.AttemptStatus
+		exitCode int
+	}{
+		{"a failing command fails with its exit code", Command{Shell: "exit 3"}, agentv1.AttemptStatus_ATTEMPT_STATUS_FAILED, 3},
+		{"a missing program is an error", Command{Argv: []string{"/nonexistent/program"}}, agentv1.AttemptStatus_ATTEMPT_STATUS_ERROR, -1},
+		{"a missing working dir is an error", Command{Argv: []string{"true"}, Dir: "/nonexistent"}, agentv1.AttemptStatus_ATTEMPT_STATUS_ERROR, -1},
+		{"no command is an error", Command{}, agentv1.AttemptStatus_ATTEMPT_STATUS_ERROR, -1},
+		{"a command killed by a signal reports 128+n", Command{Shell: "kill -9 $$"}, agentv1.AttemptStatus_ATTEMPT_STATUS_FAILED, 137},
+		{"a timeout ends the command", Command{Shell: "sleep 1000", Timeout: 100 * time.Millisecond}, agentv1.AttemptStatus_ATTEMPT_STATUS_TIMED_OUT, 128 + 15},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var col collector
+			res := Run(context.Background(), c.cmd, col.emit)
+			if res.Status != c.status || res.ExitCode != c.exitCode {
+				t.Fatalf("result %+v, want %v exit %d", res, c.status, c.exitCode)
+			}
+			if res.Status == agentv1.AttemptStatus_ATTEMPT_STATUS_ERROR && res.Error == "" {
+				t.Fatal("error status without a message")
+			}
+			if res.StartedAt.IsZero() || res.FinishedAt.Before(res.StartedAt) {
+				t.Fatalf("times %v %v", res.StartedAt, res.FinishedAt)
+			}
+		})
+	}
+}
+
+func TestEnvAndDir(t *testing.T) {
+	var c collector
+	dir := t.TempDir()
+	res := Run(context.Background(), Command{Shell: `echo "$GREETING"; pwd`, Env: map[string]string{"GREETING": "hello"}, Dir: dir}, c.emit)
+	if res.Status != agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED || len(c.lines) != 2 {
+		t.Fatalf("result %+v lines %v", res, c.lines)
+	}
+	real, _ := filepath.EvalSymlinks(dir)
+	if string(c.lines[0].Data) != "hello\n" || string(c.lines[1].Data) != real+"\n" {
+		t.Fatalf("lines %q %q", c.lines[0].Data, c.lines[1].Data)
+	}
+}
+
+func TestCancelKillsTheProcessTree(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{})
+	var once sync.Once
+	emit := func(Line) error { once.Do(func() { close(started) }); return nil }
+	done := make(chan Result, 1)
+	go func() {
+		done <- Run(ctx, Command{Shell: `sleep 1000 & sleep 1000 & echo started; wait`}, emit)
+	}()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("command did not start")
+	}
+	canceledAt := time.Now()
+	cancel()
+	var res Result
+	select {
+	case res = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if res.Status != agentv1.AttemptStatus_ATTEMPT_STATUS_CANCELED {
+		t.Fatalf("result %+v", res)
+	}
+	// Every process of the group is gone (and reaped) within a second.
+	for {
+		err := syscall.Kill(-res.Pid, 0)
+		if errors.Is(err, syscall.ESRCH) {
+			break
+		}
+		if time.Since(canceledAt) > time.Second {
+			t.Fatalf("process group %d still alive %v after cancel (kill: %v)", res.Pid, time.Since(canceledAt), err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestASlowConsumerSlowsTheCommand(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "finished")
+	gate := make(chan struct{})
+	var c collector
+	emit := func(l Line) error {
+		if l.Seq == 1 {
+			<-gate
+		}
+		return c.emit(l)
+	}
+	done := make(chan Result, 1)
+	// 100,000 lines is far more than a pipe holds: the command must wait.
+	go func() {
+		done <- Run(context.Background(), Command{Shell: `seq 1 100000 && touch ` + marker}, emit)
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("the command finished while its output was not being consumed")
+	}
+	close(gate)
+	res := <-done
+	if res.Status != agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED || len(c.lines) != 100000 {
+		t.Fatalf("result %+v, %d lines", res, len(c.lines))
+	}
+	c.checkSeq(t)
+	for i, l := range c.lines {
+		if string(l.Data) != strconv.Itoa(i+1)+"\n" {
+			t.Fatalf("line %d = %q", i, l.Data)
+		}
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatal("the command did not finish")
+	}
+}
+
+func TestAFailingConsumerEndsTheCommand(t *testing.T) {
+	emit := func(l Line) error {
+		if l.Seq == 3 {
+			return errors.New("outbox closed")
+		}
+		return nil
+	}
+	res := Run(context.Background(), Command{Shell: `while true; do echo x; done`}, emit)
+	if res.Status != agentv1.AttemptStatus_ATTEMPT_STATUS_ERROR || res.LastSeq != 2 {
+		t.Fatalf("result %+v", res)
+	}
+}
