@@ -515,3 +515,22 @@ func ClientTLSConfig(id *Identity) *tls.Config {
 		},
 	}
 }
+
+// ParseTags parses "k=v,k2=v2" (as the join command takes them).
+func ParseTags(s string) (map[string]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	tags := map[string]string{}
+	for i, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("tags[%d]: %q is not key=value", i, kv)
+		}
+		if _, dup := tags[k]; dup {
+			return nil, fmt.Errorf("tags[%d]: key %q given twice", i, k)
+		}
+		tags[k] = v
+	}
+	return tags, nil
+}

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"net/url"
@@ -398,5 +399,31 @@ func assertNoTempFiles(t *testing.T, dir string) {
 		if strings.Contains(e.Name(), ".tmp-") {
 			t.Errorf("temp file left: %s", e.Name())
 		}
+	}
+}
+
+func TestParseTags(t *testing.T) {
+	cases := []struct {
+		name, in, want, wantErr string
+	}{
+		{"empty gives no tags", "", "map[]", ""},
+		{"pairs are split on commas", "env=prod, role=web", "map[env:prod role:web]", ""},
+		{"an empty value is allowed", "canary=", "map[canary:]", ""},
+		{"a pair without = is refused", "env=prod,web", "", `tags[1]: "web" is not key=value`},
+		{"a repeated key is refused", "a=1,a=2", "", `tags[1]: key "a" given twice`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := ParseTags(c.in)
+			if c.wantErr != "" {
+				if err == nil || err.Error() != c.wantErr {
+					t.Fatalf("err = %v, want %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil || fmt.Sprint(got) != c.want && !(len(got) == 0 && c.want == "map[]") {
+				t.Fatalf("got %v %v, want %s", got, err, c.want)
+			}
+		})
 	}
 }
