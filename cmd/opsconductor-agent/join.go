@@ -76,4 +76,3 @@ func newJoinCmd() *cobra.Command {
 	f.BoolVar(&o.Force, "force", false, "replace an existing enrolment in --data-dir")
 	return cmd
 }
-
