@@ -53,6 +53,10 @@ const DefaultDialTimeout = 10 * time.Second
 // Options.Force is not set.
 var ErrAlreadyEnrolled = errors.New("already enrolled")
 
+// ErrInvalidOptions wraps the problems Join finds in its Options before
+// it contacts anything.
+var ErrInvalidOptions = errors.New("invalid options")
+
 // Options configure Join.
 type Options struct {
 	// Controllers are host:port addresses of agent listeners, tried in order.
@@ -92,11 +96,8 @@ type identityFile struct {
 
 // Join enrols the agent with the first controller that answers.
 func Join(ctx context.Context, o Options) (*Result, error) {
-	pin, err := ParsePin(o.CAPin)
+	pin, err := checkOptions(o)
 	if err != nil {
-		return nil, err
-	}
-	if err := checkOptions(o); err != nil {
 		return nil, err
 	}
 	if !o.Force {
@@ -155,8 +156,13 @@ func Join(ctx context.Context, o Options) (*Result, error) {
 	return nil, fmt.Errorf("no controller reachable: %s", strings.Join(unreachable, "; "))
 }
 
-func checkOptions(o Options) error {
+// checkOptions reports every problem with o at once, and parses the pin.
+func checkOptions(o Options) (Pin, error) {
 	var probs []string
+	pin, err := ParsePin(o.CAPin)
+	if err != nil {
+		probs = append(probs, err.Error())
+	}
 	if len(o.Controllers) == 0 {
 		probs = append(probs, "controllers: at least one host:port is required")
 	}
@@ -172,9 +178,9 @@ func checkOptions(o Options) error {
 		probs = append(probs, "data dir: required")
 	}
 	if len(probs) > 0 {
-		return errors.New(strings.Join(probs, "; "))
+		return pin, fmt.Errorf("%w: %s", ErrInvalidOptions, strings.Join(probs, "; "))
 	}
-	return nil
+	return pin, nil
 }
 
 // Pin is the SHA-256 of a CA certificate's SubjectPublicKeyInfo.

@@ -54,17 +54,21 @@ func newCA(t *testing.T, cn string) *testCA {
 
 func (ca *testCA) issue(t *testing.T, pub any, uri string, usage x509.ExtKeyUsage) []byte {
 	t.Helper()
+	der, err := ca.sign(pub, uri, usage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func (ca *testCA) sign(pub any, uri string, usage x509.ExtKeyUsage) ([]byte, error) {
 	u, _ := url.Parse(uri)
 	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
 	tmpl := &x509.Certificate{
 		SerialNumber: serial, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		URIs: []*url.URL{u}, ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
+	return x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
 }
 
 // fakeController implements Enroll only, over real TLS on loopback.
@@ -93,10 +97,12 @@ func (f *fakeController) Enroll(_ context.Context, req *agentv1.EnrollRequest) (
 	if ret == nil {
 		ret = f.ca
 	}
+	der, err := f.ca.sign(csr.PublicKey, "opsconductor://agent/a-123", x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
 	return &agentv1.EnrollResponse{
-		AgentId: "a-123", Name: req.Name + "-1",
-		CertificateDer: f.ca.issue(&testing.T{}, csr.PublicKey, "opsconductor://agent/a-123", x509.ExtKeyUsageClientAuth),
-		CaDer:          ret.cert.Raw, NotAfter: timestamppb.New(time.Now().Add(24 * time.Hour)),
+		AgentId: "a-123", Name: req.Name + "-1", CertificateDer: der, CaDer: ret.cert.Raw, NotAfter: timestamppb.New(time.Now().Add(24 * time.Hour)),
 	}, nil
 }
 
@@ -425,5 +431,17 @@ func TestParseTags(t *testing.T) {
 				t.Fatalf("got %v %v, want %s", got, err, c.want)
 			}
 		})
+	}
+}
+
+func TestEveryOptionProblemIsReportedAtOnce(t *testing.T) {
+	_, err := Join(context.Background(), Options{CAPin: "x", Token: "y", DataDir: ""})
+	if !errors.Is(err, ErrInvalidOptions) {
+		t.Fatalf("err = %v", err)
+	}
+	for _, want := range []string{"ca pin:", "controllers:", "token:", "data dir:"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v lacks %q", err, want)
+		}
 	}
 }

@@ -55,7 +55,7 @@ func newJoinCmd() *cobra.Command {
 			o.Facts = facts.Gather()
 			o.Progress = func(msg string) { fmt.Fprintln(out, msg) }
 			res, err := enroll.Join(cmd.Context(), o)
-			if errors.Is(err, enroll.ErrAlreadyEnrolled) {
+			if errors.Is(err, enroll.ErrAlreadyEnrolled) || errors.Is(err, enroll.ErrInvalidOptions) {
 				return usageError{err}
 			}
 			if err != nil {
