@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -30,6 +31,8 @@ import (
 )
 
 const testToken = "ocj_tok1_s3cret"
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type testCA struct {
 	cert *x509.Certificate
