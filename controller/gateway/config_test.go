@@ -17,6 +17,7 @@ func TestNewValidates(t *testing.T) {
 			Cluster:  newFakeCluster(),
 			Probes:   &fakeProbes{},
 			Identity: sharedIdentity(t).svc,
+			Agents:   sharedAgents(t).svc,
 			Registry: prometheus.NewRegistry(),
 			NodeID:   "n1",
 		}
@@ -126,7 +127,8 @@ func TestNewAppliesDefaults(t *testing.T) {
 
 func TestNewToleratesRuntimeCollectorsAlreadyRegistered(t *testing.T) {
 	f := newFixture(t, Config{})
-	deps := Deps{Logger: slog.New(slog.DiscardHandler), Cluster: f.cluster, Probes: f.probes, Identity: f.ident.svc, Registry: prometheus.NewRegistry(), NodeID: "n1"}
+	deps := Deps{Logger: slog.New(slog.DiscardHandler), Cluster: f.cluster, Probes: f.probes, Identity: f.ident.svc, Agents: sharedAgents(t).svc,
+		Registry: prometheus.NewRegistry(), NodeID: "n1"}
 	if _, err := New(Config{}, deps); err != nil {
 		t.Fatalf("first New: %v", err)
 	}

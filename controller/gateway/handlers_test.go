@@ -106,6 +106,7 @@ func TestReady(t *testing.T) {
 func TestConsistentReads(t *testing.T) {
 	f := newFixture(t, Config{})
 	f.probes.add(1)
+	agentID := caseEnroll(t, f).ID
 	var consistentRoutes []RouteInfo
 	for _, rt := range f.srv.Routes() {
 		if rt.Consistent {
@@ -129,7 +130,11 @@ func TestConsistentReads(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(rt.Pattern()+": "+tt.name, func(t *testing.T) {
 				before := f.cluster.calls()
-				target := strings.NewReplacer("{id}", "p1", "{user}", "admin", "{name}", "admin").Replace(rt.Path) + tt.query
+				id := "p1"
+				if strings.HasPrefix(rt.Path, "/api/v1/agents/") {
+					id = agentID
+				}
+				target := strings.NewReplacer("{id}", id, "{user}", "admin", "{name}", "admin").Replace(rt.Path) + tt.query
 				if rec := f.do(t, newRequest(rt.Method, target, "", "")); rec.Code != http.StatusOK {
 					t.Fatalf("status = %d: %s", rec.Code, rec.Body)
 				}

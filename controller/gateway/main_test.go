@@ -282,6 +282,7 @@ func newFixture(t testing.TB, cfg Config, opts ...func(*Deps)) *fixture {
 		Cluster:  f.cluster,
 		Probes:   f.probes,
 		Identity: f.ident.svc,
+		Agents:   sharedAgents(t).svc,
 		Registry: f.reg,
 		Version:  "1.2.3",
 		NodeID:   "n1",

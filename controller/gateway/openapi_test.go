@@ -16,6 +16,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/opsconductor/opsconductor/controller/cluster"
+	"github.com/opsconductor/opsconductor/controller/identity"
 	"github.com/opsconductor/opsconductor/controller/problem"
 )
 
@@ -479,7 +480,7 @@ func openAPICases() []routeCase {
 		{name: "probe reads are rate limited", method: "GET", target: "/api/v1/operator/probes/p9", want: 429,
 			cfg: Config{RateLimits: tight}, repeat: 2},
 	}
-	return append(cases, identityCases()...)
+	return append(append(cases, identityCases()...), agentCases()...)
 }
 
 // TestOpenAPIResponsesMatchSchemas sends every route its successes and its
@@ -545,6 +546,14 @@ func TestOpenAPIRefusalsMatchSchemas(t *testing.T) {
 	caseCreateUser(t, ti, "refused-viewer", "viewer", false)
 	caseCreateUser(t, ti, "refused-pending", "admin", true)
 	viewer := caseLogin(t, ti, "refused-viewer", casePassword).AccessToken
+	// A viewer holds agents:read, so routes needing it are refused to a
+	// user whose only role grants jobs:read.
+	if _, err := ti.svc.PutRole(context.Background(), casePrincipal(t, ti, ti.adminToken),
+		identity.Role{Name: "refused-jobs-reader", Permissions: []identity.Permission{identity.PermJobsRead}}, true); err != nil {
+		t.Fatal(err)
+	}
+	caseCreateUser(t, ti, "refused-reader", "refused-jobs-reader", false)
+	reader := caseLogin(t, ti, "refused-reader", casePassword).AccessToken
 	pending := caseLogin(t, ti, "refused-pending", casePassword).AccessToken
 	f := newFixture(t, Config{}, func(d *Deps) { d.Identity = ti.svc })
 	f.ident = ti
@@ -577,6 +586,9 @@ func TestOpenAPIRefusalsMatchSchemas(t *testing.T) {
 			continue
 		}
 		who, token := "a viewer", viewer
+		if rt.Access == perm(identity.PermAgentsRead) {
+			who, token = "a user without agents:read", reader
+		}
 		if rt.Access == AccessAuthenticated {
 			who, token = "a user who must change their password", pending
 		}

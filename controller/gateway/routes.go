@@ -67,6 +67,8 @@ func (s *Server) routeTable() []route {
 		clusterAdmin  = perm(identity.PermClusterAdmin)
 		usersRead     = perm(identity.PermUsersRead)
 		usersAdmin    = perm(identity.PermUsersAdmin)
+		agentsRead    = perm(identity.PermAgentsRead)
+		agentsAdmin   = perm(identity.PermAgentsAdmin)
 	)
 	snapshotRestore := r(http.MethodPut, "/api/v1/operator/snapshot", ClassOperator, clusterAdmin, s.restoreSnapshot)
 	snapshotRestore.MaxBodyBytes = s.cfg.MaxSnapshotBytes
@@ -124,6 +126,13 @@ func (s *Server) routeTable() []route {
 		consistent(r(http.MethodGet, "/api/v1/tokens", ClassRead, authenticated, s.listTokens)),
 		r(http.MethodPost, "/api/v1/tokens", ClassWrite, authenticated, s.createToken),
 		r(http.MethodDelete, "/api/v1/tokens/{id}", ClassWrite, authenticated, s.revokeToken),
+
+		r(http.MethodPost, "/api/v1/agents/join-tokens", ClassWrite, agentsAdmin, s.createJoinToken),
+		consistent(r(http.MethodGet, "/api/v1/agents/join-tokens", ClassRead, agentsAdmin, s.listJoinTokens)),
+		r(http.MethodDelete, "/api/v1/agents/join-tokens/{id}", ClassWrite, agentsAdmin, s.revokeJoinToken),
+		consistent(r(http.MethodGet, "/api/v1/agents", ClassRead, agentsRead, s.listAgents)),
+		consistent(r(http.MethodGet, "/api/v1/agents/{id}", ClassRead, agentsRead, s.getAgent)),
+		r(http.MethodDelete, "/api/v1/agents/{id}", ClassWrite, agentsAdmin, s.revokeAgent),
 	}
 }
 

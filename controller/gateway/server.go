@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/opsconductor/opsconductor/controller/agentrpc"
 	"github.com/opsconductor/opsconductor/controller/identity"
 )
 
@@ -35,6 +36,8 @@ type Deps struct {
 	// Identity authenticates every request and serves the auth, user,
 	// role, session and token routes.
 	Identity *identity.Service
+	// Agents serves the join-token and agent routes.
+	Agents *agentrpc.Service
 	// Registry receives the Go runtime and process collectors and the HTTP
 	// metrics, and is what /metrics serves; the caller registers its own
 	// (Raft, dispatch …) collectors into it.
@@ -61,6 +64,7 @@ type Server struct {
 	cluster  Cluster
 	probes   Probes
 	identity *identity.Service
+	agents   *agentrpc.Service
 	registry *prometheus.Registry
 	version  string
 	nodeID   string
@@ -95,6 +99,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		cluster:  deps.Cluster,
 		probes:   deps.Probes,
 		identity: deps.Identity,
+		agents:   deps.Agents,
 		registry: deps.Registry,
 		version:  deps.Version,
 		nodeID:   deps.NodeID,
@@ -144,6 +149,9 @@ func (d Deps) validate() error {
 	}
 	if d.Identity == nil {
 		errs = append(errs, fieldErrorf("Deps.Identity", "required"))
+	}
+	if d.Agents == nil {
+		errs = append(errs, fieldErrorf("Deps.Agents", "required"))
 	}
 	if d.Registry == nil {
 		errs = append(errs, fieldErrorf("Deps.Registry", "required"))

@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/opsconductor/opsconductor/controller/agentrpc"
 	"github.com/opsconductor/opsconductor/controller/cluster"
 	"github.com/opsconductor/opsconductor/controller/config"
 	"github.com/opsconductor/opsconductor/controller/gateway"
@@ -36,7 +37,9 @@ import (
 type Ready struct {
 	NodeID   string
 	HTTPAddr string
-	RaftAddr string
+	// AgentAddr is the agent gRPC listener's bound address.
+	AgentAddr string
+	RaftAddr  string
 }
 
 // Run runs a controller until ctx ends, then shuts down gracefully: a
@@ -77,6 +80,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	reg := state.NewRegistry()
 	reg.MustRegister(probe.Domain())
 	reg.MustRegister(identity.Domain())
+	reg.MustRegister(agentrpc.Domain())
 	store, err := state.NewStore(reg, log)
 	if err != nil {
 		return err
@@ -87,6 +91,11 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 		return fmt.Errorf("--http-addr %s: %w", cfg.HTTPAddr, err)
 	}
 	defer httpLn.Close()
+	agentLn, err := net.Listen("tcp", cfg.AgentAddr)
+	if err != nil {
+		return fmt.Errorf("--agent-addr %s: %w", cfg.AgentAddr, err)
+	}
+	defer agentLn.Close()
 
 	single := cfg.BootstrapExpect <= 1 && len(cfg.RetryJoin) == 0
 	advertise, err := advertiseHost(cfg.RaftAddr, cfg.Advertise, single, net.InterfaceAddrs)
@@ -98,6 +107,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 		return fmt.Errorf("--raft-addr: %w", err)
 	}
 	httpAdvertise, _ := replaceHost(httpLn.Addr().String(), advertise)
+	agentAdvertise, _ := replaceHost(agentLn.Addr().String(), advertise)
 
 	node, err := cluster.New(cluster.Config{
 		NodeID: nodeID, DataDir: cfg.DataDir,
@@ -152,6 +162,21 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	bgWG.Add(1)
 	go func() { defer bgWG.Done(); maint.run(bg) }()
 
+	agents, err := agentrpc.New(agentrpc.Config{NodeID: nodeID, Advertise: agentAdvertise},
+		agentrpc.Deps{Applier: node, Store: store, Keyring: kr, Logger: log.With("component", "agentrpc")})
+	if err != nil {
+		return err
+	}
+	agentMaint := &agentMaintainer{svc: agents, isLeader: node.IsLeader, log: log.With("component", "agentrpc")}
+	bgWG.Add(2)
+	go func() { defer bgWG.Done(); agentMaint.run(bg) }()
+	go func() {
+		defer bgWG.Done()
+		if err := agents.Serve(bg, agentLn, 5*time.Second); err != nil {
+			log.Error("agent listener", "error", err, "agent_addr", agentLn.Addr().String())
+		}
+	}()
+
 	registry := prometheus.NewRegistry()
 	if err := registry.Register(node.Metrics()); err != nil {
 		return fmt.Errorf("register raft metrics: %w", err)
@@ -167,9 +192,9 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 			gateway.ClassLogin:    loginLimit(cfg.RateLogin),
 		},
 	}, gateway.Deps{
-		Logger: log, Cluster: node, Probes: probe.NewService(nodeID, node, store), Identity: ident,
+		Logger: log, Cluster: node, Probes: probe.NewService(nodeID, node, store), Identity: ident, Agents: agents,
 		Registry: registry, Version: buildinfo.Version(), NodeID: nodeID,
-		HealthSections: map[string]gateway.HealthSection{"history": monitor.section},
+		HealthSections: map[string]gateway.HealthSection{"history": monitor.section, "agents": agents.HealthSection},
 		ReadyChecks:    map[string]func(context.Context) error{"history": monitor.ready, "identity": ident.Ready},
 	})
 	if err != nil {
@@ -177,10 +202,10 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	}
 
 	log.Info("controller started", "version", buildinfo.Version(), "http_addr", httpLn.Addr().String(),
-		"raft_addr", node.RaftAddr(), "data_dir", cfg.DataDir, "bootstrap_expect", cfg.BootstrapExpect,
+		"raft_addr", node.RaftAddr(), "agent_addr", agentLn.Addr().String(), "data_dir", cfg.DataDir, "bootstrap_expect", cfg.BootstrapExpect,
 		"history", historyBackend(cfg))
 	if onReady != nil {
-		onReady(Ready{NodeID: nodeID, HTTPAddr: httpLn.Addr().String(), RaftAddr: node.RaftAddr()})
+		onReady(Ready{NodeID: nodeID, HTTPAddr: httpLn.Addr().String(), AgentAddr: agentLn.Addr().String(), RaftAddr: node.RaftAddr()})
 	}
 	if err := gw.Serve(ctx, httpLn); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("http server: %w", err)

@@ -1,0 +1,154 @@
+package gateway
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opsconductor/opsconductor/controller/agentrpc"
+	"github.com/opsconductor/opsconductor/controller/keyring"
+	"github.com/opsconductor/opsconductor/controller/state"
+)
+
+// testAgents is a real agentrpc service over its own in-memory store,
+// with the agent CA already made.
+type testAgents struct {
+	svc *agentrpc.Service
+}
+
+var (
+	sharedAgentsOnce sync.Once
+	sharedAgentsSvc  *testAgents
+)
+
+func sharedAgents(t testing.TB) *testAgents {
+	sharedAgentsOnce.Do(func() { sharedAgentsSvc = newTestAgents(t) })
+	if sharedAgentsSvc == nil {
+		t.Fatal("the shared agents service failed to build")
+	}
+	return sharedAgentsSvc
+}
+
+func newTestAgents(t testing.TB) *testAgents {
+	t.Helper()
+	reg := state.NewRegistry()
+	reg.MustRegister(agentrpc.Domain())
+	store, err := state.NewStore(reg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := keyring.NewKey()
+	kr, err := keyring.Parse([]byte(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := agentrpc.New(agentrpc.Config{NodeID: "n1", Advertise: "10.0.0.1:3001"},
+		agentrpc.Deps{Applier: &localApplier{store: store}, Store: store, Keyring: kr, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.EnsureCA(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return &testAgents{svc: svc}
+}
+
+// caseJoinToken makes a join token in the fixture's agents service.
+func caseJoinToken(t *testing.T, f *fixture) agentrpc.CreatedJoinToken {
+	t.Helper()
+	tok, err := f.srv.agents.CreateJoinToken(context.Background(), "admin", agentrpc.CreateJoinToken{})
+	if err != nil {
+		t.Fatalf("create join token: %v", err)
+	}
+	return tok
+}
+
+// caseEnroll enrols an agent through the service, as Enroll would.
+func caseEnroll(t *testing.T, f *fixture) agentrpc.Agent {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.srv.agents.Enroll(context.Background(), agentrpc.EnrollRequest{Token: caseJoinToken(t, f).Token, CSRDER: csr,
+		Name: "case-agent", Facts: agentrpc.Facts{Hostname: "case-host", OS: "linux"}}, "test")
+	if err != nil {
+		t.Fatalf("enroll: %v", err)
+	}
+	return res.Agent
+}
+
+func agentCases() []routeCase {
+	const js = "application/json"
+	newJoinToken := func(t *testing.T, f *fixture) prepared { return caseVars("id", caseJoinToken(t, f).ID) }
+	newAgent := func(t *testing.T, f *fixture) prepared { return caseVars("id", caseEnroll(t, f).ID) }
+	return []routeCase{
+		{name: "a join token is created with a ready join command", method: "POST", target: "/api/v1/agents/join-tokens",
+			contentType: js, body: `{"ttl":"2h","max_uses":3,"tags":{"env":"prod"}}`, want: 201,
+			check: func(t *testing.T, rec *responseUnderTest) {
+				var got agentrpc.CreatedJoinToken
+				if err := json.Unmarshal(rec.body, &got); err != nil {
+					t.Fatal(err)
+				}
+				if got.MaxUses != 3 || got.ExpiresAt.Sub(got.CreatedAt) != 2*time.Hour || !strings.HasPrefix(got.Token, "ocj_") ||
+					!strings.Contains(got.JoinCommand, "--controller 10.0.0.1:3001 --token "+got.Token+" --ca-pin "+got.CAPin) ||
+					rec.header.Get("Cache-Control") != "no-store" {
+					t.Fatalf("created = %+v", got)
+				}
+			}},
+		{name: "a join token with defaults is created", method: "POST", target: "/api/v1/agents/join-tokens",
+			contentType: js, body: `{}`, want: 201},
+		{name: "a join token with bad limits is a 400 naming every field", method: "POST", target: "/api/v1/agents/join-tokens",
+			contentType: js, body: `{"ttl":"999h","max_uses":5000}`, want: 400, check: wantError("invalid_input", "ttl")},
+		{name: "join tokens are listed without secrets", method: "GET", target: "/api/v1/agents/join-tokens", want: 200,
+			prepare: newJoinToken,
+			check: func(t *testing.T, rec *responseUnderTest) {
+				if strings.Contains(string(rec.body), "secret") || strings.Contains(string(rec.body), "ocj_") {
+					t.Fatalf("the list shows secrets: %s", rec.body)
+				}
+			}},
+		{name: "a join token is revoked", method: "DELETE", target: "/api/v1/agents/join-tokens/$id", want: 200, prepare: newJoinToken},
+		{name: "revoking an unknown join token is a 404", method: "DELETE", target: "/api/v1/agents/join-tokens/nope", want: 404},
+
+		{name: "agents are listed a page at a time", method: "GET", target: "/api/v1/agents?limit=1", want: 200,
+			prepare: func(t *testing.T, f *fixture) prepared { caseEnroll(t, f); caseEnroll(t, f); return prepared{} },
+			check: func(t *testing.T, rec *responseUnderTest) {
+				var page agentrpc.AgentPage
+				if err := json.Unmarshal(rec.body, &page); err != nil || len(page.Items) != 1 || page.Next == "" {
+					t.Fatalf("page = %s", rec.body)
+				}
+			}},
+		{name: "a bad agent page size is a 400", method: "GET", target: "/api/v1/agents?limit=0", want: 400},
+		{name: "an agent is read", method: "GET", target: "/api/v1/agents/$id", want: 200, prepare: newAgent},
+		{name: "an unknown agent is a 404", method: "GET", target: "/api/v1/agents/agt_0000000000000000", want: 404},
+		{name: "an agent is revoked", method: "DELETE", target: "/api/v1/agents/$id", want: 200, prepare: newAgent,
+			check: func(t *testing.T, rec *responseUnderTest) {
+				var a agentrpc.Agent
+				if err := json.Unmarshal(rec.body, &a); err != nil || !a.Revoked || a.RevokedAt == nil {
+					t.Fatalf("agent = %s", rec.body)
+				}
+			}},
+		{name: "revoking an unknown agent is a 404", method: "DELETE", target: "/api/v1/agents/agt_0000000000000000", want: 404},
+		{name: "health reports the agents section", method: "GET", target: "/health", want: 200,
+			setup: func(f *fixture) {
+				f.srv.sections = append(f.srv.sections, namedSection{name: "agents", fn: f.srv.agents.HealthSection})
+			},
+			check: func(t *testing.T, rec *responseUnderTest) {
+				if !strings.Contains(string(rec.body), `"agents"`) {
+					t.Fatalf("no agents section: %s", rec.body)
+				}
+			}},
+	}
+}
