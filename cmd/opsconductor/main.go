@@ -44,6 +44,6 @@ func newRoot() *cobra.Command {
 	})
 	root.AddCommand(newServerCmd(), newDevCmd(), newOperatorCmd(), newVersionCmd(),
 		newLoginCmd(), newLogoutCmd(), newWhoamiCmd(), newPasswordCmd(),
-		newUserCmd(), newRoleCmd(), newTokenCmd(), newSessionCmd())
+		newUserCmd(), newRoleCmd(), newTokenCmd(), newSessionCmd(), newAgentCmd())
 	return root
 }

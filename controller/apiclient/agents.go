@@ -1,0 +1,145 @@
+package apiclient
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// The agent API's documents, mirroring the controller's JSON.
+
+// CreateJoinTokenRequest is the body of POST /api/v1/agents/join-tokens.
+type CreateJoinTokenRequest struct {
+	TTL     string            `json:"ttl,omitempty"`
+	MaxUses int               `json:"max_uses,omitempty"`
+	Tags    map[string]string `json:"tags,omitempty"`
+}
+
+// JoinToken is a join token's metadata.
+type JoinToken struct {
+	ID        string            `json:"id"`
+	CreatedAt time.Time         `json:"created_at"`
+	CreatedBy string            `json:"created_by"`
+	ExpiresAt time.Time         `json:"expires_at"`
+	MaxUses   int               `json:"max_uses"`
+	Uses      int               `json:"uses"`
+	Tags      map[string]string `json:"tags"`
+	Revoked   bool              `json:"revoked"`
+}
+
+// CreatedJoinToken is a new join token with its secret, shown once.
+type CreatedJoinToken struct {
+	JoinToken
+	Token       string `json:"token"`
+	CAPin       string `json:"ca_pin"`
+	JoinCommand string `json:"join_command"`
+}
+
+// AgentFacts describe an agent's host.
+type AgentFacts struct {
+	Hostname    string            `json:"hostname,omitempty"`
+	OS          string            `json:"os,omitempty"`
+	OSVersion   string            `json:"os_version,omitempty"`
+	Kernel      string            `json:"kernel,omitempty"`
+	Arch        string            `json:"arch,omitempty"`
+	CPUs        int               `json:"cpus,omitempty"`
+	MemoryBytes uint64            `json:"memory_bytes,omitempty"`
+	Addresses   []string          `json:"addresses,omitempty"`
+	Extra       map[string]string `json:"extra,omitempty"`
+}
+
+// Agent is an enrolled agent.
+type Agent struct {
+	ID           string            `json:"id"`
+	Name         string            `json:"name"`
+	Tags         map[string]string `json:"tags"`
+	Facts        AgentFacts        `json:"facts"`
+	Version      string            `json:"version,omitempty"`
+	CertSerial   string            `json:"cert_serial"`
+	CertNotAfter time.Time         `json:"cert_not_after"`
+	EnrolledAt   time.Time         `json:"enrolled_at"`
+	JoinTokenID  string            `json:"join_token_id"`
+	Status       string            `json:"status"`
+	Revoked      bool              `json:"revoked"`
+	RevokedAt    *time.Time        `json:"revoked_at,omitempty"`
+}
+
+// AgentPage is one page of agents; Next is the cursor, "" on the last.
+type AgentPage struct {
+	Items []Agent `json:"items"`
+	Next  string  `json:"next"`
+}
+
+// CreateJoinToken creates a join token.
+func (c *Client) CreateJoinToken(ctx context.Context, req CreateJoinTokenRequest) (CreatedJoinToken, error) {
+	var out CreatedJoinToken
+	err := c.do(ctx, http.MethodPost, "/api/v1/agents/join-tokens", req, &out)
+	return out, err
+}
+
+// ListJoinTokens lists join tokens, newest first.
+func (c *Client) ListJoinTokens(ctx context.Context) ([]JoinToken, error) {
+	var out struct {
+		Items []JoinToken `json:"items"`
+	}
+	err := c.do(ctx, http.MethodGet, "/api/v1/agents/join-tokens", nil, &out)
+	return out.Items, err
+}
+
+// RevokeJoinToken revokes a join token.
+func (c *Client) RevokeJoinToken(ctx context.Context, id string) (JoinToken, error) {
+	var out JoinToken
+	err := c.do(ctx, http.MethodDelete, "/api/v1/agents/join-tokens/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+// ListAgents returns one page of agents after the given ID.
+func (c *Client) ListAgents(ctx context.Context, after string, limit int) (AgentPage, error) {
+	q := url.Values{}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	path := "/api/v1/agents"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out AgentPage
+	err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out, err
+}
+
+// AllAgents pages through every agent.
+func (c *Client) AllAgents(ctx context.Context) ([]Agent, error) {
+	all := []Agent{}
+	after := ""
+	for {
+		page, err := c.ListAgents(ctx, after, 1000)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page.Items...)
+		if page.Next == "" {
+			return all, nil
+		}
+		after = page.Next
+	}
+}
+
+// GetAgent returns one agent.
+func (c *Client) GetAgent(ctx context.Context, id string) (Agent, error) {
+	var out Agent
+	err := c.do(ctx, http.MethodGet, "/api/v1/agents/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+// RevokeAgent revokes an agent: its certificate is refused from then on.
+func (c *Client) RevokeAgent(ctx context.Context, id string) (Agent, error) {
+	var out Agent
+	err := c.do(ctx, http.MethodDelete, "/api/v1/agents/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
