@@ -1,0 +1,124 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opsconductor/opsconductor/agent/enroll"
+	"github.com/opsconductor/opsconductor/controller/apiclient"
+	"github.com/opsconductor/opsconductor/test/e2e/localcluster"
+)
+
+// agentAddr is node n's agent listener, as deploy/local/cluster.sh lays
+// out ports.
+func agentAddr(c *localcluster.Cluster, n int) string {
+	return fmt.Sprintf("127.0.0.1:%d", c.BasePort+10*(n-1)+1)
+}
+
+// TestAgentsEnrolThroughAnyController enrols real agents (agent/enroll, as
+// `opsconductor-agent join` runs it) against a three-process cluster: the
+// agent CA is replicated, so every controller serves enrolment, and a join
+// token's use count holds cluster-wide.
+func TestAgentsEnrolThroughAnyController(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-process cluster; skipped with -short")
+	}
+	ctx := testContext(t)
+	c := startCluster(ctx, t)
+	admin := c.Client(1)
+
+	// The leader creates the agent CA shortly after start.
+	var tok apiclient.CreatedJoinToken
+	err := localcluster.Poll(ctx, 100*time.Millisecond, func(ctx context.Context) error {
+		var err error
+		tok, err = admin.CreateJoinToken(ctx, apiclient.CreateJoinTokenRequest{TTL: "10m", MaxUses: 2, Tags: map[string]string{"env": "e2e"}})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("create a join token: %v", err)
+	}
+	if !strings.Contains(tok.JoinCommand, tok.Token) || !strings.Contains(tok.JoinCommand, tok.CAPin) {
+		t.Fatalf("join command %q lacks the token or the pin", tok.JoinCommand)
+	}
+
+	join := func(name string, controllers []string, pin string) (*enroll.Result, error) {
+		dir := filepath.Join(t.TempDir(), name)
+		jctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		return enroll.Join(jctx, enroll.Options{Controllers: controllers, Token: tok.Token, CAPin: pin, DataDir: dir,
+			Name: name, Version: "e2e"})
+	}
+
+	var enrolled []string
+	for i, n := range []int{3, 2} {
+		res, err := join(fmt.Sprintf("host-%d", i), []string{agentAddr(c, n)}, tok.CAPin)
+		if err != nil {
+			t.Fatalf("enrol through node%d: %v", n, err)
+		}
+		enrolled = append(enrolled, res.AgentID)
+	}
+
+	t.Run("a wrong pin is refused before the token is sent", func(t *testing.T) {
+		wrong := "sha256:" + strings.Repeat("0", 64)
+		if _, err := join("wrong-pin", []string{agentAddr(c, 1)}, wrong); err == nil || !strings.Contains(err.Error(), "pin") {
+			t.Fatalf("join with a wrong pin: %v", err)
+		}
+	})
+	t.Run("the token's two uses are spent cluster-wide", func(t *testing.T) {
+		if _, err := join("third", []string{agentAddr(c, 1)}, tok.CAPin); err == nil {
+			t.Fatal("a third agent enrolled with a two-use token")
+		}
+	})
+	// Reads are served from each node's replica, so a node may trail the
+	// write by a moment: poll each with a deadline.
+	eventually := func(t *testing.T, n int, check func(apiclient.Agent) error, id string) {
+		t.Helper()
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		var last error
+		err := localcluster.Poll(pctx, 20*time.Millisecond, func(ctx context.Context) error {
+			a, err := c.Client(n).GetAgent(ctx, id)
+			if err == nil {
+				err = check(a)
+			}
+			last = err
+			return err
+		})
+		if err != nil {
+			t.Fatalf("node%d, agent %s: %v (last: %v)", n, id, err, last)
+		}
+	}
+	t.Run("every controller lists the agents with the token's tags", func(t *testing.T) {
+		for _, n := range localcluster.All() {
+			for _, id := range enrolled {
+				eventually(t, n, func(a apiclient.Agent) error {
+					if a.Tags["env"] != "e2e" || a.Revoked {
+						return fmt.Errorf("agent %+v", a)
+					}
+					return nil
+				}, id)
+			}
+		}
+	})
+	t.Run("a revoked agent is marked so everywhere", func(t *testing.T) {
+		if _, err := admin.RevokeAgent(ctx, enrolled[0]); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range localcluster.All() {
+			eventually(t, n, func(a apiclient.Agent) error {
+				if !a.Revoked {
+					return fmt.Errorf("not revoked yet")
+				}
+				return nil
+			}, enrolled[0])
+		}
+	})
+	if _, err := os.Stat(filepath.Join(c.Dir, "keyring.key")); err != nil {
+		t.Fatalf("the cluster has no shared keyring file: %v", err)
+	}
+}
