@@ -656,3 +656,26 @@ func TestChaosPartitions(t *testing.T) {
 	}
 	t.Logf("%d writes acknowledged across 6 fault rounds", len(acked))
 }
+
+func TestLeaderReportsItsAdvertisedAddressesToFollowers(t *testing.T) {
+	c := newTestClusterWith(t, 3, func(cfg *Config) {
+		cfg.HTTPAdvertise = "http-" + cfg.NodeID + ":8080"
+		cfg.AgentAdvertise = "agent-" + cfg.NodeID + ":3001"
+	})
+	leader := c.waitLeader(nil)
+	want := LeaderInfo{ID: leader.NodeID(), RaftAddr: leader.RaftAddr(),
+		HTTPAddr: "http-" + leader.NodeID() + ":8080", AgentAddr: "agent-" + leader.NodeID() + ":3001"}
+	for _, n := range c.nodes {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		got, err := n.Leader(ctx)
+		cancel()
+		if err != nil || got != want {
+			t.Fatalf("%s: Leader() = %+v, %v; want %+v", n.NodeID(), got, err, want)
+		}
+	}
+	// A second ask on a follower is answered from the cache.
+	follower := c.others(leader)[0]
+	if got, err := follower.Leader(context.Background()); err != nil || got != want {
+		t.Fatalf("cached Leader() = %+v, %v", got, err)
+	}
+}

@@ -29,6 +29,10 @@ type discoverStatus struct {
 	Term            uint64            `json:"term"`
 	LastIndex       uint64            `json:"last_index"`
 	AppliedIndex    uint64            `json:"applied_index"`
+	// HTTPAddr and AgentAddr are the node's advertised API and agent
+	// addresses, so that peers can point clients at the leader's.
+	HTTPAddr  string `json:"http_addr,omitempty"`
+	AgentAddr string `json:"agent_addr,omitempty"`
 }
 
 type joinRequest struct {
@@ -47,6 +51,7 @@ func (n *Node) localDiscoverStatus() discoverStatus {
 		ID: n.cfg.NodeID, Addr: n.cfg.RaftAdvertise, HasState: n.hasConfiguration(),
 		LeaderAddr: string(leader), BootstrapExpect: n.cfg.BootstrapExpect, Known: n.knownServers(),
 		Term: st.Term, LastIndex: st.LastIndex, AppliedIndex: st.AppliedIndex,
+		HTTPAddr: n.cfg.HTTPAdvertise, AgentAddr: n.cfg.AgentAdvertise,
 	}
 }
 

@@ -37,6 +37,9 @@ type Config struct {
 	// HTTPAdvertise is this node's API address, reported to peers and
 	// operators.
 	HTTPAdvertise string
+	// AgentAdvertise is this node's agent gRPC address as agents dial it;
+	// a follower redirects agents to the leader's (see Leader).
+	AgentAdvertise string
 
 	// BootstrapExpect is the number of servers to wait for before
 	// bootstrapping a new cluster together. 0 or 1 with no RetryJoin
@@ -158,6 +161,8 @@ type Node struct {
 	// readsReady is true once this leader has applied everything committed
 	// before its term (a barrier), as Consul's consistent reads require.
 	readsReady atomic.Bool
+
+	leaderInfo leaderCache
 
 	discoverMu sync.Mutex
 	discovered map[string]string // node ID → raft address, before bootstrap
@@ -334,6 +339,11 @@ func (n *Node) RaftAddr() string { return n.cfg.RaftAdvertise }
 
 // IsLeader reports whether this node is the leader now.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// LeaderChanged returns a channel closed at the next change of leader,
+// this node gaining or losing leadership included. Take a new one after
+// each close.
+func (n *Node) LeaderChanged() <-chan struct{} { return n.leaderWait() }
 
 func (n *Node) leaderWait() <-chan struct{} {
 	n.leaderMu.Lock()
