@@ -44,7 +44,7 @@ func FuzzHandle(f *testing.F) {
 	}
 	f.Add([]byte{0xff, 0xff, 0xff})
 	f.Add([]byte{0x1a, 0x05, 0x2a, 0x03, '{', '"', 'x'}) // assignment with truncated params
-	f.Add([]byte{0x9a, 0x06, 0x00})                     // field 99, empty: a future kind
+	f.Add([]byte{0x9a, 0x06, 0x00})                      // field 99, empty: a future kind
 
 	s, err := New(Config{Identity: &enroll.Identity{AgentID: "a-1"}, Controllers: []string{"127.0.0.1:1"},
 		Logger: slog.New(slog.DiscardHandler)})
