@@ -257,9 +257,11 @@ func (s *Session) Run(ctx context.Context) error {
 		}
 		followed = false
 		switch {
-		case out.redirect != "" && !viaRedirect:
-			// Follow a follower's pointer at once; a second redirect in a
-			// row (a stale or looping pointer) waits like any failure.
+		case out.redirect != "" && (!viaRedirect || out.welcomed):
+			// Follow a follower's pointer (or a leader's that stepped
+			// down) at once; a second redirect in a row without a Welcome
+			// between them (a stale or looping pointer) waits like any
+			// failure.
 			preferred, followed = out.redirect, true
 			failures = 0
 			continue
