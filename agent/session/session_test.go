@@ -461,3 +461,22 @@ func TestNewRefusesAnIncompleteConfig(t *testing.T) {
 		t.Fatal("no controller accepted")
 	}
 }
+
+func TestRedirectLoopsBackOff(t *testing.T) {
+	ca := newCA(t)
+	a := startController(t, ca, "n1", false)
+	b := startController(t, ca, "n2", false)
+	a.redirect.Store(&b.addr)
+	b.redirect.Store(&a.addr)
+	start := time.Now()
+	h := run(t, ca, a.addr)
+	h.waitFor(t, "six redirects", func(st Status) bool { return st.Redirects >= 6 })
+	// Only the first redirect is followed at once; the next four wait at
+	// least 10, 20, 40 and 50 ms (half of 20·2ⁿ, capped at 100 ms).
+	if d := time.Since(start); d < 120*time.Millisecond {
+		t.Fatalf("six redirects within %s: the loop is not backing off", d)
+	}
+	if st := h.s.Status(); st.Connected || st.Connects != 0 {
+		t.Fatalf("status %+v", st)
+	}
+}
