@@ -45,15 +45,22 @@ func (c *clock) advance(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t
 // localApplier applies straight to the store, one entry per call, as a
 // single-node leader would.
 type localApplier struct {
-	mu    sync.Mutex
-	store *state.Store
-	clock *clock
-	index uint64
+	mu     sync.Mutex
+	store  *state.Store
+	clock  *clock
+	index  uint64
+	counts map[string]int // commands applied, by type
 }
 
 func (a *localApplier) Apply(_ context.Context, cmds ...state.Command) ([]state.Result, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.counts == nil {
+		a.counts = map[string]int{}
+	}
+	for _, c := range cmds {
+		a.counts[c.Type]++
+	}
 	a.index++
 	res, err := a.store.Apply(a.index, state.Entry{Time: a.clock.now(), Commands: cmds})
 	if err != nil {
@@ -77,16 +84,21 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
 
 type env struct {
-	svc   *Service
-	clock *clock
-	logs  *syncBuffer
-	addr  string
-	caDER []byte
+	svc     *Service
+	applier *localApplier
+	clock   *clock
+	logs    *syncBuffer
+	addr    string
+	caDER   []byte
 }
 
 // newEnv builds the service over a real store and keyring, creates the CA
 // and serves gRPC on a loopback port until the test ends.
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil, nil) }
+
+// newEnvWith is newEnv with a config change and a leadership (nil: this
+// node always leads); it also runs the service's leader loop.
+func newEnvWith(t *testing.T, mut func(*Config), lead Leadership) *env {
 	t.Helper()
 	reg := state.NewRegistry()
 	reg.MustRegister(Domain())
@@ -107,8 +119,13 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(Config{NodeID: "n1", Advertise: ln.Addr().String()}, Deps{Applier: &localApplier{store: store, clock: clk},
-		Store: store, Keyring: kr, Logger: slog.New(slog.NewTextHandler(logs, nil)), Now: clk.now})
+	cfg := Config{NodeID: "n1", Advertise: ln.Addr().String()}
+	if mut != nil {
+		mut(&cfg)
+	}
+	applier := &localApplier{store: store, clock: clk}
+	svc, err := New(cfg, Deps{Applier: applier,
+		Store: store, Keyring: kr, Logger: slog.New(slog.NewTextHandler(logs, nil)), Now: clk.now, Leadership: lead})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,18 +137,21 @@ func newEnv(t *testing.T) *env {
 		t.Fatalf("second EnsureCA: %v, %v", created, err)
 	}
 	served := make(chan error, 1)
+	ran := make(chan struct{})
 	go func() { served <- svc.Serve(ctx, ln, time.Second) }()
+	go func() { defer close(ran); svc.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-served; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
+		<-ran
 	})
 	a, err := svc.authority()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{svc: svc, clock: clk, logs: logs, addr: ln.Addr().String(), caDER: a.der}
+	return &env{svc: svc, applier: applier, clock: clk, logs: logs, addr: ln.Addr().String(), caDER: a.der}
 }
 
 func (e *env) token(t *testing.T, req CreateJoinToken) CreatedJoinToken {
@@ -195,7 +215,9 @@ func wantCode(t *testing.T, err error, code codes.Code) {
 	}
 }
 
-// connect opens Connect and returns the status of its first receive.
+// connect opens Connect, sends a heartbeat where a hello belongs, and
+// returns the status of its first receive: InvalidArgument for a known
+// agent, the refusal for anyone else.
 func connect(t *testing.T, c agentv1.AgentServiceClient) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -204,6 +226,7 @@ func connect(t *testing.T, c agentv1.AgentServiceClient) error {
 	if err != nil {
 		return err
 	}
+	_ = stream.Send(&agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Heartbeat{Heartbeat: &agentv1.Heartbeat{}}})
 	_, err = stream.Recv()
 	return err
 }
@@ -251,9 +274,9 @@ func TestEnrolWithAValidTokenIssuesAClientCertificate(t *testing.T) {
 	if err != nil || res3.Name != "web01-example-com" {
 		t.Fatalf("hostname-named agent: %v, %v", res3, err)
 	}
-	// With its certificate the agent passes the interceptor; Connect
-	// itself is not built yet.
-	wantCode(t, connect(t, e.dial(t, cert)), codes.Unimplemented)
+	// With its certificate the agent passes the interceptor and reaches
+	// Connect, which wants a hello first.
+	wantCode(t, connect(t, e.dial(t, cert)), codes.InvalidArgument)
 	if strings.Contains(e.logs.String(), tok.Token[len(tokenPrefix)+tokenIDLen+1:]) {
 		t.Fatal("the log holds a join-token secret")
 	}
@@ -404,7 +427,7 @@ func TestConnectRefusesPeersWithoutAValidAgentCertificate(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := e.dial(t, cert)
-		wantCode(t, connect(t, c), codes.Unimplemented)
+		wantCode(t, connect(t, c), codes.InvalidArgument)
 		if _, err := e.svc.RevokeAgent(context.Background(), res.AgentId); err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,9 @@ const (
 	cmdTokenRevoke = "agentrpc.join_token.revoke"
 	cmdEnroll      = "agentrpc.agent.enroll"
 	cmdAgentRevoke = "agentrpc.agent.revoke"
+	cmdAgentUp     = "agentrpc.agent.up"
+	cmdAgentDown   = "agentrpc.agent.down"
+	cmdAgentDrain  = "agentrpc.agent.drain"
 )
 
 // Domain returns agentrpc's tables and commands for the state registry.
@@ -57,6 +61,9 @@ func Domain() state.Domain {
 			cmdTokenRevoke: v1(applyTokenRevoke),
 			cmdEnroll:      v1(applyEnroll),
 			cmdAgentRevoke: v1(applyAgentRevoke),
+			cmdAgentUp:     v1(applyAgentUp),
+			cmdAgentDown:   v1(applyAgentDown),
+			cmdAgentDrain:  v1(applyAgentDrain),
 		},
 	}
 }
@@ -271,7 +278,85 @@ func applyAgentRevoke(ctx *state.ApplyContext, p idPayload) (any, error) {
 	}
 	a := before.clone()
 	at := ctx.Time
-	a.Revoked, a.RevokedAt = true, &at
+	a.Revoked, a.RevokedAt, a.Status, a.ConnectedTo = true, &at, StatusRevoked, ""
+	if err := ctx.Txn.Insert(tableAgents, a); err != nil {
+		return nil, err
+	}
+	return *a, nil
+}
+
+// agentUpPayload is what the leader commits when an agent says hello: the
+// node holding its stream and what it reported.
+type agentUpPayload struct {
+	ID      string   `json:"id"`
+	NodeID  string   `json:"node_id"`
+	Version string   `json:"version"`
+	Facts   Facts    `json:"facts"`
+	Plugins []Plugin `json:"plugins"`
+}
+
+// applyAgentUp marks an agent up on a node. A revoked agent stays revoked:
+// its hello may have raced the revocation.
+func applyAgentUp(ctx *state.ApplyContext, p agentUpPayload) (any, error) {
+	before, err := getAgent(ctx.Txn, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if before.Revoked {
+		return nil, problem.New(problem.KindForbidden, "agent_revoked", "agent %s is revoked", p.ID)
+	}
+	a := before.clone()
+	at := ctx.Time
+	a.Status, a.ConnectedTo, a.LastSeen, a.Version = StatusUp, p.NodeID, &at, p.Version
+	a.Facts = p.Facts
+	a.Facts.Addresses, a.Facts.Extra = slices.Clone(p.Facts.Addresses), maps.Clone(p.Facts.Extra)
+	a.Plugins = slices.Clone(p.Plugins)
+	if err := ctx.Txn.Insert(tableAgents, a); err != nil {
+		return nil, err
+	}
+	return *a, nil
+}
+
+type agentDownPayload struct {
+	ID string `json:"id"`
+	// LastSeen is when the leader last heard from the agent.
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// applyAgentDown marks an up agent down; any other status is left alone
+// (a revoked agent stays revoked).
+func applyAgentDown(ctx *state.ApplyContext, p agentDownPayload) (any, error) {
+	before, err := getAgent(ctx.Txn, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if before.Status != StatusUp {
+		return *before, nil
+	}
+	a := before.clone()
+	seen := p.LastSeen
+	a.Status, a.ConnectedTo, a.LastSeen = StatusDown, "", &seen
+	if err := ctx.Txn.Insert(tableAgents, a); err != nil {
+		return nil, err
+	}
+	return *a, nil
+}
+
+type agentDrainPayload struct {
+	ID       string `json:"id"`
+	Draining bool   `json:"draining"`
+}
+
+func applyAgentDrain(ctx *state.ApplyContext, p agentDrainPayload) (any, error) {
+	before, err := getAgent(ctx.Txn, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if before.Draining == p.Draining {
+		return *before, nil
+	}
+	a := before.clone()
+	a.Draining = p.Draining
 	if err := ctx.Txn.Insert(tableAgents, a); err != nil {
 		return nil, err
 	}

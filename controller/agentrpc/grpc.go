@@ -64,6 +64,9 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener, grace time.Duratio
 		case <-done:
 			return
 		}
+		// Agent streams never end on their own: close them so that
+		// agents move to another controller while unary calls finish.
+		s.reg.stopLeading(errShutdown)
 		t := time.AfterFunc(grace, srv.Stop)
 		srv.GracefulStop()
 		t.Stop()
@@ -144,8 +147,8 @@ func (r *rpcServer) Enroll(ctx context.Context, req *agentv1.EnrollRequest) (*ag
 		NotAfter: timestamppb.New(res.Agent.CertNotAfter)}, nil
 }
 
-func (r *rpcServer) Connect(agentv1.AgentService_ConnectServer) error {
-	return status.Error(codes.Unimplemented, "Connect is not served by this controller yet: the agent is enrolled, but its stream arrives in a later release")
+func (r *rpcServer) Connect(stream agentv1.AgentService_ConnectServer) error {
+	return r.svc.connect(stream)
 }
 
 func (r *rpcServer) FetchPlugin(*agentv1.FetchPluginRequest, agentv1.AgentService_FetchPluginServer) error {

@@ -8,8 +8,22 @@ import (
 	"github.com/opsconductor/opsconductor/controller/keyring"
 )
 
-// Agent statuses. Only "enrolled" exists until the agent stream lands.
-const StatusEnrolled = "enrolled"
+// Agent statuses. An agent is "enrolled" until its first stream, then
+// "up" or "down" as the leader commits them; "revoked" is final. Draining
+// is a separate flag: a draining agent can be up or down.
+const (
+	StatusEnrolled = "enrolled"
+	StatusUp       = "up"
+	StatusDown     = "down"
+	StatusRevoked  = "revoked"
+)
+
+// Plugin is a step plugin an agent reported having.
+type Plugin struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+	SHA256  string `json:"sha256,omitempty"`
+}
 
 // Facts describe an agent's host, as the agent reported them.
 type Facts struct {
@@ -39,6 +53,15 @@ type Agent struct {
 	Status       string            `json:"status"`
 	Revoked      bool              `json:"revoked"`
 	RevokedAt    *time.Time        `json:"revoked_at,omitempty"`
+	// Draining agents take no new work.
+	Draining bool     `json:"draining"`
+	Plugins  []Plugin `json:"plugins,omitempty"`
+	// LastSeen is committed at status changes only (up, down), never per
+	// heartbeat: between them the leader tracks liveness in memory.
+	LastSeen *time.Time `json:"last_seen,omitempty"`
+	// ConnectedTo is the controller node holding the agent's stream while
+	// it is up.
+	ConnectedTo string `json:"connected_to,omitempty"`
 }
 
 func (a *Agent) clone() *Agent {
@@ -46,6 +69,7 @@ func (a *Agent) clone() *Agent {
 	c.Tags = maps.Clone(a.Tags)
 	c.Facts.Addresses = slices.Clone(a.Facts.Addresses)
 	c.Facts.Extra = maps.Clone(a.Facts.Extra)
+	c.Plugins = slices.Clone(a.Plugins)
 	return &c
 }
 

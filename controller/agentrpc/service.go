@@ -42,6 +42,14 @@ type Config struct {
 	Advertise string
 	// CertTTL is how long an agent certificate lasts (DefaultCertTTL).
 	CertTTL time.Duration
+	// HeartbeatInterval is the shortest heartbeat interval, HeartbeatRate
+	// the heartbeats a second the leader budgets for, MinLease the
+	// shortest lease (see DefaultHeartbeatInterval for the formula).
+	HeartbeatInterval time.Duration
+	HeartbeatRate     float64
+	MinLease          time.Duration
+	// HelloTimeout bounds the wait for a new stream's hello.
+	HelloTimeout time.Duration
 }
 
 // Deps are the collaborators the service needs.
@@ -52,6 +60,9 @@ type Deps struct {
 	Logger  *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Leadership tells the stream whether this node leads and where the
+	// leader is. Nil means this node always leads (a single node).
+	Leadership Leadership
 }
 
 // Service is agent enrolment on one controller.
@@ -62,6 +73,8 @@ type Service struct {
 	kr      *keyring.Keyring
 	log     *slog.Logger
 	now     func() time.Time
+	lead    Leadership
+	reg     *registry
 
 	mu sync.Mutex
 	ca *authority // opened once the CA exists; it never changes
@@ -82,7 +95,20 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	return &Service{cfg: cfg, applier: deps.Applier, store: deps.Store, kr: deps.Keyring, log: deps.Logger, now: deps.Now}, nil
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.HeartbeatRate <= 0 {
+		cfg.HeartbeatRate = DefaultHeartbeatRate
+	}
+	if cfg.MinLease <= 0 {
+		cfg.MinLease = DefaultMinLease
+	}
+	if cfg.HelloTimeout <= 0 {
+		cfg.HelloTimeout = DefaultHelloTimeout
+	}
+	return &Service{cfg: cfg, applier: deps.Applier, store: deps.Store, kr: deps.Keyring, log: deps.Logger, now: deps.Now,
+		lead: deps.Leadership, reg: newRegistry(cfg, deps.Leadership == nil)}, nil
 }
 
 func (s *Service) apply(ctx context.Context, typ string, payload, out any) error {
@@ -302,8 +328,19 @@ func (s *Service) GetAgent(_ context.Context, id string) (Agent, error) {
 	return *a.clone(), nil
 }
 
+// DrainAgent sets or clears an agent's draining flag. The leader sends
+// the change on the agent's live stream when it applies it.
+func (s *Service) DrainAgent(ctx context.Context, id string, draining bool) (Agent, error) {
+	var a Agent
+	if err := s.apply(ctx, cmdAgentDrain, agentDrainPayload{ID: id, Draining: draining}, &a); err != nil {
+		return Agent{}, err
+	}
+	s.log.Info("set an agent's draining flag", "agent_id", id, "draining", draining)
+	return a, nil
+}
+
 // RevokeAgent marks an agent revoked: its certificate is refused from the
-// next call on.
+// next call on, and the leader closes its live stream at once.
 func (s *Service) RevokeAgent(ctx context.Context, id string) (Agent, error) {
 	var a Agent
 	if err := s.apply(ctx, cmdAgentRevoke, idPayload{ID: id}, &a); err != nil {
@@ -316,6 +353,10 @@ func (s *Service) RevokeAgent(ctx context.Context, id string) (Agent, error) {
 type agentCounts struct {
 	Enrolled int `json:"enrolled"`
 	Revoked  int `json:"revoked"`
+	// Down counts agents the leader marked down (replicated).
+	Down int `json:"down"`
+	// Connected counts live streams on this node (only the leader has any).
+	Connected int `json:"connected"`
 }
 
 // HealthSection is the "agents" section of /health. It recounts only when
@@ -330,16 +371,22 @@ func (s *Service) HealthSection(context.Context) any {
 		it, err := txn.Get(tableAgents, "id")
 		if err == nil {
 			for obj := it.Next(); obj != nil; obj = it.Next() {
-				if obj.(*Agent).Revoked {
+				a := obj.(*Agent)
+				if a.Revoked {
 					c.Revoked++
 				} else {
 					c.Enrolled++
+				}
+				if a.Status == StatusDown {
+					c.Down++
 				}
 			}
 		}
 		s.counts, s.countAt = c, idx
 	}
-	return s.counts
+	c := s.counts
+	c.Connected = s.reg.connectedCount()
+	return c
 }
 
 // agentKnown returns the agent a verified certificate names, refusing an

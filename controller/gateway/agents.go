@@ -72,3 +72,16 @@ func (s *Server) revokeAgent(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, r, http.StatusOK, a)
 	return nil
 }
+
+// drainAgent sets (drain) or clears (undrain) an agent's draining flag; the
+// leader tells the agent over its live stream.
+func (s *Server) drainAgent(draining bool) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		a, err := s.agents.DrainAgent(r.Context(), r.PathValue("id"), draining)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, r, http.StatusOK, a)
+		return nil
+	}
+}

@@ -141,12 +141,36 @@ func agentCases() []routeCase {
 				}
 			}},
 		{name: "revoking an unknown agent is a 404", method: "DELETE", target: "/api/v1/agents/agt_0000000000000000", want: 404},
+		{name: "an agent is drained", method: "POST", target: "/api/v1/agents/$id/drain", want: 200, prepare: newAgent,
+			check: func(t *testing.T, rec *responseUnderTest) {
+				var a agentrpc.Agent
+				if err := json.Unmarshal(rec.body, &a); err != nil || !a.Draining {
+					t.Fatalf("agent = %s", rec.body)
+				}
+			}},
+		{name: "an agent is undrained", method: "POST", target: "/api/v1/agents/$id/undrain", want: 200,
+			prepare: func(t *testing.T, f *fixture) prepared {
+				a := caseEnroll(t, f)
+				if _, err := f.srv.agents.DrainAgent(context.Background(), a.ID, true); err != nil {
+					t.Fatal(err)
+				}
+				return caseVars("id", a.ID)
+			},
+			check: func(t *testing.T, rec *responseUnderTest) {
+				var a agentrpc.Agent
+				if err := json.Unmarshal(rec.body, &a); err != nil || a.Draining {
+					t.Fatalf("agent = %s", rec.body)
+				}
+			}},
+		{name: "draining an unknown agent is a 404", method: "POST", target: "/api/v1/agents/agt_0000000000000000/drain", want: 404},
+		{name: "undraining an unknown agent is a 404", method: "POST", target: "/api/v1/agents/agt_0000000000000000/undrain", want: 404},
 		{name: "health reports the agents section", method: "GET", target: "/health", want: 200,
 			setup: func(f *fixture) {
 				f.srv.sections = append(f.srv.sections, namedSection{name: "agents", fn: f.srv.agents.HealthSection})
 			},
 			check: func(t *testing.T, rec *responseUnderTest) {
-				if !strings.Contains(string(rec.body), `"agents"`) {
+				if !strings.Contains(string(rec.body), `"agents"`) || !strings.Contains(string(rec.body), `"connected"`) ||
+					!strings.Contains(string(rec.body), `"down"`) {
 					t.Fatalf("no agents section: %s", rec.body)
 				}
 			}},

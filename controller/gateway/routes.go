@@ -133,6 +133,8 @@ func (s *Server) routeTable() []route {
 		consistent(r(http.MethodGet, "/api/v1/agents", ClassRead, agentsRead, s.listAgents)),
 		consistent(r(http.MethodGet, "/api/v1/agents/{id}", ClassRead, agentsRead, s.getAgent)),
 		r(http.MethodDelete, "/api/v1/agents/{id}", ClassWrite, agentsAdmin, s.revokeAgent),
+		r(http.MethodPost, "/api/v1/agents/{id}/drain", ClassWrite, agentsAdmin, s.drainAgent(true)),
+		r(http.MethodPost, "/api/v1/agents/{id}/undrain", ClassWrite, agentsAdmin, s.drainAgent(false)),
 	}
 }
 

@@ -6,7 +6,20 @@ import (
 	"time"
 
 	"github.com/opsconductor/opsconductor/controller/agentrpc"
+	"github.com/opsconductor/opsconductor/controller/cluster"
 )
+
+// clusterLeadership is the cluster as agent streams need it.
+type clusterLeadership struct{ node *cluster.Node }
+
+func (l clusterLeadership) IsLeader() bool                    { return l.node.IsLeader() }
+func (l clusterLeadership) LeaderChanged() <-chan struct{}    { return l.node.LeaderChanged() }
+func (l clusterLeadership) Barrier(ctx context.Context) error { return l.node.ConsistentRead(ctx) }
+
+func (l clusterLeadership) LeaderAgent(ctx context.Context) (string, string, error) {
+	info, err := l.node.Leader(ctx)
+	return info.ID, info.AgentAddr, err
+}
 
 // agentMaintainer has the leader create the agent CA once. Every node
 // then opens the CA and issues its listener certificate on first use.

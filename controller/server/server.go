@@ -111,7 +111,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 
 	node, err := cluster.New(cluster.Config{
 		NodeID: nodeID, DataDir: cfg.DataDir,
-		RaftBind: cfg.RaftAddr, RaftAdvertise: raftAdvertise, HTTPAdvertise: httpAdvertise,
+		RaftBind: cfg.RaftAddr, RaftAdvertise: raftAdvertise, HTTPAdvertise: httpAdvertise, AgentAdvertise: agentAdvertise,
 		BootstrapExpect: cfg.BootstrapExpect, RetryJoin: cfg.RetryJoin,
 		CA: ca, ApplyHold: cfg.ApplyHold, Batching: cfg.Batching, Logger: log,
 	}, state.NewFSM(store, log))
@@ -163,13 +163,15 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	go func() { defer bgWG.Done(); maint.run(bg) }()
 
 	agents, err := agentrpc.New(agentrpc.Config{NodeID: nodeID, Advertise: agentAdvertise},
-		agentrpc.Deps{Applier: node, Store: store, Keyring: kr, Logger: log.With("component", "agentrpc")})
+		agentrpc.Deps{Applier: node, Store: store, Keyring: kr, Logger: log.With("component", "agentrpc"),
+			Leadership: clusterLeadership{node}})
 	if err != nil {
 		return err
 	}
 	agentMaint := &agentMaintainer{svc: agents, isLeader: node.IsLeader, log: log.With("component", "agentrpc")}
-	bgWG.Add(2)
+	bgWG.Add(3)
 	go func() { defer bgWG.Done(); agentMaint.run(bg) }()
+	go func() { defer bgWG.Done(); agents.Run(bg) }()
 	go func() {
 		defer bgWG.Done()
 		if err := agents.Serve(bg, agentLn, 5*time.Second); err != nil {
