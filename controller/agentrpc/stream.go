@@ -410,6 +410,9 @@ func (s *Service) connect(stream agentv1.AgentService_ConnectServer) error {
 	up := agentUpPayload{ID: id, NodeID: s.cfg.NodeID, Version: hello.GetVersion(), Facts: factsFromProto(hello.GetFacts()),
 		Plugins: pluginsFromProto(hello.GetPlugins())}
 	if err := s.commitUp(ctx, l, up); err != nil {
+		if _, ok := status.FromError(err); ok {
+			return err // revoked since the interceptor let it in
+		}
 		log.Warn("agent up not committed", "error", err)
 		return grpcError(err)
 	}

@@ -166,7 +166,12 @@ func TestHelloIsWelcomedAndMarksTheAgentUp(t *testing.T) {
 	if h := e.svc.HealthSection(context.Background()).(agentCounts); h.Connected != 1 || h.Down != 0 {
 		t.Fatalf("health = %+v", h)
 	}
-	// A reconnect with nothing changed commits nothing.
+	// New facts on the stream are committed.
+	a.send(t, &agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Facts{Facts: &agentv1.Facts{Hostname: "web01", Os: "linux", Cpus: 8}}})
+	waitFor(t, "the new facts committed", func() bool { return e.agent(t, id).Facts.CPUs == 8 })
+	// A reconnect with nothing changed since the first hello commits the
+	// first hello's facts once, and a second identical one nothing.
+	e.open(t, id, cert).hello(t)
 	ups := e.applied(cmdAgentUp)
 	e.open(t, id, cert).hello(t)
 	if n := e.applied(cmdAgentUp); n != ups {
