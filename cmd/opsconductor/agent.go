@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,7 +60,26 @@ func newAgentCmd() *cobra.Command {
 			return nil
 		}),
 	}
-	cmd.AddCommand(list, show, revoke, newJoinTokenCmd(f))
+	drain := func(use, short, verb string, fn func(*apiclient.Client, context.Context, string) (apiclient.Agent, error)) *cobra.Command {
+		return &cobra.Command{
+			Use: use + " ID", Short: short, Args: exactArgs(1, "the agent ID (agt_…)"),
+			RunE: f.run(func(cmd *cobra.Command, args []string, c *apiclient.Client) error {
+				a, err := fn(c, cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if f.json {
+					return printJSON(cmd.OutOrStdout(), a)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s agent %s (%s)\n", verb, a.ID, a.Name)
+				return nil
+			}),
+		}
+	}
+	cmd.AddCommand(list, show, revoke,
+		drain("drain", "Stop sending new work to an agent; what it runs finishes", "Draining", (*apiclient.Client).DrainAgent),
+		drain("undrain", "Let a drained agent take work again", "Undrained", (*apiclient.Client).UndrainAgent),
+		newJoinTokenCmd(f))
 	return cmd
 }
 
@@ -148,6 +169,7 @@ func printAgent(cmd *cobra.Command, f *apiFlags, a apiclient.Agent) error {
 		{"hostname", orDash(a.Facts.Hostname)}, {"os", orDash(strings.TrimSpace(a.Facts.OS + " " + a.Facts.OSVersion))},
 		{"arch", orDash(a.Facts.Arch)}, {"version", orDash(a.Version)}, {"enrolled", when(&a.EnrolledAt)},
 		{"join token", orDash(a.JoinTokenID)}, {"certificate serial", a.CertSerial}, {"certificate expires", when(&a.CertNotAfter)},
+		{"draining", strconv.FormatBool(a.Draining)}, {"connected to", orDash(a.ConnectedTo)}, {"last seen", when(a.LastSeen)},
 		{"revoked", when(a.RevokedAt)},
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -53,6 +54,12 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener, grace time.Duratio
 		grpc.UnaryInterceptor(s.unaryAuth),
 		grpc.StreamInterceptor(s.streamAuth),
 		grpc.MaxRecvMsgSize(4<<20),
+		// Agents ping every 30 s so that a controller host that vanished
+		// without closing TCP is noticed; gRPC's default policy (one ping
+		// per 5 min) would answer those pings with GOAWAY too_many_pings.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: true}),
+		// And the controller pings idle agents, to drop dead connections.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
 	)
 	agentv1.RegisterAgentServiceServer(srv, &rpcServer{svc: s})
 	done := make(chan struct{})

@@ -64,6 +64,32 @@ type Agent struct {
 	Status       string            `json:"status"`
 	Revoked      bool              `json:"revoked"`
 	RevokedAt    *time.Time        `json:"revoked_at,omitempty"`
+	Draining     bool              `json:"draining"`
+	Plugins      []AgentPlugin     `json:"plugins,omitempty"`
+	// LastSeen changes only with the status, not per heartbeat.
+	LastSeen    *time.Time `json:"last_seen,omitempty"`
+	ConnectedTo string     `json:"connected_to,omitempty"`
+}
+
+// AgentPlugin is a step plugin an agent reported.
+type AgentPlugin struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	SHA256  string `json:"sha256,omitempty"`
+}
+
+// DrainAgent stops new work going to an agent; UndrainAgent resumes it.
+func (c *Client) DrainAgent(ctx context.Context, id string) (Agent, error) {
+	var a Agent
+	err := c.do(ctx, http.MethodPost, "/api/v1/agents/"+url.PathEscape(id)+"/drain", nil, &a)
+	return a, err
+}
+
+// UndrainAgent lets an agent take work again.
+func (c *Client) UndrainAgent(ctx context.Context, id string) (Agent, error) {
+	var a Agent
+	err := c.do(ctx, http.MethodPost, "/api/v1/agents/"+url.PathEscape(id)+"/undrain", nil, &a)
+	return a, err
 }
 
 // AgentPage is one page of agents; Next is the cursor, "" on the last.

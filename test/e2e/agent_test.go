@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/opsconductor/opsconductor/agent/enroll"
+	"github.com/opsconductor/opsconductor/agent/session"
 	"github.com/opsconductor/opsconductor/controller/apiclient"
 	"github.com/opsconductor/opsconductor/test/e2e/localcluster"
 )
@@ -121,4 +123,106 @@ func TestAgentsEnrolThroughAnyController(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(c.Dir, "keyring.key")); err != nil {
 		t.Fatalf("the cluster has no shared keyring file: %v", err)
 	}
+}
+
+// TestAgentFollowsTheLeaderThroughFailover runs a real agent (agent/enroll
+// then agent/session, as `opsconductor-agent join` and `run` do) against a
+// three-process cluster, configured with a follower only: the follower
+// redirects it to the leader, which marks it up. Then the leader is killed
+// with SIGKILL; the agent must reach the new leader and be up there.
+func TestAgentFollowsTheLeaderThroughFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-process cluster and kills its leader; skipped with -short")
+	}
+	ctx := testContext(t)
+	c := startCluster(ctx, t)
+	leader, err := c.WaitLeader(ctx, localcluster.All())
+	if err != nil {
+		t.Fatal(err)
+	}
+	follower := localcluster.Others(leader)[0]
+	var tok apiclient.CreatedJoinToken
+	if err := localcluster.Poll(ctx, 100*time.Millisecond, func(ctx context.Context) error {
+		tok, err = c.Client(follower).CreateJoinToken(ctx, apiclient.CreateJoinTokenRequest{TTL: "10m"})
+		return err
+	}); err != nil {
+		t.Fatalf("create a join token: %v", err)
+	}
+	dir := filepath.Join(t.TempDir(), "agent")
+	var addrs []string
+	for _, n := range localcluster.All() {
+		addrs = append(addrs, agentAddr(c, n))
+	}
+	res, err := enroll.Join(ctx, enroll.Options{Controllers: []string{agentAddr(c, follower)}, Token: tok.Token, CAPin: tok.CAPin,
+		DataDir: dir, Name: "failover-agent", Version: "e2e"})
+	if err != nil {
+		t.Fatalf("join: %v", err)
+	}
+	id, err := enroll.LoadIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The follower first, so the first stream is a redirect.
+	controllers := append([]string{agentAddr(c, follower)}, addrs...)
+	sess, err := session.New(session.Config{Identity: id, Controllers: controllers, Version: "e2e",
+		Logger: slog.New(slog.NewTextHandler(&lineLogger{t: t}, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- sess.Run(sctx) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	connectedTo := func(want func(node int) bool) int {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			changed := sess.Changed()
+			st := sess.Status()
+			if n, ok := localcluster.NodeNumber(st.NodeID); st.Connected && ok && want(n) {
+				return n
+			}
+			select {
+			case <-changed:
+			case <-deadline:
+				t.Fatalf("the agent did not get there: %+v", sess.Status())
+			}
+		}
+	}
+	upOn := func(n int) {
+		t.Helper()
+		pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		var last apiclient.Agent
+		if err := localcluster.Poll(pctx, 50*time.Millisecond, func(ctx context.Context) error {
+			a, err := c.Client(n).GetAgent(ctx, res.AgentID)
+			if err != nil {
+				return err
+			}
+			last = a
+			if a.Status != "up" {
+				return fmt.Errorf("status %q", a.Status)
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("node%d does not show the agent up: %v (%+v)", n, err, last)
+		}
+	}
+
+	if got := connectedTo(func(n int) bool { return n == leader }); got != leader {
+		t.Fatalf("connected to node%d, want the leader node%d", got, leader)
+	}
+	if sess.Status().Redirects == 0 {
+		t.Error("the agent reached the leader without being redirected by the follower it tried first")
+	}
+	upOn(leader)
+
+	t.Logf("killing the leader node%d", leader)
+	if _, err := c.Kill(ctx, leader); err != nil {
+		t.Fatal(err)
+	}
+	newLeader := connectedTo(func(n int) bool { return n != leader })
+	t.Logf("the agent is connected to node%d", newLeader)
+	upOn(newLeader)
 }
