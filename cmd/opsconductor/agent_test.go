@@ -113,11 +113,22 @@ func TestAgentEnrolmentEndToEnd(t *testing.T) {
 	cert := &tls.Certificate{Certificate: [][]byte{res.CertificateDer}, PrivateKey: key}
 	stream, err := pinnedDial(t, controller, pin, cert).Connect(ctx)
 	if err == nil {
-		_, err = stream.Recv()
+		err = stream.Send(&agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Hello{Hello: &agentv1.Hello{AgentId: res.AgentId, Version: "test"}}})
 	}
-	if status.Code(err) != codes.Unimplemented {
-		t.Fatalf("Connect with the new certificate: %v, want Unimplemented (past the interceptor)", err)
+	var welcome *agentv1.ControllerMessage
+	if err == nil {
+		welcome, err = stream.Recv()
 	}
+	if err != nil || welcome.GetWelcome() == nil {
+		t.Fatalf("Connect with the new certificate: %v, %v; want a Welcome from the single node", welcome, err)
+	}
+	if out := must(t, "", "agent", "drain", res.AgentId, addr); !strings.Contains(out, "Draining agent "+res.AgentId) {
+		t.Fatalf("agent drain: %s", out)
+	}
+	if m, err := stream.Recv(); err != nil || m.GetDrain() == nil || !m.GetDrain().Draining {
+		t.Fatalf("after drain the stream got %v, %v; want Drain{draining: true}", m, err)
+	}
+	_ = stream.CloseSend()
 
 	var agents []apiclient.Agent
 	if err := json.Unmarshal([]byte(must(t, "", "agent", "list", addr, "--json")), &agents); err != nil || len(agents) != 1 ||

@@ -409,6 +409,13 @@ func (s *Service) connect(stream agentv1.AgentService_ConnectServer) error {
 	log := s.log.With("agent_id", id)
 	up := agentUpPayload{ID: id, NodeID: s.cfg.NodeID, Version: hello.GetVersion(), Facts: factsFromProto(hello.GetFacts()),
 		Plugins: pluginsFromProto(hello.GetPlugins())}
+	if hello.GetFacts() == nil {
+		// A hello without facts keeps what the agent reported before (at
+		// enrolment or on an earlier stream) rather than erasing it.
+		if a, err := getAgent(s.txn(), id); err == nil {
+			up.Facts = a.Facts
+		}
+	}
 	if err := s.commitUp(ctx, l, up); err != nil {
 		if _, ok := status.FromError(err); ok {
 			return err // revoked since the interceptor let it in
