@@ -1,0 +1,479 @@
+// Package outbox is the agent's durable queue of attempt events the
+// controller has not acknowledged yet: the accepted assignments, their
+// output chunks and their results, in a bbolt file in the data directory.
+//
+// It owns that file and nothing else. It must never drop an event: when
+// it holds MaxBytes of output, Put blocks (back-pressure on the step's
+// output) until an Ack frees room. Only Ack removes events.
+//
+// Writes are group-committed: Put queues a chunk and returns, and one
+// commit loop writes everything queued in one transaction (one fsync), so
+// a step printing 10,000 lines a second costs a few hundred fsyncs, not
+// 10,000. Readers (Pending, Attempts) see only committed events, and the
+// session sends only those: what the controller holds is always on disk
+// here too.
+package outbox
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	agentv1 "github.com/opsconductor/opsconductor/proto/agent/v1"
+)
+
+// DefaultMaxBytes bounds the output held when Options.MaxBytes is zero.
+const DefaultMaxBytes = 256 << 20
+
+// ErrClosed is returned by calls on a closed Outbox.
+var ErrClosed = errors.New("outbox: closed")
+
+var (
+	bucketAttempts = []byte("attempts")
+	bucketChunks   = []byte("chunks")
+	keyAssignment  = []byte("assignment")
+	keyAccepted    = []byte("accepted")
+	keyLastSeq     = []byte("last_seq")
+	keyResult      = []byte("result")
+	// keyResultAcked marks an attempt whose Result was acknowledged
+	// while some of its chunks were not yet.
+	keyResultAcked = []byte("result_acked")
+)
+
+// Options configures Open.
+type Options struct {
+	// MaxBytes bounds the bytes of output and results held (default
+	// DefaultMaxBytes). A single chunk larger than it is still accepted
+	// into an empty outbox.
+	MaxBytes int64
+	Logger   *slog.Logger
+}
+
+// Attempt is what the outbox holds about one attempt.
+type Attempt struct {
+	ID string
+	// LastSeq is the highest committed chunk sequence number (0: none).
+	LastSeq uint64
+	// Finished is true when the attempt's Result is held.
+	Finished bool
+	Accepted time.Time
+}
+
+// Outbox is the on-disk queue. Open it with Open; it is safe for
+// concurrent use.
+type Outbox struct {
+	db  *bolt.DB
+	log *slog.Logger
+	max int64
+
+	mu      sync.Mutex
+	used    int64 // bytes of chunks and results, committed or queued
+	queue   []op
+	closed  bool
+	full    bool          // back-pressure is being applied (logged once per episode)
+	space   chan struct{} // closed and replaced when used drops
+	changed chan struct{} // closed and replaced after every commit
+
+	kick chan struct{}
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// op is one queued write; done is nil for Put, which does not wait.
+type op struct {
+	attempt  string
+	seq      uint64 // chunks only
+	data     []byte // marshaled chunk, result or assignment
+	kind     []byte // keyResult, keyAssignment, or nil for a chunk
+	accepted time.Time
+	done     chan error
+}
+
+// Open opens (or creates) the outbox file at path.
+func Open(path string, opts Options) (*Outbox, error) {
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = DefaultMaxBytes
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open outbox %s: %w", path, err)
+	}
+	o := &Outbox{db: db, log: opts.Logger, max: opts.MaxBytes,
+		space: make(chan struct{}), changed: make(chan struct{}),
+		kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	err = db.Update(func(tx *bolt.Tx) error {
+		root, err := tx.CreateBucketIfNotExists(bucketAttempts)
+		if err != nil {
+			return err
+		}
+		return root.ForEachBucket(func(id []byte) error {
+			b := root.Bucket(id)
+			o.used += int64(len(b.Get(keyResult)))
+			if c := b.Bucket(bucketChunks); c != nil {
+				return c.ForEach(func(_, v []byte) error { o.used += int64(len(v)); return nil })
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open outbox %s: %w", path, err)
+	}
+	o.wg.Add(1)
+	go o.commitLoop()
+	return o, nil
+}
+
+// Close commits what is queued and closes the file. Put and the other
+// writers fail with ErrClosed afterwards.
+func (o *Outbox) Close() error {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return nil
+	}
+	o.closed = true
+	close(o.space) // wake blocked Puts: they see closed
+	o.mu.Unlock()
+	close(o.stop)
+	o.wg.Wait()
+	return o.db.Close()
+}
+
+// Changed returns a channel closed after the next commit (a watch for the
+// session's writer).
+func (o *Outbox) Changed() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.changed
+}
+
+// Accept records an accepted assignment, without its secrets: they are
+// never written to disk. It returns once the record is durable.
+func (o *Outbox) Accept(a *agentv1.Assignment, at time.Time) error {
+	c := proto.CloneOf(a)
+	c.Secrets = nil
+	data, err := proto.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("outbox: accept %s: %w", a.GetAttemptId(), err)
+	}
+	return o.wait(op{attempt: a.GetAttemptId(), kind: keyAssignment, data: data, accepted: at})
+}
+
+// Finish records an attempt's Result, after every chunk Put before it.
+// It returns once the Result is durable.
+func (o *Outbox) Finish(r *agentv1.Result) error {
+	data, err := proto.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("outbox: finish %s: %w", r.GetAttemptId(), err)
+	}
+	o.mu.Lock()
+	o.used += int64(len(data)) // a result never waits for room: it ends the attempt
+	o.mu.Unlock()
+	return o.wait(op{attempt: r.GetAttemptId(), kind: keyResult, data: data})
+}
+
+func (o *Outbox) wait(p op) error {
+	p.done = make(chan error, 1)
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return ErrClosed
+	}
+	o.queue = append(o.queue, p)
+	o.mu.Unlock()
+	o.signal()
+	return <-p.done
+}
+
+func (o *Outbox) signal() {
+	select {
+	case o.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Put queues one output chunk; it is durable after the next group commit
+// (Changed fires then). It blocks while the outbox is full, and logs that
+// it applies back-pressure, until an Ack frees room, ctx ends (ctx.Err())
+// or the outbox closes (ErrClosed). Chunks of one attempt must be Put in
+// seq order.
+func (o *Outbox) Put(ctx context.Context, c *agentv1.LogChunk) error {
+	data, err := proto.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("outbox: put %s/%d: %w", c.GetAttemptId(), c.GetSeq(), err)
+	}
+	n := int64(len(data))
+	for {
+		o.mu.Lock()
+		if o.closed {
+			o.mu.Unlock()
+			return ErrClosed
+		}
+		if o.used == 0 || o.used+n <= o.max {
+			if o.full {
+				o.full = false
+				o.log.Info("outbox has room again: output flows", "used_bytes", o.used)
+			}
+			o.used += n
+			o.queue = append(o.queue, op{attempt: c.GetAttemptId(), seq: c.GetSeq(), data: data})
+			o.mu.Unlock()
+			o.signal()
+			return nil
+		}
+		if !o.full {
+			o.full = true
+			o.log.Warn("outbox full: applying back-pressure to step output until the controller acknowledges",
+				"attempt_id", c.GetAttemptId(), "used_bytes", o.used, "max_bytes", o.max)
+		}
+		space := o.space
+		o.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (o *Outbox) commitLoop() {
+	defer o.wg.Done()
+	for {
+		select {
+		case <-o.kick:
+			o.commit()
+		case <-o.stop:
+			o.commit()
+			return
+		}
+	}
+}
+
+// commit writes everything queued in one transaction.
+func (o *Outbox) commit() {
+	o.mu.Lock()
+	ops := o.queue
+	o.queue = nil
+	o.mu.Unlock()
+	if len(ops) == 0 {
+		return
+	}
+	err := o.db.Update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketAttempts)
+		for _, p := range ops {
+			b, err := root.CreateBucketIfNotExists([]byte(p.attempt))
+			if err != nil {
+				return err
+			}
+			switch {
+			case p.kind == nil:
+				c, err := b.CreateBucketIfNotExists(bucketChunks)
+				if err != nil {
+					return err
+				}
+				if err := c.Put(seqKey(p.seq), p.data); err != nil {
+					return err
+				}
+				if p.seq > getSeq(b.Get(keyLastSeq)) {
+					if err := b.Put(keyLastSeq, seqKey(p.seq)); err != nil {
+						return err
+					}
+				}
+			case string(p.kind) == string(keyAssignment):
+				at, _ := p.accepted.MarshalBinary()
+				if err := b.Put(keyAccepted, at); err != nil {
+					return err
+				}
+				if err := b.Put(keyAssignment, p.data); err != nil {
+					return err
+				}
+			default:
+				if err := b.Put(p.kind, p.data); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("outbox: commit: %w", err)
+		o.log.Error("cannot write the outbox", "error", err, "events", len(ops))
+	}
+	for _, p := range ops {
+		if p.done != nil {
+			p.done <- err
+		}
+	}
+	o.mu.Lock()
+	close(o.changed)
+	o.changed = make(chan struct{})
+	o.mu.Unlock()
+}
+
+// Has reports whether the outbox holds (committed) anything of attempt.
+func (o *Outbox) Has(attempt string) bool {
+	var ok bool
+	_ = o.db.View(func(tx *bolt.Tx) error {
+		ok = tx.Bucket(bucketAttempts).Bucket([]byte(attempt)) != nil
+		return nil
+	})
+	return ok
+}
+
+// Attempts lists every attempt held, in attempt ID order.
+func (o *Outbox) Attempts() ([]Attempt, error) {
+	var out []Attempt
+	err := o.db.View(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketAttempts)
+		return root.ForEachBucket(func(id []byte) error {
+			b := root.Bucket(id)
+			a := Attempt{ID: string(id), LastSeq: getSeq(b.Get(keyLastSeq)), Finished: b.Get(keyResult) != nil || b.Get(keyResultAcked) != nil}
+			if v := b.Get(keyAccepted); v != nil {
+				_ = a.Accepted.UnmarshalBinary(v)
+			}
+			out = append(out, a)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("outbox: attempts: %w", err)
+	}
+	return out, nil
+}
+
+// Pending returns up to limit committed chunks of attempt with seq >
+// afterSeq, in seq order, and its Result when held and every chunk after
+// afterSeq fitted in limit.
+func (o *Outbox) Pending(attempt string, afterSeq uint64, limit int) ([]*agentv1.LogChunk, *agentv1.Result, error) {
+	var (
+		chunks []*agentv1.LogChunk
+		res    *agentv1.Result
+	)
+	err := o.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAttempts).Bucket([]byte(attempt))
+		if b == nil {
+			return nil
+		}
+		if c := b.Bucket(bucketChunks); c != nil {
+			cur := c.Cursor()
+			for k, v := cur.Seek(seqKey(afterSeq + 1)); k != nil; k, v = cur.Next() {
+				if len(chunks) == limit {
+					return nil
+				}
+				var m agentv1.LogChunk
+				if err := proto.Unmarshal(v, &m); err != nil {
+					return fmt.Errorf("chunk %d: %w", getSeq(k), err)
+				}
+				chunks = append(chunks, &m)
+			}
+		}
+		if v := b.Get(keyResult); v != nil {
+			res = &agentv1.Result{}
+			return proto.Unmarshal(v, res)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("outbox: pending %s: %w", attempt, err)
+	}
+	return chunks, res, nil
+}
+
+// Assignment returns the assignment recorded for attempt (without its
+// secrets), or nil.
+func (o *Outbox) Assignment(attempt string) (*agentv1.Assignment, error) {
+	var a *agentv1.Assignment
+	err := o.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAttempts).Bucket([]byte(attempt))
+		if b == nil || b.Get(keyAssignment) == nil {
+			return nil
+		}
+		a = &agentv1.Assignment{}
+		return proto.Unmarshal(b.Get(keyAssignment), a)
+	})
+	return a, err
+}
+
+// Ack removes attempt's chunks through throughSeq and, when result is
+// true, its Result; an attempt whose Result was acknowledged and that
+// holds no chunk any more is forgotten. Unknown attempts are ignored.
+func (o *Outbox) Ack(attempt string, throughSeq uint64, result bool) error {
+	var freed int64
+	err := o.db.Update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketAttempts)
+		b := root.Bucket([]byte(attempt))
+		if b == nil {
+			return nil
+		}
+		empty := true
+		if c := b.Bucket(bucketChunks); c != nil {
+			var del [][]byte
+			cur := c.Cursor()
+			for k, v := cur.First(); k != nil; k, v = cur.Next() {
+				if getSeq(k) > throughSeq {
+					empty = false
+					break
+				}
+				del = append(del, k)
+				freed += int64(len(v))
+			}
+			for _, k := range del {
+				if err := c.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+		if v := b.Get(keyResult); result && v != nil {
+			freed += int64(len(v))
+			if err := b.Delete(keyResult); err != nil {
+				return err
+			}
+			if err := b.Put(keyResultAcked, []byte{1}); err != nil {
+				return err
+			}
+		}
+		if empty && b.Get(keyResultAcked) != nil {
+			return root.DeleteBucket([]byte(attempt))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("outbox: ack %s through %d: %w", attempt, throughSeq, err)
+	}
+	if freed > 0 {
+		o.mu.Lock()
+		o.used -= freed
+		if !o.closed {
+			close(o.space)
+			o.space = make(chan struct{})
+		}
+		o.mu.Unlock()
+	}
+	return nil
+}
+
+// Used returns the bytes of output and results held or queued.
+func (o *Outbox) Used() int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.used
+}
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+func getSeq(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
