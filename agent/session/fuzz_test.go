@@ -1,13 +1,19 @@
 package session
 
 import (
+	"context"
 	"log/slog"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/opsconductor/opsconductor/agent/enroll"
+	"github.com/opsconductor/opsconductor/agent/executor"
+	"github.com/opsconductor/opsconductor/agent/outbox"
+	"github.com/opsconductor/opsconductor/agent/runner"
 	agentv1 "github.com/opsconductor/opsconductor/proto/agent/v1"
 )
 
@@ -36,18 +42,35 @@ func FuzzHandle(f *testing.F) {
 		{Msg: &agentv1.ControllerMessage_Certificate{Certificate: &agentv1.CertificateIssued{CertificateDer: []byte{0x30}}}},
 	}
 	for _, m := range seeds {
-		b, err := proto.Marshal(m)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
+		f.Add(mustMarshal(f, m))
 	}
 	f.Add([]byte{0xff, 0xff, 0xff})
 	f.Add([]byte{0x1a, 0x05, 0x2a, 0x03, '{', '"', 'x'}) // assignment with truncated params
 	f.Add([]byte{0x9a, 0x06, 0x00})                      // field 99, empty: a future kind
 
+	f.Add(mustMarshal(f, &agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Assignment{Assignment: &agentv1.Assignment{
+		AttemptId: "at-2", Kind: "command", ParamsJson: []byte(`{"shell":"echo hi"}`), Secrets: map[string]string{"pw": "hunter22"}}}}))
+
+	// Two sessions: one without an executor (assignments refused), one
+	// whose executor runs every valid command through a stub that never
+	// starts a process, so that fuzzing exercises acceptance, the outbox,
+	// cancels and acks without running whatever the fuzzer writes.
 	s, err := New(Config{Identity: &enroll.Identity{AgentID: "a-1"}, Controllers: []string{"127.0.0.1:1"},
 		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	box, err := outbox.Open(filepath.Join(f.TempDir(), "outbox.db"), outbox.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	ex, err := executor.New(executor.Config{Outbox: box, Run: noExec})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { ex.Close(); box.Close() })
+	sx, err := New(Config{Identity: &enroll.Identity{AgentID: "a-1"}, Controllers: []string{"127.0.0.1:1"},
+		Logger: slog.New(slog.DiscardHandler), Executor: ex})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -56,9 +79,33 @@ func FuzzHandle(f *testing.F) {
 		if proto.Unmarshal(data, &m) != nil {
 			return
 		}
-		act := s.handle(&m)
-		if act.welcome && (act.interval < minHeartbeatInterval || act.interval > maxHeartbeatInterval) {
-			t.Fatalf("heartbeat interval %s out of bounds", act.interval)
+		for _, s := range []*Session{s, sx} {
+			act := s.handle(&m)
+			if act.welcome && (act.interval < minHeartbeatInterval || act.interval > maxHeartbeatInterval) {
+				t.Fatalf("heartbeat interval %s out of bounds", act.interval)
+			}
+			if a := act.send.GetAssignmentAck(); a != nil && a.GetAttemptId() != m.GetAssignment().GetAttemptId() {
+				t.Fatalf("acked %q for an assignment of %q", a.GetAttemptId(), m.GetAssignment().GetAttemptId())
+			}
 		}
 	})
+}
+
+func mustMarshal(f *testing.F, m proto.Message) []byte {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return b
+}
+
+// noExec stands in for runner.Run under fuzzing: it never starts a
+// process, and emits one line so that the outbox path is exercised.
+func noExec(_ context.Context, _ runner.Command, emit func(runner.Line) error) runner.Result {
+	now := time.Now()
+	res := runner.Result{Status: agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED, StartedAt: now, FinishedAt: now}
+	if emit(runner.Line{Seq: 1, Stream: agentv1.OutputStream_OUTPUT_STREAM_STDOUT, Data: []byte("stub\n"), Time: now}) == nil {
+		res.LastSeq = 1
+	}
+	return res
 }

@@ -21,6 +21,8 @@ type action struct {
 
 	redirect      bool
 	leaderAddress string // "" while there is no leader (or it was unusable)
+
+	send *agentv1.AgentMessage // a reply to send at once (after a Welcome)
 }
 
 // handle applies one controller message to the session's state. Whatever
@@ -71,17 +73,32 @@ func (s *Session) handle(m *agentv1.ControllerMessage) action {
 		return action{}
 	case *agentv1.ControllerMessage_Assignment:
 		a := msg.Assignment
+		if ex := s.cfg.Executor; ex != nil {
+			if ack := ex.Assign(a, s.Status().Draining); ack != nil {
+				return action{send: &agentv1.AgentMessage{Msg: &agentv1.AgentMessage_AssignmentAck{AssignmentAck: ack}}}
+			}
+			return action{}
+		}
 		// Never log params or secrets: they may carry credentials.
 		s.log.Warn("rejecting assignment: this agent does not execute steps yet",
 			"attempt_id", printable(a.GetAttemptId()), "run_id", printable(a.GetRunId()),
 			"kind", printable(a.GetKind()), "problems", errString(checkAssignment(a)))
 		return action{}
+	case *agentv1.ControllerMessage_Cancel:
+		if ex := s.cfg.Executor; ex != nil {
+			ex.Cancel(msg.Cancel.GetAttemptId())
+		}
+		return action{}
+	case *agentv1.ControllerMessage_Ack:
+		if ex := s.cfg.Executor; ex != nil {
+			ex.Ack(msg.Ack)
+		}
+		return action{}
 	case nil:
 		s.log.Debug("ignoring a controller message of a kind this agent does not know")
 		return action{}
 	default:
-		// Cancel, Ack and CertificateIssued need execution, the outbox
-		// and rotation, which come later.
+		// CertificateIssued needs rotation, which comes later.
 		s.log.Debug("ignoring a controller message this agent does not handle yet", "type", fmt.Sprintf("%T", msg))
 		return action{}
 	}

@@ -4,9 +4,13 @@
 // backoff over the last leader and every configured controller when the
 // stream breaks.
 //
-// It owns the stream and nothing else: it never executes an assignment
-// (execution, the outbox and certificate rotation build on it later), and
-// it never logs what a controller sends as secrets.
+// It owns the stream and nothing else. Assignments, cancels and acks go to
+// the Executor (agent/executor), and the session is the stream's one
+// writer of what the executor's outbox holds: after every Welcome it
+// sends each attempt's unacknowledged chunks in seq order and then its
+// Result, and from then on whatever the outbox commits. Without an
+// Executor it refuses assignments. It never logs what a controller sends
+// as secrets.
 package session
 
 import (
@@ -98,7 +102,30 @@ type Config struct {
 	Progress func(msg string)
 	// Rand seeds the backoff jitter (tests); nil means a random seed.
 	Rand *rand.Rand
+	// Executor runs assignments; nil refuses them (and reports nothing
+	// running in Hello).
+	Executor Executor
 }
+
+// Executor is what the session needs of agent/executor.
+type Executor interface {
+	// Assign starts (or refuses with an error Result) an assignment and
+	// returns the AssignmentAck to send, or nil.
+	Assign(a *agentv1.Assignment, draining bool) *agentv1.AssignmentAck
+	Cancel(attemptID string)
+	Ack(a *agentv1.Ack)
+	// Running lists the attempts for Hello.running.
+	Running() []*agentv1.RunningAttempt
+	// Pending returns up to limit durable chunks of an attempt after
+	// afterSeq, and its Result once every chunk fitted.
+	Pending(attemptID string, afterSeq uint64, limit int) ([]*agentv1.LogChunk, *agentv1.Result)
+	// Changed fires when new events become durable.
+	Changed() <-chan struct{}
+}
+
+// sendBatch bounds the events sent between two looks at the rest of the
+// stream (heartbeats, incoming acks and cancels).
+const sendBatch = 512
 
 // Status is what the session knows now.
 type Status struct {
@@ -341,6 +368,9 @@ func (s *Session) attempt(ctx context.Context, addr string) (out outcome) {
 		return outcome{err: fmt.Errorf("connect %s: %w", addr, err)}
 	}
 	hello := &agentv1.Hello{AgentId: s.cfg.Identity.AgentID, Version: s.cfg.Version, Facts: s.cfg.Facts()}
+	if s.cfg.Executor != nil {
+		hello.Running = s.cfg.Executor.Running()
+	}
 	if err := stream.Send(&agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Hello{Hello: hello}}); err != nil {
 		if errors.Is(err, io.EOF) {
 			// gRPC reports why the stream ended only through Recv; no
@@ -382,6 +412,8 @@ func (s *Session) attempt(ctx context.Context, addr string) (out outcome) {
 		beat      *time.Ticker
 		beatC     <-chan time.Time
 		welcomeAt time.Time
+		outboxC   <-chan struct{} // after a Welcome: the executor's outbox has news
+		cur       = cursor{chunks: map[string]uint64{}, results: map[string]bool{}}
 	)
 	defer func() {
 		if beat != nil {
@@ -410,8 +442,21 @@ func (s *Session) attempt(ctx context.Context, addr string) (out outcome) {
 				out.err = fmt.Errorf("heartbeat to %s: %w", addr, s.sendErr(ctx, err, msgs, recvErrc))
 				return out
 			}
+		case <-outboxC:
+			next, err := s.sendPending(stream, &cur)
+			if err != nil {
+				out.err = fmt.Errorf("send to %s: %w", addr, s.sendErr(ctx, err, msgs, recvErrc))
+				return out
+			}
+			outboxC = next
 		case m := <-msgs:
 			act := s.handle(m)
+			if act.send != nil && out.welcomed {
+				if err := stream.Send(act.send); err != nil {
+					out.err = fmt.Errorf("send to %s: %w", addr, s.sendErr(ctx, err, msgs, recvErrc))
+					return out
+				}
+			}
 			switch {
 			case act.redirect:
 				out.redirect = act.leaderAddress
@@ -423,6 +468,9 @@ func (s *Session) attempt(ctx context.Context, addr string) (out outcome) {
 				if !out.welcomed {
 					out.welcomed, welcomeAt = true, time.Now()
 					s.cfg.Progress(fmt.Sprintf("connected to leader %s at %s", act.nodeID, addr))
+				}
+				if s.cfg.Executor != nil && outboxC == nil {
+					outboxC = closedChan // replay what the outbox holds at once
 				}
 				if beat == nil {
 					beat = time.NewTicker(act.interval)
@@ -436,6 +484,53 @@ func (s *Session) attempt(ctx context.Context, addr string) (out outcome) {
 			}
 		}
 	}
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// cursor is what this stream has sent of the outbox: each attempt's
+// chunks through a seq, and its Result. A new stream starts from
+// nothing, so it replays everything not yet acknowledged.
+type cursor struct {
+	chunks  map[string]uint64
+	results map[string]bool
+}
+
+// sendPending sends up to sendBatch durable events the stream has not
+// carried yet, each attempt's chunks in seq order before its Result. It
+// returns the channel to wait on next: the outbox's watch, or a closed
+// channel when more remains.
+func (s *Session) sendPending(stream grpc.BidiStreamingClient[agentv1.AgentMessage, agentv1.ControllerMessage], cur *cursor) (<-chan struct{}, error) {
+	ex := s.cfg.Executor
+	watch := ex.Changed() // before reading, so that no commit is missed
+	budget := sendBatch
+	for _, ra := range ex.Running() {
+		id := ra.GetAttemptId()
+		if budget == 0 {
+			return closedChan, nil
+		}
+		if cur.results[id] {
+			continue
+		}
+		chunks, res := ex.Pending(id, cur.chunks[id], budget)
+		for _, c := range chunks {
+			if err := stream.Send(&agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Log{Log: c}}); err != nil {
+				return nil, err
+			}
+			cur.chunks[id] = c.GetSeq()
+		}
+		budget -= len(chunks)
+		if res != nil {
+			if err := stream.Send(&agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Result{Result: res}}); err != nil {
+				return nil, err
+			}
+			cur.results[id] = true
+		}
+	}
+	if budget == 0 {
+		return closedChan, nil
+	}
+	return watch, nil
 }
 
 // sendErr turns Send's io.EOF into the stream's real status, which gRPC
