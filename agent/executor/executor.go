@@ -65,6 +65,7 @@ type Executor struct {
 	stopping bool // Shutdown or Close began: no new attempts
 	closed   bool
 	idle     chan struct{} // closed and replaced when an attempt ends
+	acked    chan struct{} // closed and replaced after every Ack
 }
 
 type attempt struct {
@@ -111,7 +112,7 @@ func New(cfg Config) (*Executor, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Executor{cfg: cfg, log: cfg.Logger, box: cfg.Outbox, ctx: ctx, cancelAll: cancel,
-		running: map[string]*attempt{}, idle: make(chan struct{})}, nil
+		running: map[string]*attempt{}, idle: make(chan struct{}), acked: make(chan struct{})}, nil
 }
 
 // Assign takes an assignment off the stream. It returns the
@@ -243,6 +244,32 @@ func (e *Executor) Ack(a *agentv1.Ack) {
 	}
 	if err := e.box.Ack(a.GetAttemptId(), a.GetThroughSeq(), a.GetResult()); err != nil {
 		e.log.Error("cannot apply an ack", "attempt_id", a.GetAttemptId(), "error", err)
+	}
+	e.mu.Lock()
+	close(e.acked)
+	e.acked = make(chan struct{})
+	e.mu.Unlock()
+}
+
+// WaitAcked blocks until the controller has acknowledged everything the
+// outbox holds, or ctx ends (what is left is replayed on the next start).
+func (e *Executor) WaitAcked(ctx context.Context) error {
+	for {
+		e.mu.Lock()
+		acked := e.acked
+		e.mu.Unlock()
+		as, err := e.box.Attempts()
+		if err != nil {
+			return err
+		}
+		if len(as) == 0 {
+			return nil
+		}
+		select {
+		case <-acked:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 

@@ -1,16 +1,21 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/opsconductor/opsconductor/agent/enroll"
+	"github.com/opsconductor/opsconductor/agent/executor"
 	"github.com/opsconductor/opsconductor/agent/facts"
+	"github.com/opsconductor/opsconductor/agent/outbox"
 	"github.com/opsconductor/opsconductor/agent/runner"
 	"github.com/opsconductor/opsconductor/agent/session"
 	"github.com/opsconductor/opsconductor/controller/config"
@@ -29,17 +34,30 @@ func agentEnv(name string) (string, bool) {
 	return os.LookupEnv(envPrefix + strings.TrimPrefix(name, config.EnvPrefix))
 }
 
+// stopFlushTimeout bounds how long a stopping agent waits for the
+// controller to acknowledge the results of its last attempts.
+const stopFlushTimeout = 2 * time.Second
+
 func newRunCmd() *cobra.Command {
 	var (
 		configFile, dataDir, logLevel string
 		controllers                   []string
+		maxConcurrent                 int
+		outboxMax                     int64
+		grace                         time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "run --data-dir D [--controller HOST:3001,…] [--config FILE]",
 		Short: "Keep the stream to the controllers open and run what they assign",
 		Long: `run connects to the controller leader with the identity 'join' stored in
 --data-dir and stays connected, reconnecting with backoff over every
-configured controller when the stream breaks. It stops on SIGTERM or SIGINT.
+configured controller when the stream breaks. It runs the commands the
+controller assigns, keeping their output and results in DATA/outbox.db until
+the controller acknowledges them (replayed after a reconnect or a restart).
+
+On SIGTERM or SIGINT it takes no new work, lets running attempts finish for
+up to --shutdown-grace (10s), then cancels the rest; their results stay in
+the outbox and go out on the next start if the stream is down by then.
 
 Settings come from flags, then OPSCONDUCTOR_AGENT_<FLAG_NAME> environment
 variables (OPSCONDUCTOR_AGENT_DATA_DIR, OPSCONDUCTOR_AGENT_CONTROLLER=a,b …),
@@ -69,13 +87,43 @@ from OPSCONDUCTOR_AGENT_CONFIG), then the defaults.`,
 			if len(controllers) == 0 && len(id.Controllers) == 0 {
 				return usageError{fmt.Errorf("no controller: give --controller (the enrolment in %s names none)", dataDir)}
 			}
+			box, err := outbox.Open(filepath.Join(dataDir, "outbox.db"), outbox.Options{MaxBytes: outboxMax, Logger: log})
+			if err != nil {
+				return err
+			}
+			defer box.Close()
+			ex, err := executor.New(executor.Config{Outbox: box, Logger: log, MaxConcurrent: maxConcurrent})
+			if err != nil {
+				return err
+			}
+			defer ex.Close()
 			fmt.Fprintf(out, "agent %s (%s) starting\n", id.Name, id.AgentID)
-			err = session.Run(cmd.Context(), session.Config{
+			s, err := session.New(session.Config{
 				Identity: id, Controllers: controllers, Version: buildinfo.Version(),
-				Facts: facts.Gather, Logger: log,
+				Facts: facts.Gather, Logger: log, Executor: ex,
 				Progress: func(msg string) { fmt.Fprintln(out, msg) },
 			})
 			if err != nil {
+				return err
+			}
+			// The stream outlives the signal by the grace period, so that
+			// results of attempts finishing in it still go out at once.
+			sctx, stopSession := context.WithCancel(context.WithoutCancel(cmd.Context()))
+			defer stopSession()
+			done := make(chan error, 1)
+			go func() { done <- s.Run(sctx) }()
+			<-cmd.Context().Done()
+			if n := ex.RunningCount(); n > 0 {
+				fmt.Fprintf(out, "stopping: letting %d running attempt(s) finish for up to %s\n", n, grace)
+			}
+			ex.Shutdown(grace)
+			// Give the stream a moment to deliver the last results; what it
+			// cannot deliver stays in the outbox for the next start.
+			wctx, cancelWait := context.WithTimeout(sctx, stopFlushTimeout)
+			_ = ex.WaitAcked(wctx)
+			cancelWait()
+			stopSession()
+			if err := <-done; err != nil {
 				return err
 			}
 			fmt.Fprintln(out, "stopped")
@@ -87,6 +135,9 @@ from OPSCONDUCTOR_AGENT_CONFIG), then the defaults.`,
 	f.StringVar(&dataDir, "data-dir", "/var/lib/opsconductor-agent", "where 'join' stored the agent's identity")
 	f.StringSliceVar(&controllers, "controller", nil, "agent listener address(es) host:port (default: those the agent enrolled with)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.IntVar(&maxConcurrent, "max-concurrent", executor.DefaultMaxConcurrent, "attempts run at once; more are refused")
+	f.Int64Var(&outboxMax, "outbox-max-bytes", outbox.DefaultMaxBytes, "output held unacknowledged before steps are slowed")
+	f.DurationVar(&grace, "shutdown-grace", 10*time.Second, "how long running attempts may finish after SIGTERM before they are canceled")
 	return cmd
 }
 

@@ -239,3 +239,111 @@ func TestRunSettingsAreLayered(t *testing.T) {
 		})
 	}
 }
+
+// assigningLeader welcomes the agent, sends one assignment and reports
+// every message that follows.
+type assigningLeader struct {
+	agentv1.UnimplementedAgentServiceServer
+	assignment *agentv1.Assignment
+	msgs       chan *agentv1.AgentMessage
+}
+
+func (l *assigningLeader) Connect(stream grpc.BidiStreamingServer[agentv1.AgentMessage, agentv1.ControllerMessage]) error {
+	if _, err := stream.Recv(); err != nil {
+		return err
+	}
+	if err := stream.Send(&agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Welcome{Welcome: &agentv1.Welcome{
+		NodeId: "n1", HeartbeatInterval: durationpb.New(time.Second)}}}); err != nil {
+		return err
+	}
+	if err := stream.Send(&agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Assignment{Assignment: l.assignment}}); err != nil {
+		return err
+	}
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		if m.GetHeartbeat() == nil {
+			l.msgs <- m
+		}
+	}
+}
+
+func TestRunLetsAttemptsFinishForTheGracePeriodOnSIGTERM(t *testing.T) {
+	tests := []struct {
+		name  string
+		shell string
+		grace string
+		want  agentv1.AttemptStatus
+	}{
+		{"an attempt that ends within the grace period succeeds", "echo begun; sleep 0.3; echo done", "10s", agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED},
+		{"an attempt still running after it is canceled", "echo begun; sleep 30", "200ms", agentv1.AttemptStatus_ATTEMPT_STATUS_CANCELED},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearAgentEnv(t)
+			ca := newCA(t)
+			key, der := ca.issue(t, "opsconductor://server/n1", x509.ExtKeyUsageServerAuth)
+			pool := x509.NewCertPool()
+			pool.AddCert(ca.cert)
+			srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13,
+				Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+				ClientAuth:   tls.RequireAndVerifyClientCert, ClientCAs: pool})))
+			params, _ := json.Marshal(map[string]string{"shell": tt.shell})
+			l := &assigningLeader{assignment: &agentv1.Assignment{AttemptId: "at-1", Kind: "command", ParamsJson: params},
+				msgs: make(chan *agentv1.AgentMessage, 100)}
+			agentv1.RegisterAgentServiceServer(srv, l)
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go srv.Serve(lis)
+			t.Cleanup(srv.Stop)
+			dir := t.TempDir()
+			ca.writeIdentity(t, dir, lis.Addr().String())
+			out := &watchWriter{want: "never", seen: make(chan struct{})}
+			root := newRoot()
+			root.SetOut(out)
+			root.SetErr(out)
+			root.SetArgs([]string{"run", "--data-dir", dir, "--shutdown-grace", tt.grace})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- root.ExecuteContext(ctx) }()
+			deadline := time.After(10 * time.Second)
+			for started := false; !started; {
+				select {
+				case m := <-l.msgs:
+					started = strings.HasPrefix(string(m.GetLog().GetData()), "begun")
+				case <-deadline:
+					t.Fatalf("the attempt never started:\n%s", out)
+				}
+			}
+			cancel() // as SIGTERM does through signal.NotifyContext
+			var res *agentv1.Result
+			for res == nil {
+				select {
+				case m := <-l.msgs:
+					res = m.GetResult()
+				case <-deadline:
+					t.Fatalf("no result:\n%s", out)
+				}
+			}
+			if res.GetStatus() != tt.want {
+				t.Fatalf("result %v, want %v", res, tt.want)
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("run did not stop")
+			}
+			if !strings.Contains(out.String(), "letting 1 running attempt(s) finish") {
+				t.Errorf("output:\n%s", out)
+			}
+		})
+	}
+}
