@@ -100,6 +100,12 @@ func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil, nil) }
 // node always leads); it also runs the service's leader loop.
 func newEnvWith(t *testing.T, mut func(*Config), lead Leadership) *env {
 	t.Helper()
+	return newEnvDeps(t, mut, lead, nil)
+}
+
+// newEnvDeps is newEnvWith with a change to the service's collaborators.
+func newEnvDeps(t *testing.T, mut func(*Config), lead Leadership, deps func(*Deps)) *env {
+	t.Helper()
 	reg := state.NewRegistry()
 	reg.MustRegister(Domain())
 	store, err := state.NewStore(reg, slog.New(slog.DiscardHandler))
@@ -124,8 +130,12 @@ func newEnvWith(t *testing.T, mut func(*Config), lead Leadership) *env {
 		mut(&cfg)
 	}
 	applier := &localApplier{store: store, clock: clk}
-	svc, err := New(cfg, Deps{Applier: applier,
-		Store: store, Keyring: kr, Logger: slog.New(slog.NewTextHandler(logs, nil)), Now: clk.now, Leadership: lead})
+	d := Deps{Applier: applier,
+		Store: store, Keyring: kr, Logger: slog.New(slog.NewTextHandler(logs, nil)), Now: clk.now, Leadership: lead}
+	if deps != nil {
+		deps(&d)
+	}
+	svc, err := New(cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,8 @@ const (
 	tableCA     = "agentrpc_ca"
 	tableTokens = "agentrpc_join_tokens"
 	tableAgents = "agentrpc_agents"
+	// tableAttempts is agentrpc's until the automation domain owns runs.
+	tableAttempts = "agentrpc_attempts"
 )
 
 // Command types. Appended, never renamed or reused.
@@ -33,6 +35,12 @@ const (
 	cmdAgentUp     = "agentrpc.agent.up"
 	cmdAgentDown   = "agentrpc.agent.down"
 	cmdAgentDrain  = "agentrpc.agent.drain"
+
+	cmdAttemptCreate   = "agentrpc.attempt.create"
+	cmdAttemptStarted  = "agentrpc.attempt.started"
+	cmdAttemptFinished = "agentrpc.attempt.finished"
+	cmdAttemptsLost    = "agentrpc.attempt.lost"
+	cmdAttemptCancel   = "agentrpc.attempt.cancel"
 )
 
 // Domain returns agentrpc's tables and commands for the state registry.
@@ -54,6 +62,8 @@ func Domain() state.Domain {
 			table(tableTokens, func() any { return &JoinToken{} }, id("ID")),
 			table(tableAgents, func() any { return &Agent{} }, id("ID"),
 				&memdb.IndexSchema{Name: "name", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name", Lowercase: true}}),
+			table(tableAttempts, func() any { return &Attempt{} }, id("ID"),
+				&memdb.IndexSchema{Name: "agent", Indexer: &memdb.StringFieldIndex{Field: "AgentID"}}),
 		},
 		Commands: map[string]state.Handler{
 			cmdCACreate:    v1(applyCACreate),
@@ -64,6 +74,12 @@ func Domain() state.Domain {
 			cmdAgentUp:     v1(applyAgentUp),
 			cmdAgentDown:   v1(applyAgentDown),
 			cmdAgentDrain:  v1(applyAgentDrain),
+
+			cmdAttemptCreate:   v1(applyAttemptCreate),
+			cmdAttemptStarted:  v1(applyAttemptStarted),
+			cmdAttemptFinished: v1(applyAttemptFinished),
+			cmdAttemptsLost:    v1(applyAttemptsLost),
+			cmdAttemptCancel:   v1(applyAttemptCancel),
 		},
 	}
 }

@@ -63,6 +63,10 @@ type Deps struct {
 	// Leadership tells the stream whether this node leads and where the
 	// leader is. Nil means this node always leads (a single node).
 	Leadership Leadership
+	// History takes attempt output and HistoryReader reads it back
+	// (history.Writer and history.Store). Without them no work is sent.
+	History       HistoryWriter
+	HistoryReader HistoryReader
 }
 
 // Service is agent enrolment on one controller.
@@ -75,6 +79,11 @@ type Service struct {
 	now     func() time.Time
 	lead    Leadership
 	reg     *registry
+
+	hist     HistoryWriter
+	histRead HistoryReader
+	trackMu  sync.Mutex
+	tracks   map[string]*tracker // by attempt ID; leader-local
 
 	mu sync.Mutex
 	ca *authority // opened once the CA exists; it never changes
@@ -108,7 +117,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		cfg.HelloTimeout = DefaultHelloTimeout
 	}
 	return &Service{cfg: cfg, applier: deps.Applier, store: deps.Store, kr: deps.Keyring, log: deps.Logger, now: deps.Now,
-		lead: deps.Leadership, reg: newRegistry(cfg, deps.Leadership == nil)}, nil
+		lead: deps.Leadership, reg: newRegistry(cfg, deps.Leadership == nil),
+		hist: deps.History, histRead: deps.HistoryReader, tracks: map[string]*tracker{}}, nil
 }
 
 func (s *Service) apply(ctx context.Context, typ string, payload, out any) error {

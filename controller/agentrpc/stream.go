@@ -58,12 +58,76 @@ var (
 	errShutdown     = status.Error(codes.Unavailable, "the controller is shutting down: reconnect to another")
 )
 
-// liveStream is one agent's Connect stream on the leader.
+// sendQueue bounds the messages waiting for one stream's writer. An agent
+// that reads so slowly that it fills is cut off (it reconnects and its
+// outbox replays what was not acknowledged).
+const sendQueue = 4096
+
+var errSlowAgent = status.Error(codes.ResourceExhausted, "the agent does not read its stream fast enough: reconnect")
+
+// liveStream is one agent's Connect stream on the leader. gRPC allows one
+// sender per stream, so every message to the agent goes through out to
+// the stream's writer goroutine.
 type liveStream struct {
 	agentID string
 	closed  chan struct{}
 	once    sync.Once
 	cause   error // set before closed is closed
+	out     chan *agentv1.ControllerMessage
+	// welcomed is set, with Welcome queued, under welcomeMu: only then
+	// may work be sent. An agent that has read its Welcome therefore
+	// always finds its stream ready.
+	welcomeMu sync.Mutex
+	welcomed  bool
+}
+
+// welcome queues the Welcome and opens the stream to work.
+func (ls *liveStream) welcome(m *agentv1.ControllerMessage) {
+	ls.welcomeMu.Lock()
+	defer ls.welcomeMu.Unlock()
+	ls.enqueue(m)
+	ls.welcomed = true
+}
+
+func (ls *liveStream) ready() bool {
+	ls.welcomeMu.Lock()
+	defer ls.welcomeMu.Unlock()
+	return ls.welcomed
+}
+
+// enqueue queues m for the writer without blocking; it reports false when
+// the stream is closed or its queue is full (which closes it).
+func (ls *liveStream) enqueue(m *agentv1.ControllerMessage) bool {
+	select {
+	case <-ls.closed:
+		return false
+	default:
+	}
+	select {
+	case ls.out <- m:
+		return true
+	default:
+		ls.close(errSlowAgent)
+		return false
+	}
+}
+
+// write is the stream's only sender: it runs until the stream is closed
+// or stop is closed, and closes the stream when a send fails.
+func (ls *liveStream) write(stream agentv1.AgentService_ConnectServer, stop <-chan struct{}) {
+	for {
+		select {
+		case m := <-ls.out:
+			if err := stream.Send(m); err != nil {
+				ls.close(err)
+				return
+			}
+		case <-ls.closed:
+			return
+		case <-stop:
+			return
+		}
+	}
 }
 
 func (ls *liveStream) close(cause error) {
@@ -140,7 +204,7 @@ func (r *registry) attach(id string) (ls *liveStream, l *lease, interval, ttl ti
 		l.stream.close(errReplaced)
 		r.connected--
 	}
-	ls = &liveStream{agentID: id, closed: make(chan struct{})}
+	ls = &liveStream{agentID: id, closed: make(chan struct{}), out: make(chan *agentv1.ControllerMessage, sendQueue)}
 	l.stream = ls
 	r.connected++
 	interval, ttl = r.timing(r.connected)
@@ -216,6 +280,20 @@ func (r *registry) stopLeading(cause error) {
 	r.connected = 0
 }
 
+// stream returns the agent's welcomed live stream, or nil.
+func (r *registry) stream(id string) *liveStream {
+	r.mu.Lock()
+	var ls *liveStream
+	if l := r.agents[id]; l != nil {
+		ls = l.stream
+	}
+	r.mu.Unlock()
+	if ls == nil || !ls.ready() {
+		return nil
+	}
+	return ls
+}
+
 func (r *registry) connectedCount() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -251,6 +329,7 @@ func (s *Service) Run(ctx context.Context) {
 				s.log.Info("leading agent streams")
 			case !now && leading:
 				s.reg.stopLeading(errNotLeader)
+				s.forgetAll()
 				leading = false
 				s.log.Info("no longer leading: closed every agent stream")
 			}
@@ -295,6 +374,7 @@ func (s *Service) expire(ctx context.Context, ids []string) {
 	for chunk := range slices.Chunk(ids, maxDownBatch) {
 		var cmds []state.Command
 		var held []*lease
+		var ids []string
 		for _, id := range chunk {
 			s.reg.mu.Lock()
 			l := s.reg.agents[id]
@@ -322,13 +402,22 @@ func (s *Service) expire(ctx context.Context, ids []string) {
 				l.commitMu.Unlock()
 				continue
 			}
-			cmds, held = append(cmds, cmd), append(held, l)
+			cmds, held, ids = append(cmds, cmd), append(held, l), append(ids, id)
 		}
 		if len(cmds) > 0 {
-			if _, err := s.applier.Apply(ctx, cmds...); err != nil {
-				s.log.Warn("mark agents down", "agents", len(cmds), "error", err)
+			// The same entry marks their unfinished attempts lost, so no
+			// agent is ever down with an attempt still running.
+			lost, err := state.NewCommand(cmdAttemptsLost, 1, attemptsLostPayload{AgentIDs: ids, Reason: "the agent went down (no heartbeat within its lease)"})
+			if err == nil {
+				cmds = append(cmds, lost)
+			}
+			res, err := s.applier.Apply(ctx, cmds...)
+			if err != nil {
+				s.log.Warn("mark agents down", "agents", len(ids), "error", err)
 			} else {
-				s.log.Info("marked agents down: no heartbeat within the lease", "agents", len(cmds), "first_agent_id", chunk[0])
+				var l attemptsLostResult
+				_ = res[len(res)-1].Decode(&l)
+				s.log.Info("marked agents down: no heartbeat within the lease", "agents", len(ids), "first_agent_id", chunk[0], "attempts_lost", len(l.Lost))
 			}
 		}
 		for _, l := range held {
@@ -406,6 +495,12 @@ func (s *Service) connect(stream agentv1.AgentService_ConnectServer) error {
 		return s.redirect(stream)
 	}
 	defer s.reg.detach(ls)
+	stopWriter := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); ls.write(stream, stopWriter) }()
+	// gRPC forbids Send once the handler has returned.
+	defer func() { close(stopWriter); wg.Wait() }()
 	log := s.log.With("agent_id", id)
 	up := agentUpPayload{ID: id, NodeID: s.cfg.NodeID, Version: hello.GetVersion(), Facts: factsFromProto(hello.GetFacts()),
 		Plugins: pluginsFromProto(hello.GetPlugins())}
@@ -423,11 +518,12 @@ func (s *Service) connect(stream agentv1.AgentService_ConnectServer) error {
 		log.Warn("agent up not committed", "error", err)
 		return grpcError(err)
 	}
-	if err := stream.Send(&agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Welcome{Welcome: &agentv1.Welcome{
-		NodeId: s.cfg.NodeID, HeartbeatInterval: durationpb.New(interval), Lease: durationpb.New(ttl)}}}); err != nil {
-		return err
-	}
+	ls.welcome(&agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Welcome{Welcome: &agentv1.Welcome{
+		NodeId: s.cfg.NodeID, HeartbeatInterval: durationpb.New(interval), Lease: durationpb.New(ttl)}}})
 	log.Info("agent connected", "version", up.Version, "heartbeat_interval", interval, "lease", ttl)
+	ing := s.startIngest(ls, log)
+	defer ing.stop()
+	s.resumeAttempts(ctx, ls, hello.GetRunning(), log)
 
 	draining := false
 	for {
@@ -442,9 +538,7 @@ func (s *Service) connect(stream agentv1.AgentService_ConnectServer) error {
 		}
 		if a := raw.(*Agent); a.Draining != draining {
 			draining = a.Draining
-			if err := stream.Send(&agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Drain{Drain: &agentv1.Drain{Draining: draining}}}); err != nil {
-				return err
-			}
+			ls.enqueue(&agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Drain{Drain: &agentv1.Drain{Draining: draining}}})
 		}
 	wait:
 		for {
@@ -455,11 +549,21 @@ func (s *Service) connect(stream agentv1.AgentService_ConnectServer) error {
 				break wait
 			case m := <-msgs:
 				s.reg.seen(ls)
-				if f := m.GetFacts(); f != nil {
-					up.Facts = factsFromProto(f)
+				switch {
+				case m.GetFacts() != nil:
+					up.Facts = factsFromProto(m.GetFacts())
 					if err := s.commitUp(ctx, l, up); err != nil {
 						log.Warn("agent facts not committed", "error", err)
 					}
+				case m.GetAssignmentAck() != nil:
+					s.attemptStarted(ctx, id, m.GetAssignmentAck().GetAttemptId(), log)
+				case m.GetLog() != nil:
+					if err := ing.chunk(ctx, m.GetLog()); err != nil {
+						log.Warn("log chunk not stored; the agent will replay it", "attempt_id", m.GetLog().GetAttemptId(), "error", err)
+						return errHistoryDown
+					}
+				case m.GetResult() != nil:
+					ing.result(ctx, m.GetResult())
 				}
 			case err := <-recvErr:
 				return streamEnd(err)
@@ -504,7 +608,8 @@ func normFacts(f Facts) Facts {
 
 // redirect answers a stream on a follower with the leader's agent
 // address (empty when there is no leader: the agent backs off and
-// retries) and ends it cleanly.
+// retries) and ends it cleanly. It is the only message such a stream
+// gets, sent by its handler, so it needs no writer goroutine.
 func (s *Service) redirect(stream agentv1.AgentService_ConnectServer) error {
 	var nodeID, addr string
 	if s.lead != nil {

@@ -1,0 +1,240 @@
+package agentrpc
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/opsconductor/opsconductor/controller/problem"
+	"github.com/opsconductor/opsconductor/controller/state"
+)
+
+// Attempt statuses. pending → running → one of the final statuses; lost
+// is decided by the controller when the agent went down first, and no
+// later report from the agent changes it.
+const (
+	AttemptPending   = "pending"
+	AttemptRunning   = "running"
+	AttemptSucceeded = "succeeded"
+	AttemptFailed    = "failed"
+	AttemptTimedOut  = "timed_out"
+	AttemptCanceled  = "canceled"
+	AttemptError     = "error"
+	AttemptLost      = "lost"
+)
+
+// finalAttempt reports whether status is decided.
+func finalAttempt(status string) bool { return status != AttemptPending && status != AttemptRunning }
+
+// LateResult is what an agent reported for an attempt already marked
+// lost: recorded, never the outcome.
+type LateResult struct {
+	Status     string    `json:"status"`
+	ExitCode   int       `json:"exit_code"`
+	Error      string    `json:"error,omitempty"`
+	LastSeq    uint64    `json:"last_seq"`
+	ReportedAt time.Time `json:"reported_at"`
+}
+
+// Attempt is one execution of one piece of work on one agent. Params never
+// hold secrets: they are stored in Raft and returned by the API.
+type Attempt struct {
+	ID         string          `json:"id"`
+	AgentID    string          `json:"agent_id"`
+	Kind       string          `json:"kind"`
+	Params     json.RawMessage `json:"params"`
+	Timeout    time.Duration   `json:"timeout_ns,omitempty"`
+	Status     string          `json:"status"`
+	CreatedAt  time.Time       `json:"created_at"`
+	CreatedBy  string          `json:"created_by"`
+	StartedAt  *time.Time      `json:"started_at,omitempty"`
+	FinishedAt *time.Time      `json:"finished_at,omitempty"`
+	ExitCode   *int            `json:"exit_code,omitempty"`
+	Error      string          `json:"error,omitempty"`
+	LastSeq    uint64          `json:"last_seq"`
+	CancelAt   *time.Time      `json:"cancel_requested_at,omitempty"`
+	Late       bool            `json:"late"`
+	LateResult *LateResult     `json:"late_result,omitempty"`
+}
+
+func (a *Attempt) clone() *Attempt {
+	c := *a
+	c.Params = append(json.RawMessage(nil), a.Params...)
+	if a.LateResult != nil {
+		l := *a.LateResult
+		c.LateResult = &l
+	}
+	return &c
+}
+
+func getAttempt(txn reader, id string) (*Attempt, error) {
+	raw, err := txn.First(tableAttempts, "id", id)
+	if err != nil {
+		return nil, fmt.Errorf("read attempt: %w", err)
+	}
+	if raw == nil {
+		return nil, problem.NotFound("attempt", id)
+	}
+	return raw.(*Attempt), nil
+}
+
+func newAttemptID() (string, error) {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate attempt id: %w", err)
+	}
+	return "att_" + hex.EncodeToString(b), nil
+}
+
+type attemptCreatePayload struct {
+	Attempt Attempt `json:"attempt"`
+}
+
+func applyAttemptCreate(ctx *state.ApplyContext, p attemptCreatePayload) (any, error) {
+	if _, err := getAttempt(ctx.Txn, p.Attempt.ID); err == nil {
+		return nil, problem.New(problem.KindConflict, "attempt_exists", "attempt %s already exists", p.Attempt.ID)
+	}
+	a := p.Attempt.clone()
+	a.Status, a.CreatedAt = AttemptPending, ctx.Time
+	if err := ctx.Txn.Insert(tableAttempts, a); err != nil {
+		return nil, err
+	}
+	return *a, nil
+}
+
+type attemptStartedPayload struct {
+	ID string `json:"id"`
+}
+
+// applyAttemptStarted marks a pending attempt running; anything else is
+// left alone (a replayed ack, or an attempt already lost).
+func applyAttemptStarted(ctx *state.ApplyContext, p attemptStartedPayload) (any, error) {
+	before, err := getAttempt(ctx.Txn, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if before.Status != AttemptPending {
+		return *before, nil
+	}
+	a := before.clone()
+	at := ctx.Time
+	a.Status, a.StartedAt = AttemptRunning, &at
+	if err := ctx.Txn.Insert(tableAttempts, a); err != nil {
+		return nil, err
+	}
+	return *a, nil
+}
+
+type attemptFinishedPayload struct {
+	ID         string     `json:"id"`
+	Status     string     `json:"status"`
+	ExitCode   int        `json:"exit_code"`
+	Error      string     `json:"error,omitempty"`
+	LastSeq    uint64     `json:"last_seq"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+}
+
+type attemptFinishedResult struct {
+	Attempt Attempt `json:"attempt"`
+	// Committed is false for a duplicate result (nothing changed).
+	Committed bool `json:"committed"`
+}
+
+// applyAttemptFinished records an agent's result once. A result for a
+// lost attempt is kept as late and leaves the outcome alone; a second
+// result for a decided attempt changes nothing.
+func applyAttemptFinished(ctx *state.ApplyContext, p attemptFinishedPayload) (any, error) {
+	before, err := getAttempt(ctx.Txn, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	a := before.clone()
+	switch {
+	case before.Status == AttemptLost && !before.Late:
+		a.Late = true
+		a.LateResult = &LateResult{Status: p.Status, ExitCode: p.ExitCode, Error: p.Error, LastSeq: p.LastSeq, ReportedAt: ctx.Time}
+	case finalAttempt(before.Status):
+		return attemptFinishedResult{Attempt: *before}, nil
+	default:
+		code := p.ExitCode
+		a.Status, a.ExitCode, a.Error, a.LastSeq = p.Status, &code, p.Error, p.LastSeq
+		if p.StartedAt != nil && a.StartedAt == nil {
+			t := *p.StartedAt
+			a.StartedAt = &t
+		}
+		fin := ctx.Time
+		if p.FinishedAt != nil {
+			fin = *p.FinishedAt
+		}
+		a.FinishedAt = &fin
+	}
+	if err := ctx.Txn.Insert(tableAttempts, a); err != nil {
+		return nil, err
+	}
+	return attemptFinishedResult{Attempt: *a, Committed: true}, nil
+}
+
+type attemptsLostPayload struct {
+	AgentIDs []string `json:"agent_ids"`
+	Reason   string   `json:"reason"`
+}
+
+type attemptsLostResult struct {
+	Lost []string `json:"lost"`
+}
+
+// applyAttemptsLost marks every pending or running attempt of the agents
+// lost. The leader appends it to the entry that marks them down, so an
+// agent is never down with an attempt still running.
+func applyAttemptsLost(ctx *state.ApplyContext, p attemptsLostPayload) (any, error) {
+	var res attemptsLostResult
+	for _, agentID := range p.AgentIDs {
+		it, err := ctx.Txn.Get(tableAttempts, "agent", agentID)
+		if err != nil {
+			return nil, err
+		}
+		var open []*Attempt
+		for obj := it.Next(); obj != nil; obj = it.Next() {
+			if a := obj.(*Attempt); !finalAttempt(a.Status) {
+				open = append(open, a)
+			}
+		}
+		for _, before := range open {
+			a := before.clone()
+			at := ctx.Time
+			a.Status, a.FinishedAt, a.Error = AttemptLost, &at, p.Reason
+			if err := ctx.Txn.Insert(tableAttempts, a); err != nil {
+				return nil, err
+			}
+			res.Lost = append(res.Lost, a.ID)
+		}
+	}
+	return res, nil
+}
+
+type attemptCancelPayload struct {
+	ID string `json:"id"`
+}
+
+func applyAttemptCancel(ctx *state.ApplyContext, p attemptCancelPayload) (any, error) {
+	before, err := getAttempt(ctx.Txn, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if finalAttempt(before.Status) {
+		return nil, problem.New(problem.KindConflict, "attempt_finished", "attempt %s is already %s", p.ID, before.Status)
+	}
+	if before.CancelAt != nil {
+		return *before, nil
+	}
+	a := before.clone()
+	at := ctx.Time
+	a.CancelAt = &at
+	if err := ctx.Txn.Insert(tableAttempts, a); err != nil {
+		return nil, err
+	}
+	return *a, nil
+}

@@ -1,0 +1,616 @@
+package agentrpc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/opsconductor/opsconductor/controller/history"
+	"github.com/opsconductor/opsconductor/controller/problem"
+	agentv1 "github.com/opsconductor/opsconductor/proto/agent/v1"
+)
+
+// HistoryWriter stores records durably and says when (history.Writer).
+type HistoryWriter interface {
+	Submit(ctx context.Context, recs []history.Record) (*history.Ticket, error)
+}
+
+// HistoryReader reads stored records back (history.Store).
+type HistoryReader interface {
+	Read(ctx context.Context, stream string, from, to uint64, limit int) ([]history.Record, error)
+	Tail(ctx context.Context, stream string, n int) ([]history.Record, error)
+}
+
+// Command limits.
+const (
+	DefaultCommandTimeout = time.Hour
+	MaxCommandTimeout     = 24 * time.Hour
+	// KindCommand is the built-in command runner.
+	KindCommand = "command"
+	// LogKind is the history kind of attempt output.
+	LogKind = "automation.log"
+)
+
+// LogStream is the history stream holding an attempt's output.
+func LogStream(attemptID string) string { return "automation/attempt/" + attemptID + "/log" }
+
+// CommandSpec is what to run: exactly one of Argv and Shell.
+type CommandSpec struct {
+	Argv  []string          `json:"argv,omitempty"`
+	Shell string            `json:"shell,omitempty"`
+	Env   map[string]string `json:"env,omitempty"`
+	Dir   string            `json:"dir,omitempty"`
+	// Timeout is a Go duration ("30s", "5m"); empty means an hour.
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// commandParams is the Assignment's params_json for KindCommand.
+type commandParams struct {
+	Argv  []string          `json:"argv,omitempty"`
+	Shell string            `json:"shell,omitempty"`
+	Env   map[string]string `json:"env,omitempty"`
+	Dir   string            `json:"dir,omitempty"`
+}
+
+func (c CommandSpec) check() (commandParams, time.Duration, error) {
+	var errs problem.List
+	switch {
+	case len(c.Argv) == 0 && c.Shell == "":
+		errs.Add("argv", "give exactly one of argv and shell; both are empty")
+	case len(c.Argv) > 0 && c.Shell != "":
+		errs.Add("shell", "give exactly one of argv and shell, not both")
+	case len(c.Argv) > 0 && c.Argv[0] == "":
+		errs.Add("argv[0]", "must name the program")
+	}
+	for i, a := range c.Argv {
+		if strings.ContainsRune(a, 0) {
+			errs.Add(fmt.Sprintf("argv[%d]", i), "must not contain NUL")
+		}
+	}
+	for k, v := range c.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
+			errs.Add("env."+k, "names must be non-empty without '=' or NUL, values without NUL")
+		}
+	}
+	if strings.ContainsRune(c.Shell, 0) || strings.ContainsRune(c.Dir, 0) {
+		errs.Add("shell", "shell and dir must not contain NUL")
+	}
+	timeout := DefaultCommandTimeout
+	if c.Timeout != "" {
+		d, err := time.ParseDuration(c.Timeout)
+		switch {
+		case err != nil:
+			errs.Add("timeout", "must be a duration such as 30s or 5m, got %q", c.Timeout)
+		case d < time.Second || d > MaxCommandTimeout:
+			errs.Add("timeout", "must be from 1s to %s, got %s", MaxCommandTimeout, d)
+		default:
+			timeout = d
+		}
+	}
+	return commandParams{Argv: c.Argv, Shell: c.Shell, Env: c.Env, Dir: c.Dir}, timeout, errs.Err()
+}
+
+var (
+	errNotConnected = func(id string) error {
+		return problem.New(problem.KindConflict, "agent_not_connected", "agent %s has no live stream to this controller: nothing is queued, try again once it is up", id)
+	}
+	errDraining = func(id string) error {
+		return problem.New(problem.KindConflict, "agent_draining", "agent %s is draining and takes no new work", id)
+	}
+	errNoHistory = problem.Unavailable("history_missing", "this controller has no history store to take attempt output")
+)
+
+// RunCommand creates an attempt to run spec on the agent and sends it
+// down the agent's live stream. Nothing is queued: an agent that is not
+// connected to this (leading) controller, or is draining, is refused.
+func (s *Service) RunCommand(ctx context.Context, agentID string, spec CommandSpec, actor string) (Attempt, error) {
+	params, timeout, err := spec.check()
+	if err != nil {
+		return Attempt{}, err
+	}
+	if s.hist == nil || s.histRead == nil {
+		return Attempt{}, errNoHistory
+	}
+	a, err := getAgent(s.txn(), agentID)
+	if err != nil {
+		return Attempt{}, err
+	}
+	switch {
+	case a.Revoked:
+		return Attempt{}, problem.New(problem.KindConflict, "agent_revoked", "agent %s is revoked", agentID)
+	case a.Draining:
+		return Attempt{}, errDraining(agentID)
+	case s.reg.stream(agentID) == nil:
+		return Attempt{}, errNotConnected(agentID)
+	}
+	raw, err := json.Marshal(params)
+	if err != nil {
+		return Attempt{}, err
+	}
+	id, err := newAttemptID()
+	if err != nil {
+		return Attempt{}, err
+	}
+	var att Attempt
+	if err := s.apply(ctx, cmdAttemptCreate, attemptCreatePayload{Attempt: Attempt{ID: id, AgentID: agentID, Kind: KindCommand,
+		Params: raw, Timeout: timeout, CreatedBy: actor}}, &att); err != nil {
+		return Attempt{}, err
+	}
+	log := s.log.With("attempt_id", id, "agent_id", agentID)
+	ls := s.reg.stream(agentID)
+	if ls == nil || !ls.enqueue(&agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Assignment{Assignment: &agentv1.Assignment{
+		AttemptId: id, Kind: KindCommand, ParamsJson: raw, Timeout: durationpb.New(timeout)}}}) {
+		// The stream went between the check and the send: say so now
+		// rather than leave the attempt pending until the lease runs out.
+		var res attemptFinishedResult
+		if err := s.apply(ctx, cmdAttemptFinished, attemptFinishedPayload{ID: id, Status: AttemptError,
+			Error: "the agent's stream ended before the assignment was sent"}, &res); err != nil {
+			log.Warn("attempt not marked failed", "error", err)
+		}
+		return Attempt{}, errNotConnected(agentID)
+	}
+	log.Info("sent an assignment", "kind", KindCommand, "created_by", actor, "timeout", timeout)
+	return att, nil
+}
+
+// GetAttempt returns one attempt.
+func (s *Service) GetAttempt(_ context.Context, id string) (Attempt, error) {
+	a, err := getAttempt(s.txn(), id)
+	if err != nil {
+		return Attempt{}, err
+	}
+	return *a.clone(), nil
+}
+
+// CancelAttempt records that the attempt should stop and tells its agent
+// if it is connected here. The agent's result (canceled) decides it.
+func (s *Service) CancelAttempt(ctx context.Context, id string) (Attempt, error) {
+	var a Attempt
+	if err := s.apply(ctx, cmdAttemptCancel, attemptCancelPayload{ID: id}, &a); err != nil {
+		return Attempt{}, err
+	}
+	sent := false
+	if ls := s.reg.stream(a.AgentID); ls != nil {
+		sent = ls.enqueue(&agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Cancel{Cancel: &agentv1.Cancel{
+			AttemptId: id, Reason: "canceled by request"}}})
+	}
+	s.log.Info("requested an attempt's cancellation", "attempt_id", id, "agent_id", a.AgentID, "sent", sent)
+	return a, nil
+}
+
+// LogLine is one chunk of an attempt's output.
+type LogLine struct {
+	Seq    uint64    `json:"seq"`
+	Stream string    `json:"stream"`
+	Data   string    `json:"data"`
+	Time   time.Time `json:"time"`
+}
+
+// LogPage is output after a sequence number; Next is the after to ask
+// with next time (the last seq returned, or the one asked with).
+type LogPage struct {
+	Items []LogLine `json:"items"`
+	Next  uint64    `json:"next"`
+}
+
+// AttemptLog reads an attempt's output with seq > after from history.
+func (s *Service) AttemptLog(ctx context.Context, id string, after uint64, limit int) (LogPage, error) {
+	if _, err := getAttempt(s.txn(), id); err != nil {
+		return LogPage{}, err
+	}
+	if s.histRead == nil {
+		return LogPage{}, errNoHistory
+	}
+	page := LogPage{Items: []LogLine{}, Next: after}
+	if after >= history.MaxSeq {
+		return page, nil
+	}
+	recs, err := s.histRead.Read(ctx, LogStream(id), after+1, history.MaxSeq, limit)
+	if err != nil {
+		return LogPage{}, fmt.Errorf("read attempt log: %w", err)
+	}
+	for _, r := range recs {
+		page.Items = append(page.Items, LogLine{Seq: r.Seq, Stream: r.Fields["stream"], Data: string(r.Data), Time: r.Time})
+		page.Next = r.Seq
+	}
+	return page, nil
+}
+
+// attemptStarted commits the agent's acknowledgement of an assignment.
+func (s *Service) attemptStarted(ctx context.Context, agentID, id string, log *slog.Logger) {
+	a, err := getAttempt(s.txn(), id)
+	if err != nil || a.AgentID != agentID {
+		log.Warn("assignment ack for an unknown attempt", "attempt_id", id)
+		return
+	}
+	if a.Status != AttemptPending {
+		return
+	}
+	var out Attempt
+	if err := s.apply(ctx, cmdAttemptStarted, attemptStartedPayload{ID: id}, &out); err != nil {
+		log.Warn("attempt start not committed", "attempt_id", id, "error", err)
+	}
+}
+
+// tracker is the leader's memory of how much of one attempt's output is
+// durable. It starts from what the history store holds (the writer stores
+// an attempt's chunks in the order the agent sent them, so its last stored
+// seq ends a gapless prefix) and then follows the tickets.
+type tracker struct {
+	mu      sync.Mutex
+	loaded  bool
+	through uint64              // every seq <= through is durable
+	above   map[uint64]struct{} // durable seqs past a gap
+	result  *agentv1.Result     // waiting for its chunks
+}
+
+func (t *tracker) settle(seq uint64) {
+	if seq <= t.through {
+		return
+	}
+	if seq != t.through+1 {
+		if t.above == nil {
+			t.above = map[uint64]struct{}{}
+		}
+		t.above[seq] = struct{}{}
+		return
+	}
+	t.through = seq
+	for {
+		if _, ok := t.above[t.through+1]; !ok {
+			return
+		}
+		delete(t.above, t.through+1)
+		t.through++
+	}
+}
+
+// tracker returns the attempt's tracker, loaded from the history store.
+func (s *Service) tracker(ctx context.Context, id string) (*tracker, error) {
+	s.trackMu.Lock()
+	t := s.tracks[id]
+	if t == nil {
+		t = &tracker{}
+		s.tracks[id] = t
+	}
+	s.trackMu.Unlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.loaded {
+		recs, err := s.histRead.Tail(ctx, LogStream(id), 1)
+		if err != nil {
+			return nil, fmt.Errorf("read attempt log tail: %w", err)
+		}
+		if len(recs) == 1 && recs[0].Seq > t.through {
+			t.through = recs[0].Seq
+		}
+		t.loaded = true
+	}
+	return t, nil
+}
+
+func (s *Service) forget(id string) {
+	s.trackMu.Lock()
+	delete(s.tracks, id)
+	s.trackMu.Unlock()
+}
+
+func (s *Service) forgetAll() {
+	s.trackMu.Lock()
+	clear(s.tracks)
+	s.trackMu.Unlock()
+}
+
+func ackMsg(id string, through uint64, result bool) *agentv1.ControllerMessage {
+	return &agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Ack{Ack: &agentv1.Ack{AttemptId: id, ThroughSeq: through, Result: result}}}
+}
+
+// resumeAttempts answers a hello's running attempts with what is already
+// durable, so that the agent can prune its outbox before replaying.
+func (s *Service) resumeAttempts(ctx context.Context, ls *liveStream, running []*agentv1.RunningAttempt, log *slog.Logger) {
+	if s.histRead == nil {
+		return
+	}
+	for _, r := range running {
+		a, err := getAttempt(s.txn(), r.GetAttemptId())
+		if err != nil || a.AgentID != ls.agentID {
+			log.Warn("hello names an unknown attempt", "attempt_id", r.GetAttemptId())
+			continue
+		}
+		t, err := s.tracker(ctx, a.ID)
+		if err != nil {
+			log.Warn("attempt log unreadable", "attempt_id", a.ID, "error", err)
+			continue
+		}
+		t.mu.Lock()
+		through := t.through
+		t.mu.Unlock()
+		if through > 0 {
+			ls.enqueue(ackMsg(a.ID, through, false))
+		}
+	}
+}
+
+// ingestItem is one message of the agent's in the order it arrived: a
+// chunk with its ticket (nil when it was already durable) or a result.
+type ingestItem struct {
+	attemptID string
+	seq       uint64
+	ticket    *history.Ticket
+	result    *agentv1.Result
+}
+
+// ingest turns one stream's chunks into history records and acks them,
+// in order, once durable. Its goroutine waits for each ticket in the
+// order the chunks were submitted, which is the order the writer settles
+// them, and coalesces the acks of whatever has settled meanwhile.
+type ingest struct {
+	s     *Service
+	ls    *liveStream
+	log   *slog.Logger
+	items chan ingestItem
+	done  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// ingestQueue bounds the chunks waiting for their tickets on one stream;
+// past it the stream's handler waits, and so does the agent.
+const ingestQueue = 4096
+
+func (s *Service) startIngest(ls *liveStream, log *slog.Logger) *ingest {
+	ing := &ingest{s: s, ls: ls, log: log, items: make(chan ingestItem, ingestQueue), done: make(chan struct{})}
+	ing.wg.Add(1)
+	go func() { defer ing.wg.Done(); ing.run() }()
+	return ing
+}
+
+func (ing *ingest) stop() { close(ing.done); ing.wg.Wait() }
+
+func (ing *ingest) push(ctx context.Context, it ingestItem) {
+	select {
+	case ing.items <- it:
+	case <-ing.done:
+	case <-ctx.Done():
+	}
+}
+
+// owned returns the attempt if it belongs to this stream's agent.
+func (ing *ingest) owned(id string) *Attempt {
+	a, err := getAttempt(ing.s.txn(), id)
+	if err != nil || a.AgentID != ing.ls.agentID {
+		ing.log.Warn("output for an unknown attempt dropped", "attempt_id", id)
+		return nil
+	}
+	return a
+}
+
+// chunk submits one chunk to history (unless already durable) and queues
+// its ack. An error means the chunk could not be submitted.
+func (ing *ingest) chunk(ctx context.Context, c *agentv1.LogChunk) error {
+	s := ing.s
+	if s.hist == nil || c.GetSeq() == 0 || ing.owned(c.GetAttemptId()) == nil {
+		return nil
+	}
+	t, err := s.tracker(ctx, c.GetAttemptId())
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	dup := c.GetSeq() <= t.through
+	t.mu.Unlock()
+	it := ingestItem{attemptID: c.GetAttemptId(), seq: c.GetSeq()}
+	if !dup {
+		rec := history.Record{Stream: LogStream(c.GetAttemptId()), Seq: c.GetSeq(), Kind: LogKind, Time: s.now(),
+			Fields: map[string]string{"stream": outputName(c.GetStream()), "agent_id": ing.ls.agentID}, Data: c.GetData()}
+		if c.GetTime() != nil && c.GetTime().IsValid() {
+			rec.Time = c.GetTime().AsTime()
+		}
+		if len(rec.Data) > history.MaxDataLen {
+			rec.Data = rec.Data[:history.MaxDataLen]
+		}
+		it.ticket, err = s.hist.Submit(ctx, []history.Record{rec})
+		if err != nil {
+			return err
+		}
+	}
+	ing.push(ctx, it)
+	return nil
+}
+
+func (ing *ingest) result(ctx context.Context, r *agentv1.Result) {
+	if ing.s.hist == nil || ing.owned(r.GetAttemptId()) == nil {
+		return
+	}
+	ing.push(ctx, ingestItem{attemptID: r.GetAttemptId(), result: r})
+}
+
+func outputName(o agentv1.OutputStream) string {
+	if o == agentv1.OutputStream_OUTPUT_STREAM_STDERR {
+		return "stderr"
+	}
+	return "stdout"
+}
+
+func (ing *ingest) run() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-ing.done:
+		case <-ing.ls.closed:
+		}
+		cancel()
+	}()
+	pending := map[string]bool{} // attempts with an ack to send
+	n := 0
+	for {
+		var it ingestItem
+		select {
+		case it = <-ing.items:
+		case <-ctx.Done():
+			return
+		}
+		if it.result != nil {
+			// A result's ack must follow the acks of the chunks before it.
+			ing.flush(ctx, pending)
+		}
+		ing.handle(ctx, it, pending)
+		// Coalesce: send the acks when nothing more is waiting, or every
+		// ackEvery chunks under a steady flow.
+		if n++; len(ing.items) == 0 || n%ackEvery == 0 {
+			ing.flush(ctx, pending)
+		}
+	}
+}
+
+// ackEvery bounds the chunks handled between two rounds of acks.
+const ackEvery = 256
+
+func (ing *ingest) flush(ctx context.Context, pending map[string]bool) {
+	for id := range pending {
+		ing.ack(ctx, id)
+		delete(pending, id)
+	}
+}
+
+
+func (ing *ingest) handle(ctx context.Context, it ingestItem, pending map[string]bool) {
+	s := ing.s
+	if it.result != nil {
+		ing.finishWhenDurable(ctx, it.attemptID, it.result)
+		return
+	}
+	if it.ticket != nil {
+		select {
+		case <-it.ticket.Done():
+		case <-ctx.Done():
+			return
+		}
+		if err := it.ticket.Err(); err != nil {
+			ing.log.Warn("log chunk not stored; closing the stream so that the agent replays it", "attempt_id", it.attemptID, "seq", it.seq, "error", err)
+			ing.ls.close(errHistoryDown)
+			return
+		}
+	}
+	t, err := s.tracker(ctx, it.attemptID)
+	if err != nil {
+		return
+	}
+	t.mu.Lock()
+	t.settle(it.seq)
+	t.mu.Unlock()
+	pending[it.attemptID] = true
+}
+
+// ack sends what is durable of an attempt and, once its chunks are all
+// durable, commits a waiting result.
+func (ing *ingest) ack(ctx context.Context, id string) {
+	t, err := ing.s.tracker(ctx, id)
+	if err != nil {
+		return
+	}
+	t.mu.Lock()
+	through, r := t.through, t.result
+	ready := r != nil && r.GetLastSeq() <= through
+	if ready {
+		t.result = nil
+	}
+	t.mu.Unlock()
+	ing.ls.enqueue(ackMsg(id, through, false))
+	if ready {
+		ing.finish(ctx, r)
+	}
+}
+
+// finishWhenDurable commits r now if every chunk up to its last_seq is
+// durable, else parks it on the tracker until they are.
+func (ing *ingest) finishWhenDurable(ctx context.Context, id string, r *agentv1.Result) {
+	t, err := ing.s.tracker(ctx, id)
+	if err != nil {
+		ing.log.Warn("attempt log unreadable", "attempt_id", id, "error", err)
+		return
+	}
+	t.mu.Lock()
+	ready := r.GetLastSeq() <= t.through
+	if !ready {
+		t.result = r
+	}
+	t.mu.Unlock()
+	if ready {
+		ing.finish(ctx, r)
+	}
+}
+
+// finish commits the result (once: a duplicate commits nothing) and acks
+// it with the chunks it covers.
+func (ing *ingest) finish(ctx context.Context, r *agentv1.Result) {
+	s := ing.s
+	p := attemptFinishedPayload{ID: r.GetAttemptId(), Status: statusFromProto(r.GetStatus()), ExitCode: int(r.GetExitCode()),
+		Error: r.GetError(), LastSeq: r.GetLastSeq()}
+	if ts := r.GetStartedAt(); ts != nil && ts.IsValid() {
+		t := ts.AsTime().UTC()
+		p.StartedAt = &t
+	}
+	if ts := r.GetFinishedAt(); ts != nil && ts.IsValid() {
+		t := ts.AsTime().UTC()
+		p.FinishedAt = &t
+	}
+	a, err := getAttempt(s.txn(), p.ID)
+	if err != nil {
+		return
+	}
+	// A decided attempt (a replayed result, or a late one already kept)
+	// needs no second commit, only the ack.
+	if !finalAttempt(a.Status) || (a.Status == AttemptLost && !a.Late) {
+		var res attemptFinishedResult
+		if err := s.apply(ctx, cmdAttemptFinished, p, &res); err != nil {
+			ing.log.Warn("result not committed; the agent will replay it", "attempt_id", p.ID, "error", err)
+			return
+		}
+		if res.Attempt.Late {
+			ing.log.Info("recorded a late result for a lost attempt", "attempt_id", p.ID, "reported_status", p.Status)
+		} else {
+			ing.log.Info("attempt finished", "attempt_id", p.ID, "status", p.Status, "exit_code", p.ExitCode)
+		}
+	}
+	s.forget(p.ID)
+	ing.ls.enqueue(ackMsg(p.ID, p.LastSeq, true))
+}
+
+var errHistoryDown = status.Error(codes.Unavailable, "history store unavailable: reconnect and replay")
+
+func statusFromProto(st agentv1.AttemptStatus) string {
+	switch st {
+	case agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED:
+		return AttemptSucceeded
+	case agentv1.AttemptStatus_ATTEMPT_STATUS_FAILED:
+		return AttemptFailed
+	case agentv1.AttemptStatus_ATTEMPT_STATUS_TIMED_OUT:
+		return AttemptTimedOut
+	case agentv1.AttemptStatus_ATTEMPT_STATUS_CANCELED:
+		return AttemptCanceled
+	default:
+		return AttemptError
+	}
+}
+
+// ParseSeq parses an "after" query value.
+func ParseSeq(v string) (uint64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, problem.Invalid("after", "must be a sequence number, got %q", v)
+	}
+	return n, nil
+}
