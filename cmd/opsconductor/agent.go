@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strconv"
@@ -79,7 +80,7 @@ func newAgentCmd() *cobra.Command {
 	cmd.AddCommand(list, show, revoke,
 		drain("drain", "Stop sending new work to an agent; what it runs finishes", "Draining", (*apiclient.Client).DrainAgent),
 		drain("undrain", "Let a drained agent take work again", "Undrained", (*apiclient.Client).UndrainAgent),
-		newJoinTokenCmd(f))
+		newJoinTokenCmd(f), newExecCmd(f))
 	return cmd
 }
 
@@ -203,4 +204,197 @@ func formatTags(tags map[string]string) string {
 		parts = append(parts, k+"="+tags[k])
 	}
 	return strings.Join(parts, ",")
+}
+
+// exitCodeError ends the CLI with a command's exit code; what happened
+// was already printed.
+type exitCodeError struct{ code int }
+
+func (e exitCodeError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func newExecCmd(f *apiFlags) *cobra.Command {
+	var spec apiclient.CommandSpec
+	var env []string
+	var poll time.Duration
+	cmd := &cobra.Command{
+		Use:   "exec ID [--shell LINE | -- ARGV...]",
+		Short: "Run a command on a connected agent, print its output as it arrives and exit with its exit code (needs agents:admin)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: f.run(func(cmd *cobra.Command, args []string, c *apiclient.Client) error {
+			spec.Argv = args[1:]
+			if len(env) > 0 {
+				spec.Env = map[string]string{}
+				for _, kv := range env {
+					k, v, ok := strings.Cut(kv, "=")
+					if !ok {
+						return usageError{fmt.Errorf("--env %q: want NAME=VALUE", kv)}
+					}
+					spec.Env[k] = v
+				}
+			}
+			if (len(spec.Argv) == 0) == (spec.Shell == "") {
+				return usageError{fmt.Errorf("give the command either after -- or with --shell, not both")}
+			}
+			att, err := c.RunCommand(cmd.Context(), args[0], spec)
+			if err != nil {
+				return err
+			}
+			return followAttempt(cmd, c, att, poll)
+		}),
+	}
+	cmd.Flags().StringVar(&spec.Shell, "shell", "", "a command line run with /bin/sh -c instead of argv")
+	cmd.Flags().StringArrayVar(&env, "env", nil, "NAME=VALUE for the command's environment (repeatable)")
+	cmd.Flags().StringVar(&spec.Dir, "dir", "", "the working directory on the agent")
+	cmd.Flags().StringVar(&spec.Timeout, "timeout", "", "kill the command after this long (default 1h on the agent)")
+	cmd.Flags().DurationVar(&poll, "poll", 250*time.Millisecond, "how often to ask for new output")
+	return cmd
+}
+
+// followAttempt prints an attempt's output as it becomes durable, saying
+// on stderr what it waits for, until the attempt is decided; it returns
+// the command's exit code as an exitCodeError.
+func followAttempt(cmd *cobra.Command, c *apiclient.Client, att apiclient.Attempt, poll time.Duration) error {
+	ctx, stdout, stderr := cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr()
+	fmt.Fprintf(stderr, "attempt %s on agent %s: waiting for the agent to take it\n", att.ID, att.AgentID)
+	status, after := att.Status, uint64(0)
+	for {
+		page, err := c.AttemptLog(ctx, att.ID, after, 0)
+		if err != nil {
+			return err
+		}
+		for _, l := range page.Items {
+			w := stdout
+			if l.Stream == "stderr" {
+				w = stderr
+			}
+			fmt.Fprint(w, l.Data)
+		}
+		after = page.Next
+		if len(page.Items) > 0 {
+			continue
+		}
+		a, err := c.GetAttempt(ctx, att.ID)
+		if err != nil {
+			return err
+		}
+		if a.Status != status && a.Status == "running" {
+			fmt.Fprintf(stderr, "attempt %s: running; waiting for its output and result\n", a.ID)
+		}
+		status = a.Status
+		if a.Finished() && after >= a.LastSeq {
+			return attemptExit(stderr, a)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stopped waiting; the command goes on (opsconductor attempt cancel %s stops it): %w", a.ID, ctx.Err())
+		case <-time.After(poll):
+		}
+	}
+}
+
+func attemptExit(w io.Writer, a apiclient.Attempt) error {
+	code := 0
+	if a.ExitCode != nil {
+		code = *a.ExitCode
+	}
+	msg := fmt.Sprintf("attempt %s %s", a.ID, a.Status)
+	if a.ExitCode != nil {
+		msg += fmt.Sprintf(" (exit code %d)", code)
+	}
+	if a.Error != "" {
+		msg += ": " + a.Error
+	}
+	fmt.Fprintln(w, msg)
+	switch {
+	case a.Status == "succeeded":
+		return nil
+	case code > 0 && code < 256:
+		return exitCodeError{code}
+	default:
+		return exitCodeError{1}
+	}
+}
+
+func newAttemptCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "attempt", Short: "Show, read the output of and cancel attempts run on agents"}
+	f := addAPIFlags(cmd)
+	show := &cobra.Command{
+		Use: "show ID", Short: "Show one attempt (needs agents:read)", Args: exactArgs(1, "the attempt ID (att_…)"),
+		RunE: f.run(func(cmd *cobra.Command, args []string, c *apiclient.Client) error {
+			a, err := c.GetAttempt(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printAttempt(cmd, f, a)
+		}),
+	}
+	var after uint64
+	logCmd := &cobra.Command{
+		Use: "log ID", Short: "Print an attempt's stored output (needs agents:read)", Args: exactArgs(1, "the attempt ID (att_…)"),
+		RunE: f.run(func(cmd *cobra.Command, args []string, c *apiclient.Client) error {
+			var all []apiclient.LogLine
+			for {
+				page, err := c.AttemptLog(cmd.Context(), args[0], after, 0)
+				if err != nil {
+					return err
+				}
+				if len(page.Items) == 0 {
+					break
+				}
+				if f.json {
+					all = append(all, page.Items...)
+				} else {
+					for _, l := range page.Items {
+						w := cmd.OutOrStdout()
+						if l.Stream == "stderr" {
+							w = cmd.ErrOrStderr()
+						}
+						fmt.Fprint(w, l.Data)
+					}
+				}
+				after = page.Next
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), all)
+			}
+			return nil
+		}),
+	}
+	logCmd.Flags().Uint64Var(&after, "after", 0, "print only output after this sequence number")
+	cancel := &cobra.Command{
+		Use: "cancel ID", Short: "Ask an attempt's agent to stop it (needs agents:admin)", Args: exactArgs(1, "the attempt ID (att_…)"),
+		RunE: f.run(func(cmd *cobra.Command, args []string, c *apiclient.Client) error {
+			a, err := c.CancelAttempt(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), a)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Asked agent %s to cancel attempt %s (%s)\n", a.AgentID, a.ID, a.Status)
+			return nil
+		}),
+	}
+	cmd.AddCommand(show, logCmd, cancel)
+	return cmd
+}
+
+func printAttempt(cmd *cobra.Command, f *apiFlags, a apiclient.Attempt) error {
+	if f.json {
+		return printJSON(cmd.OutOrStdout(), a)
+	}
+	exit := "-"
+	if a.ExitCode != nil {
+		exit = strconv.Itoa(*a.ExitCode)
+	}
+	late := "-"
+	if a.LateResult != nil {
+		late = fmt.Sprintf("%s (exit code %d) at %s", a.LateResult.Status, a.LateResult.ExitCode, when(&a.LateResult.ReportedAt))
+	}
+	return table(cmd.OutOrStdout(), "FIELD\tVALUE", [][]string{
+		{"id", a.ID}, {"agent", a.AgentID}, {"kind", a.Kind}, {"params", string(a.Params)}, {"timeout", orDash(a.Timeout)},
+		{"status", a.Status}, {"exit code", exit}, {"error", orDash(a.Error)}, {"created", when(&a.CreatedAt)},
+		{"created by", a.CreatedBy}, {"started", when(a.StartedAt)}, {"finished", when(a.FinishedAt)},
+		{"output lines", strconv.FormatUint(a.LastSeq, 10)}, {"cancel requested", when(a.CancelAt)}, {"late result", late},
+	})
 }

@@ -122,6 +122,52 @@ func TestAgentEnrolmentEndToEnd(t *testing.T) {
 	if err != nil || welcome.GetWelcome() == nil {
 		t.Fatalf("Connect with the new certificate: %v, %v; want a Welcome from the single node", welcome, err)
 	}
+	// agent exec: the test plays the agent's part of the execution core.
+	type cliResult struct {
+		out, errOut string
+		err         error
+	}
+	execDone := make(chan cliResult, 1)
+	go func() {
+		out, errOut, err := runIn(t, "", "agent", "exec", res.AgentId, addr, "--poll", "20ms", "--", "sh", "-c", "echo hi; echo oops >&2; exit 3")
+		execDone <- cliResult{out, errOut, err}
+	}()
+	m, err := stream.Recv()
+	as := m.GetAssignment()
+	if err != nil || as == nil || !strings.Contains(string(as.GetParamsJson()), `"argv":["sh","-c","echo hi; echo oops \u003e\u00262; exit 3"]`) {
+		t.Fatalf("agent exec sent %v, %v; want the assignment", m, err)
+	}
+	for _, msg := range []*agentv1.AgentMessage{
+		{Msg: &agentv1.AgentMessage_AssignmentAck{AssignmentAck: &agentv1.AssignmentAck{AttemptId: as.AttemptId}}},
+		{Msg: &agentv1.AgentMessage_Log{Log: &agentv1.LogChunk{AttemptId: as.AttemptId, Seq: 1, Data: []byte("hi\n"), Stream: agentv1.OutputStream_OUTPUT_STREAM_STDOUT}}},
+		{Msg: &agentv1.AgentMessage_Log{Log: &agentv1.LogChunk{AttemptId: as.AttemptId, Seq: 2, Data: []byte("oops\n"), Stream: agentv1.OutputStream_OUTPUT_STREAM_STDERR}}},
+		{Msg: &agentv1.AgentMessage_Result{Result: &agentv1.Result{AttemptId: as.AttemptId, Status: agentv1.AttemptStatus_ATTEMPT_STATUS_FAILED, ExitCode: 3, LastSeq: 2}}},
+	} {
+		if err := stream.Send(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("waiting for the result's ack: %v", err)
+		}
+		if m.GetAck().GetResult() {
+			break
+		}
+	}
+	r := <-execDone
+	var ec exitCodeError
+	if !errors.As(r.err, &ec) || ec.code != 3 || r.out != "hi\n" || !strings.Contains(r.errOut, "oops\n") ||
+		!strings.Contains(r.errOut, "failed (exit code 3)") {
+		t.Fatalf("agent exec = %v\nstdout %q\nstderr %q", r.err, r.out, r.errOut)
+	}
+	if out := must(t, "", "attempt", "show", as.AttemptId, addr); !strings.Contains(out, "failed") {
+		t.Fatalf("attempt show: %s", out)
+	}
+	if out := must(t, "", "attempt", "log", as.AttemptId, addr); out != "hi\n" {
+		t.Fatalf("attempt log: %q", out)
+	}
 	if out := must(t, "", "agent", "drain", res.AgentId, addr); !strings.Contains(out, "Draining agent "+res.AgentId) {
 		t.Fatalf("agent drain: %s", out)
 	}

@@ -19,6 +19,10 @@ func main() {
 	defer stop()
 	root := newRoot()
 	if err := root.ExecuteContext(ctx); err != nil {
+		var ee exitCodeError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code) // the command's own exit code, already reported
+		}
 		var ue usageError
 		if errors.As(err, &ue) {
 			fmt.Fprintln(os.Stderr, "Error:", err)
@@ -44,6 +48,6 @@ func newRoot() *cobra.Command {
 	})
 	root.AddCommand(newServerCmd(), newDevCmd(), newOperatorCmd(), newVersionCmd(),
 		newLoginCmd(), newLogoutCmd(), newWhoamiCmd(), newPasswordCmd(),
-		newUserCmd(), newRoleCmd(), newTokenCmd(), newSessionCmd(), newAgentCmd())
+		newUserCmd(), newRoleCmd(), newTokenCmd(), newSessionCmd(), newAgentCmd(), newAttemptCmd())
 	return root
 }

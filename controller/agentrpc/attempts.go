@@ -45,7 +45,7 @@ type Attempt struct {
 	AgentID    string          `json:"agent_id"`
 	Kind       string          `json:"kind"`
 	Params     json.RawMessage `json:"params"`
-	Timeout    time.Duration   `json:"timeout_ns,omitempty"`
+	Timeout    string          `json:"timeout"`
 	Status     string          `json:"status"`
 	CreatedAt  time.Time       `json:"created_at"`
 	CreatedBy  string          `json:"created_by"`

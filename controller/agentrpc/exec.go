@@ -117,9 +117,6 @@ func (s *Service) RunCommand(ctx context.Context, agentID string, spec CommandSp
 	if err != nil {
 		return Attempt{}, err
 	}
-	if s.hist == nil || s.histRead == nil {
-		return Attempt{}, errNoHistory
-	}
 	a, err := getAgent(s.txn(), agentID)
 	if err != nil {
 		return Attempt{}, err
@@ -131,6 +128,8 @@ func (s *Service) RunCommand(ctx context.Context, agentID string, spec CommandSp
 		return Attempt{}, errDraining(agentID)
 	case s.reg.stream(agentID) == nil:
 		return Attempt{}, errNotConnected(agentID)
+	case s.hist == nil || s.histRead == nil:
+		return Attempt{}, errNoHistory
 	}
 	raw, err := json.Marshal(params)
 	if err != nil {
@@ -142,7 +141,7 @@ func (s *Service) RunCommand(ctx context.Context, agentID string, spec CommandSp
 	}
 	var att Attempt
 	if err := s.apply(ctx, cmdAttemptCreate, attemptCreatePayload{Attempt: Attempt{ID: id, AgentID: agentID, Kind: KindCommand,
-		Params: raw, Timeout: timeout, CreatedBy: actor}}, &att); err != nil {
+		Params: raw, Timeout: timeout.String(), CreatedBy: actor}}, &att); err != nil {
 		return Attempt{}, err
 	}
 	log := s.log.With("attempt_id", id, "agent_id", agentID)
@@ -481,7 +480,6 @@ func (ing *ingest) flush(ctx context.Context, pending map[string]bool) {
 		delete(pending, id)
 	}
 }
-
 
 func (ing *ingest) handle(ctx context.Context, it ingestItem, pending map[string]bool) {
 	s := ing.s

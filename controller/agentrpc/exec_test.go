@@ -247,7 +247,11 @@ func TestReplayedChunksAfterAReconnectAreStoredOnceAndAckedAgain(t *testing.T) {
 	rb.resultAck(t, att.ID)
 	// A replayed result is acked again and committed once.
 	b.send(t, result(att.ID, agentv1.AttemptStatus_ATTEMPT_STATUS_FAILED, 3, 150))
-	t.Cleanup(func() { if t.Failed() { t.Log(e.logs.String()) } })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(e.logs.String())
+		}
+	})
 	rb.resultAck(t, att.ID)
 	e.stored(t, att.ID, 150)
 	got := e.attempt(t, att.ID)

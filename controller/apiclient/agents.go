@@ -2,6 +2,7 @@ package apiclient
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -167,5 +168,95 @@ func (c *Client) GetAgent(ctx context.Context, id string) (Agent, error) {
 func (c *Client) RevokeAgent(ctx context.Context, id string) (Agent, error) {
 	var out Agent
 	err := c.do(ctx, http.MethodDelete, "/api/v1/agents/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+// CommandSpec is the body of POST /api/v1/agents/{id}/commands: exactly
+// one of Argv and Shell.
+type CommandSpec struct {
+	Argv    []string          `json:"argv,omitempty"`
+	Shell   string            `json:"shell,omitempty"`
+	Env     map[string]string `json:"env,omitempty"`
+	Dir     string            `json:"dir,omitempty"`
+	Timeout string            `json:"timeout,omitempty"`
+}
+
+// LateResult is what an agent reported for an attempt already lost.
+type LateResult struct {
+	Status     string    `json:"status"`
+	ExitCode   int       `json:"exit_code"`
+	Error      string    `json:"error,omitempty"`
+	LastSeq    uint64    `json:"last_seq"`
+	ReportedAt time.Time `json:"reported_at"`
+}
+
+// Attempt is one execution on one agent.
+type Attempt struct {
+	ID         string          `json:"id"`
+	AgentID    string          `json:"agent_id"`
+	Kind       string          `json:"kind"`
+	Params     json.RawMessage `json:"params"`
+	Timeout    string          `json:"timeout"`
+	Status     string          `json:"status"`
+	CreatedAt  time.Time       `json:"created_at"`
+	CreatedBy  string          `json:"created_by"`
+	StartedAt  *time.Time      `json:"started_at,omitempty"`
+	FinishedAt *time.Time      `json:"finished_at,omitempty"`
+	ExitCode   *int            `json:"exit_code,omitempty"`
+	Error      string          `json:"error,omitempty"`
+	LastSeq    uint64          `json:"last_seq"`
+	CancelAt   *time.Time      `json:"cancel_requested_at,omitempty"`
+	Late       bool            `json:"late"`
+	LateResult *LateResult     `json:"late_result,omitempty"`
+}
+
+// Finished reports whether the attempt's outcome is decided.
+func (a Attempt) Finished() bool { return a.Status != "pending" && a.Status != "running" }
+
+// LogLine is one chunk of an attempt's output.
+type LogLine struct {
+	Seq    uint64    `json:"seq"`
+	Stream string    `json:"stream"`
+	Data   string    `json:"data"`
+	Time   time.Time `json:"time"`
+}
+
+// AttemptLog is output after a sequence number; Next is the after to ask
+// with next time.
+type AttemptLog struct {
+	Items []LogLine `json:"items"`
+	Next  uint64    `json:"next"`
+}
+
+// RunCommand sends a command to a connected agent.
+func (c *Client) RunCommand(ctx context.Context, agentID string, spec CommandSpec) (Attempt, error) {
+	var out Attempt
+	err := c.do(ctx, http.MethodPost, "/api/v1/agents/"+url.PathEscape(agentID)+"/commands", spec, &out)
+	return out, err
+}
+
+// GetAttempt returns one attempt.
+func (c *Client) GetAttempt(ctx context.Context, id string) (Attempt, error) {
+	var out Attempt
+	err := c.do(ctx, http.MethodGet, "/api/v1/attempts/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+// AttemptLog returns output with seq > after, at most limit (0: the
+// server's default).
+func (c *Client) AttemptLog(ctx context.Context, id string, after uint64, limit int) (AttemptLog, error) {
+	q := url.Values{"after": {strconv.FormatUint(after, 10)}}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out AttemptLog
+	err := c.do(ctx, http.MethodGet, "/api/v1/attempts/"+url.PathEscape(id)+"/log?"+q.Encode(), nil, &out)
+	return out, err
+}
+
+// CancelAttempt asks the attempt's agent to stop it.
+func (c *Client) CancelAttempt(ctx context.Context, id string) (Attempt, error) {
+	var out Attempt
+	err := c.do(ctx, http.MethodPost, "/api/v1/attempts/"+url.PathEscape(id)+"/cancel", nil, &out)
 	return out, err
 }

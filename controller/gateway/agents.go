@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/opsconductor/opsconductor/controller/agentrpc"
+	"github.com/opsconductor/opsconductor/controller/problem"
 )
 
 // --- join tokens ----------------------------------------------------------
@@ -84,4 +86,63 @@ func (s *Server) drainAgent(draining bool) func(http.ResponseWriter, *http.Reque
 		writeJSON(w, r, http.StatusOK, a)
 		return nil
 	}
+}
+
+// --- attempts -------------------------------------------------------------
+
+// runCommand sends a command to a connected agent: 202 with the attempt,
+// whose output and result arrive later.
+func (s *Server) runCommand(w http.ResponseWriter, r *http.Request) error {
+	var spec agentrpc.CommandSpec
+	if err := decodeJSON(r, &spec); err != nil {
+		return err
+	}
+	a, err := s.agents.RunCommand(r.Context(), r.PathValue("id"), spec, principal(r).Name())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, r, http.StatusAccepted, a)
+	return nil
+}
+
+func (s *Server) getAttempt(w http.ResponseWriter, r *http.Request) error {
+	a, err := s.agents.GetAttempt(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, r, http.StatusOK, a)
+	return nil
+}
+
+// maxLogPage bounds one page of an attempt's log.
+const maxLogPage = 10000
+
+func (s *Server) attemptLog(w http.ResponseWriter, r *http.Request) error {
+	after, err := agentrpc.ParseSeq(r.URL.Query().Get("after"))
+	if err != nil {
+		return err
+	}
+	limit := 1000
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxLogPage {
+			return problem.Invalid("limit", "must be an integer from 1 to %d, got %q", maxLogPage, v)
+		}
+		limit = n
+	}
+	page, err := s.agents.AttemptLog(r.Context(), r.PathValue("id"), after, limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, r, http.StatusOK, page)
+	return nil
+}
+
+func (s *Server) cancelAttempt(w http.ResponseWriter, r *http.Request) error {
+	a, err := s.agents.CancelAttempt(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, r, http.StatusOK, a)
+	return nil
 }

@@ -106,6 +106,9 @@ func TestReady(t *testing.T) {
 func TestConsistentReads(t *testing.T) {
 	f := newFixture(t, Config{})
 	f.probes.add(1)
+	// A live agent's attempt first: it gives the fixture the agents
+	// service that the agent below is enrolled in too.
+	attemptID := caseAttempt(t, f).ID
 	agentID := caseEnroll(t, f).ID
 	var consistentRoutes []RouteInfo
 	for _, rt := range f.srv.Routes() {
@@ -133,6 +136,9 @@ func TestConsistentReads(t *testing.T) {
 				id := "p1"
 				if strings.HasPrefix(rt.Path, "/api/v1/agents/") {
 					id = agentID
+				}
+				if strings.HasPrefix(rt.Path, "/api/v1/attempts/") {
+					id = attemptID
 				}
 				target := strings.NewReplacer("{id}", id, "{user}", "admin", "{name}", "admin").Replace(rt.Path) + tt.query
 				if rec := f.do(t, newRequest(rt.Method, target, "", "")); rec.Code != http.StatusOK {

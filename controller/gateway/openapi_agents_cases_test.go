@@ -5,17 +5,25 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
 	"github.com/opsconductor/opsconductor/controller/agentrpc"
+	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/state"
+	agentv1 "github.com/opsconductor/opsconductor/proto/agent/v1"
 )
 
 // testAgents is a real agentrpc service over its own in-memory store,
@@ -39,6 +47,11 @@ func sharedAgents(t testing.TB) *testAgents {
 
 func newTestAgents(t testing.TB) *testAgents {
 	t.Helper()
+	return newTestAgentsWith(t, nil)
+}
+
+func newTestAgentsWith(t testing.TB, deps func(*agentrpc.Deps)) *testAgents {
+	t.Helper()
 	reg := state.NewRegistry()
 	reg.MustRegister(agentrpc.Domain())
 	store, err := state.NewStore(reg, slog.New(slog.DiscardHandler))
@@ -50,8 +63,11 @@ func newTestAgents(t testing.TB) *testAgents {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := agentrpc.New(agentrpc.Config{NodeID: "n1", Advertise: "10.0.0.1:3001"},
-		agentrpc.Deps{Applier: &localApplier{store: store}, Store: store, Keyring: kr, Logger: slog.New(slog.DiscardHandler)})
+	d := agentrpc.Deps{Applier: &localApplier{store: store}, Store: store, Keyring: kr, Logger: slog.New(slog.DiscardHandler)}
+	if deps != nil {
+		deps(&d)
+	}
+	svc, err := agentrpc.New(agentrpc.Config{NodeID: "n1", Advertise: "10.0.0.1:3001"}, d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +104,104 @@ func caseEnroll(t *testing.T, f *fixture) agentrpc.Agent {
 		t.Fatalf("enroll: %v", err)
 	}
 	return res.Agent
+}
+
+// noHistory takes no output (the cases send none) and holds none.
+type noHistory struct{}
+
+func (noHistory) Submit(context.Context, []history.Record) (*history.Ticket, error) {
+	return nil, errors.New("no history in these tests")
+}
+
+func (noHistory) Read(context.Context, string, uint64, uint64, int) ([]history.Record, error) {
+	return nil, nil
+}
+
+func (noHistory) Tail(context.Context, string, int) ([]history.Record, error) { return nil, nil }
+
+// caseLiveAgent gives the fixture an agents service of its own, serving
+// gRPC on a loopback port, with one agent connected over mTLS that reads
+// (and ignores) what it is sent. It returns the agent's ID.
+func caseLiveAgent(t *testing.T, f *fixture) string {
+	t.Helper()
+	ta := newTestAgentsWith(t, func(d *agentrpc.Deps) { d.History, d.HistoryReader = noHistory{}, noHistory{} })
+	f.srv.agents = ta.svc
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := ta.svc.CreateJoinToken(context.Background(), "admin", agentrpc.CreateJoinToken{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enr, err := ta.svc.Enroll(context.Background(), agentrpc.EnrollRequest{Token: tok.Token, CSRDER: csr, Name: "live"}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- ta.svc.Serve(ctx, ln, time.Second) }()
+	ca, err := x509.ParseCertificate(enr.CADER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	conn, err := grpc.NewClient("passthrough:///"+ln.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+		RootCAs: pool, MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{{Certificate: [][]byte{enr.CertDER}, PrivateKey: key}}})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan struct{})
+	t.Cleanup(func() {
+		cancel()
+		conn.Close()
+		<-read
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	stream, err := agentv1.NewAgentServiceClient(conn).Connect(ctx)
+	if err != nil {
+		close(read)
+		t.Fatal(err)
+	}
+	if err := stream.Send(&agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Hello{Hello: &agentv1.Hello{AgentId: enr.Agent.ID}}}); err != nil {
+		close(read)
+		t.Fatal(err)
+	}
+	if m, err := stream.Recv(); err != nil || m.GetWelcome() == nil {
+		close(read)
+		t.Fatalf("no welcome: %v, %v", m, err)
+	}
+	go func() {
+		defer close(read)
+		for {
+			if _, err := stream.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+	return enr.Agent.ID
+}
+
+// caseAttempt starts a command on a live agent and returns the attempt.
+func caseAttempt(t *testing.T, f *fixture) agentrpc.Attempt {
+	t.Helper()
+	id := caseLiveAgent(t, f)
+	a, err := f.srv.agents.RunCommand(context.Background(), id, agentrpc.CommandSpec{Shell: "echo hi"}, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 func agentCases() []routeCase {
@@ -164,6 +278,43 @@ func agentCases() []routeCase {
 			}},
 		{name: "draining an unknown agent is a 404", method: "POST", target: "/api/v1/agents/agt_0000000000000000/drain", want: 404},
 		{name: "undraining an unknown agent is a 404", method: "POST", target: "/api/v1/agents/agt_0000000000000000/undrain", want: 404},
+		{name: "a command is sent to a live agent", method: "POST", target: "/api/v1/agents/$id/commands", contentType: js,
+			body: `{"argv":["echo","hi"],"env":{"A":"1"},"timeout":"30s"}`, want: 202,
+			prepare: func(t *testing.T, f *fixture) prepared { return caseVars("id", caseLiveAgent(t, f)) },
+			check: func(t *testing.T, rec *responseUnderTest) {
+				var a agentrpc.Attempt
+				if err := json.Unmarshal(rec.body, &a); err != nil || a.Status != agentrpc.AttemptPending || a.Timeout != "30s" ||
+					!strings.HasPrefix(a.ID, "att_") || string(a.Params) != `{"argv":["echo","hi"],"env":{"A":"1"}}` {
+					t.Fatalf("attempt = %s", rec.body)
+				}
+			}},
+		{name: "a command to an agent without a stream is a 409", method: "POST", target: "/api/v1/agents/$id/commands", contentType: js,
+			body: `{"shell":"true"}`, want: 409, prepare: newAgent, check: wantError("agent_not_connected", "")},
+		{name: "a command with both argv and shell is a 400", method: "POST", target: "/api/v1/agents/$id/commands", contentType: js,
+			body: `{"argv":["true"],"shell":"true","timeout":"forever"}`, want: 400, prepare: newAgent, check: wantError("invalid_input", "shell")},
+		{name: "a command to an unknown agent is a 404", method: "POST", target: "/api/v1/agents/agt_0000000000000000/commands", contentType: js,
+			body: `{"shell":"true"}`, want: 404},
+		{name: "an attempt is read", method: "GET", target: "/api/v1/attempts/$id", want: 200,
+			prepare: func(t *testing.T, f *fixture) prepared { return caseVars("id", caseAttempt(t, f).ID) }},
+		{name: "an unknown attempt is a 404", method: "GET", target: "/api/v1/attempts/att_0000000000000000", want: 404},
+		{name: "an attempt's log is read", method: "GET", target: "/api/v1/attempts/$id/log?after=0&limit=10", want: 200,
+			prepare: func(t *testing.T, f *fixture) prepared { return caseVars("id", caseAttempt(t, f).ID) },
+			check: func(t *testing.T, rec *responseUnderTest) {
+				if string(rec.body) != `{"items":[],"next":0}`+"\n" && string(rec.body) != `{"items":[],"next":0}` {
+					t.Fatalf("log = %q", rec.body)
+				}
+			}},
+		{name: "a bad log cursor is a 400", method: "GET", target: "/api/v1/attempts/att_0000000000000000/log?after=x", want: 400},
+		{name: "an unknown attempt's log is a 404", method: "GET", target: "/api/v1/attempts/att_0000000000000000/log", want: 404},
+		{name: "an attempt is canceled", method: "POST", target: "/api/v1/attempts/$id/cancel", want: 200,
+			prepare: func(t *testing.T, f *fixture) prepared { return caseVars("id", caseAttempt(t, f).ID) },
+			check: func(t *testing.T, rec *responseUnderTest) {
+				var a agentrpc.Attempt
+				if err := json.Unmarshal(rec.body, &a); err != nil || a.CancelAt == nil {
+					t.Fatalf("attempt = %s", rec.body)
+				}
+			}},
+		{name: "canceling an unknown attempt is a 404", method: "POST", target: "/api/v1/attempts/att_0000000000000000/cancel", want: 404},
 		{name: "health reports the agents section", method: "GET", target: "/health", want: 200,
 			setup: func(f *fixture) {
 				f.srv.sections = append(f.srv.sections, namedSection{name: "agents", fn: f.srv.agents.HealthSection})
