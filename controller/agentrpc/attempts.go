@@ -192,27 +192,38 @@ type attemptsLostResult struct {
 func applyAttemptsLost(ctx *state.ApplyContext, p attemptsLostPayload) (any, error) {
 	var res attemptsLostResult
 	for _, agentID := range p.AgentIDs {
-		it, err := ctx.Txn.Get(tableAttempts, "agent", agentID)
+		lost, err := loseAttempts(ctx, agentID, p.Reason)
 		if err != nil {
 			return nil, err
 		}
-		var open []*Attempt
-		for obj := it.Next(); obj != nil; obj = it.Next() {
-			if a := obj.(*Attempt); !finalAttempt(a.Status) {
-				open = append(open, a)
-			}
-		}
-		for _, before := range open {
-			a := before.clone()
-			at := ctx.Time
-			a.Status, a.FinishedAt, a.Error = AttemptLost, &at, p.Reason
-			if err := ctx.Txn.Insert(tableAttempts, a); err != nil {
-				return nil, err
-			}
-			res.Lost = append(res.Lost, a.ID)
-		}
+		res.Lost = append(res.Lost, lost...)
 	}
 	return res, nil
+}
+
+// loseAttempts marks the agent's pending and running attempts lost.
+func loseAttempts(ctx *state.ApplyContext, agentID, reason string) ([]string, error) {
+	it, err := ctx.Txn.Get(tableAttempts, "agent", agentID)
+	if err != nil {
+		return nil, err
+	}
+	var open []*Attempt
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		if a := obj.(*Attempt); !finalAttempt(a.Status) {
+			open = append(open, a)
+		}
+	}
+	var ids []string
+	for _, before := range open {
+		a := before.clone()
+		at := ctx.Time
+		a.Status, a.FinishedAt, a.Error = AttemptLost, &at, reason
+		if err := ctx.Txn.Insert(tableAttempts, a); err != nil {
+			return nil, err
+		}
+		ids = append(ids, a.ID)
+	}
+	return ids, nil
 }
 
 type attemptCancelPayload struct {

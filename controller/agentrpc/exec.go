@@ -100,6 +100,7 @@ func (c CommandSpec) check() (commandParams, time.Duration, error) {
 }
 
 var (
+	errNotLeaderAPI = problem.Unavailable("not_leader", "agent streams end on the Raft leader: send this request to the leader")
 	errNotConnected = func(id string) error {
 		return problem.New(problem.KindConflict, "agent_not_connected", "agent %s has no live stream to this controller: nothing is queued, try again once it is up", id)
 	}
@@ -116,6 +117,9 @@ func (s *Service) RunCommand(ctx context.Context, agentID string, spec CommandSp
 	params, timeout, err := spec.check()
 	if err != nil {
 		return Attempt{}, err
+	}
+	if !s.reg.isLeader() {
+		return Attempt{}, errNotLeaderAPI
 	}
 	a, err := getAgent(s.txn(), agentID)
 	if err != nil {
@@ -173,6 +177,10 @@ func (s *Service) GetAttempt(_ context.Context, id string) (Attempt, error) {
 // CancelAttempt records that the attempt should stop and tells its agent
 // if it is connected here. The agent's result (canceled) decides it.
 func (s *Service) CancelAttempt(ctx context.Context, id string) (Attempt, error) {
+	// Only the leader holds the stream the Cancel must go down.
+	if !s.reg.isLeader() {
+		return Attempt{}, errNotLeaderAPI
+	}
 	var a Attempt
 	if err := s.apply(ctx, cmdAttemptCancel, attemptCancelPayload{ID: id}, &a); err != nil {
 		return Attempt{}, err
@@ -367,8 +375,17 @@ const ingestQueue = 4096
 
 func (s *Service) startIngest(ls *liveStream, log *slog.Logger) *ingest {
 	ing := &ingest{s: s, ls: ls, log: log, items: make(chan ingestItem, ingestQueue), done: make(chan struct{})}
-	ing.wg.Add(1)
-	go func() { defer ing.wg.Done(); ing.run() }()
+	ctx, cancel := context.WithCancel(context.Background())
+	ing.wg.Add(2)
+	go func() {
+		defer ing.wg.Done()
+		defer cancel()
+		select {
+		case <-ing.done:
+		case <-ls.closed:
+		}
+	}()
+	go func() { defer ing.wg.Done(); ing.run(ctx) }()
 	return ing
 }
 
@@ -439,16 +456,7 @@ func outputName(o agentv1.OutputStream) string {
 	return "stdout"
 }
 
-func (ing *ingest) run() {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-ing.done:
-		case <-ing.ls.closed:
-		}
-		cancel()
-	}()
+func (ing *ingest) run(ctx context.Context) {
 	pending := map[string]bool{} // attempts with an ack to send
 	n := 0
 	for {

@@ -298,6 +298,12 @@ func applyAgentRevoke(ctx *state.ApplyContext, p idPayload) (any, error) {
 	if err := ctx.Txn.Insert(tableAgents, a); err != nil {
 		return nil, err
 	}
+	// A revoked agent is never heard from again, and never marked down:
+	// what it was running is lost now. (Entries from before attempts
+	// existed find none, so replaying them is unchanged.)
+	if _, err := loseAttempts(ctx, p.ID, "the agent was revoked"); err != nil {
+		return nil, err
+	}
 	return *a, nil
 }
 
