@@ -385,3 +385,40 @@ func TestDispatchIsRefusedWithoutALiveStreamOrWhileDraining(t *testing.T) {
 		t.Fatal("a refused dispatch created an attempt")
 	}
 }
+
+func TestRevokingAnAgentLosesItsAttempts(t *testing.T) {
+	e := newExecEnv(t, nil)
+	ta, _ := e.connectAgent(t, "web01")
+	a := ta.receive()
+	att := e.dispatch(t, a)
+	if _, err := e.svc.RevokeAgent(context.Background(), ta.id); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.attempt(t, att.ID); got.Status != AttemptLost || got.Error != "the agent was revoked" {
+		t.Fatalf("attempt = %+v", got)
+	}
+}
+
+func TestAFollowerRefusesToDispatchOrCancel(t *testing.T) {
+	lead := newFakeLeadership(false)
+	e := newEnvDeps(t, nil, lead, func(d *Deps) { d.History, d.HistoryReader = noopHistory{}, noopHistory{} })
+	id, _ := e.enrolled(t, "web01")
+	_, err := e.svc.RunCommand(context.Background(), id, CommandSpec{Shell: "true"}, "admin")
+	if p, ok := problem.As(err); !ok || p.Code != "not_leader" {
+		t.Fatalf("dispatch on a follower: %v", err)
+	}
+	_, err = e.svc.CancelAttempt(context.Background(), "att_0000000000000000")
+	if p, ok := problem.As(err); !ok || p.Code != "not_leader" {
+		t.Fatalf("cancel on a follower: %v", err)
+	}
+}
+
+type noopHistory struct{}
+
+func (noopHistory) Submit(context.Context, []history.Record) (*history.Ticket, error) {
+	return nil, nil
+}
+func (noopHistory) Read(context.Context, string, uint64, uint64, int) ([]history.Record, error) {
+	return nil, nil
+}
+func (noopHistory) Tail(context.Context, string, int) ([]history.Record, error) { return nil, nil }
