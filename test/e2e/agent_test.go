@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/opsconductor/opsconductor/agent/enroll"
+	"github.com/opsconductor/opsconductor/agent/executor"
+	"github.com/opsconductor/opsconductor/agent/outbox"
 	"github.com/opsconductor/opsconductor/agent/session"
 	"github.com/opsconductor/opsconductor/controller/apiclient"
 	"github.com/opsconductor/opsconductor/test/e2e/localcluster"
@@ -225,4 +227,162 @@ func TestAgentFollowsTheLeaderThroughFailover(t *testing.T) {
 	newLeader := connectedTo(func(n int) bool { return n != leader })
 	t.Logf("the agent is connected to node%d", newLeader)
 	upOn(newLeader)
+}
+
+// TestAttemptsSurviveLeaderFailover is the issue's failover test at a size
+// CI affords: real agents (enroll, session, executor, outbox) each run a
+// command printing numbered lines through a three-process cluster; the
+// leader is killed with SIGKILL mid-run. Every agent must reach the new
+// leader, and every attempt's result and every line must arrive exactly
+// once and in order.
+func TestAttemptsSurviveLeaderFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-process cluster and kills its leader; skipped with -short")
+	}
+	const agents, lines = 4, 3000
+	ctx := testContext(t)
+	c := startCluster(ctx, t)
+	leader, err := c.WaitLeader(ctx, localcluster.All())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok apiclient.CreatedJoinToken
+	if err := localcluster.Poll(ctx, 100*time.Millisecond, func(ctx context.Context) error {
+		tok, err = c.Client(leader).CreateJoinToken(ctx, apiclient.CreateJoinTokenRequest{TTL: "10m", MaxUses: agents})
+		return err
+	}); err != nil {
+		t.Fatalf("create a join token: %v", err)
+	}
+	var addrs []string
+	for _, n := range localcluster.All() {
+		addrs = append(addrs, agentAddr(c, n))
+	}
+	logger := slog.New(slog.NewTextHandler(&lineLogger{t: t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ids := make([]string, agents)
+	sessions := make([]*session.Session, agents)
+	for i := range agents {
+		dir := filepath.Join(t.TempDir(), fmt.Sprintf("agent%d", i))
+		res, err := enroll.Join(ctx, enroll.Options{Controllers: addrs, Token: tok.Token, CAPin: tok.CAPin, DataDir: dir,
+			Name: fmt.Sprintf("worker-%d", i), Version: "e2e"})
+		if err != nil {
+			t.Fatalf("join %d: %v", i, err)
+		}
+		ids[i] = res.AgentID
+		id, err := enroll.LoadIdentity(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		box, err := outbox.Open(filepath.Join(dir, "outbox.db"), outbox.Options{Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec, err := executor.New(executor.Config{Outbox: box, Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess, err := session.New(session.Config{Identity: id, Controllers: addrs, Version: "e2e", Logger: logger, Executor: exec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions[i] = sess
+		sctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- sess.Run(sctx) }()
+		t.Cleanup(func() { stop(); <-done; exec.Close(); box.Close() })
+	}
+	waitAll := func(what string, ok func(st session.Status) bool) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for i, s := range sessions {
+			for {
+				changed := s.Changed()
+				if ok(s.Status()) {
+					break
+				}
+				select {
+				case <-changed:
+				case <-deadline:
+					t.Fatalf("agent %d: %s: %+v", i, what, s.Status())
+				}
+			}
+		}
+	}
+	onNode := func(n int) func(session.Status) bool {
+		return func(st session.Status) bool { m, ok := localcluster.NodeNumber(st.NodeID); return st.Connected && ok && m == n }
+	}
+	waitAll("connect to the leader", onNode(leader))
+
+	// Paced so that the kill lands mid-run: 3,000 lines over about 1.5 s.
+	script := fmt.Sprintf(`i=1; while [ $i -le %d ]; do echo "line $i"; if [ $((i %% 200)) -eq 0 ]; then sleep 0.1; fi; i=$((i+1)); done`, lines)
+	attempts := make([]string, agents)
+	for i, id := range ids {
+		var at apiclient.Attempt
+		if err := localcluster.Poll(ctx, 50*time.Millisecond, func(ctx context.Context) error {
+			at, err = c.Client(leader).RunCommand(ctx, id, apiclient.CommandSpec{Shell: script, Timeout: "2m"})
+			return err
+		}); err != nil {
+			t.Fatalf("dispatch to agent %d: %v", i, err)
+		}
+		attempts[i] = at.ID
+	}
+	// Kill once output is flowing.
+	if err := localcluster.Poll(ctx, 20*time.Millisecond, func(ctx context.Context) error {
+		l, err := c.Client(leader).AttemptLog(ctx, attempts[0], 0, 1)
+		if err == nil && len(l.Items) == 0 {
+			err = fmt.Errorf("no output yet")
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("output is flowing; killing the leader node%d", leader)
+	if _, err := c.Kill(ctx, leader); err != nil {
+		t.Fatal(err)
+	}
+	survivor := localcluster.Others(leader)[0]
+	newLeader, err := c.WaitLeader(ctx, localcluster.Others(leader))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAll("reconnect to the new leader", onNode(newLeader))
+
+	for i, id := range attempts {
+		pctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		var at apiclient.Attempt
+		err := localcluster.Poll(pctx, 100*time.Millisecond, func(ctx context.Context) error {
+			at, err = c.Client(survivor).GetAttempt(ctx, id)
+			if err == nil && at.Status != "succeeded" {
+				err = fmt.Errorf("status %s", at.Status)
+			}
+			return err
+		})
+		cancel()
+		if err != nil {
+			t.Fatalf("attempt %d (%s) did not succeed: %v (%+v)", i, id, err, at)
+		}
+		if at.LastSeq != lines || at.Late {
+			t.Fatalf("attempt %d: last_seq %d, late %v; want %d lines and an on-time result", i, at.LastSeq, at.Late, lines)
+		}
+		var got []apiclient.LogLine
+		after := uint64(0)
+		for {
+			page, err := c.Client(survivor).AttemptLog(ctx, id, after, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, page.Items...)
+			if page.Next == 0 || len(page.Items) == 0 {
+				break
+			}
+			after = page.Next
+		}
+		if len(got) != lines {
+			t.Fatalf("attempt %d: %d lines stored, want exactly %d", i, len(got), lines)
+		}
+		for j, l := range got {
+			if l.Seq != uint64(j+1) || l.Data != fmt.Sprintf("line %d\n", j+1) {
+				t.Fatalf("attempt %d: line %d is seq %d %q", i, j+1, l.Seq, l.Data)
+			}
+		}
+	}
 }
