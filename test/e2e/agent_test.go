@@ -308,7 +308,10 @@ func TestAttemptsSurviveLeaderFailover(t *testing.T) {
 		}
 	}
 	onNode := func(n int) func(session.Status) bool {
-		return func(st session.Status) bool { m, ok := localcluster.NodeNumber(st.NodeID); return st.Connected && ok && m == n }
+		return func(st session.Status) bool {
+			m, ok := localcluster.NodeNumber(st.NodeID)
+			return st.Connected && ok && m == n
+		}
 	}
 	waitAll("connect to the leader", onNode(leader))
 
