@@ -179,6 +179,13 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 		}
 	}()
 
+	if cfg.Dev {
+		local := &localAgent{agents: agents, addr: agentLn.Addr().String(), dir: filepath.Join(cfg.DataDir, "local-agent"),
+			log: log.With("component", "local-agent")}
+		bgWG.Add(1)
+		go func() { defer bgWG.Done(); local.run(bg) }()
+	}
+
 	registry := prometheus.NewRegistry()
 	if err := registry.Register(node.Metrics()); err != nil {
 		return fmt.Errorf("register raft metrics: %w", err)

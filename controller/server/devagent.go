@@ -1,0 +1,108 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/opsconductor/opsconductor/agent/enroll"
+	"github.com/opsconductor/opsconductor/agent/executor"
+	"github.com/opsconductor/opsconductor/agent/facts"
+	"github.com/opsconductor/opsconductor/agent/outbox"
+	"github.com/opsconductor/opsconductor/agent/runner"
+	"github.com/opsconductor/opsconductor/agent/session"
+	"github.com/opsconductor/opsconductor/controller/agentrpc"
+	"github.com/opsconductor/opsconductor/controller/problem"
+	"github.com/opsconductor/opsconductor/internal/buildinfo"
+)
+
+// LocalAgentName is the dev server's built-in agent.
+const LocalAgentName = "local"
+
+// localAgent is `opsconductor dev`'s built-in agent: the real agent code
+// (enrolment with a join token and the CA pin, the Connect stream, the
+// executor and its on-disk outbox) running in the controller's process, so
+// that a newcomer can run commands at once. It enrols once; its identity
+// lives in DATA/local-agent like any agent's data dir.
+type localAgent struct {
+	agents *agentrpc.Service
+	addr   string // this controller's agent listener
+	dir    string
+	log    *slog.Logger
+}
+
+func (a *localAgent) run(ctx context.Context) {
+	if err := runner.BecomeSubreaper(); err != nil {
+		a.log.Warn("cannot become a child subreaper: killed step processes may linger as zombies", "error", err)
+	}
+	id, err := enroll.LoadIdentity(a.dir)
+	if err != nil {
+		if id, err = a.enrol(ctx); err != nil {
+			if ctx.Err() == nil {
+				a.log.Error("the built-in agent could not enrol", "error", err)
+			}
+			return
+		}
+	}
+	box, err := outbox.Open(filepath.Join(a.dir, "outbox.db"), outbox.Options{Logger: a.log})
+	if err != nil {
+		a.log.Error("the built-in agent's outbox", "error", err)
+		return
+	}
+	defer box.Close()
+	exec, err := executor.New(executor.Config{Outbox: box, Logger: a.log})
+	if err != nil {
+		a.log.Error("the built-in agent's executor", "error", err)
+		return
+	}
+	sess, err := session.New(session.Config{Identity: id, Controllers: []string{a.addr}, Version: buildinfo.Version(),
+		Facts: facts.Gather, Logger: a.log, Executor: exec})
+	if err != nil {
+		exec.Close()
+		a.log.Error("the built-in agent's session", "error", err)
+		return
+	}
+	a.log.Info("the built-in agent is running", "name", id.Name, "agent_id", id.AgentID)
+	if err := sess.Run(ctx); err != nil {
+		a.log.Error("the built-in agent stopped", "error", err)
+	}
+	// The controller is stopping too: what runs now is cut short, and its
+	// output is replayed from the outbox on the next start.
+	exec.Close()
+}
+
+// enrol creates a one-use join token through the service (the dev server
+// has no operator to paste one) and joins with it over the real listener.
+func (a *localAgent) enrol(ctx context.Context) (*enroll.Identity, error) {
+	var tok agentrpc.CreatedJoinToken
+	for {
+		var err error
+		tok, err = a.agents.CreateJoinToken(ctx, "dev", agentrpc.CreateJoinToken{TTL: "10m", MaxUses: 1,
+			Tags: map[string]string{"env": "dev"}})
+		if err == nil {
+			break
+		}
+		// The leader creates the agent CA moments after the first start.
+		if !problem.Is(err, problem.KindUnavailable) {
+			return nil, fmt.Errorf("create a join token: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(a.dir), 0o700); err != nil {
+		return nil, err
+	}
+	res, err := enroll.Join(ctx, enroll.Options{Controllers: []string{a.addr}, Token: tok.Token, CAPin: tok.CAPin,
+		DataDir: a.dir, Name: LocalAgentName, Version: buildinfo.Version(), Facts: facts.Gather()})
+	if err != nil {
+		return nil, fmt.Errorf("join: %w", err)
+	}
+	a.log.Info("enrolled the built-in agent", "name", res.Name, "agent_id", res.AgentID)
+	return enroll.LoadIdentity(a.dir)
+}
