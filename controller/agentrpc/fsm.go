@@ -2,8 +2,6 @@ package agentrpc
 
 import (
 	"crypto/subtle"
-	"encoding/json"
-	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -66,41 +64,26 @@ func Domain() state.Domain {
 				&memdb.IndexSchema{Name: "agent", Indexer: &memdb.StringFieldIndex{Field: "AgentID"}}),
 		},
 		Commands: map[string]state.Handler{
-			cmdCACreate:    v1(applyCACreate),
-			cmdTokenCreate: v1(applyTokenCreate),
-			cmdTokenRevoke: v1(applyTokenRevoke),
-			cmdEnroll:      v1(applyEnroll),
-			cmdAgentRevoke: v1(applyAgentRevoke),
-			cmdAgentUp:     v1(applyAgentUp),
-			cmdAgentDown:   v1(applyAgentDown),
-			cmdAgentDrain:  v1(applyAgentDrain),
+			cmdCACreate:    state.V1(applyCACreate),
+			cmdTokenCreate: state.V1(applyTokenCreate),
+			cmdTokenRevoke: state.V1(applyTokenRevoke),
+			cmdEnroll:      state.V1(applyEnroll),
+			cmdAgentRevoke: state.V1(applyAgentRevoke),
+			cmdAgentUp:     state.V1(applyAgentUp),
+			cmdAgentDown:   state.V1(applyAgentDown),
+			cmdAgentDrain:  state.V1(applyAgentDrain),
 
-			cmdAttemptCreate:   v1(applyAttemptCreate),
-			cmdAttemptStarted:  v1(applyAttemptStarted),
-			cmdAttemptFinished: v1(applyAttemptFinished),
-			cmdAttemptsLost:    v1(applyAttemptsLost),
-			cmdAttemptCancel:   v1(applyAttemptCancel),
+			cmdAttemptCreate:   state.V1(applyAttemptCreate),
+			cmdAttemptStarted:  state.V1(applyAttemptStarted),
+			cmdAttemptFinished: state.V1(applyAttemptFinished),
+			cmdAttemptsLost:    state.V1(applyAttemptsLost),
+			cmdAttemptCancel:   state.V1(applyAttemptCancel),
 		},
 	}
 }
 
-// v1 adapts a typed version-1 handler.
-func v1[P any](fn func(ctx *state.ApplyContext, p P) (any, error)) state.Handler {
-	return func(ctx *state.ApplyContext, version uint16, raw json.RawMessage) (any, error) {
-		if version != 1 {
-			return nil, fmt.Errorf("version %d not supported", version)
-		}
-		var p P
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return nil, problem.Invalid("payload", "decode: %v", err)
-		}
-		return fn(ctx, p)
-	}
-}
-
-type reader interface {
-	First(table, index string, args ...any) (any, error)
-}
+// reader is any transaction the lookups below can read from.
+type reader = state.Reader
 
 func getCA(txn reader) (*caRow, error) {
 	raw, err := txn.First(tableCA, "id", "ca")
@@ -111,25 +94,11 @@ func getCA(txn reader) (*caRow, error) {
 }
 
 func getAgent(txn reader, id string) (*Agent, error) {
-	raw, err := txn.First(tableAgents, "id", id)
-	if err != nil {
-		return nil, fmt.Errorf("read agent: %w", err)
-	}
-	if raw == nil {
-		return nil, problem.NotFound("agent", id)
-	}
-	return raw.(*Agent), nil
+	return state.ByID[Agent](txn, tableAgents, "agent", id)
 }
 
 func getToken(txn reader, id string) (*JoinToken, error) {
-	raw, err := txn.First(tableTokens, "id", id)
-	if err != nil {
-		return nil, fmt.Errorf("read join token: %w", err)
-	}
-	if raw == nil {
-		return nil, problem.NotFound("join token", id)
-	}
-	return raw.(*JoinToken), nil
+	return state.ByID[JoinToken](txn, tableTokens, "join token", id)
 }
 
 type caCreatePayload struct {

@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -71,59 +70,33 @@ func Domain() state.Domain {
 			table(tableMeta, func() any { return &metaRow{} }, id("Key")),
 		},
 		Commands: map[string]state.Handler{
-			cmdBootstrap:     v1(applyBootstrap),
-			cmdUserCreate:    v1(applyUserCreate),
-			cmdUserUpdate:    v1(applyUserUpdate),
-			cmdUserDelete:    v1(applyUserDelete),
-			cmdUserPassword:  v1(applyUserPassword),
-			cmdLoginFailed:   v1(applyLoginFailed),
-			cmdUserUnlock:    v1(applyUserUnlock),
-			cmdUserTOTP:      v1(applyUserTOTP),
-			cmdSessionCreate: v1(applySessionCreate),
-			cmdSessionRotate: v1(applySessionRefresh),
-			cmdSessionRevoke: v1(applySessionRevoke),
-			cmdSessionPrune:  v1(applySessionPrune),
-			cmdTokenCreate:   v1(applyTokenCreate),
-			cmdTokenRevoke:   v1(applyTokenRevoke),
-			cmdRolePut:       v1(applyRolePut),
-			cmdRoleDelete:    v1(applyRoleDelete),
-			cmdKeyAdd:        v1(applyKeyAdd),
-			cmdKeyPrune:      v1(applyKeyPrune),
+			cmdBootstrap:     state.V1(applyBootstrap),
+			cmdUserCreate:    state.V1(applyUserCreate),
+			cmdUserUpdate:    state.V1(applyUserUpdate),
+			cmdUserDelete:    state.V1(applyUserDelete),
+			cmdUserPassword:  state.V1(applyUserPassword),
+			cmdLoginFailed:   state.V1(applyLoginFailed),
+			cmdUserUnlock:    state.V1(applyUserUnlock),
+			cmdUserTOTP:      state.V1(applyUserTOTP),
+			cmdSessionCreate: state.V1(applySessionCreate),
+			cmdSessionRotate: state.V1(applySessionRefresh),
+			cmdSessionRevoke: state.V1(applySessionRevoke),
+			cmdSessionPrune:  state.V1(applySessionPrune),
+			cmdTokenCreate:   state.V1(applyTokenCreate),
+			cmdTokenRevoke:   state.V1(applyTokenRevoke),
+			cmdRolePut:       state.V1(applyRolePut),
+			cmdRoleDelete:    state.V1(applyRoleDelete),
+			cmdKeyAdd:        state.V1(applyKeyAdd),
+			cmdKeyPrune:      state.V1(applyKeyPrune),
 		},
 	}
 }
 
-// v1 adapts a typed version-1 handler: it decodes the payload strictly and
-// refuses other versions.
-func v1[P any](fn func(ctx *state.ApplyContext, p P) (any, error)) state.Handler {
-	return func(ctx *state.ApplyContext, version uint16, raw json.RawMessage) (any, error) {
-		if version != 1 {
-			return nil, fmt.Errorf("version %d not supported", version)
-		}
-		var p P
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return nil, problem.Invalid("payload", "decode: %v", err)
-		}
-		return fn(ctx, p)
-	}
-}
-
-// Reads shared by the FSM and the service. Each takes any txn that can
-// First/Get, so the same code serves a write and a read transaction.
-type reader interface {
-	First(table, index string, args ...any) (any, error)
-	Get(table, index string, args ...any) (memdb.ResultIterator, error)
-}
+// reader is any transaction the lookups below can read from.
+type reader = state.Reader
 
 func getUser(txn reader, id string) (*User, error) {
-	raw, err := txn.First(tableUsers, "id", id)
-	if err != nil {
-		return nil, fmt.Errorf("read user: %w", err)
-	}
-	if raw == nil {
-		return nil, problem.NotFound("user", id)
-	}
-	return raw.(*User), nil
+	return state.ByID[User](txn, tableUsers, "user", id)
 }
 
 func userByName(txn reader, name string) (*User, error) {
@@ -138,14 +111,7 @@ func userByName(txn reader, name string) (*User, error) {
 }
 
 func getSession(txn reader, id string) (*Session, error) {
-	raw, err := txn.First(tableSessions, "id", id)
-	if err != nil {
-		return nil, fmt.Errorf("read session: %w", err)
-	}
-	if raw == nil {
-		return nil, problem.NotFound("session", id)
-	}
-	return raw.(*Session), nil
+	return state.ByID[Session](txn, tableSessions, "session", id)
 }
 
 // roleLookup resolves built-in roles first, then custom ones in txn.

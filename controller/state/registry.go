@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-memdb"
+
+	"github.com/opsconductor/opsconductor/controller/problem"
 )
 
 // Table is one memdb table owned by a domain. New returns a pointer to a
@@ -106,4 +108,41 @@ type ApplyContext struct {
 	Index uint64    // Raft index of the entry
 	Time  time.Time // stamped by the leader
 	Txn   *Txn
+}
+
+// V1 adapts a typed handler for a command that has only version 1: it
+// refuses other versions and decodes the payload into P, rejecting a
+// payload that does not decode as the command's problem.
+func V1[P any](fn func(ctx *ApplyContext, p P) (any, error)) Handler {
+	return func(ctx *ApplyContext, version uint16, raw json.RawMessage) (any, error) {
+		if version != 1 {
+			return nil, fmt.Errorf("version %d not supported", version)
+		}
+		var p P
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return nil, problem.Invalid("payload", "decode: %v", err)
+		}
+		return fn(ctx, p)
+	}
+}
+
+// Reader is what a lookup needs of a transaction: a handler's write
+// transaction and a read-only memdb transaction both satisfy it, so one
+// lookup serves the FSM and the domain's reads.
+type Reader interface {
+	First(table, index string, args ...any) (any, error)
+	Get(table, index string, args ...any) (memdb.ResultIterator, error)
+}
+
+// ByID returns the row of table whose "id" index is id, or a not-found
+// problem naming what ("user", "agent") when there is none.
+func ByID[T any](txn Reader, table, what, id string) (*T, error) {
+	raw, err := txn.First(table, "id", id)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	if raw == nil {
+		return nil, problem.NotFound(what, id)
+	}
+	return raw.(*T), nil
 }
