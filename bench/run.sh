@@ -84,3 +84,8 @@ echo "\$ $cmd"
 eval "$cmd" | tee "$out/login.txt" | grep -E '^Benchmark' || true
 awk '/^BenchmarkLogin/ { for (i=1;i<=NF;i++) { if ($(i+1)=="logins/s/core") c=$i; if ($(i+1)=="logins/s") t=$i }
   printf "\n| figure | value | note |\n|---|---|---|\n| password logins (argon2id m=19 MiB, t=2) | %.1f per core per second (%.1f/s on all cores) | a floor on brute force, not a target |\n", c, t }' "$out/login.txt"
+echo
+
+echo "## Agent: footprint and command round trip"
+echo "\$ go run ./bench/agent -bin $(dirname "$BIN") -n ${BENCH_AGENT_RUNS:-200}"
+go run ./bench/agent -bin "$(dirname "$BIN")" -n "${BENCH_AGENT_RUNS:-200}"
