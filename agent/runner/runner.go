@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,9 +34,12 @@ const MaxLine = 64 * 1024
 // and SIGKILL. A cancel must reach the processes within a second.
 const KillGrace = 300 * time.Millisecond
 
-// drainTimeout bounds how long Run reads output after the command and its
-// group are gone: a process that left the group (setsid) may still hold
-// the pipes open, and Run must not wait for it.
+// drainTimeout bounds how long Run keeps reading after the command and its
+// group are gone while nothing arrives: a process that left the group
+// (setsid) may still hold the pipes open, and Run must not wait for it.
+// It is an idle timeout, never a cap on output: while output still flows,
+// or a reader waits for the consumer (back-pressure), Run keeps reading,
+// so no line the command wrote is ever dropped.
 const drainTimeout = time.Second
 
 // Command is one command step.
@@ -130,8 +134,9 @@ func Run(ctx context.Context, c Command, emit func(Line) error) Result {
 	chunks := make(chan Line)
 	var readers sync.WaitGroup
 	readers.Add(2)
-	go readLines(outR, agentv1.OutputStream_OUTPUT_STREAM_STDOUT, chunks, &readers)
-	go readLines(errR, agentv1.OutputStream_OUTPUT_STREAM_STDERR, chunks, &readers)
+	pipes := [2]*pipeReader{{}, {}}
+	go pipes[0].readLines(outR, agentv1.OutputStream_OUTPUT_STREAM_STDOUT, chunks, &readers)
+	go pipes[1].readLines(errR, agentv1.OutputStream_OUTPUT_STREAM_STDERR, chunks, &readers)
 	go func() { readers.Wait(); close(chunks) }()
 
 	emitFailed := make(chan error, 1)
@@ -182,10 +187,7 @@ func Run(ctx context.Context, c Command, emit func(Line) error) Result {
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	reapGroup(pgid)
 
-	select {
-	case <-readerDone(&readers):
-	case <-time.After(drainTimeout):
-	}
+	drain(readerDone(&readers), pipes)
 	outR.Close()
 	errR.Close()
 	res.LastSeq = <-emitted
@@ -244,17 +246,50 @@ func reapGroup(pgid int) {
 	}
 }
 
-func readLines(r io.Reader, stream agentv1.OutputStream, out chan<- Line, wg *sync.WaitGroup) {
+// pipeReader reads one output pipe and says, for drain, whether it is
+// waiting on the pipe (rather than on the consumer) and how much it read.
+type pipeReader struct {
+	waiting atomic.Bool   // blocked reading the pipe, or finished
+	reads   atomic.Uint64 // reads that returned data
+}
+
+func (p *pipeReader) readLines(r io.Reader, stream agentv1.OutputStream, out chan<- Line, wg *sync.WaitGroup) {
 	defer wg.Done()
+	defer p.waiting.Store(true)
 	br := bufio.NewReaderSize(r, MaxLine)
 	for {
+		p.waiting.Store(true)
 		b, err := br.ReadSlice('\n')
+		p.waiting.Store(false)
 		if len(b) > 0 {
+			p.reads.Add(1)
 			out <- Line{Stream: stream, Data: append([]byte(nil), b...), Time: time.Now()}
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return
 		}
+	}
+}
+
+// drain waits for the readers to reach the end of their pipes, giving up
+// only after a whole drainTimeout in which both sat waiting on their pipes
+// and nothing arrived: then some process outside the group holds them.
+func drain(done <-chan struct{}, pipes [2]*pipeReader) {
+	total := func() uint64 { return pipes[0].reads.Load() + pipes[1].reads.Load() }
+	last := total()
+	t := time.NewTicker(drainTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		now := total()
+		if now == last && pipes[0].waiting.Load() && pipes[1].waiting.Load() {
+			return
+		}
+		last = now
 	}
 }
 

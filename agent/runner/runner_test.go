@@ -238,3 +238,25 @@ func TestAFailingConsumerEndsTheCommand(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 }
+
+// A command that writes what the pipe and the reader's buffer hold and then
+// exits, while the consumer is stalled for longer than drainTimeout, must
+// still deliver every line: the drain timeout is for pipes held open by an
+// escaped process, not a cap on a slow consumer. (The e2e failover test
+// lost the tail of a 10,000-line output to this under the race detector.)
+func TestAStalledConsumerLosesNoLinesAfterTheCommandExits(t *testing.T) {
+	const lines = 5000 // about 55 KB: all of it fits in the pipe, so the command exits at once
+	release := time.Now().Add(2*drainTimeout + 500*time.Millisecond)
+	var c collector
+	emit := func(l Line) error {
+		if l.Seq == 1 {
+			time.Sleep(time.Until(release)) // the slow consumer under test, not synchronisation
+		}
+		return c.emit(l)
+	}
+	res := Run(context.Background(), Command{Shell: `i=1; while [ $i -le 5000 ]; do printf 'line %05d\n' $i; i=$((i+1)); done`}, emit)
+	if res.Status != agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED || len(c.lines) != lines || res.LastSeq != lines {
+		t.Fatalf("result %+v with %d lines, want %d", res, len(c.lines), lines)
+	}
+	c.checkSeq(t)
+}
