@@ -260,3 +260,20 @@ func TestAStalledConsumerLosesNoLinesAfterTheCommandExits(t *testing.T) {
 	}
 	c.checkSeq(t)
 }
+
+// A process that leaves the group (setsid) keeps the pipes open after the
+// command exits; Run must not wait for it beyond the idle drain timeout.
+func TestAnEscapedProcessDoesNotHoldTheAttemptOpen(t *testing.T) {
+	var c collector
+	marker := filepath.Join(t.TempDir(), "escaped")
+	start := time.Now()
+	// The shell waits until the child has left the group, so that the
+	// group kill after exit cannot catch it first.
+	res := Run(context.Background(), Command{Shell: `setsid sh -c 'touch ` + marker + `; exec sleep 5' & while [ ! -e ` + marker + ` ]; do :; done; echo started`}, c.emit)
+	if took := time.Since(start); took > 3*drainTimeout || took < drainTimeout {
+		t.Fatalf("Run took %v with an escaped process holding the pipes, want about the %v drain timeout", took, drainTimeout)
+	}
+	if res.Status != agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED || len(c.lines) != 1 || string(c.lines[0].Data) != "started\n" {
+		t.Fatalf("result %+v, lines %+v", res, c.lines)
+	}
+}
