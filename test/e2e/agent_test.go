@@ -229,8 +229,8 @@ func TestAgentFollowsTheLeaderThroughFailover(t *testing.T) {
 	upOn(newLeader)
 }
 
-// TestAttemptsSurviveLeaderFailover is the issue's failover test at a size
-// CI affords: real agents (enroll, session, executor, outbox) each run a
+// TestAttemptsSurviveLeaderFailover is the issue's failover test at its full
+// size (20 agents, 10,000 lines each): real agents (enroll, session, executor, outbox) each run a
 // command printing numbered lines through a three-process cluster; the
 // leader is killed with SIGKILL mid-run. Every agent must reach the new
 // leader, and every attempt's result and every line must arrive exactly
@@ -239,7 +239,7 @@ func TestAttemptsSurviveLeaderFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-process cluster and kills its leader; skipped with -short")
 	}
-	const agents, lines = 4, 3000
+	const agents, lines = 20, 10000
 	ctx := testContext(t)
 	c := startCluster(ctx, t)
 	leader, err := c.WaitLeader(ctx, localcluster.All())
@@ -315,7 +315,7 @@ func TestAttemptsSurviveLeaderFailover(t *testing.T) {
 	}
 	waitAll("connect to the leader", onNode(leader))
 
-	// Paced so that the kill lands mid-run: 3,000 lines over about 1.5 s.
+	// Paced so that the kill lands mid-run: 10,000 lines over about 5 s.
 	script := fmt.Sprintf(`i=1; while [ $i -le %d ]; do echo "line $i"; if [ $((i %% 200)) -eq 0 ]; then sleep 0.1; fi; i=$((i+1)); done`, lines)
 	attempts := make([]string, agents)
 	for i, id := range ids {
