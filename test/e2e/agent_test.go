@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -388,4 +390,131 @@ func TestAttemptsSurviveLeaderFailover(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestAgentKilledMidAttemptReplaysItsOutbox runs the agent binary as its own
+// process, kills it with SIGKILL while a command streams output, and starts
+// it again: the attempt ends as an error ("agent restarted during the
+// attempt"), and every line the agent had recorded arrives exactly once
+// and in order, replayed from its outbox.
+func TestAgentKilledMidAttemptReplaysItsOutbox(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-process cluster and an agent process; skipped with -short")
+	}
+	ctx := testContext(t)
+	c := startCluster(ctx, t)
+	root, err := localcluster.RepoRoot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentBin := filepath.Join(t.TempDir(), "opsconductor-agent")
+	build := exec.CommandContext(ctx, "go", "build", "-o", agentBin, "./cmd/opsconductor-agent")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the agent: %v\n%s", err, out)
+	}
+	var tok apiclient.CreatedJoinToken
+	if err := localcluster.Poll(ctx, 100*time.Millisecond, func(ctx context.Context) error {
+		tok, err = c.Client(1).CreateJoinToken(ctx, apiclient.CreateJoinTokenRequest{TTL: "10m"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var addrs []string
+	for _, n := range localcluster.All() {
+		addrs = append(addrs, agentAddr(c, n))
+	}
+	dir := filepath.Join(t.TempDir(), "agent")
+	join := exec.CommandContext(ctx, agentBin, "join", "--controller", strings.Join(addrs, ","), "--token", tok.Token,
+		"--ca-pin", tok.CAPin, "--data-dir", dir, "--name", "crashy")
+	if out, err := join.CombinedOutput(); err != nil {
+		t.Fatalf("join: %v\n%s", err, out)
+	}
+	startAgent := func() *exec.Cmd {
+		cmd := exec.Command(agentBin, "run", "--data-dir", dir, "--log-level", "warn")
+		cmd.Stdout, cmd.Stderr = &lineLogger{t: t}, &lineLogger{t: t}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd
+	}
+	agentProc := startAgent()
+
+	var agentID string
+	if err := localcluster.Poll(ctx, 50*time.Millisecond, func(ctx context.Context) error {
+		page, err := c.Client(1).ListAgents(ctx, "", 10)
+		if err != nil {
+			return err
+		}
+		for _, a := range page.Items {
+			if a.Name == "crashy" && a.Status == "up" {
+				agentID = a.ID
+				return nil
+			}
+		}
+		return fmt.Errorf("not up yet")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	leader, err := c.WaitLeader(ctx, localcluster.All())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// About 4 s of paced output, so the kill lands mid-run.
+	at, err := c.Client(leader).RunCommand(ctx, agentID, apiclient.CommandSpec{
+		Shell: `i=1; while [ $i -le 4000 ]; do echo "line $i"; if [ $((i % 100)) -eq 0 ]; then sleep 0.1; fi; i=$((i+1)); done`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := localcluster.Poll(ctx, 20*time.Millisecond, func(ctx context.Context) error {
+		l, err := c.Client(leader).AttemptLog(ctx, at.ID, 0, 1)
+		if err == nil && len(l.Items) == 0 {
+			err = fmt.Errorf("no output yet")
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := agentProc.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = agentProc.Wait()
+	t.Log("killed the agent with SIGKILL mid-attempt; starting it again")
+	startAgent()
+
+	var final apiclient.Attempt
+	if err := localcluster.Poll(ctx, 100*time.Millisecond, func(ctx context.Context) error {
+		final, err = c.Client(leader).GetAttempt(ctx, at.ID)
+		if err == nil && (final.Status == "pending" || final.Status == "running") {
+			err = fmt.Errorf("status %s", final.Status)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if final.Status != "error" || !strings.Contains(final.Error, "restarted") || final.LastSeq == 0 || final.LastSeq >= 4000 {
+		t.Fatalf("attempt after the agent's restart: %+v", final)
+	}
+	var got []apiclient.LogLine
+	for after := uint64(0); ; {
+		page, err := c.Client(leader).AttemptLog(ctx, at.ID, after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page.Items...)
+		if page.Next == 0 || len(page.Items) == 0 {
+			break
+		}
+		after = page.Next
+	}
+	if uint64(len(got)) != final.LastSeq {
+		t.Fatalf("%d lines stored, the result says %d", len(got), final.LastSeq)
+	}
+	for j, l := range got {
+		if l.Seq != uint64(j+1) || l.Data != fmt.Sprintf("line %d\n", j+1) {
+			t.Fatalf("line %d is seq %d %q", j+1, l.Seq, l.Data)
+		}
+	}
+	t.Logf("the agent had recorded %d of 4,000 lines before the kill; all arrived exactly once", final.LastSeq)
 }
