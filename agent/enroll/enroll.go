@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -452,10 +453,140 @@ type Identity struct {
 	Name        string
 	Controllers []string
 	EnrolledAt  time.Time
+	// Certificate is the certificate loaded (or given); after a renewal
+	// Current returns the newer one.
 	Certificate tls.Certificate
 	// CA is the agent CA; CAPool holds only it.
 	CA     *x509.Certificate
 	CAPool *x509.CertPool
+	// DataDir is where a renewed key and certificate are stored; empty
+	// means the identity cannot be renewed.
+	DataDir string
+
+	mu      sync.Mutex
+	renewed *tls.Certificate
+}
+
+// Current is the certificate to present now: the latest renewal, or the
+// one the identity was loaded with.
+func (id *Identity) Current() tls.Certificate {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	if id.renewed != nil {
+		return *id.renewed
+	}
+	return id.Certificate
+}
+
+// RenewAt is when the current certificate has used two thirds of its
+// life and should be renewed.
+func (id *Identity) RenewAt() time.Time {
+	c := id.Current()
+	leaf := c.Leaf
+	if leaf == nil && len(c.Certificate) > 0 {
+		leaf, _ = x509.ParseCertificate(c.Certificate[0])
+	}
+	if leaf == nil {
+		return time.Time{}
+	}
+	return leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) * 2 / 3)
+}
+
+// NewRenewalRequest makes a fresh key and a certificate request for it.
+func NewRenewalRequest(name string) (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate key: %w", err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: name}}, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create certificate request: %w", err)
+	}
+	return key, csr, nil
+}
+
+// InstallRenewed checks a renewed certificate (it chains to the stored CA,
+// names this agent and is for key), stores key and certificate in the
+// data dir (StoreRenewed) and makes it the one Current returns, so that
+// the next TLS handshake presents it.
+func (id *Identity) InstallRenewed(key *ecdsa.PrivateKey, certDER []byte) error {
+	if id.DataDir == "" {
+		return errors.New("the identity has no data dir to store a renewal in")
+	}
+	cert, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		return fmt.Errorf("renewed certificate: %w", err)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: id.CAPool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return fmt.Errorf("renewed certificate does not chain to the stored CA: %w", err)
+	}
+	if want := AgentURI(id.AgentID); !namesURI(cert, want) {
+		return fmt.Errorf("renewed certificate does not name %s", want)
+	}
+	if !key.PublicKey.Equal(cert.PublicKey) {
+		return errors.New("renewed certificate is not for the new key")
+	}
+	if err := StoreRenewed(id.DataDir, key, certDER); err != nil {
+		return err
+	}
+	id.mu.Lock()
+	id.renewed = &tls.Certificate{Certificate: [][]byte{certDER}, PrivateKey: key, Leaf: cert}
+	id.mu.Unlock()
+	return nil
+}
+
+// renewFile journals a renewal: key and certificate in one file, written
+// atomically before either is put in place, so that a crash between the
+// two renames is finished by the next LoadIdentity rather than leaving a
+// key that does not match its certificate.
+const renewFile = "agent.renew.pem"
+
+// StoreRenewed replaces the key and certificate in dataDir (both 0600) as
+// one step: the pair is journalled in a single file first, then each is
+// written atomically, then the journal is removed.
+func StoreRenewed(dataDir string, key *ecdsa.PrivateKey, certDER []byte) error {
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("encode key: %w", err)
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER})
+	if err := writeAtomic(dataDir, renewFile, append(slices.Clone(keyPEM), certPEM...), 0o600); err != nil {
+		return fmt.Errorf("store renewal: %w", err)
+	}
+	return finishRenewal(dataDir, keyPEM, certPEM)
+}
+
+func finishRenewal(dataDir string, keyPEM, certPEM []byte) error {
+	if err := writeAtomic(dataDir, KeyFile, keyPEM, 0o600); err != nil {
+		return fmt.Errorf("store %s: %w", KeyFile, err)
+	}
+	if err := writeAtomic(dataDir, CertFile, certPEM, 0o600); err != nil {
+		return fmt.Errorf("store %s: %w", CertFile, err)
+	}
+	if err := os.Remove(filepath.Join(dataDir, renewFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove renewal journal: %w", err)
+	}
+	return syncDir(dataDir)
+}
+
+// resumeRenewal finishes a renewal a crash interrupted. A journal that
+// does not parse was cut short before its rename, which cannot happen
+// with writeAtomic; it is left for an operator rather than guessed at.
+func resumeRenewal(dataDir string) error {
+	data, err := os.ReadFile(filepath.Join(dataDir, renewFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	keyBlock, rest := pem.Decode(data)
+	certBlock, _ := pem.Decode(rest)
+	if keyBlock == nil || certBlock == nil {
+		return fmt.Errorf("%s: not a key and a certificate", renewFile)
+	}
+	return finishRenewal(dataDir, pem.EncodeToMemory(keyBlock), pem.EncodeToMemory(certBlock))
 }
 
 // LoadIdentity reads the identity Join stored in dataDir.
@@ -473,6 +604,9 @@ func LoadIdentity(dataDir string) (*Identity, error) {
 	}
 	if !validAgentID(f.AgentID) {
 		return nil, fmt.Errorf("%s: invalid agent_id %q", IdentityFile, f.AgentID)
+	}
+	if err := resumeRenewal(dataDir); err != nil {
+		return nil, fmt.Errorf("finish an interrupted certificate renewal: %w", err)
 	}
 	cert, err := tls.LoadX509KeyPair(filepath.Join(dataDir, CertFile), filepath.Join(dataDir, KeyFile))
 	if err != nil {
@@ -501,17 +635,21 @@ func LoadIdentity(dataDir string) (*Identity, error) {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	return &Identity{AgentID: f.AgentID, Name: f.Name, Controllers: f.Controllers, EnrolledAt: f.EnrolledAt,
-		Certificate: cert, CA: ca, CAPool: pool}, nil
+		Certificate: cert, CA: ca, CAPool: pool, DataDir: dataDir}, nil
 }
 
 // ClientTLSConfig is the mutual-TLS configuration for Connect: the agent's
-// certificate, and a server check against the stored agent CA that needs
+// current certificate (read at each handshake, so a renewal is presented
+// by the next connection), and a server check against the stored agent CA that needs
 // no host name (controllers are often addressed by IP), only a
 // certificate naming opsconductor://server/<node-id>.
 func ClientTLSConfig(id *Identity) *tls.Config {
 	return &tls.Config{
-		MinVersion:         tls.VersionTLS13,
-		Certificates:       []tls.Certificate{id.Certificate},
+		MinVersion: tls.VersionTLS13,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			c := id.Current()
+			return &c, nil
+		},
 		InsecureSkipVerify: true, //nolint:gosec // verified in VerifyConnection against the stored CA
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {

@@ -1,6 +1,7 @@
 package enroll
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -446,5 +448,48 @@ func TestEveryOptionProblemIsReportedAtOnce(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%v lacks %q", err, want)
 		}
+	}
+}
+
+func TestARenewalInterruptedBeforeItsRenamesIsFinishedOnLoad(t *testing.T) {
+	f, ca := goodController(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	res, err := Join(context.Background(), opts([]string{f.addr}, ca, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, csrDER, err := NewRenewalRequest("web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, _ := x509.ParseCertificateRequest(csrDER)
+	certDER := ca.issue(t, csr.PublicKey, AgentURI(res.AgentID), x509.ExtKeyUsageClientAuth)
+	// A crash after the journal was written and before the key and
+	// certificate were replaced leaves only the journal.
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	journal := append(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER})...)
+	if err := writeAtomic(dir, renewFile, journal, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id, err := LoadIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(id.Current().Certificate[0], certDER) {
+		t.Fatal("LoadIdentity did not finish the renewal")
+	}
+	if _, err := os.Stat(filepath.Join(dir, renewFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the journal is still there: %v", err)
+	}
+	assertNoTempFiles(t, dir)
+
+	// InstallRenewed refuses a certificate for another key and keeps the current one.
+	other, _, _ := NewRenewalRequest("web1")
+	if err := id.InstallRenewed(other, certDER); err == nil || !strings.Contains(err.Error(), "not for the new key") {
+		t.Fatalf("InstallRenewed with the wrong key: %v", err)
+	}
+	if !bytes.Equal(id.Current().Certificate[0], certDER) {
+		t.Fatal("a refused renewal changed the current certificate")
 	}
 }

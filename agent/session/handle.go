@@ -23,6 +23,8 @@ type action struct {
 	leaderAddress string // "" while there is no leader (or it was unusable)
 
 	send *agentv1.AgentMessage // a reply to send at once (after a Welcome)
+
+	issued *agentv1.CertificateIssued // a renewed certificate to check and store
 }
 
 // handle applies one controller message to the session's state. Whatever
@@ -94,11 +96,15 @@ func (s *Session) handle(m *agentv1.ControllerMessage) action {
 			ex.Ack(msg.Ack)
 		}
 		return action{}
+	case *agentv1.ControllerMessage_Certificate:
+		if msg.Certificate == nil {
+			return action{}
+		}
+		return action{issued: msg.Certificate}
 	case nil:
 		s.log.Debug("ignoring a controller message of a kind this agent does not know")
 		return action{}
 	default:
-		// CertificateIssued needs rotation, which comes later.
 		s.log.Debug("ignoring a controller message this agent does not handle yet", "type", fmt.Sprintf("%T", msg))
 		return action{}
 	}

@@ -50,6 +50,10 @@ const (
 	// (MinTime ≤ this), or it answers with GOAWAY too_many_pings.
 	DefaultKeepaliveTime    = 30 * time.Second
 	DefaultKeepaliveTimeout = 10 * time.Second
+	// DefaultRenewCheck is how often a live stream looks at the
+	// certificate's age (each Welcome looks too), and so how long a
+	// failed renewal waits before it is tried again.
+	DefaultRenewCheck = 10 * time.Minute
 )
 
 // Bounds on what a Welcome may ask for: a zero or hostile interval must
@@ -105,6 +109,8 @@ type Config struct {
 	// Executor runs assignments; nil refuses them (and reports nothing
 	// running in Hello).
 	Executor Executor
+	// RenewCheck is DefaultRenewCheck if zero.
+	RenewCheck time.Duration
 }
 
 // Executor is what the session needs of agent/executor.
@@ -145,6 +151,8 @@ type Status struct {
 	Redirects int
 	// LastError is why the last attempt or stream ended ("" if none did).
 	LastError string
+	// Renewals counts certificates renewed and stored.
+	Renewals int
 }
 
 // Session keeps the Connect stream up. Create it with New; Run it once.
@@ -152,6 +160,7 @@ type Session struct {
 	cfg   Config
 	log   *slog.Logger
 	conns map[string]*grpc.ClientConn // owned by Run's goroutine
+	renew renewal                     // owned by Run's goroutine
 
 	mu      sync.Mutex
 	status  Status
@@ -193,6 +202,9 @@ func New(cfg Config) (*Session, error) {
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	if cfg.RenewCheck <= 0 {
+		cfg.RenewCheck = DefaultRenewCheck
 	}
 	if cfg.Dial == nil {
 		cfg.Dial = DialFunc(cfg.Identity)
@@ -322,6 +334,12 @@ func (s *Session) closeConns() {
 }
 
 func (s *Session) conn(addr string) (*grpc.ClientConn, error) {
+	if s.renew.redial {
+		// A connection keeps the certificate of its handshake: only new
+		// ones present the renewed certificate.
+		s.closeConns()
+		s.renew.redial = false
+	}
 	if cc, ok := s.conns[addr]; ok {
 		// Our backoff already waited; do not let gRPC's own keep a
 		// controller that came back unreachable.
@@ -408,6 +426,8 @@ func (s *Session) attempt(ctx context.Context, addr string) (out outcome) {
 
 	handshake := time.NewTimer(s.cfg.HandshakeTimeout)
 	defer handshake.Stop()
+	renewCheck := time.NewTicker(s.cfg.RenewCheck)
+	defer renewCheck.Stop()
 	var (
 		beat      *time.Ticker
 		beatC     <-chan time.Time
@@ -440,6 +460,14 @@ func (s *Session) attempt(ctx context.Context, addr string) (out outcome) {
 			hb := &agentv1.Heartbeat{SentAt: timestamppb.Now()}
 			if err := stream.Send(&agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Heartbeat{Heartbeat: hb}}); err != nil {
 				out.err = fmt.Errorf("heartbeat to %s: %w", addr, s.sendErr(ctx, err, msgs, recvErrc))
+				return out
+			}
+		case <-renewCheck.C:
+			if !out.welcomed {
+				continue
+			}
+			if err := s.requestRenewal(stream); err != nil {
+				out.err = fmt.Errorf("send to %s: %w", addr, s.sendErr(ctx, err, msgs, recvErrc))
 				return out
 			}
 		case <-outboxC:
@@ -478,6 +506,12 @@ func (s *Session) attempt(ctx context.Context, addr string) (out outcome) {
 				} else {
 					beat.Reset(act.interval)
 				}
+				if err := s.requestRenewal(stream); err != nil {
+					out.err = fmt.Errorf("send to %s: %w", addr, s.sendErr(ctx, err, msgs, recvErrc))
+					return out
+				}
+			case act.issued != nil && out.welcomed:
+				s.installRenewed(act.issued)
 			case !out.welcomed:
 				out.err = fmt.Errorf("the controller at %s answered Hello with %T, not Welcome or Redirect", addr, m.GetMsg())
 				return out

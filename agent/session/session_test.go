@@ -22,7 +22,10 @@ import (
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -98,6 +101,11 @@ type fakeController struct {
 	push       chan *agentv1.ControllerMessage
 	streams    atomic.Int32
 	srv        *grpc.Server
+	// csrs receives each CertificateRequest, peers each stream's client
+	// certificate; a send on kick ends the current stream.
+	csrs  chan []byte
+	peers chan *x509.Certificate
+	kick  chan struct{}
 
 	agentv1.UnimplementedAgentServiceServer
 }
@@ -105,7 +113,8 @@ type fakeController struct {
 func startController(t *testing.T, ca *testCA, nodeID string, leader bool) *fakeController {
 	t.Helper()
 	f := &fakeController{nodeID: nodeID, leader: leader, interval: time.Hour,
-		hellos: make(chan *agentv1.Hello, 100), heartbeats: make(chan time.Time, 10000), push: make(chan *agentv1.ControllerMessage, 10)}
+		hellos: make(chan *agentv1.Hello, 100), heartbeats: make(chan time.Time, 10000), push: make(chan *agentv1.ControllerMessage, 10),
+		csrs: make(chan []byte, 10), peers: make(chan *x509.Certificate, 100), kick: make(chan struct{}, 1)}
 	empty := ""
 	f.redirect.Store(&empty)
 	cfg := &tls.Config{
@@ -127,6 +136,11 @@ func startController(t *testing.T, ca *testCA, nodeID string, leader bool) *fake
 
 func (f *fakeController) Connect(stream grpc.BidiStreamingServer[agentv1.AgentMessage, agentv1.ControllerMessage]) error {
 	f.streams.Add(1)
+	if p, ok := peer.FromContext(stream.Context()); ok {
+		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(info.State.PeerCertificates) > 0 {
+			f.peers <- info.State.PeerCertificates[0]
+		}
+	}
 	first, err := stream.Recv()
 	if err != nil {
 		return err
@@ -150,12 +164,17 @@ func (f *fakeController) Connect(stream grpc.BidiStreamingServer[agentv1.AgentMe
 			if m.GetHeartbeat() != nil {
 				f.heartbeats <- time.Now()
 			}
+			if r := m.GetCertificateRequest(); r != nil {
+				f.csrs <- r.GetCsrDer()
+			}
 		}
 	}()
 	for {
 		select {
 		case err := <-recvErr:
 			return err
+		case <-f.kick:
+			return status.Error(codes.Unavailable, "kicked by the test")
 		case m := <-f.push:
 			if err := stream.Send(m); err != nil {
 				return err
@@ -196,11 +215,17 @@ type harness struct {
 // run starts a session against addrs and stops it when the test ends.
 func run(t *testing.T, ca *testCA, addrs ...string) *harness {
 	t.Helper()
+	return runAs(t, ca.identity(t), addrs...)
+}
+
+// runAs is run with a given identity.
+func runAs(t *testing.T, id *enroll.Identity, addrs ...string) *harness {
+	t.Helper()
 	logs := &syncBuffer{}
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("backoff jitter seed %d", seed)
 	s, err := New(Config{
-		Identity: ca.identity(t), Controllers: addrs, Version: "v-test",
+		Identity: id, Controllers: addrs, Version: "v-test",
 		Facts:   func() *agentv1.Facts { return &agentv1.Facts{Hostname: "web-1", Cpus: 4} },
 		Logger:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Backoff: Backoff{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, ResetAfter: time.Minute},

@@ -39,6 +39,8 @@ const (
 	cmdAttemptFinished = "agentrpc.attempt.finished"
 	cmdAttemptsLost    = "agentrpc.attempt.lost"
 	cmdAttemptCancel   = "agentrpc.attempt.cancel"
+
+	cmdAgentCert = "agentrpc.agent.cert"
 )
 
 // Domain returns agentrpc's tables and commands for the state registry.
@@ -78,6 +80,8 @@ func Domain() state.Domain {
 			cmdAttemptFinished: state.V1(applyAttemptFinished),
 			cmdAttemptsLost:    state.V1(applyAttemptsLost),
 			cmdAttemptCancel:   state.V1(applyAttemptCancel),
+
+			cmdAgentCert: state.V1(applyAgentCert),
 		},
 	}
 }
@@ -348,6 +352,32 @@ func applyAgentDrain(ctx *state.ApplyContext, p agentDrainPayload) (any, error) 
 	}
 	a := before.clone()
 	a.Draining = p.Draining
+	if err := ctx.Txn.Insert(tableAgents, a); err != nil {
+		return nil, err
+	}
+	return *a, nil
+}
+
+// agentCertPayload records a certificate renewed over the live stream.
+type agentCertPayload struct {
+	ID           string    `json:"id"`
+	CertSerial   string    `json:"cert_serial"`
+	CertNotAfter time.Time `json:"cert_not_after"`
+}
+
+// applyAgentCert records an agent's renewed certificate. A revoked agent
+// keeps its row as it was: the renewal raced the revocation and its
+// certificate is never sent.
+func applyAgentCert(ctx *state.ApplyContext, p agentCertPayload) (any, error) {
+	before, err := getAgent(ctx.Txn, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if before.Revoked {
+		return nil, problem.New(problem.KindForbidden, "agent_revoked", "agent %s is revoked", p.ID)
+	}
+	a := before.clone()
+	a.CertSerial, a.CertNotAfter = p.CertSerial, p.CertNotAfter
 	if err := ctx.Txn.Insert(tableAgents, a); err != nil {
 		return nil, err
 	}

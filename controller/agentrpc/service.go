@@ -88,6 +88,9 @@ type Service struct {
 	mu sync.Mutex
 	ca *authority // opened once the CA exists; it never changes
 
+	renewMu   sync.Mutex
+	renewedAt map[string]time.Time // by agent ID; leader-local rate limit
+
 	countMu sync.Mutex
 	counts  agentCounts
 	countAt uint64 // agents table index the counts were taken at
@@ -118,7 +121,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	return &Service{cfg: cfg, applier: deps.Applier, store: deps.Store, kr: deps.Keyring, log: deps.Logger, now: deps.Now,
 		lead: deps.Leadership, reg: newRegistry(cfg, deps.Leadership == nil),
-		hist: deps.History, histRead: deps.HistoryReader, tracks: map[string]*tracker{}}, nil
+		hist: deps.History, histRead: deps.HistoryReader, tracks: map[string]*tracker{}, renewedAt: map[string]time.Time{}}, nil
 }
 
 func (s *Service) apply(ctx context.Context, typ string, payload, out any) error {

@@ -564,6 +564,8 @@ func (s *Service) connect(stream agentv1.AgentService_ConnectServer) error {
 					}
 				case m.GetResult() != nil:
 					ing.result(ctx, m.GetResult())
+				case m.GetCertificateRequest() != nil:
+					s.renewCert(ctx, ls, m.GetCertificateRequest(), log)
 				}
 			case err := <-recvErr:
 				return streamEnd(err)
