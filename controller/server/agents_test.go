@@ -163,6 +163,9 @@ func TestAgentStreamsFollowTheLeaderAcrossAFailover(t *testing.T) {
 		_, m, err := say(t, addr, id, cert)
 		switch {
 		case err != nil:
+			// A redirect can still name the stopped leader while the
+			// survivors elect; ask a survivor again, as agents do.
+			addr = survivor.ready.AgentAddr
 			return false
 		case m.GetRedirect().GetLeaderAddress() != "":
 			addr = m.GetRedirect().GetLeaderAddress()
