@@ -6,12 +6,23 @@
 // it holds MaxBytes of output, Put blocks (back-pressure on the step's
 // output) until an Ack frees room. Only Ack removes events.
 //
-// Writes are group-committed: Put queues a chunk and returns, and one
-// commit loop writes everything queued in one transaction (one fsync), so
-// a step printing 10,000 lines a second costs a few hundred fsyncs, not
-// 10,000. Readers (Pending, Attempts) see only committed events, and the
-// session sends only those: what the controller holds is always on disk
-// here too.
+// Writes are group-committed: Put, Accept, Finish and Ack queue an event
+// and return, and one commit loop writes everything queued in one
+// transaction (one fsync), so a step printing 10,000 lines a second costs
+// a few hundred fsyncs, not 10,000, and no event waits for the disk
+// before the session sends it. Readers (Pending, Attempts, Has) see the
+// queued events as if they were committed, in order.
+//
+// Sending before the local fsync keeps the disk out of every attempt's
+// round trip (an fsync costs milliseconds on ordinary disks). It loses
+// nothing: the controller stores each (attempt, seq) once and acks only
+// what its own store holds durably, and an event it never received is
+// still queued or on disk here and is replayed. An agent that crashes
+// between sending an event and committing it replays less than the
+// controller holds, which the controller ignores, or forgets an attempt
+// it had just accepted, which the controller ends as an error when the
+// agent's next Hello does not name it. Acks are queued behind the events
+// they acknowledge, so an ack can never reach the disk before its chunk.
 package outbox
 
 import (
@@ -20,6 +31,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -73,28 +86,33 @@ type Outbox struct {
 	log *slog.Logger
 	max int64
 
-	mu      sync.Mutex
-	used    int64 // bytes of chunks and results, committed or queued
-	queue   []op
-	closed  bool
-	full    bool          // back-pressure is being applied (logged once per episode)
-	space   chan struct{} // closed and replaced when used drops
-	changed chan struct{} // closed and replaced after every commit
+	mu       sync.Mutex
+	used     int64 // bytes of chunks and results, committed or queued
+	queue    []op
+	inflight []op // taken off queue by the commit in progress
+	closed   bool
+	full     bool          // back-pressure is being applied (logged once per episode)
+	space    chan struct{} // closed and replaced when used drops
+	changed  chan struct{} // closed and replaced whenever an event is queued
 
 	kick chan struct{}
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
-// op is one queued write; done is nil for Put, which does not wait.
+// op is one queued write; done is set only for Flush's barrier.
 type op struct {
 	attempt  string
-	seq      uint64 // chunks only
+	seq      uint64 // chunks: the chunk's; acks: acknowledged through
 	data     []byte // marshaled chunk, result or assignment
-	kind     []byte // keyResult, keyAssignment, or nil for a chunk
+	kind     []byte // keyResult, keyAssignment, keyAck, or nil for a chunk
 	accepted time.Time
+	ackRes   bool // acks: the Result too
 	done     chan error
 }
+
+// keyAck marks an ack op; it is never stored under this key.
+var keyAck = []byte("ack")
 
 // Open opens (or creates) the outbox file at path.
 func Open(path string, opts Options) (*Outbox, error) {
@@ -150,8 +168,8 @@ func (o *Outbox) Close() error {
 	return o.db.Close()
 }
 
-// Changed returns a channel closed after the next commit (a watch for the
-// session's writer).
+// Changed returns a channel closed when the next event is queued (a watch
+// for the session's writer).
 func (o *Outbox) Changed() <-chan struct{} {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -159,7 +177,7 @@ func (o *Outbox) Changed() <-chan struct{} {
 }
 
 // Accept records an accepted assignment, without its secrets: they are
-// never written to disk. It returns once the record is durable.
+// never written to disk. It returns once the record is queued.
 func (o *Outbox) Accept(a *agentv1.Assignment, at time.Time) error {
 	c := proto.CloneOf(a)
 	c.Secrets = nil
@@ -167,33 +185,50 @@ func (o *Outbox) Accept(a *agentv1.Assignment, at time.Time) error {
 	if err != nil {
 		return fmt.Errorf("outbox: accept %s: %w", a.GetAttemptId(), err)
 	}
-	return o.wait(op{attempt: a.GetAttemptId(), kind: keyAssignment, data: data, accepted: at})
+	return o.enqueue(op{attempt: a.GetAttemptId(), kind: keyAssignment, data: data, accepted: at})
 }
 
 // Finish records an attempt's Result, after every chunk Put before it.
-// It returns once the Result is durable.
+// It returns once the Result is queued.
 func (o *Outbox) Finish(r *agentv1.Result) error {
 	data, err := proto.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("outbox: finish %s: %w", r.GetAttemptId(), err)
 	}
-	o.mu.Lock()
-	o.used += int64(len(data)) // a result never waits for room: it ends the attempt
-	o.mu.Unlock()
-	return o.wait(op{attempt: r.GetAttemptId(), kind: keyResult, data: data})
+	// A result never waits for room: it ends the attempt.
+	return o.enqueue(op{attempt: r.GetAttemptId(), kind: keyResult, data: data})
 }
 
-func (o *Outbox) wait(p op) error {
-	p.done = make(chan error, 1)
+// Flush returns once every event queued before it is durable, with the
+// error of the commit that wrote them.
+func (o *Outbox) Flush() error {
+	done := make(chan error, 1)
+	if err := o.enqueue(op{done: done}); err != nil {
+		return err
+	}
+	return <-done
+}
+
+func (o *Outbox) enqueue(p op) error {
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
 		return ErrClosed
 	}
+	if string(p.kind) == string(keyResult) {
+		o.used += int64(len(p.data))
+	}
 	o.queue = append(o.queue, p)
+	o.notifyLocked()
 	o.mu.Unlock()
 	o.signal()
-	return <-p.done
+	return nil
+}
+
+// notifyLocked wakes the watchers of Changed; o.mu is held.
+func (o *Outbox) notifyLocked() {
+	close(o.changed)
+	o.changed = make(chan struct{})
 }
 
 func (o *Outbox) signal() {
@@ -203,8 +238,7 @@ func (o *Outbox) signal() {
 	}
 }
 
-// Put queues one output chunk; it is durable after the next group commit
-// (Changed fires then). It blocks while the outbox is full, and logs that
+// Put queues one output chunk; it is durable after the next group commit. It blocks while the outbox is full, and logs that
 // it applies back-pressure, until an Ack frees room, ctx ends (ctx.Err())
 // or the outbox closes (ErrClosed). Chunks of one attempt must be Put in
 // seq order.
@@ -227,6 +261,7 @@ func (o *Outbox) Put(ctx context.Context, c *agentv1.LogChunk) error {
 			}
 			o.used += n
 			o.queue = append(o.queue, op{attempt: c.GetAttemptId(), seq: c.GetSeq(), data: data})
+			o.notifyLocked()
 			o.mu.Unlock()
 			o.signal()
 			return nil
@@ -263,14 +298,27 @@ func (o *Outbox) commitLoop() {
 func (o *Outbox) commit() {
 	o.mu.Lock()
 	ops := o.queue
-	o.queue = nil
+	o.queue, o.inflight = nil, ops
 	o.mu.Unlock()
 	if len(ops) == 0 {
 		return
 	}
+	var freed int64
 	err := o.db.Update(func(tx *bolt.Tx) error {
+		freed = 0
 		root := tx.Bucket(bucketAttempts)
 		for _, p := range ops {
+			if p.attempt == "" {
+				continue // a Flush barrier
+			}
+			if string(p.kind) == string(keyAck) {
+				n, err := applyAck(root, p.attempt, p.seq, p.ackRes)
+				if err != nil {
+					return err
+				}
+				freed += n
+				continue
+			}
 			b, err := root.CreateBucketIfNotExists([]byte(p.attempt))
 			if err != nil {
 				return err
@@ -315,50 +363,195 @@ func (o *Outbox) commit() {
 		}
 	}
 	o.mu.Lock()
-	close(o.changed)
-	o.changed = make(chan struct{})
+	o.inflight = nil
+	if err != nil {
+		// The events stay readable (and sendable) until the next
+		// commit retries them; dropping them here would lose output.
+		// Their barriers have been answered already.
+		retry := make([]op, 0, len(ops)+len(o.queue))
+		for _, p := range ops {
+			if p.done == nil {
+				retry = append(retry, p)
+			}
+		}
+		o.queue = append(retry, o.queue...)
+	} else if freed > 0 {
+		o.used -= freed
+		if !o.closed {
+			close(o.space)
+			o.space = make(chan struct{})
+		}
+	}
 	o.mu.Unlock()
+	if err != nil {
+		o.retryLater()
+	}
 }
 
-// Has reports whether the outbox holds (committed) anything of attempt.
+// retryLater kicks the commit loop again after a pause, so that a disk
+// error (full, read-only) is retried without spinning.
+func (o *Outbox) retryLater() {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		o.signal()
+	case <-o.stop:
+	}
+}
+
+// applyAck removes attempt's chunks through throughSeq and, when result,
+// its Result, forgetting an attempt left with nothing; it returns the
+// bytes freed.
+func applyAck(root *bolt.Bucket, attempt string, throughSeq uint64, result bool) (int64, error) {
+	b := root.Bucket([]byte(attempt))
+	if b == nil {
+		return 0, nil
+	}
+	var freed int64
+	empty := true
+	if c := b.Bucket(bucketChunks); c != nil {
+		var del [][]byte
+		cur := c.Cursor()
+		for k, v := cur.First(); k != nil; k, v = cur.Next() {
+			if getSeq(k) > throughSeq {
+				empty = false
+				break
+			}
+			del = append(del, k)
+			freed += int64(len(v))
+		}
+		for _, k := range del {
+			if err := c.Delete(k); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if v := b.Get(keyResult); result && v != nil {
+		freed += int64(len(v))
+		if err := b.Delete(keyResult); err != nil {
+			return 0, err
+		}
+		if err := b.Put(keyResultAcked, []byte{1}); err != nil {
+			return 0, err
+		}
+	}
+	if empty && b.Get(keyResultAcked) != nil {
+		return freed, root.DeleteBucket([]byte(attempt))
+	}
+	return freed, nil
+}
+
+// unwritten returns the events not yet on disk, oldest first. Readers
+// take it before they read the file: an event committed in between is
+// then seen twice (and merged), never missed.
+func (o *Outbox) unwritten() []op {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]op, 0, len(o.inflight)+len(o.queue))
+	out = append(out, o.inflight...)
+	return append(out, o.queue...)
+}
+
+// Has reports whether the outbox holds (or has queued) anything of
+// attempt.
 func (o *Outbox) Has(attempt string) bool {
-	var ok bool
-	_ = o.db.View(func(tx *bolt.Tx) error {
-		ok = tx.Bucket(bucketAttempts).Bucket([]byte(attempt)) != nil
-		return nil
-	})
-	return ok
+	as, err := o.Attempts()
+	if err != nil {
+		return false
+	}
+	for _, a := range as {
+		if a.ID == attempt {
+			return true
+		}
+	}
+	return false
 }
 
-// Attempts lists every attempt held, in attempt ID order.
+// memAttempt is an attempt's state as the file and the queued events
+// together describe it.
+type memAttempt struct {
+	Attempt
+	resultAcked  bool
+	ackedThrough uint64
+}
+
+// Attempts lists every attempt held or queued, in attempt ID order.
 func (o *Outbox) Attempts() ([]Attempt, error) {
-	var out []Attempt
+	queued := o.unwritten()
+	byID := map[string]*memAttempt{}
 	err := o.db.View(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketAttempts)
 		return root.ForEachBucket(func(id []byte) error {
 			b := root.Bucket(id)
-			a := Attempt{ID: string(id), LastSeq: getSeq(b.Get(keyLastSeq)), Finished: b.Get(keyResult) != nil || b.Get(keyResultAcked) != nil}
+			a := &memAttempt{Attempt: Attempt{ID: string(id), LastSeq: getSeq(b.Get(keyLastSeq)), Finished: b.Get(keyResult) != nil || b.Get(keyResultAcked) != nil},
+				resultAcked: b.Get(keyResultAcked) != nil}
 			if v := b.Get(keyAccepted); v != nil {
 				_ = a.Accepted.UnmarshalBinary(v)
 			}
-			out = append(out, a)
+			byID[a.ID] = a
 			return nil
 		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("outbox: attempts: %w", err)
 	}
+	for _, p := range queued {
+		if p.attempt == "" {
+			continue
+		}
+		a := byID[p.attempt]
+		if string(p.kind) == string(keyAck) {
+			if a == nil {
+				continue
+			}
+			a.ackedThrough = max(a.ackedThrough, p.seq)
+			if p.ackRes && a.Finished {
+				a.resultAcked = true
+			}
+			if a.resultAcked && a.LastSeq <= a.ackedThrough {
+				delete(byID, p.attempt)
+			}
+			continue
+		}
+		if a == nil {
+			a = &memAttempt{Attempt: Attempt{ID: p.attempt}}
+			byID[p.attempt] = a
+		}
+		switch {
+		case p.kind == nil:
+			a.LastSeq = max(a.LastSeq, p.seq)
+		case string(p.kind) == string(keyAssignment):
+			a.Accepted = p.accepted
+		default:
+			a.Finished = true
+		}
+	}
+	out := make([]Attempt, 0, len(byID))
+	for _, a := range byID {
+		out = append(out, a.Attempt)
+	}
+	slices.SortFunc(out, func(x, y Attempt) int { return strings.Compare(x.ID, y.ID) })
 	return out, nil
 }
 
-// Pending returns up to limit committed chunks of attempt with seq >
-// afterSeq, in seq order, and its Result when held and every chunk after
-// afterSeq fitted in limit.
+// Pending returns up to limit chunks of attempt with seq > afterSeq, in
+// seq order, and its Result when held and every chunk after afterSeq
+// fitted in limit. Queued events count; acknowledged ones do not.
 func (o *Outbox) Pending(attempt string, afterSeq uint64, limit int) ([]*agentv1.LogChunk, *agentv1.Result, error) {
+	queued := o.unwritten()
 	var (
-		chunks []*agentv1.LogChunk
-		res    *agentv1.Result
+		chunks  []*agentv1.LogChunk
+		resData []byte
+		acked   = afterSeq
+		resAck  bool
 	)
+	for _, p := range queued {
+		if p.attempt == attempt && string(p.kind) == string(keyAck) {
+			acked = max(acked, p.seq)
+			resAck = resAck || p.ackRes
+		}
+	}
 	err := o.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAttempts).Bucket([]byte(attempt))
 		if b == nil {
@@ -366,7 +559,7 @@ func (o *Outbox) Pending(attempt string, afterSeq uint64, limit int) ([]*agentv1
 		}
 		if c := b.Bucket(bucketChunks); c != nil {
 			cur := c.Cursor()
-			for k, v := cur.Seek(seqKey(afterSeq + 1)); k != nil; k, v = cur.Next() {
+			for k, v := cur.Seek(seqKey(acked + 1)); k != nil; k, v = cur.Next() {
 				if len(chunks) == limit {
 					return nil
 				}
@@ -377,14 +570,47 @@ func (o *Outbox) Pending(attempt string, afterSeq uint64, limit int) ([]*agentv1
 				chunks = append(chunks, &m)
 			}
 		}
-		if v := b.Get(keyResult); v != nil {
-			res = &agentv1.Result{}
-			return proto.Unmarshal(v, res)
+		resData = b.Get(keyResult)
+		if resData != nil {
+			resData = append([]byte(nil), resData...)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("outbox: pending %s: %w", attempt, err)
+	}
+	next := acked
+	if n := len(chunks); n > 0 {
+		next = chunks[n-1].GetSeq()
+	}
+	for _, p := range queued {
+		if p.attempt != attempt {
+			continue
+		}
+		switch {
+		case p.kind == nil:
+			if p.seq <= next {
+				continue // on disk too, or acknowledged
+			}
+			if len(chunks) == limit {
+				return chunks, nil, nil
+			}
+			var m agentv1.LogChunk
+			if err := proto.Unmarshal(p.data, &m); err != nil {
+				return nil, nil, fmt.Errorf("outbox: pending %s: chunk %d: %w", attempt, p.seq, err)
+			}
+			chunks = append(chunks, &m)
+			next = p.seq
+		case string(p.kind) == string(keyResult):
+			resData = p.data
+		}
+	}
+	if len(chunks) == limit || resData == nil || resAck {
+		return chunks, nil, nil
+	}
+	res := &agentv1.Result{}
+	if err := proto.Unmarshal(resData, res); err != nil {
+		return nil, nil, fmt.Errorf("outbox: pending %s: result: %w", attempt, err)
 	}
 	return chunks, res, nil
 }
@@ -392,6 +618,12 @@ func (o *Outbox) Pending(attempt string, afterSeq uint64, limit int) ([]*agentv1
 // Assignment returns the assignment recorded for attempt (without its
 // secrets), or nil.
 func (o *Outbox) Assignment(attempt string) (*agentv1.Assignment, error) {
+	for _, p := range slices.Backward(o.unwritten()) {
+		if p.attempt == attempt && string(p.kind) == string(keyAssignment) {
+			a := &agentv1.Assignment{}
+			return a, proto.Unmarshal(p.data, a)
+		}
+	}
 	var a *agentv1.Assignment
 	err := o.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAttempts).Bucket([]byte(attempt))
@@ -404,62 +636,13 @@ func (o *Outbox) Assignment(attempt string) (*agentv1.Assignment, error) {
 	return a, err
 }
 
-// Ack removes attempt's chunks through throughSeq and, when result is
-// true, its Result; an attempt whose Result was acknowledged and that
-// holds no chunk any more is forgotten. Unknown attempts are ignored.
+// Ack queues the removal of attempt's chunks through throughSeq and,
+// when result is true, its Result; an attempt whose Result was
+// acknowledged and that holds no chunk any more is forgotten. Unknown
+// attempts are ignored. It never waits for the disk: the session calls it
+// from its receive loop.
 func (o *Outbox) Ack(attempt string, throughSeq uint64, result bool) error {
-	var freed int64
-	err := o.db.Update(func(tx *bolt.Tx) error {
-		root := tx.Bucket(bucketAttempts)
-		b := root.Bucket([]byte(attempt))
-		if b == nil {
-			return nil
-		}
-		empty := true
-		if c := b.Bucket(bucketChunks); c != nil {
-			var del [][]byte
-			cur := c.Cursor()
-			for k, v := cur.First(); k != nil; k, v = cur.Next() {
-				if getSeq(k) > throughSeq {
-					empty = false
-					break
-				}
-				del = append(del, k)
-				freed += int64(len(v))
-			}
-			for _, k := range del {
-				if err := c.Delete(k); err != nil {
-					return err
-				}
-			}
-		}
-		if v := b.Get(keyResult); result && v != nil {
-			freed += int64(len(v))
-			if err := b.Delete(keyResult); err != nil {
-				return err
-			}
-			if err := b.Put(keyResultAcked, []byte{1}); err != nil {
-				return err
-			}
-		}
-		if empty && b.Get(keyResultAcked) != nil {
-			return root.DeleteBucket([]byte(attempt))
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("outbox: ack %s through %d: %w", attempt, throughSeq, err)
-	}
-	if freed > 0 {
-		o.mu.Lock()
-		o.used -= freed
-		if !o.closed {
-			close(o.space)
-			o.space = make(chan struct{})
-		}
-		o.mu.Unlock()
-	}
-	return nil
+	return o.enqueue(op{attempt: attempt, seq: throughSeq, kind: keyAck, ackRes: result})
 }
 
 // Used returns the bytes of output and results held or queued.

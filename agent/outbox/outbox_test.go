@@ -136,6 +136,12 @@ func TestAckPrunes(t *testing.T) {
 		if err := o.Ack("at-1", 10, false); err != nil {
 			t.Fatal(err)
 		}
+		if as, _ := o.Attempts(); len(as) != 0 {
+			t.Fatalf("attempts %+v before the ack's commit", as)
+		}
+		if err := o.Flush(); err != nil {
+			t.Fatal(err)
+		}
 		if as, _ := o.Attempts(); len(as) != 0 || o.Used() != 0 {
 			t.Fatalf("attempts %+v, used %d", as, o.Used())
 		}
@@ -239,5 +245,55 @@ func BenchmarkPut(b *testing.B) {
 		if err := o.Put(context.Background(), chunk("at-1", uint64(i+1), 0)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The session sends events as soon as they are queued, and the controller
+// may ack them before the outbox commits them: the ack must still land
+// after them, or the outbox would keep (and replay) acknowledged output.
+func TestQueuedEventsAreVisibleAndAcksLandBehindThem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	o := open(t, path, 0)
+	ctx := context.Background()
+	for round := range 50 {
+		id := fmt.Sprintf("at-%02d", round)
+		watch := o.Changed()
+		if err := o.Accept(&agentv1.Assignment{AttemptId: id, Kind: "command"}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-watch:
+		default:
+			t.Fatal("Changed did not fire when an event was queued")
+		}
+		for i := uint64(1); i <= 20; i++ {
+			if err := o.Put(ctx, chunk(id, i, 0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := o.Finish(&agentv1.Result{AttemptId: id, LastSeq: 20}); err != nil {
+			t.Fatal(err)
+		}
+		chunks, res, err := o.Pending(id, 0, 100)
+		if err != nil || len(chunks) != 20 || res.GetLastSeq() != 20 {
+			t.Fatalf("%s: pending before any flush: %d chunks, result %v, %v", id, len(chunks), res, err)
+		}
+		if !o.Has(id) {
+			t.Fatalf("%s: Has is false for a queued attempt", id)
+		}
+		if err := o.Ack(id, 20, true); err != nil {
+			t.Fatal(err)
+		}
+		if chunks, res, _ := o.Pending(id, 0, 100); len(chunks) != 0 || res != nil {
+			t.Fatalf("%s: pending after a queued ack: %d chunks, result %v", id, len(chunks), res)
+		}
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	o = open(t, path, 0)
+	defer o.Close()
+	if as, err := o.Attempts(); err != nil || len(as) != 0 || o.Used() != 0 {
+		t.Fatalf("after reopen: attempts %+v, used %d, %v", as, o.Used(), err)
 	}
 }

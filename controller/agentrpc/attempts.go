@@ -201,17 +201,26 @@ func applyAttemptsLost(ctx *state.ApplyContext, p attemptsLostPayload) (any, err
 	return res, nil
 }
 
-// loseAttempts marks the agent's pending and running attempts lost.
-func loseAttempts(ctx *state.ApplyContext, agentID, reason string) ([]string, error) {
-	it, err := ctx.Txn.Get(tableAttempts, "agent", agentID)
+// openAttempts returns the agent's pending and running attempts.
+func openAttempts(txn reader, agentID string) ([]*Attempt, error) {
+	it, err := txn.Get(tableAttempts, "agent", agentID)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read attempts: %w", err)
 	}
 	var open []*Attempt
 	for obj := it.Next(); obj != nil; obj = it.Next() {
 		if a := obj.(*Attempt); !finalAttempt(a.Status) {
 			open = append(open, a)
 		}
+	}
+	return open, nil
+}
+
+// loseAttempts marks the agent's pending and running attempts lost.
+func loseAttempts(ctx *state.ApplyContext, agentID, reason string) ([]string, error) {
+	open, err := openAttempts(ctx.Txn, agentID)
+	if err != nil {
+		return nil, err
 	}
 	var ids []string
 	for _, before := range open {

@@ -150,8 +150,9 @@ func (s *Service) RunCommand(ctx context.Context, agentID string, spec CommandSp
 	}
 	log := s.log.With("attempt_id", id, "agent_id", agentID)
 	ls := s.reg.stream(agentID)
-	if ls == nil || !ls.enqueue(&agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Assignment{Assignment: &agentv1.Assignment{
-		AttemptId: id, Kind: KindCommand, ParamsJson: raw, Timeout: durationpb.New(timeout)}}}) {
+	s.trips.start(id, time.Now())
+	if ls == nil || !ls.enqueue(assignmentMsg(&att)) {
+		s.trips.forget(id)
 		// The stream went between the check and the send: say so now
 		// rather than leave the attempt pending until the lease runs out.
 		var res attemptFinishedResult
@@ -163,6 +164,21 @@ func (s *Service) RunCommand(ctx context.Context, agentID string, spec CommandSp
 	}
 	log.Info("sent an assignment", "kind", KindCommand, "created_by", actor, "timeout", timeout)
 	return att, nil
+}
+
+// assignmentMsg is the Assignment that runs a (command) attempt.
+func assignmentMsg(a *Attempt) *agentv1.ControllerMessage {
+	timeout, err := time.ParseDuration(a.Timeout)
+	if err != nil || timeout <= 0 {
+		timeout = DefaultCommandTimeout
+	}
+	return &agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Assignment{Assignment: &agentv1.Assignment{
+		AttemptId: a.ID, Kind: a.Kind, ParamsJson: a.Params, Timeout: durationpb.New(timeout)}}}
+}
+
+func cancelMsg(id string) *agentv1.ControllerMessage {
+	return &agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Cancel{Cancel: &agentv1.Cancel{
+		AttemptId: id, Reason: "canceled by request"}}}
 }
 
 // GetAttempt returns one attempt.
@@ -187,8 +203,7 @@ func (s *Service) CancelAttempt(ctx context.Context, id string) (Attempt, error)
 	}
 	sent := false
 	if ls := s.reg.stream(a.AgentID); ls != nil {
-		sent = ls.enqueue(&agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Cancel{Cancel: &agentv1.Cancel{
-			AttemptId: id, Reason: "canceled by request"}}})
+		sent = ls.enqueue(cancelMsg(id))
 	}
 	s.log.Info("requested an attempt's cancellation", "attempt_id", id, "agent_id", a.AgentID, "sent", sent)
 	return a, nil
@@ -321,9 +336,44 @@ func ackMsg(id string, through uint64, result bool) *agentv1.ControllerMessage {
 	return &agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Ack{Ack: &agentv1.Ack{AttemptId: id, ThroughSeq: through, Result: result}}}
 }
 
-// resumeAttempts answers a hello's running attempts with what is already
-// durable, so that the agent can prune its outbox before replaying.
+// resumeAttempts reconciles what the agent's hello says it holds with
+// the agent's open attempts here:
+//   - one it holds gets an ack of what is already durable, so that it
+//     can prune its outbox before replaying, and its cancel again if one
+//     was requested (the old stream may have died with it);
+//   - a pending one it does not hold gets its assignment again: it was
+//     created or sent while the previous stream was ending (the agent
+//     acknowledges a repeated assignment without running it twice);
+//   - a running one it does not hold was accepted and then forgotten (the
+//     agent crashed before recording it), so it ends as an error now
+//     rather than when its lease runs out.
 func (s *Service) resumeAttempts(ctx context.Context, ls *liveStream, running []*agentv1.RunningAttempt, log *slog.Logger) {
+	held := make(map[string]bool, len(running))
+	for _, r := range running {
+		held[r.GetAttemptId()] = true
+	}
+	open, err := openAttempts(s.txn(), ls.agentID)
+	if err != nil {
+		log.Warn("open attempts unreadable", "error", err)
+		return
+	}
+	for _, a := range open {
+		switch {
+		case held[a.ID]:
+			if a.CancelAt != nil {
+				ls.enqueue(cancelMsg(a.ID))
+			}
+		case a.Status == AttemptPending:
+			log.Info("sending an undelivered assignment again", "attempt_id", a.ID)
+			ls.enqueue(assignmentMsg(a))
+		default:
+			var res attemptFinishedResult
+			if err := s.apply(ctx, cmdAttemptFinished, attemptFinishedPayload{ID: a.ID, Status: AttemptError, ExitCode: -1,
+				Error: "the agent no longer knows this attempt: it restarted before recording it"}, &res); err != nil {
+				log.Warn("forgotten attempt not marked failed", "attempt_id", a.ID, "error", err)
+			}
+		}
+	}
 	if s.histRead == nil {
 		return
 	}
@@ -574,6 +624,15 @@ func (ing *ingest) finish(ctx context.Context, r *agentv1.Result) {
 	if err != nil {
 		return
 	}
+	// An agent that crashed after sending output but before recording
+	// it reports less than the store holds; the log is the truth.
+	ing.s.trackMu.Lock()
+	if t := ing.s.tracks[p.ID]; t != nil {
+		t.mu.Lock()
+		p.LastSeq = max(p.LastSeq, t.through)
+		t.mu.Unlock()
+	}
+	ing.s.trackMu.Unlock()
 	// A decided attempt (a replayed result, or a late one already kept)
 	// needs no second commit, only the ack.
 	if !finalAttempt(a.Status) || (a.Status == AttemptLost && !a.Late) {
@@ -582,6 +641,11 @@ func (ing *ingest) finish(ctx context.Context, r *agentv1.Result) {
 			ing.log.Warn("result not committed; the agent will replay it", "attempt_id", p.ID, "error", err)
 			return
 		}
+		var ran time.Duration
+		if p.StartedAt != nil && p.FinishedAt != nil {
+			ran = p.FinishedAt.Sub(*p.StartedAt)
+		}
+		s.trips.done(p.ID, time.Now(), ran)
 		if res.Attempt.Late {
 			ing.log.Info("recorded a late result for a lost attempt", "attempt_id", p.ID, "reported_status", p.Status)
 		} else {

@@ -422,3 +422,92 @@ func (noopHistory) Read(context.Context, string, uint64, uint64, int) ([]history
 	return nil, nil
 }
 func (noopHistory) Tail(context.Context, string, int) ([]history.Record, error) { return nil, nil }
+
+// An agent's stream can end with an assignment or a cancel on the wire,
+// and an agent can crash before recording an assignment it acknowledged:
+// its next hello is reconciled with its open attempts.
+func TestAReconnectingAgentIsToldWhatItMissed(t *testing.T) {
+	tests := []struct {
+		name string
+		// prepare leaves the attempt in the state under test on the first
+		// stream and says whether the agent's hello names it.
+		prepare func(t *testing.T, e *execEnv, a *execAgent) (att Attempt, held bool)
+		check   func(t *testing.T, e *execEnv, b *execAgent, att Attempt)
+	}{
+		{
+			name: "a pending assignment the agent never acknowledged is sent again",
+			prepare: func(t *testing.T, e *execEnv, a *execAgent) (Attempt, bool) {
+				att, err := e.svc.RunCommand(context.Background(), a.id, CommandSpec{Argv: []string{"true"}, Timeout: "30s"}, "admin")
+				if err != nil {
+					t.Fatal(err)
+				}
+				a.next(t, "the assignment", func(m *agentv1.ControllerMessage) bool { return m.GetAssignment() != nil })
+				return att, false
+			},
+			check: func(t *testing.T, e *execEnv, b *execAgent, att Attempt) {
+				as := b.next(t, "the assignment again", func(m *agentv1.ControllerMessage) bool { return m.GetAssignment() != nil }).GetAssignment()
+				if as.GetAttemptId() != att.ID || as.GetKind() != KindCommand || as.GetTimeout().AsDuration() != 30*time.Second {
+					t.Fatalf("resent assignment = %v", as)
+				}
+				b.send(t, assignmentAck(att.ID))
+				b.send(t, result(att.ID, agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED, 0, 0))
+				b.resultAck(t, att.ID)
+				if got := e.attempt(t, att.ID); got.Status != AttemptSucceeded {
+					t.Fatalf("attempt = %+v", got)
+				}
+			},
+		},
+		{
+			name: "a running attempt the agent no longer knows ends as an error at once",
+			prepare: func(t *testing.T, e *execEnv, a *execAgent) (Attempt, bool) {
+				return e.dispatch(t, a), false
+			},
+			check: func(t *testing.T, e *execEnv, b *execAgent, att Attempt) {
+				waitFor(t, "the attempt to end", func() bool { return e.attempt(t, att.ID).Status == AttemptError })
+				if got := e.attempt(t, att.ID); got.Error == "" || *got.ExitCode != -1 {
+					t.Fatalf("attempt = %+v", got)
+				}
+			},
+		},
+		{
+			name: "a cancel requested while the agent was away is sent again",
+			prepare: func(t *testing.T, e *execEnv, a *execAgent) (Attempt, bool) {
+				att := e.dispatch(t, a)
+				a.cancel()
+				waitFor(t, "the stream to go", func() bool { return e.svc.reg.stream(a.id) == nil })
+				if _, err := e.svc.CancelAttempt(context.Background(), att.ID); err != nil {
+					t.Fatal(err)
+				}
+				return att, true
+			},
+			check: func(t *testing.T, e *execEnv, b *execAgent, att Attempt) {
+				b.next(t, "the cancel", func(m *agentv1.ControllerMessage) bool { return m.GetCancel().GetAttemptId() == att.ID })
+				b.send(t, result(att.ID, agentv1.AttemptStatus_ATTEMPT_STATUS_CANCELED, -1, 0))
+				b.resultAck(t, att.ID)
+				if got := e.attempt(t, att.ID); got.Status != AttemptCanceled {
+					t.Fatalf("attempt = %+v", got)
+				}
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newExecEnv(t, nil)
+			ta, cert := e.connectAgent(t, "web01")
+			a := ta.receive()
+			att, held := tc.prepare(t, e, a)
+			a.cancel()
+			waitFor(t, "the stream to go", func() bool { return e.svc.reg.stream(ta.id) == nil })
+
+			b := e.open(t, ta.id, cert)
+			hello := helloFrom(ta.id)
+			if held {
+				hello.GetHello().Running = []*agentv1.RunningAttempt{{AttemptId: att.ID}}
+			}
+			b.send(t, hello)
+			rb := b.receive()
+			rb.next(t, "welcome", func(m *agentv1.ControllerMessage) bool { return m.GetWelcome() != nil })
+			tc.check(t, e, rb, att)
+		})
+	}
+}

@@ -84,6 +84,7 @@ type Service struct {
 	histRead HistoryReader
 	trackMu  sync.Mutex
 	tracks   map[string]*tracker // by attempt ID; leader-local
+	trips    *roundTrips
 
 	mu sync.Mutex
 	ca *authority // opened once the CA exists; it never changes
@@ -121,7 +122,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	return &Service{cfg: cfg, applier: deps.Applier, store: deps.Store, kr: deps.Keyring, log: deps.Logger, now: deps.Now,
 		lead: deps.Leadership, reg: newRegistry(cfg, deps.Leadership == nil),
-		hist: deps.History, histRead: deps.HistoryReader, tracks: map[string]*tracker{}, renewedAt: map[string]time.Time{}}, nil
+		hist: deps.History, histRead: deps.HistoryReader, tracks: map[string]*tracker{}, trips: newRoundTrips(), renewedAt: map[string]time.Time{}}, nil
 }
 
 func (s *Service) apply(ctx context.Context, typ string, payload, out any) error {

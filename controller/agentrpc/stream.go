@@ -521,8 +521,23 @@ func (s *Service) connect(stream agentv1.AgentService_ConnectServer) error {
 	ls.welcome(&agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Welcome{Welcome: &agentv1.Welcome{
 		NodeId: s.cfg.NodeID, HeartbeatInterval: durationpb.New(interval), Lease: durationpb.New(ttl)}}})
 	log.Info("agent connected", "version", up.Version, "heartbeat_interval", interval, "lease", ttl)
-	ing := s.startIngest(ls, log)
-	defer ing.stop()
+	// The ingest (a queue of ingestQueue slots and two goroutines) starts
+	// with the first chunk or result: most streams are idle agents that
+	// never send one, and a leader holds thousands of them.
+	var ing *ingest
+	ingestor := func() *ingest {
+		if ing == nil {
+			ing = s.startIngest(ls, log)
+		}
+		return ing
+	}
+	defer func() {
+		if ing != nil {
+			ing.stop()
+		}
+	}()
+	var starts sync.WaitGroup
+	defer starts.Wait()
 	s.resumeAttempts(ctx, ls, hello.GetRunning(), log)
 
 	draining := false
@@ -556,14 +571,21 @@ func (s *Service) connect(stream agentv1.AgentService_ConnectServer) error {
 						log.Warn("agent facts not committed", "error", err)
 					}
 				case m.GetAssignmentAck() != nil:
-					s.attemptStarted(ctx, id, m.GetAssignmentAck().GetAttemptId(), log)
+					// Committed off the receive path: the result may
+					// follow at once and must not wait behind it (the FSM
+					// ignores a start that lands after the result).
+					starts.Add(1)
+					go func(attemptID string) {
+						defer starts.Done()
+						s.attemptStarted(ctx, id, attemptID, log)
+					}(m.GetAssignmentAck().GetAttemptId())
 				case m.GetLog() != nil:
-					if err := ing.chunk(ctx, m.GetLog()); err != nil {
+					if err := ingestor().chunk(ctx, m.GetLog()); err != nil {
 						log.Warn("log chunk not stored; the agent will replay it", "attempt_id", m.GetLog().GetAttemptId(), "error", err)
 						return errHistoryDown
 					}
 				case m.GetResult() != nil:
-					ing.result(ctx, m.GetResult())
+					ingestor().result(ctx, m.GetResult())
 				case m.GetCertificateRequest() != nil:
 					s.renewCert(ctx, ls, m.GetCertificateRequest(), log)
 				}
