@@ -54,6 +54,9 @@ type Command struct {
 	Dir string
 	// Timeout ends the command with status timed out (none when 0).
 	Timeout time.Duration
+	// Credential runs the command as another user (nil: the agent's
+	// own). Only an agent running as root can set it.
+	Credential *syscall.Credential
 }
 
 // Line is one line of output, or a MaxLine piece of a longer one. Data
@@ -103,7 +106,7 @@ func Run(ctx context.Context, c Command, emit func(Line) error) Result {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = c.Dir
 	cmd.Env = environ(c.Env)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: c.Credential}
 
 	// Our own pipes, not cmd.StdoutPipe: output must be read to the end
 	// even after Wait, and the read ends closed only by us.
