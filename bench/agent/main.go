@@ -4,9 +4,11 @@
 // round trip (the API call that dispatches `true` → the result committed),
 // through a single-node controller. `make bench` runs it.
 //
-// The round trip includes starting the `true` process on the agent and the
-// client's polling of the attempt (every millisecond), so it is an upper
-// bound on the protocol's own cost.
+// The client's round trip includes the create commit, starting the `true`
+// process on the agent and the client's polling of the attempt (every
+// millisecond), so it is an upper bound. The issue's figure (assignment
+// sent → result committed, excluding process start) comes from the
+// leader's own summaries on /metrics, which time exactly that span.
 package main
 
 import (
@@ -16,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -190,9 +193,61 @@ func run(bin string, n int) error {
 	fmt.Printf("| agent binary (stripped) | %.1f MB | <= 25 MB: %s |\n", size, verdict(size <= 25))
 	fmt.Printf("| idle RSS of opsconductor-agent run (connected, nothing run yet) | %.1f MB | <= 20 MB: %s |\n", float64(idle)/1024, verdict(idle <= 20*1024))
 	fmt.Printf("| RSS of opsconductor-agent run after the round trips | %.1f MB | — |\n", float64(after)/1024)
-	fmt.Printf("| command round trip for `true` (API dispatch → result committed; includes process start and 1 ms polling), %d runs | p50 %.2f ms, p99 %.2f ms | p50 <= 5 ms excluding process start: %s |\n",
-		n, ms(p50), ms(p99), verdict(p50 <= 5*time.Millisecond))
+	fmt.Printf("| command round trip for `true` seen by an API client (POST → result committed, includes the create commit, process start and 1 ms polling), %d runs | p50 %.2f ms, p99 %.2f ms | — |\n",
+		n, ms(p50), ms(p99))
+	q, err := leaderQuantiles(ctx, httpAddr)
+	if err != nil {
+		return err
+	}
+	rt, ov := q["opsconductor_attempt_round_trip_seconds"], q["opsconductor_attempt_overhead_seconds"]
+	fmt.Printf("| round trip on the leader (assignment queued → result committed), %d runs | p50 %.2f ms, p99 %.2f ms | — |\n",
+		n, rt["0.5"]*1000, rt["0.99"]*1000)
+	fmt.Printf("| the same excluding the step's run time (process start included in it) | p50 %.2f ms, p99 %.2f ms | p50 <= 5 ms: %s |\n",
+		ov["0.5"]*1000, ov["0.99"]*1000, verdict(ov["0.5"] > 0 && ov["0.5"] <= 0.005))
 	return nil
+}
+
+// leaderQuantiles reads the attempt timing summaries from the leader's
+// /metrics: metric name → quantile → seconds.
+func leaderQuantiles(ctx context.Context, httpAddr string) (map[string]map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("read /metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	out := map[string]map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		name, rest, ok := strings.Cut(line, `{quantile="`)
+		if !ok || !strings.HasPrefix(name, "opsconductor_attempt_") {
+			continue
+		}
+		qs, val, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			return nil, fmt.Errorf("/metrics: %s: %w", line, err)
+		}
+		if out[name] == nil {
+			out[name] = map[string]float64{}
+		}
+		out[name][qs] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read /metrics: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("/metrics has no opsconductor_attempt_ summaries")
+	}
+	return out, nil
 }
 
 func startLogged(cmd *exec.Cmd, path string) error {

@@ -190,6 +190,9 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	if err := registry.Register(node.Metrics()); err != nil {
 		return fmt.Errorf("register raft metrics: %w", err)
 	}
+	if err := registry.Register(agents.Metrics()); err != nil {
+		return fmt.Errorf("register agent metrics: %w", err)
+	}
 	gw, err := gateway.New(gateway.Config{
 		Addr:               cfg.HTTPAddr,
 		MaxBodyBytes:       cfg.MaxBodyBytes,
