@@ -26,7 +26,7 @@ func (step) Describe() sdk.Description {
 		Version: version,
 		Summary: "Behaves as its mode says, for tests.",
 		Params: []byte(`{"type":"object","required":["mode"],"additionalProperties":false,"properties":{
-			"mode":{"enum":["echo","secret","fail","error","panic","crash","hang","stop","flood"]},
+			"mode":{"enum":["noop","echo","secret","fail","error","panic","crash","hang","stop","flood"]},
 			"text":{"type":"string"},
 			"bytes":{"type":"integer","minimum":0}}}`),
 		Outputs: []sdk.OutputSpec{{Name: "pid"}, {Name: "version"}},
@@ -46,6 +46,7 @@ func (step) Run(ctx context.Context, req sdk.Request, out sdk.Output) (sdk.Resul
 	}
 	res := sdk.Result{Outputs: map[string]string{"pid": strconv.Itoa(os.Getpid()), "version": version}}
 	switch p.Mode {
+	case "noop":
 	case "echo":
 		sdk.Printf(out, "%s", p.Text)
 		io.WriteString(out.Stderr(), "to stderr\n")
