@@ -25,15 +25,22 @@ import (
 const Version = "1.0.0"
 
 // steps is the registry. Built-ins are stateless values, so one instance of
-// each serves every attempt.
-var steps = map[string]sdk.Step{}
+// each serves every attempt. Both maps are written only by init.
+var (
+	steps    = map[string]sdk.Step{}
+	compiled = map[string]*schema.Schema{}
+)
 
 func register(s sdk.Step) {
 	d := s.Describe()
 	if _, dup := steps[d.Name]; dup {
 		panic("builtin: step " + d.Name + " registered twice")
 	}
-	steps[d.Name] = s
+	sch, err := schema.Compile(d.Params)
+	if err != nil {
+		panic("builtin: step " + d.Name + ": " + err.Error())
+	}
+	steps[d.Name], compiled[d.Name] = s, sch
 }
 
 func init() {
@@ -62,10 +69,10 @@ func Lookup(name string) (sdk.Step, bool) {
 
 // decodeParams validates the request's parameters against the step's schema
 // and decodes them into v. The agent validates before Run too; doing it again
-// here costs microseconds (the compiled schema is cached) and means a step
-// never sees parameters its schema refuses, whoever calls it.
+// here costs microseconds (the schema is compiled once, at init) and means a
+// step never sees parameters its schema refuses, whoever calls it.
 func decodeParams(d sdk.Description, req sdk.Request, v any) error {
-	if err := schema.Validate(d.Params, req.Params); err != nil {
+	if err := compiled[d.Name].Validate(req.Params); err != nil {
 		return err
 	}
 	if err := req.Decode(v); err != nil {
