@@ -56,6 +56,10 @@ func fileOwnership(owner, group string) (uid, gid int, err error) {
 			}
 		}
 		uid, _ = strconv.Atoi(u.Uid)
+		if uid != os.Geteuid() && os.Geteuid() != 0 {
+			return 0, 0, paramError("owner", "user", "giving a file to %q needs the agent to run as root (it runs as uid %d)",
+				owner, os.Geteuid())
+		}
 	}
 	if group != "" {
 		g, err := user.LookupGroup(group)

@@ -3,6 +3,7 @@ package builtin
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"regexp"
 	"strings"
 	"text/template"
@@ -41,8 +42,8 @@ var templateDesc = sdk.Description{
 func (Template) Describe() sdk.Description { return templateDesc }
 
 type templateParams struct {
-	Template string         `json:"template"`
-	Vars     map[string]any `json:"vars"`
+	Template string          `json:"template"`
+	Vars     json.RawMessage `json:"vars"`
 	fileParams
 }
 
@@ -63,7 +64,11 @@ func (Template) Run(ctx context.Context, req sdk.Request, out sdk.Output) (sdk.R
 	if err != nil {
 		return sdk.Result{}, err
 	}
-	text, err := renderTemplate(p.Template, templateData{Vars: p.Vars, Facts: req.Target.Facts, Target: req.Target})
+	vars, err := decodeVars(p.Vars)
+	if err != nil {
+		return sdk.Result{}, err
+	}
+	text, err := renderTemplate(p.Template, templateData{Vars: vars, Facts: req.Target.Facts, Target: req.Target})
 	if err != nil {
 		return sdk.Result{}, err
 	}
@@ -73,6 +78,21 @@ func (Template) Run(ctx context.Context, req sdk.Request, out sdk.Output) (sdk.R
 		return sdk.Result{}, err
 	}
 	return reportFile(out, p.Path, rep, p.ShowDiff == nil || *p.ShowDiff), nil
+}
+
+// decodeVars keeps numbers as written: decoded as float64, a port of
+// 1234567 would render as 1.234567e+06 in the file.
+func decodeVars(raw json.RawMessage) (map[string]any, error) {
+	vars := map[string]any{}
+	if len(raw) == 0 {
+		return vars, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&vars); err != nil {
+		return nil, paramError("vars", "type", "%v", err)
+	}
+	return vars, nil
 }
 
 // templateErrPrefix matches text/template's "template: NAME:LINE:COL: " (the
