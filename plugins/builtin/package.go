@@ -83,11 +83,14 @@ var packageManagers = []packageManager{
 			return code == 0 && strings.TrimSpace(o) == "installed", nil
 		},
 		// Keep the local version of changed config files rather than
-		// stop at a prompt nobody will answer.
-		install: []string{"apt-get", "install", "-y", "-q", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "--"},
-		remove:  []string{"apt-get", "remove", "-y", "-q", "--"},
-		update:  []string{"apt-get", "update", "-q"},
-		env:     aptEnv,
+		// stop at a prompt nobody will answer, and wait a while for a
+		// dpkg lock held by someone else (unattended-upgrades) instead
+		// of failing at once.
+		install: []string{"apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=120",
+			"-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "--"},
+		remove: []string{"apt-get", "remove", "-y", "-q", "-o", "DPkg::Lock::Timeout=120", "--"},
+		update: []string{"apt-get", "update", "-q"},
+		env:    aptEnv,
 	},
 	{
 		name:  "dnf",
