@@ -158,10 +158,6 @@ func (r *rpcServer) Connect(stream agentv1.AgentService_ConnectServer) error {
 	return r.svc.connect(stream)
 }
 
-func (r *rpcServer) FetchPlugin(*agentv1.FetchPluginRequest, agentv1.AgentService_FetchPluginServer) error {
-	return status.Error(codes.Unimplemented, "FetchPlugin is not served by this controller yet: step plugins arrive in a later release")
-}
-
 // grpcError maps a domain error onto a gRPC status; anything not a
 // problem is internal and its detail stays in the log.
 func grpcError(err error) error {

@@ -67,6 +67,9 @@ type Deps struct {
 	// (history.Writer and history.Store). Without them no work is sent.
 	History       HistoryWriter
 	HistoryReader HistoryReader
+	// Plugins serves FetchPlugin; without it agents are told there is no
+	// registry.
+	Plugins PluginSource
 }
 
 // Service is agent enrolment on one controller.
@@ -85,6 +88,7 @@ type Service struct {
 	trackMu  sync.Mutex
 	tracks   map[string]*tracker // by attempt ID; leader-local
 	trips    *roundTrips
+	plugins  PluginSource
 
 	mu sync.Mutex
 	ca *authority // opened once the CA exists; it never changes
@@ -122,7 +126,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	return &Service{cfg: cfg, applier: deps.Applier, store: deps.Store, kr: deps.Keyring, log: deps.Logger, now: deps.Now,
 		lead: deps.Leadership, reg: newRegistry(cfg, deps.Leadership == nil),
-		hist: deps.History, histRead: deps.HistoryReader, tracks: map[string]*tracker{}, trips: newRoundTrips(), renewedAt: map[string]time.Time{}}, nil
+		hist: deps.History, histRead: deps.HistoryReader, tracks: map[string]*tracker{}, trips: newRoundTrips(), plugins: deps.Plugins, renewedAt: map[string]time.Time{}}, nil
 }
 
 func (s *Service) apply(ctx context.Context, typ string, payload, out any) error {

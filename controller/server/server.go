@@ -28,6 +28,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/gateway"
 	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/identity"
+	"github.com/opsconductor/opsconductor/controller/plugins"
 	"github.com/opsconductor/opsconductor/controller/probe"
 	"github.com/opsconductor/opsconductor/controller/state"
 	"github.com/opsconductor/opsconductor/internal/buildinfo"
@@ -81,6 +82,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	reg.MustRegister(probe.Domain())
 	reg.MustRegister(identity.Domain())
 	reg.MustRegister(agentrpc.Domain())
+	reg.MustRegister(plugins.Domain())
 	store, err := state.NewStore(reg, log)
 	if err != nil {
 		return err
@@ -162,9 +164,14 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	bgWG.Add(1)
 	go func() { defer bgWG.Done(); maint.run(bg) }()
 
+	pluginReg, err := plugins.New(plugins.Deps{Applier: node, Store: store, Logger: log.With("component", "plugins"),
+		Dir: filepath.Join(cfg.DataDir, "plugins"), NodeID: nodeID, Reserved: builtinStep})
+	if err != nil {
+		return err
+	}
 	agents, err := agentrpc.New(agentrpc.Config{NodeID: nodeID, Advertise: agentAdvertise},
 		agentrpc.Deps{Applier: node, Store: store, Keyring: kr, Logger: log.With("component", "agentrpc"),
-			Leadership: clusterLeadership{node}, History: writer, HistoryReader: hist})
+			Leadership: clusterLeadership{node}, History: writer, HistoryReader: hist, Plugins: pluginBuilds{pluginReg}})
 	if err != nil {
 		return err
 	}

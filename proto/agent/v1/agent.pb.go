@@ -1691,11 +1691,13 @@ func (x *Drain) GetDraining() bool {
 }
 
 type FetchPluginRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	Os            string                 `protobuf:"bytes,3,opt,name=os,proto3" json:"os,omitempty"`
-	Arch          string                 `protobuf:"bytes,4,opt,name=arch,proto3" json:"arch,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// An exact version, a major ("1": the newest 1.x.y release) or a
+	// major.minor ("1.2"); empty means the newest release.
+	Version       string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Os            string `protobuf:"bytes,3,opt,name=os,proto3" json:"os,omitempty"`
+	Arch          string `protobuf:"bytes,4,opt,name=arch,proto3" json:"arch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1760,10 +1762,12 @@ func (x *FetchPluginRequest) GetArch() string {
 
 type PluginChunk struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Set on the first chunk: the whole binary's size and sha256 (hex).
+	// Set on the first chunk: the whole binary's size and sha256 (hex),
+	// and the exact version the request resolved to.
 	Size          uint64 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
 	Sha256        string `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	Data          []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	Version       string `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1817,6 +1821,13 @@ func (x *PluginChunk) GetData() []byte {
 		return x.Data
 	}
 	return nil
+}
+
+func (x *PluginChunk) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
 }
 
 var File_agent_v1_agent_proto protoreflect.FileDescriptor
@@ -1961,11 +1972,12 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x0e\n" +
 	"\x02os\x18\x03 \x01(\tR\x02os\x12\x12\n" +
-	"\x04arch\x18\x04 \x01(\tR\x04arch\"M\n" +
+	"\x04arch\x18\x04 \x01(\tR\x04arch\"g\n" +
 	"\vPluginChunk\x12\x12\n" +
 	"\x04size\x18\x01 \x01(\x04R\x04size\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x12\n" +
-	"\x04data\x18\x03 \x01(\fR\x04data*a\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\tR\aversion*a\n" +
 	"\fOutputStream\x12\x1d\n" +
 	"\x19OUTPUT_STREAM_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14OUTPUT_STREAM_STDOUT\x10\x01\x12\x18\n" +
