@@ -36,6 +36,9 @@ const cacheSize = 512
 // compiled by its own compiler, so one URL serves them all.
 const schemaURL = "mem:///params.json"
 
+// draft2020 is the only draft accepted in "$schema".
+const draft2020 = "https://json-schema.org/draft/2020-12/schema"
+
 // Schema is a compiled parameters schema. It is safe for concurrent use.
 type Schema struct {
 	sch *jsonschema.Schema
@@ -92,10 +95,17 @@ func compile(raw json.RawMessage) (*Schema, error) {
 	obj, ok := doc.(map[string]any)
 	if !ok {
 		fields = append(fields, FieldError{Path: "schema", Rule: "type", Message: "must be a JSON object"})
-	} else if t, ok := obj["type"]; !ok || t != "object" {
-		// The UI renders a form per property and Request.Decode expects
-		// an object, so the top level must say it is one.
-		fields = append(fields, FieldError{Path: "schema.type", Rule: "type", Message: `must be "object"`})
+	} else {
+		if t, ok := obj["type"]; !ok || t != "object" {
+			// The UI renders a form per property and Request.Decode
+			// expects an object, so the top level must say it is one.
+			fields = append(fields, FieldError{Path: "schema.type", Rule: "type", Message: `must be "object"`})
+		}
+		// The UI and the docs speak draft 2020-12 only; a schema that
+		// declares another draft would validate by rules they do not show.
+		if d, ok := obj["$schema"]; ok && d != draft2020 && d != draft2020+"#" {
+			fields = append(fields, FieldError{Path: "schema.$schema", Rule: "$schema", Message: "must be " + draft2020})
+		}
 	}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)

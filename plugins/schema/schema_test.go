@@ -157,6 +157,8 @@ func TestCheckRefusesSchemasThatAreNotObjectSchemas(t *testing.T) {
 		{"an object schema is accepted", `{"type":"object","properties":{"a":{"type":"string"}}}`, ""},
 		{"a draft 2020-12 $schema is accepted",
 			`{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object"}`, ""},
+		{"another draft is refused", `{"$schema":"http://json-schema.org/draft-07/schema#","type":"object"}`,
+			"schema.$schema: must be https://json-schema.org/draft/2020-12/schema"},
 		{"an empty schema is refused", ``, "schema: required"},
 		{"a schema that is not JSON is refused", `{"type":`, "schema: not valid JSON"},
 		{"a schema that is an array is refused", `[]`, "schema: must be a JSON object"},
