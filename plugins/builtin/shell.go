@@ -10,7 +10,7 @@ import (
 	"github.com/opsconductor/opsconductor/plugins/sdk"
 )
 
-// processParams are the parameters shell and script share.
+// processProps are the schema properties shell and script share.
 const processProps = `
     "interpreter": {"type": "string", "minLength": 1, "description": "Program that runs the command or script: a path or a name on PATH."},
     "env":  {"type": "object", "additionalProperties": {"type": "string"}, "propertyNames": {"pattern": "^[^=\u0000]+$"}, "description": "Variables added to the agent's environment."},
