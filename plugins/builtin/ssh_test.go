@@ -310,6 +310,12 @@ func TestSSH(t *testing.T) {
 			if tt.needPass && s.password == "" {
 				t.Skip("password auth: " + s.noPass)
 			}
+			// The machine running the tests may be loaded: give the
+			// handshake more than the default 15s, so that a slow
+			// connection is never mistaken for a failure.
+			if _, ok := tt.params["connect_timeout"]; !ok {
+				tt.params["connect_timeout"] = "2m"
+			}
 			res, rec, err := run(t, context.Background(), SSH{}, tt.params, func(r *sdk.Request) {
 				r.Secrets, r.Target = tt.secrets, tt.target
 			})
@@ -348,7 +354,7 @@ func TestSSHCancel(t *testing.T) {
 	rec := &recorder{}
 	go func() { <-rec.seen("started"); cancel() }()
 	req := reqWith(t, obj{"host": "127.0.0.1", "port": s.port, "user": s.user, "command": "echo started; sleep 300",
-		"host_key": s.hostKeyLine()})
+		"host_key": s.hostKeyLine(), "connect_timeout": "2m"})
 	req.Secrets = map[string]string{"private_key": s.key}
 	start := time.Now()
 	_, err := SSH{}.Run(ctx, req, rec)
