@@ -15,7 +15,7 @@ STATICCHECK_VERSION := v0.8.2
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
-.PHONY: all build dev test bench proto web lint fmt clean
+.PHONY: all build dev test bench proto plugins web lint fmt clean
 
 all: build
 
@@ -50,6 +50,16 @@ proto:
 	GOBIN=$(TOOLS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION); \
 	PATH=$(TOOLS):$$PATH protoc -I proto --go_out=proto --go_opt=paths=source_relative \
 		--go-grpc_out=proto --go-grpc_opt=paths=source_relative $$files
+
+# Builds the example step plugins into bin/plugins/, one binary per
+# directory under plugins/examples (GOOS/GOARCH cross-compile them).
+plugins:
+	@mkdir -p $(BIN)/plugins
+	@for d in plugins/examples/*/; do \
+		n=$$(basename $$d); [ "$$n" = internal ] && continue; \
+		echo "$(GO) build -o $(BIN)/plugins/$$n ./$$d"; \
+		$(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/plugins/$$n ./$$d || exit 1; \
+	done
 
 # Builds the web UI into web/dist for embedding (npm ci with the lockfile).
 web:
