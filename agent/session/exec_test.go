@@ -374,7 +374,7 @@ func TestAssignmentsThatCannotRunEndWithAnErrorResult(t *testing.T) {
 		want string
 	}{
 		{"bad params are refused with the reason", assign("at-1", "command", map[string]any{"argv": []string{"x"}, "shell": "y"}, nil, 0), "either argv or shell"},
-		{"an unknown kind is refused", assign("at-2", "ansible@1", map[string]any{}, nil, 0), "not supported"},
+		{"an unknown kind is refused", assign("at-2", "ansible@1", map[string]any{}, nil, 0), "runs no external plugins"},
 		{"a bad timeout is refused", assign("at-3", "command", map[string]any{"argv": []string{"true"}}, nil, -time.Second), "timeout"},
 	}
 	for _, tt := range tests {

@@ -109,6 +109,9 @@ type Config struct {
 	// Executor runs assignments; nil refuses them (and reports nothing
 	// running in Hello).
 	Executor Executor
+	// Plugins lists the external plugins installed, for Hello (nil:
+	// none).
+	Plugins func() []*agentv1.PluginInfo
 	// RenewCheck is DefaultRenewCheck if zero.
 	RenewCheck time.Duration
 }
@@ -386,6 +389,9 @@ func (s *Session) attempt(ctx context.Context, addr string) (out outcome) {
 		return outcome{err: fmt.Errorf("connect %s: %w", addr, err)}
 	}
 	hello := &agentv1.Hello{AgentId: s.cfg.Identity.AgentID, Version: s.cfg.Version, Facts: s.cfg.Facts()}
+	if s.cfg.Plugins != nil {
+		hello.Plugins = s.cfg.Plugins()
+	}
 	if s.cfg.Executor != nil {
 		hello.Running = s.cfg.Executor.Running()
 	}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,10 +13,9 @@ import (
 
 	"github.com/opsconductor/opsconductor/agent/enroll"
 	"github.com/opsconductor/opsconductor/agent/executor"
-	"github.com/opsconductor/opsconductor/agent/facts"
+	"github.com/opsconductor/opsconductor/agent/node"
 	"github.com/opsconductor/opsconductor/agent/outbox"
 	"github.com/opsconductor/opsconductor/agent/runner"
-	"github.com/opsconductor/opsconductor/agent/session"
 	"github.com/opsconductor/opsconductor/controller/config"
 	"github.com/opsconductor/opsconductor/internal/buildinfo"
 )
@@ -40,7 +38,7 @@ const stopFlushTimeout = 2 * time.Second
 
 func newRunCmd() *cobra.Command {
 	var (
-		configFile, dataDir, logLevel string
+		configFile, dataDir, logLevel, pluginDir string
 		controllers                   []string
 		maxConcurrent                 int
 		outboxMax                     int64
@@ -87,25 +85,15 @@ from OPSCONDUCTOR_AGENT_CONFIG), then the defaults.`,
 			if len(controllers) == 0 && len(id.Controllers) == 0 {
 				return usageError{fmt.Errorf("no controller: give --controller (the enrolment in %s names none)", dataDir)}
 			}
-			box, err := outbox.Open(filepath.Join(dataDir, "outbox.db"), outbox.Options{MaxBytes: outboxMax, Logger: log})
+			n, err := node.Open(node.Config{Identity: id, DataDir: dataDir, Controllers: controllers, PluginDir: pluginDir,
+				OutboxMax: outboxMax, MaxConcurrent: maxConcurrent, Version: buildinfo.Version(), Logger: log,
+				Progress: func(msg string) { fmt.Fprintln(out, msg) }})
 			if err != nil {
 				return err
 			}
-			defer box.Close()
-			ex, err := executor.New(executor.Config{Outbox: box, Logger: log, MaxConcurrent: maxConcurrent})
-			if err != nil {
-				return err
-			}
-			defer ex.Close()
+			defer n.Close()
+			ex, s := n.Executor, n.Session
 			fmt.Fprintf(out, "agent %s (%s) starting\n", id.Name, id.AgentID)
-			s, err := session.New(session.Config{
-				Identity: id, Controllers: controllers, Version: buildinfo.Version(),
-				Facts: facts.Gather, Logger: log, Executor: ex,
-				Progress: func(msg string) { fmt.Fprintln(out, msg) },
-			})
-			if err != nil {
-				return err
-			}
 			// The stream outlives the signal by the grace period, so that
 			// results of attempts finishing in it still go out at once.
 			sctx, stopSession := context.WithCancel(context.WithoutCancel(cmd.Context()))
@@ -135,6 +123,7 @@ from OPSCONDUCTOR_AGENT_CONFIG), then the defaults.`,
 	f.StringVar(&dataDir, "data-dir", "/var/lib/opsconductor-agent", "where 'join' stored the agent's identity")
 	f.StringSliceVar(&controllers, "controller", nil, "agent listener address(es) host:port (default: those the agent enrolled with)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&pluginDir, "plugin-dir", "/usr/lib/opsconductor/plugins", "step plugins installed by hand (<name>/<version>/<os>_<arch>/ with a manifest.json); plugins fetched from the controller go to DATA/plugin-cache")
 	f.IntVar(&maxConcurrent, "max-concurrent", executor.DefaultMaxConcurrent, "attempts run at once; more are refused")
 	f.Int64Var(&outboxMax, "outbox-max-bytes", outbox.DefaultMaxBytes, "output held unacknowledged before steps are slowed")
 	f.DurationVar(&grace, "shutdown-grace", 10*time.Second, "how long running attempts may finish after SIGTERM before they are canceled")

@@ -1,10 +1,12 @@
 package agentrpc
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +18,8 @@ import (
 
 	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/problem"
+	"github.com/opsconductor/opsconductor/plugins/schema"
+	"github.com/opsconductor/opsconductor/plugins/sdk"
 	agentv1 "github.com/opsconductor/opsconductor/proto/agent/v1"
 )
 
@@ -84,19 +88,26 @@ func (c CommandSpec) check() (commandParams, time.Duration, error) {
 	if strings.ContainsRune(c.Shell, 0) || strings.ContainsRune(c.Dir, 0) {
 		errs.Add("shell", "shell and dir must not contain NUL")
 	}
-	timeout := DefaultCommandTimeout
-	if c.Timeout != "" {
-		d, err := time.ParseDuration(c.Timeout)
-		switch {
-		case err != nil:
-			errs.Add("timeout", "must be a duration such as 30s or 5m, got %q", c.Timeout)
-		case d < time.Second || d > MaxCommandTimeout:
-			errs.Add("timeout", "must be from 1s to %s, got %s", MaxCommandTimeout, d)
-		default:
-			timeout = d
-		}
+	timeout, err := parseTimeout(c.Timeout)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	return commandParams{Argv: c.Argv, Shell: c.Shell, Env: c.Env, Dir: c.Dir}, timeout, errs.Err()
+}
+
+// parseTimeout reads an attempt's timeout: empty is an hour.
+func parseTimeout(v string) (time.Duration, *problem.Error) {
+	if v == "" {
+		return DefaultCommandTimeout, nil
+	}
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		return 0, problem.Invalid("timeout", "must be a duration such as 30s or 5m, got %q", v)
+	case d < time.Second || d > MaxCommandTimeout:
+		return 0, problem.Invalid("timeout", "must be from 1s to %s, got %s", MaxCommandTimeout, d)
+	}
+	return d, nil
 }
 
 var (
@@ -118,6 +129,68 @@ func (s *Service) RunCommand(ctx context.Context, agentID string, spec CommandSp
 	if err != nil {
 		return Attempt{}, err
 	}
+	raw, err := json.Marshal(params)
+	if err != nil {
+		return Attempt{}, err
+	}
+	return s.dispatch(ctx, agentID, KindCommand, raw, timeout, actor)
+}
+
+// StepSpec is one step to run on an agent: a built-in step or a plugin,
+// as a job names it.
+type StepSpec struct {
+	// Uses is "name" or "name@version" ("http", "disk-usage@1").
+	Uses string `json:"uses"`
+	// With is the step's parameters, a JSON object.
+	With json.RawMessage `json:"with,omitempty"`
+	// Timeout is a Go duration ("30s"); empty means an hour.
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// StepCatalog describes the steps a StepSpec may use (built-ins and the
+// plugin registry), so that bad parameters are refused before anything
+// is sent.
+type StepCatalog interface {
+	Describe(ctx context.Context, uses string) (sdk.Description, error)
+}
+
+var stepRefRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}(@[0-9A-Za-z.+-]{1,64})?$`)
+
+// RunStep is RunCommand for a step: it checks the reference and the
+// parameters against the step's schema, then dispatches it.
+func (s *Service) RunStep(ctx context.Context, agentID string, spec StepSpec, actor string) (Attempt, error) {
+	var errs problem.List
+	if !stepRefRE.MatchString(spec.Uses) || spec.Uses == KindCommand {
+		errs.Add("uses", "must be a step name or name@version such as http or disk-usage@1, got %q", spec.Uses)
+	}
+	with := bytes.TrimSpace(spec.With)
+	if len(with) == 0 || string(with) == "null" {
+		with = []byte("{}")
+	}
+	if with[0] != '{' || !json.Valid(with) {
+		errs.Add("with", "must be a JSON object of the step's parameters")
+	}
+	timeout, terr := parseTimeout(spec.Timeout)
+	if terr != nil {
+		errs = append(errs, terr)
+	}
+	if err := errs.Err(); err != nil {
+		return Attempt{}, err
+	}
+	if s.steps != nil {
+		d, err := s.steps.Describe(ctx, spec.Uses)
+		if err != nil {
+			return Attempt{}, err
+		}
+		if err := schema.Validate(d.Params, with); err != nil {
+			return Attempt{}, err
+		}
+	}
+	return s.dispatch(ctx, agentID, spec.Uses, json.RawMessage(with), timeout, actor)
+}
+
+// dispatch creates an attempt of kind and sends it to the agent.
+func (s *Service) dispatch(ctx context.Context, agentID, kind string, params json.RawMessage, timeout time.Duration, actor string) (Attempt, error) {
 	if !s.reg.isLeader() {
 		return Attempt{}, errNotLeaderAPI
 	}
@@ -135,17 +208,13 @@ func (s *Service) RunCommand(ctx context.Context, agentID string, spec CommandSp
 	case s.hist == nil || s.histRead == nil:
 		return Attempt{}, errNoHistory
 	}
-	raw, err := json.Marshal(params)
-	if err != nil {
-		return Attempt{}, err
-	}
 	id, err := newAttemptID()
 	if err != nil {
 		return Attempt{}, err
 	}
 	var att Attempt
-	if err := s.apply(ctx, cmdAttemptCreate, attemptCreatePayload{Attempt: Attempt{ID: id, AgentID: agentID, Kind: KindCommand,
-		Params: raw, Timeout: timeout.String(), CreatedBy: actor}}, &att); err != nil {
+	if err := s.apply(ctx, cmdAttemptCreate, attemptCreatePayload{Attempt: Attempt{ID: id, AgentID: agentID, Kind: kind,
+		Params: params, Timeout: timeout.String(), CreatedBy: actor}}, &att); err != nil {
 		return Attempt{}, err
 	}
 	log := s.log.With("attempt_id", id, "agent_id", agentID)
@@ -162,7 +231,7 @@ func (s *Service) RunCommand(ctx context.Context, agentID string, spec CommandSp
 		}
 		return Attempt{}, errNotConnected(agentID)
 	}
-	log.Info("sent an assignment", "kind", KindCommand, "created_by", actor, "timeout", timeout)
+	log.Info("sent an assignment", "kind", kind, "created_by", actor, "timeout", timeout)
 	return att, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,8 @@ import (
 	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/history/embedded"
 	"github.com/opsconductor/opsconductor/controller/problem"
+	"github.com/opsconductor/opsconductor/plugins/builtin"
+	"github.com/opsconductor/opsconductor/plugins/sdk"
 	agentv1 "github.com/opsconductor/opsconductor/proto/agent/v1"
 )
 
@@ -510,4 +513,54 @@ func TestAReconnectingAgentIsToldWhatItMissed(t *testing.T) {
 			tc.check(t, e, rb, att)
 		})
 	}
+}
+
+// builtinSteps is the real built-in catalog, as the server's adapter
+// serves it without a registry.
+type builtinSteps struct{}
+
+func (builtinSteps) Describe(_ context.Context, uses string) (sdk.Description, error) {
+	name, _, _ := strings.Cut(uses, "@")
+	s, ok := builtin.Lookup(name)
+	if !ok {
+		return sdk.Description{}, problem.Invalid("uses", "unknown step %q", uses)
+	}
+	return s.Describe(), nil
+}
+
+func TestRunStepChecksTheReferenceAndParametersBeforeSending(t *testing.T) {
+	e := newExecEnv(t, nil)
+	e.svc.steps = builtinSteps{}
+	ta, _ := e.connectAgent(t, "web01")
+	a := ta.receive()
+	refusals := []struct {
+		name  string
+		spec  StepSpec
+		field string
+	}{
+		{"a reference that is not a step name", StepSpec{Uses: "Not A Step"}, "uses"},
+		{"the command kind, which has its own route", StepSpec{Uses: "command"}, "uses"},
+		{"parameters that are not an object", StepSpec{Uses: "noop", With: json.RawMessage(`[1]`)}, "with"},
+		{"parameters the schema refuses, named with the rule", StepSpec{Uses: "noop", With: json.RawMessage(`{"lines":-1}`)}, "params.lines"},
+		{"an unknown step", StepSpec{Uses: "nope@1"}, "uses"},
+		{"a timeout out of range", StepSpec{Uses: "noop", Timeout: "100h"}, "timeout"},
+	}
+	for _, tc := range refusals {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.svc.RunStep(context.Background(), ta.id, tc.spec, "admin")
+			if err == nil || !strings.Contains(err.Error(), tc.field) {
+				t.Fatalf("err = %v, want one naming %s", err, tc.field)
+			}
+		})
+	}
+	t.Run("a valid step is sent with its kind, parameters and timeout", func(t *testing.T) {
+		att, err := e.svc.RunStep(context.Background(), ta.id, StepSpec{Uses: "noop@1", With: json.RawMessage(`{"lines": 2}`), Timeout: "10s"}, "admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		as := a.next(t, "the assignment", func(m *agentv1.ControllerMessage) bool { return m.GetAssignment() != nil }).GetAssignment()
+		if as.GetAttemptId() != att.ID || as.GetKind() != "noop@1" || string(as.GetParamsJson()) != `{"lines":2}` || as.GetTimeout().AsDuration() != 10*time.Second {
+			t.Fatalf("assignment = %v", as)
+		}
+	})
 }

@@ -70,6 +70,9 @@ type Deps struct {
 	// Plugins serves FetchPlugin; without it agents are told there is no
 	// registry.
 	Plugins PluginSource
+	// Steps checks RunStep's parameters before dispatch (nil: the agent
+	// checks them).
+	Steps StepCatalog
 }
 
 // Service is agent enrolment on one controller.
@@ -89,6 +92,7 @@ type Service struct {
 	tracks   map[string]*tracker // by attempt ID; leader-local
 	trips    *roundTrips
 	plugins  PluginSource
+	steps    StepCatalog
 
 	mu sync.Mutex
 	ca *authority // opened once the CA exists; it never changes
@@ -126,7 +130,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	return &Service{cfg: cfg, applier: deps.Applier, store: deps.Store, kr: deps.Keyring, log: deps.Logger, now: deps.Now,
 		lead: deps.Leadership, reg: newRegistry(cfg, deps.Leadership == nil),
-		hist: deps.History, histRead: deps.HistoryReader, tracks: map[string]*tracker{}, trips: newRoundTrips(), plugins: deps.Plugins, renewedAt: map[string]time.Time{}}, nil
+		hist: deps.History, histRead: deps.HistoryReader, tracks: map[string]*tracker{}, trips: newRoundTrips(), plugins: deps.Plugins, steps: deps.Steps, renewedAt: map[string]time.Time{}}, nil
 }
 
 func (s *Service) apply(ctx context.Context, typ string, payload, out any) error {

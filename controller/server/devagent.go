@@ -9,11 +9,9 @@ import (
 	"time"
 
 	"github.com/opsconductor/opsconductor/agent/enroll"
-	"github.com/opsconductor/opsconductor/agent/executor"
 	"github.com/opsconductor/opsconductor/agent/facts"
-	"github.com/opsconductor/opsconductor/agent/outbox"
+	"github.com/opsconductor/opsconductor/agent/node"
 	"github.com/opsconductor/opsconductor/agent/runner"
-	"github.com/opsconductor/opsconductor/agent/session"
 	"github.com/opsconductor/opsconductor/controller/agentrpc"
 	"github.com/opsconductor/opsconductor/controller/problem"
 	"github.com/opsconductor/opsconductor/internal/buildinfo"
@@ -47,31 +45,20 @@ func (a *localAgent) run(ctx context.Context) {
 			return
 		}
 	}
-	box, err := outbox.Open(filepath.Join(a.dir, "outbox.db"), outbox.Options{Logger: a.log})
+	n, err := node.Open(node.Config{Identity: id, DataDir: a.dir, Controllers: []string{a.addr}, PluginDir: filepath.Join(a.dir, "plugins"),
+		Version: buildinfo.Version(), Logger: a.log})
 	if err != nil {
-		a.log.Error("the built-in agent's outbox", "error", err)
+		a.log.Error("the built-in agent could not start", "error", err)
 		return
 	}
-	defer box.Close()
-	exec, err := executor.New(executor.Config{Outbox: box, Logger: a.log})
-	if err != nil {
-		a.log.Error("the built-in agent's executor", "error", err)
-		return
-	}
-	sess, err := session.New(session.Config{Identity: id, Controllers: []string{a.addr}, Version: buildinfo.Version(),
-		Facts: facts.Gather, Logger: a.log, Executor: exec})
-	if err != nil {
-		exec.Close()
-		a.log.Error("the built-in agent's session", "error", err)
-		return
-	}
+	// The controller is stopping too when Run returns: what runs then is
+	// cut short, and its output is replayed from the outbox on the next
+	// start.
+	defer n.Close()
 	a.log.Info("the built-in agent is running", "name", id.Name, "agent_id", id.AgentID)
-	if err := sess.Run(ctx); err != nil {
+	if err := n.Session.Run(ctx); err != nil {
 		a.log.Error("the built-in agent stopped", "error", err)
 	}
-	// The controller is stopping too: what runs now is cut short, and its
-	// output is replayed from the outbox on the next start.
-	exec.Close()
 }
 
 // enrol creates a one-use join token through the service (the dev server

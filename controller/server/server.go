@@ -171,7 +171,8 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	}
 	agents, err := agentrpc.New(agentrpc.Config{NodeID: nodeID, Advertise: agentAdvertise},
 		agentrpc.Deps{Applier: node, Store: store, Keyring: kr, Logger: log.With("component", "agentrpc"),
-			Leadership: clusterLeadership{node}, History: writer, HistoryReader: hist, Plugins: pluginBuilds{pluginReg}})
+			Leadership: clusterLeadership{node}, History: writer, HistoryReader: hist, Plugins: pluginBuilds{pluginReg},
+			Steps: stepCatalog{pluginReg}})
 	if err != nil {
 		return err
 	}
