@@ -57,7 +57,7 @@ plugins:
 	@mkdir -p $(BIN)/plugins
 	@for d in plugins/examples/*/; do \
 		n=$$(basename $$d); [ "$$n" = internal ] && continue; \
-		echo "$(GO) build -o $(BIN)/plugins/$$n ./$$d"; \
+		echo "plugins: $(BIN)/plugins/$$n"; \
 		$(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/plugins/$$n ./$$d || exit 1; \
 	done
 
