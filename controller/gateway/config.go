@@ -59,7 +59,8 @@ func DefaultRateLimits() map[RouteClass]Limit {
 type Config struct {
 	// Addr is the listen address used by ListenAndServe.
 	Addr string
-	// MaxBodyBytes bounds every request body except snapshot restores.
+	// MaxBodyBytes bounds every request body except snapshot restores and
+	// plugin uploads (plugins.MaxBinary plus the form's small parts).
 	MaxBodyBytes int64
 	// MaxSnapshotBytes bounds the body of PUT /api/v1/operator/snapshot,
 	// which is streamed into the cluster rather than buffered.

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/opsconductor/opsconductor/controller/plugins"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -18,6 +20,7 @@ func TestNewValidates(t *testing.T) {
 			Probes:   &fakeProbes{},
 			Identity: sharedIdentity(t).svc,
 			Agents:   sharedAgents(t).svc,
+			Plugins:  newTestPlugins(t),
 			Registry: prometheus.NewRegistry(),
 			NodeID:   "n1",
 		}
@@ -56,6 +59,7 @@ func TestNewValidates(t *testing.T) {
 		{name: "missing probes name Deps.Probes", deps: func(d *Deps) { d.Probes = nil }, wantErr: []string{"Deps.Probes: required"}},
 		{name: "a missing registry names Deps.Registry", deps: func(d *Deps) { d.Registry = nil }, wantErr: []string{"Deps.Registry: required"}},
 		{name: "a missing identity names Deps.Identity", deps: func(d *Deps) { d.Identity = nil }, wantErr: []string{"Deps.Identity: required"}},
+		{name: "a missing plugin registry names Deps.Plugins", deps: func(d *Deps) { d.Plugins = nil }, wantErr: []string{"Deps.Plugins: required"}},
 		{name: "a health section may not replace raft",
 			deps: func(d *Deps) {
 				d.HealthSections = map[string]HealthSection{"raft": func(context.Context) any { return nil }}
@@ -112,11 +116,14 @@ func TestNewAppliesDefaults(t *testing.T) {
 			}
 		})
 	}
-	t.Run("the snapshot restore route alone takes the snapshot limit", func(t *testing.T) {
+	t.Run("only snapshot restores and plugin uploads take more than MaxBodyBytes", func(t *testing.T) {
 		for _, rt := range f.srv.Routes() {
 			want := cfg.MaxBodyBytes
-			if rt.Pattern() == "PUT /api/v1/operator/snapshot" {
+			switch rt.Pattern() {
+			case "PUT /api/v1/operator/snapshot":
 				want = cfg.MaxSnapshotBytes
+			case "POST /api/v1/plugins":
+				want = plugins.MaxBinary + pluginFormOverhead
 			}
 			if rt.MaxBodyBytes != want {
 				t.Errorf("%s: MaxBodyBytes = %d, want %d", rt.Pattern(), rt.MaxBodyBytes, want)
@@ -128,7 +135,7 @@ func TestNewAppliesDefaults(t *testing.T) {
 func TestNewToleratesRuntimeCollectorsAlreadyRegistered(t *testing.T) {
 	f := newFixture(t, Config{})
 	deps := Deps{Logger: slog.New(slog.DiscardHandler), Cluster: f.cluster, Probes: f.probes, Identity: f.ident.svc, Agents: sharedAgents(t).svc,
-		Registry: prometheus.NewRegistry(), NodeID: "n1"}
+		Plugins: newTestPlugins(t), Registry: prometheus.NewRegistry(), NodeID: "n1"}
 	if _, err := New(Config{}, deps); err != nil {
 		t.Fatalf("first New: %v", err)
 	}

@@ -110,6 +110,7 @@ func TestConsistentReads(t *testing.T) {
 	// service that the agent below is enrolled in too.
 	attemptID := caseAttempt(t, f).ID
 	agentID := caseEnroll(t, f).ID
+	casePush(t, f, "1.0.0")
 	var consistentRoutes []RouteInfo
 	for _, rt := range f.srv.Routes() {
 		if rt.Consistent {
@@ -140,7 +141,11 @@ func TestConsistentReads(t *testing.T) {
 				if strings.HasPrefix(rt.Path, "/api/v1/attempts/") {
 					id = attemptID
 				}
-				target := strings.NewReplacer("{id}", id, "{user}", "admin", "{name}", "admin").Replace(rt.Path) + tt.query
+				name := "admin"
+				if strings.HasPrefix(rt.Path, "/api/v1/plugins/") {
+					name = "disk-usage"
+				}
+				target := strings.NewReplacer("{id}", id, "{user}", "admin", "{name}", name, "{version}", "1").Replace(rt.Path) + tt.query
 				if rec := f.do(t, newRequest(rt.Method, target, "", "")); rec.Code != http.StatusOK {
 					t.Fatalf("status = %d: %s", rec.Code, rec.Body)
 				}

@@ -283,6 +283,7 @@ func newFixture(t testing.TB, cfg Config, opts ...func(*Deps)) *fixture {
 		Probes:   f.probes,
 		Identity: f.ident.svc,
 		Agents:   sharedAgents(t).svc,
+		Plugins:  newTestPlugins(t),
 		Registry: f.reg,
 		Version:  "1.2.3",
 		NodeID:   "n1",

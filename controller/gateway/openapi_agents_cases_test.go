@@ -124,6 +124,13 @@ func (noHistory) Tail(context.Context, string, int) ([]history.Record, error) { 
 // (and ignores) what it is sent. It returns the agent's ID.
 func caseLiveAgent(t *testing.T, f *fixture) string {
 	t.Helper()
+	return caseLiveAgentWith(t, f)
+}
+
+// caseLiveAgentWith is caseLiveAgent with the step plugins the agent
+// reports in its hello.
+func caseLiveAgentWith(t *testing.T, f *fixture, plugins ...*agentv1.PluginInfo) string {
+	t.Helper()
 	ta := newTestAgentsWith(t, func(d *agentrpc.Deps) { d.History, d.HistoryReader = noHistory{}, noHistory{} })
 	f.srv.agents = ta.svc
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -174,7 +181,7 @@ func caseLiveAgent(t *testing.T, f *fixture) string {
 		close(read)
 		t.Fatal(err)
 	}
-	if err := stream.Send(&agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Hello{Hello: &agentv1.Hello{AgentId: enr.Agent.ID}}}); err != nil {
+	if err := stream.Send(&agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Hello{Hello: &agentv1.Hello{AgentId: enr.Agent.ID, Plugins: plugins}}}); err != nil {
 		close(read)
 		t.Fatal(err)
 	}

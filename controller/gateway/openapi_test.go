@@ -480,7 +480,7 @@ func openAPICases() []routeCase {
 		{name: "probe reads are rate limited", method: "GET", target: "/api/v1/operator/probes/p9", want: 429,
 			cfg: Config{RateLimits: tight}, repeat: 2},
 	}
-	return append(append(cases, identityCases()...), agentCases()...)
+	return append(append(append(cases, identityCases()...), agentCases()...), pluginCases()...)
 }
 
 // TestOpenAPIResponsesMatchSchemas sends every route its successes and its
@@ -554,6 +554,14 @@ func TestOpenAPIRefusalsMatchSchemas(t *testing.T) {
 	}
 	caseCreateUser(t, ti, "refused-reader", "refused-jobs-reader", false)
 	reader := caseLogin(t, ti, "refused-reader", casePassword).AccessToken
+	// A viewer holds jobs:read too, so routes needing it are refused to a
+	// user whose only role grants agents:read.
+	if _, err := ti.svc.PutRole(context.Background(), casePrincipal(t, ti, ti.adminToken),
+		identity.Role{Name: "refused-agents-reader", Permissions: []identity.Permission{identity.PermAgentsRead}}, true); err != nil {
+		t.Fatal(err)
+	}
+	caseCreateUser(t, ti, "refused-agents", "refused-agents-reader", false)
+	agentsReader := caseLogin(t, ti, "refused-agents", casePassword).AccessToken
 	pending := caseLogin(t, ti, "refused-pending", casePassword).AccessToken
 	f := newFixture(t, Config{}, func(d *Deps) { d.Identity = ti.svc })
 	f.ident = ti
@@ -588,6 +596,9 @@ func TestOpenAPIRefusalsMatchSchemas(t *testing.T) {
 		who, token := "a viewer", viewer
 		if rt.Access == perm(identity.PermAgentsRead) {
 			who, token = "a user without agents:read", reader
+		}
+		if rt.Access == perm(identity.PermJobsRead) {
+			who, token = "a user without jobs:read", agentsReader
 		}
 		if rt.Access == AccessAuthenticated {
 			who, token = "a user who must change their password", pending

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/opsconductor/opsconductor/controller/identity"
+	"github.com/opsconductor/opsconductor/controller/plugins"
 	"github.com/opsconductor/opsconductor/controller/problem"
 )
 
@@ -69,9 +70,17 @@ func (s *Server) routeTable() []route {
 		usersAdmin    = perm(identity.PermUsersAdmin)
 		agentsRead    = perm(identity.PermAgentsRead)
 		agentsAdmin   = perm(identity.PermAgentsAdmin)
+		pluginsWrite  = perm(identity.PermPluginsWrite)
+		// Job authors need the plugins and the step catalog to write
+		// jobs, so reading them takes jobs:read.
+		jobsRead = perm(identity.PermJobsRead)
 	)
 	snapshotRestore := r(http.MethodPut, "/api/v1/operator/snapshot", ClassOperator, clusterAdmin, s.restoreSnapshot)
 	snapshotRestore.MaxBodyBytes = s.cfg.MaxSnapshotBytes
+	// A plugin upload streams its binary to disk, so it may be as large as
+	// the registry takes, whatever MaxBodyBytes says for JSON bodies.
+	pluginPush := r(http.MethodPost, "/api/v1/plugins", ClassWrite, pluginsWrite, s.pushPlugin)
+	pluginPush.MaxBodyBytes = plugins.MaxBinary + pluginFormOverhead
 	return []route{
 		r(http.MethodGet, "/health", ClassHealth, public, s.health),
 		r(http.MethodGet, "/health/ready", ClassHealth, public, s.ready),
@@ -139,6 +148,12 @@ func (s *Server) routeTable() []route {
 		consistent(r(http.MethodGet, "/api/v1/attempts/{id}", ClassRead, agentsRead, s.getAttempt)),
 		r(http.MethodGet, "/api/v1/attempts/{id}/log", ClassRead, agentsRead, s.attemptLog),
 		r(http.MethodPost, "/api/v1/attempts/{id}/cancel", ClassWrite, agentsAdmin, s.cancelAttempt),
+
+		pluginPush,
+		consistent(r(http.MethodGet, "/api/v1/plugins", ClassRead, jobsRead, s.listPlugins)),
+		consistent(r(http.MethodGet, "/api/v1/plugins/{name}/{version}", ClassRead, jobsRead, s.getPlugin)),
+		r(http.MethodDelete, "/api/v1/plugins/{name}/{version}", ClassWrite, pluginsWrite, s.deletePlugin),
+		consistent(r(http.MethodGet, "/api/v1/steps", ClassRead, jobsRead, s.stepCatalog)),
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/opsconductor/opsconductor/controller/agentrpc"
 	"github.com/opsconductor/opsconductor/controller/identity"
+	"github.com/opsconductor/opsconductor/controller/plugins"
 )
 
 // Timeouts for the listener. There is no whole-request read or write
@@ -38,6 +39,9 @@ type Deps struct {
 	Identity *identity.Service
 	// Agents serves the join-token and agent routes.
 	Agents *agentrpc.Service
+	// Plugins serves the plugin registry and, with Agents, the step
+	// catalog.
+	Plugins *plugins.Service
 	// Registry receives the Go runtime and process collectors and the HTTP
 	// metrics, and is what /metrics serves; the caller registers its own
 	// (Raft, dispatch …) collectors into it.
@@ -65,6 +69,7 @@ type Server struct {
 	probes   Probes
 	identity *identity.Service
 	agents   *agentrpc.Service
+	plugins  *plugins.Service
 	registry *prometheus.Registry
 	version  string
 	nodeID   string
@@ -100,6 +105,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		probes:   deps.Probes,
 		identity: deps.Identity,
 		agents:   deps.Agents,
+		plugins:  deps.Plugins,
 		registry: deps.Registry,
 		version:  deps.Version,
 		nodeID:   deps.NodeID,
@@ -152,6 +158,9 @@ func (d Deps) validate() error {
 	}
 	if d.Agents == nil {
 		errs = append(errs, fieldErrorf("Deps.Agents", "required"))
+	}
+	if d.Plugins == nil {
+		errs = append(errs, fieldErrorf("Deps.Plugins", "required"))
 	}
 	if d.Registry == nil {
 		errs = append(errs, fieldErrorf("Deps.Registry", "required"))
