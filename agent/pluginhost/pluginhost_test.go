@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -568,5 +569,129 @@ func TestDescribe(t *testing.T) {
 	}
 	if d.Name != "teststep" || d.Version != "1.2.0" || len(d.Params) == 0 {
 		t.Errorf("description = %+v", d)
+	}
+}
+
+// TestASlowConsumerHoldsThePluginBack blocks the attempt's output and
+// checks that the plugin cannot finish writing its flood meanwhile: gRPC
+// flow control stops it in Write, and the agent's memory does not grow.
+func TestASlowConsumerHoldsThePluginBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("floods a real plugin process")
+	}
+	h := newHost(t, Config{})
+	install(t, h, "1.0.0")
+	done := filepath.Join(t.TempDir(), "done")
+	release := make(chan struct{})
+	c := &blockingOutput{release: release, first: make(chan struct{})}
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := h.Run(context.Background(), "teststep", sdk.Request{Params: params("flood",
+			"bytes", strconv.Itoa(16<<20), "done_file", strconv.Quote(done))}, c)
+		errc <- err
+	}()
+	<-c.first
+	// Unthrottled, the plugin writes 16 MB in well under this window; held
+	// back, it never gets there.
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(done); err == nil {
+			t.Fatal("the plugin finished its flood while the agent read nothing")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if grow := int64(ms.HeapInuse) - int64(base.HeapInuse); grow > 16<<20 {
+		t.Errorf("heap grew by %d MB while the output was blocked", grow>>20)
+	}
+	close(release)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(done); err != nil {
+		t.Fatalf("the flood did not finish once released: %v", err)
+	}
+}
+
+type blockingOutput struct {
+	release, first chan struct{}
+	once           sync.Once
+}
+
+func (b *blockingOutput) Stdout() io.Writer { return b }
+func (b *blockingOutput) Stderr() io.Writer { return b }
+
+func (b *blockingOutput) Write(p []byte) (int, error) {
+	b.once.Do(func() { close(b.first) })
+	<-b.release
+	return len(p), nil
+}
+
+// TestNothingSecretIsLogged runs attempts that put secrets in output, in
+// errors and in a crash's panic, with the host logging at debug level.
+func TestNothingSecretIsLogged(t *testing.T) {
+	var logs lockedBuffer
+	h := newHost(t, Config{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	install(t, h, "1.0.0")
+	secrets := map[string]string{"pw": "hunter2-secret", "token": "tok-1234567890"}
+	for _, mode := range []string{"secret", "error", "panic", "crash"} {
+		_, out, _ := run(t, h, context.Background(), "teststep", sdk.Request{Params: params(mode), Secrets: secrets})
+		for _, s := range secrets {
+			if strings.Contains(out.stdout.String()+out.stderr.String(), s) {
+				t.Errorf("%s: a secret reached the step's output", mode)
+			}
+		}
+	}
+	h.Close()
+	if logs.String() == "" {
+		t.Fatal("nothing was logged; the test would prove nothing")
+	}
+	for _, s := range secrets {
+		if strings.Contains(logs.String(), s) {
+			t.Errorf("the log holds a secret:\n%s", logs.String())
+		}
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestConcurrentAttemptsGetTheirOwnProcesses: a process runs one attempt
+// at a time, so that killing one never hurts another.
+func TestConcurrentAttemptsGetTheirOwnProcesses(t *testing.T) {
+	h := newHost(t, Config{MaxIdle: 2})
+	install(t, h, "1.0.0")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const n = 3
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			h.Run(ctx, "teststep", sdk.Request{Params: params("stop")}, &capture{})
+		})
+	}
+	waitFor(t, "three running processes", 20*time.Second, func() bool { return h.Stats().Running == n })
+	cancel()
+	wg.Wait()
+	if s := h.Stats(); s.Running != 0 || s.Idle > 2 {
+		t.Errorf("stats after the attempts = %+v", s)
 	}
 }

@@ -28,7 +28,8 @@ func (step) Describe() sdk.Description {
 		Params: []byte(`{"type":"object","required":["mode"],"additionalProperties":false,"properties":{
 			"mode":{"enum":["noop","echo","secret","fail","error","panic","crash","hang","stop","flood"]},
 			"text":{"type":"string"},
-			"bytes":{"type":"integer","minimum":0}}}`),
+			"bytes":{"type":"integer","minimum":0},
+			"done_file":{"type":"string"}}}`),
 		Outputs: []sdk.OutputSpec{{Name: "pid"}, {Name: "version"}},
 	}
 }
@@ -37,6 +38,9 @@ type params struct {
 	Mode  string `json:"mode"`
 	Text  string `json:"text"`
 	Bytes int    `json:"bytes"`
+	// DoneFile is created when a flood has been written, so that a test
+	// can see how far the plugin got while the agent held it back.
+	DoneFile string `json:"done_file"`
 }
 
 func (step) Run(ctx context.Context, req sdk.Request, out sdk.Output) (sdk.Result, error) {
@@ -78,6 +82,11 @@ func (step) Run(ctx context.Context, req sdk.Request, out sdk.Output) (sdk.Resul
 		line := []byte(strings.Repeat("x", 64*1024-1) + "\n")
 		for n := 0; n < p.Bytes; n += len(line) {
 			if _, err := out.Stdout().Write(line); err != nil {
+				return res, err
+			}
+		}
+		if p.DoneFile != "" {
+			if err := os.WriteFile(p.DoneFile, nil, 0o644); err != nil {
 				return res, err
 			}
 		}
