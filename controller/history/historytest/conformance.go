@@ -213,6 +213,79 @@ func Run(t *testing.T, newBackend NewBackend) {
 		}
 	})
 
+	t.Run("a replay split unlike the stored batches stores each record once", func(t *testing.T) {
+		s := open(t, newBackend(t))
+		defer s.Close()
+		// The odd seqs in batches of 7; then everything, 1-200, in batches
+		// of 64 whose bounds fall inside the stored ones, data changed.
+		var odd []history.Record
+		for i := uint64(1); i <= 199; i += 2 {
+			odd = append(odd, Rec(stream, i, map[string]string{"run_id": "r1"}))
+		}
+		for b := range slices.Chunk(odd, 7) {
+			appendAll(t, s, b...)
+		}
+		var all []history.Record
+		for i := uint64(1); i <= 200; i++ {
+			r := Rec(stream, i, map[string]string{"run_id": "r1"})
+			r.Data = []byte(`"replayed"`)
+			all = append(all, r)
+		}
+		for b := range slices.Chunk(all, 64) {
+			appendAll(t, s, b...)
+		}
+		got, err := s.Read(ctx, stream, 0, 1000, 1000)
+		if err != nil || !slices.Equal(seqs(got), span(1, 200)) {
+			t.Fatalf("read %v, %v", seqs(got), err)
+		}
+		for _, r := range got {
+			if replayed := string(r.Data) == `"replayed"`; replayed != (r.Seq%2 == 0) {
+				t.Fatalf("record %d has data %s: a stored record was replaced or a new one lost", r.Seq, r.Data)
+			}
+		}
+		p, err := s.Query(ctx, history.Query{Kind: "automation.test", Fields: map[string]string{"run_id": "r1"}, Limit: 1000})
+		if err != nil || len(p.Records) != 200 {
+			t.Fatalf("query: %d records, %v", len(p.Records), err)
+		}
+		if st, err := s.Stats(ctx); err != nil || st.Records != 200 {
+			t.Fatalf("stats %+v, %v; want 200 records", st, err)
+		}
+	})
+
+	t.Run("concurrent overlapping replays of one stream store each record once", func(t *testing.T) {
+		s := open(t, newBackend(t))
+		defer s.Close()
+		var wg sync.WaitGroup
+		errs := make(chan error, 6)
+		for w := range 6 {
+			wg.Go(func() {
+				// Writer w sends 30w+1 .. 30w+90 in batches of 5+w.
+				var recs []history.Record
+				for i := uint64(30*w + 1); i <= uint64(30*w+90); i++ {
+					recs = append(recs, Rec(stream, i, nil))
+				}
+				for b := range slices.Chunk(recs, 5+w) {
+					if err := s.Append(ctx, b); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		got, err := s.Read(ctx, stream, 0, 1000, 1000)
+		if err != nil || !slices.Equal(seqs(got), span(1, 240)) {
+			t.Fatalf("read %v, %v", seqs(got), err)
+		}
+		if st, err := s.Stats(ctx); err != nil || st.Records != 240 {
+			t.Fatalf("stats %+v, %v; want 240 records", st, err)
+		}
+	})
+
 	t.Run("concurrent writers lose and duplicate nothing", func(t *testing.T) {
 		s := open(t, newBackend(t))
 		defer s.Close()

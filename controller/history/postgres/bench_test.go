@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -74,42 +75,13 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
-// BenchmarkAppendPath compares the two ways Append writes a batch, arrays
-// in one INSERT and COPY straight into the table, across batch sizes; it
-// is the measurement behind copyThreshold.
-func BenchmarkAppendPath(b *testing.B) {
-	data := make([]byte, 100)
-	s := openStore(b, newDatabase(b), Options{})
-	ctx := context.Background()
-	var streams atomic.Int64
-	for _, n := range []int{1, 10, 100, 250, 500, 1000, 5000} {
-		for _, path := range []struct {
-			name  string
-			write func(context.Context, []row) error
-		}{{"arrays", s.appendArrays}, {"copy", s.appendCopy}} {
-			b.Run(fmt.Sprintf("batch=%d/%s", n, path.name), func(b *testing.B) {
-				stream := fmt.Sprintf("automation/path/%d/log", streams.Add(1))
-				next := uint64(1)
-				for b.Loop() {
-					rows := s.rows(benchRecords(stream, next, n, len(data), data))
-					if err := path.write(ctx, rows); err != nil {
-						b.Fatal(err)
-					}
-					next += uint64(n)
-				}
-				b.ReportMetric(float64(next-1)/b.Elapsed().Seconds(), "records/s")
-			})
-		}
-	}
-}
-
 // BenchmarkTail1000 reads the last 1000 records of a stream in a table of
-// about a million rows (100 streams of 10,000, 100-byte data, all indexes
-// in place). The rows are made by the server with generate_series, which
-// takes some 10-20 s here; ten million rows would take roughly ten times
-// that, some minutes, and a few GB of disk, which is why the benchmark
-// stops at one million: Tail is a backward scan of the primary key that
-// stops after n rows, so its cost depends on n, not on the table's size.
+// about a million records (100 streams of 10,000, 100-byte data, all
+// indexes in place), appended as producers append them: batches of 1000,
+// here ten streams' worth of 100 each. Ten million records take ten times
+// as long to write (OPSCONDUCTOR_BENCH_TAIL_MILLIONS=10); Tail walks the
+// primary key backwards and stops once its chunks hold n records, so its
+// cost depends on n, not on the table's size.
 func BenchmarkTail1000(b *testing.B) {
 	streams, perStream := 100, 10000
 	if v := os.Getenv("OPSCONDUCTOR_BENCH_TAIL_MILLIONS"); v != "" {
@@ -123,17 +95,31 @@ func BenchmarkTail1000(b *testing.B) {
 	s := openStore(b, dsn, Options{})
 	ctx := context.Background()
 	start := time.Now()
-	if _, err := connect(b, dsn).Exec(ctx, `INSERT INTO automation.records (stream, seq, time, kind, fields, data)
-		SELECT 'automation/run/' || (g % $1) || '/log', g / $1 + 1,
-			timestamptz '2026-01-01 00:00:00Z' + g * interval '1 millisecond', 'automation.log',
-			jsonb_build_object('run_id', (g % $1)::text, 'level', 'info'), convert_to(repeat('x', 100), 'UTF8')
-		FROM generate_series(0, $2::int - 1) g`, streams, streams*perStream); err != nil {
+	data := bytes.Repeat([]byte{'x'}, 100)
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	fields := make([]map[string]string, streams)
+	for i := range fields {
+		fields[i] = map[string]string{"run_id": strconv.Itoa(i), "level": "info"}
+	}
+	batch := make([]history.Record, 0, 1000)
+	for from := 0; from < perStream; from += 100 {
+		for first := 0; first < streams; first += 10 {
+			batch = batch[:0]
+			for st := first; st < first+10; st++ {
+				for i := from; i < from+100; i++ {
+					batch = append(batch, history.Record{Stream: fmt.Sprintf("automation/run/%d/log", st), Seq: uint64(i + 1),
+						Time: base.Add(time.Duration(i*streams+st) * time.Millisecond), Kind: "automation.log", Fields: fields[st], Data: data})
+				}
+			}
+			if err := s.Append(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if _, err := connect(b, dsn).Exec(ctx, `VACUUM ANALYZE automation.chunks`); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := connect(b, dsn).Exec(ctx, `VACUUM ANALYZE automation.records`); err != nil {
-		b.Fatal(err)
-	}
-	b.Logf("generated %d rows in %s", streams*perStream, time.Since(start).Round(time.Millisecond))
+	b.Logf("appended %d records in %s", streams*perStream, time.Since(start).Round(time.Millisecond))
 	i := 0
 	var lat []time.Duration
 	for b.Loop() {

@@ -73,10 +73,12 @@ func decodeCursor(s string) (cursor, error) {
 
 // PostgreSQL's timestamptz runs from 4713 BC to 294276 AD; a time outside
 // would fail in the database, so it is refused up front as bad input. The
-// bounds are a little inside the real ones, which no event comes near.
+// bounds are inside the real ones, which no event comes near: the upper
+// one also keeps Unix microseconds (how chunks and cursors hold times)
+// inside an int64, which 294276 AD is not.
 var (
 	minTime = time.Date(-4712, 1, 1, 0, 0, 0, 0, time.UTC)
-	maxTime = time.Date(294275, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(294000, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
 func storable(t time.Time) bool { return !t.Before(minTime) && t.Before(maxTime) }

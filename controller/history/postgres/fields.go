@@ -125,3 +125,68 @@ func parseEscaped(s string, i int) (string, string, bool) {
 	}
 	return "", "", false
 }
+
+// appendFieldsJSON appends fields as a JSON object. Key order does not
+// matter: jsonb keeps its keys sorted whatever order they arrive in.
+// history.Record.Validate has checked that keys and values are UTF-8.
+func appendFieldsJSON(b []byte, fields map[string]string) []byte {
+	b = append(b, '{')
+	first := true
+	for k, v := range fields {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, v)
+	}
+	return append(b, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string: quote, backslash and the
+// control characters escaped, everything else as it is. Invalid UTF-8
+// becomes U+FFFD, as encoding/json does, so the output is always valid
+// JSON (Validate refuses such strings before they get here).
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = append(b, s[start:i]...)
+				b = append(b, "\ufffd"...)
+				i++
+				start = i
+				continue
+			}
+			i += size
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		i++
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"maps"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzDecodeFields checks the hand-written parser of jsonb's output
@@ -27,6 +28,31 @@ func FuzzDecodeFields(f *testing.F) {
 		got, err := decodeFields(b)
 		if (err != nil) != (wantErr != nil) || (err == nil && !maps.Equal(got, want)) {
 			t.Fatalf("decodeFields(%q) = %q, %v; encoding/json: %q, %v", b, got, err, want, wantErr)
+		}
+	})
+}
+
+// FuzzFieldsJSON checks the hand-written JSON of a record's fields:
+// whatever the strings, PostgreSQL must get valid JSON, and for the valid
+// UTF-8 that Validate lets through, JSON meaning the same object.
+func FuzzFieldsJSON(f *testing.F) {
+	f.Add("run_id", "r1", "level", "info")
+	f.Add("quote\"", "back\\slash", "ctl\x01\x1f\n\r\t", "\u2028<>&")
+	f.Add("bad\xff", "utf8\xc3", "é", "日本")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
+		in := map[string]string{k1: v1, k2: v2}
+		got := appendFieldsJSON(nil, in)
+		var back map[string]string
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Fatalf("%q is not JSON: %v", got, err)
+		}
+		if !utf8.ValidString(k1) || !utf8.ValidString(v1) || !utf8.ValidString(k2) || !utf8.ValidString(v2) {
+			// Validate refuses such fields; two keys that both become
+			// U+FFFD would collide, so only validity is checked.
+			return
+		}
+		if want := in; !maps.Equal(back, want) {
+			t.Fatalf("%q decodes as %q, want %q", got, back, want)
 		}
 	})
 }

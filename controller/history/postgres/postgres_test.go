@@ -135,15 +135,15 @@ func TestConformance(t *testing.T) {
 }
 
 // schemaState describes what the migrations left in a database.
-func schemaState(t *testing.T, conn *pgx.Conn) (tables int, indexes []string) {
+func schemaState(t *testing.T, conn *pgx.Conn, table string) (tables int, indexes []string) {
 	t.Helper()
 	ctx := context.Background()
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE tablename = 'records' AND schemaname = ANY($1)`,
-		history.Domains()).Scan(&tables); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE tablename = $2 AND schemaname = ANY($1)`,
+		history.Domains(), table).Scan(&tables); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := conn.Query(ctx, `SELECT schemaname || '.' || indexname FROM pg_indexes
-		WHERE tablename = 'records' AND schemaname = ANY($1) ORDER BY 1`, history.Domains())
+		WHERE tablename = $2 AND schemaname = ANY($1) ORDER BY 1`, history.Domains(), table)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,16 +171,19 @@ func TestMigrate(t *testing.T) {
 	t.Run("an empty database is brought to the latest version once", func(t *testing.T) {
 		dsn := newDatabase(t)
 		applied, err := Migrate(ctx, dsn, Options{})
-		if err != nil || !slices.Equal(applied, []int64{1, 2, 3}) {
-			t.Fatalf("first migration applied %v, %v; want [1 2 3]", applied, err)
+		if err != nil || !slices.Equal(applied, []int64{1, 2, 3, 4}) {
+			t.Fatalf("first migration applied %v, %v; want [1 2 3 4]", applied, err)
 		}
 		applied, err = Migrate(ctx, dsn, Options{})
 		if err != nil || len(applied) != 0 {
 			t.Fatalf("second migration applied %v, %v; want nothing", applied, err)
 		}
-		tables, indexes := schemaState(t, connect(t, dsn))
-		if want := allIndexes("records_fields", "records_kind_time", "records_pkey", "records_time_brin"); tables != 4 || !slices.Equal(indexes, want) {
+		tables, indexes := schemaState(t, connect(t, dsn), "chunks")
+		if want := allIndexes("chunks_fields", "chunks_kind_time", "chunks_pkey", "chunks_time_brin"); tables != 4 || !slices.Equal(indexes, want) {
 			t.Fatalf("%d tables, indexes %v; want 4 tables and %v", tables, indexes, want)
+		}
+		if tables, _ := schemaState(t, connect(t, dsn), "records"); tables != 0 {
+			t.Fatalf("%d records tables left", tables)
 		}
 	})
 
@@ -194,7 +197,7 @@ func TestMigrate(t *testing.T) {
 			t.Fatalf("migrating to version 1 applied %v, %v", applied, err)
 		}
 		conn := connect(t, dsn)
-		if tables, indexes := schemaState(t, conn); tables != 4 || !slices.Equal(indexes, allIndexes("records_pkey")) {
+		if tables, indexes := schemaState(t, conn, "records"); tables != 4 || !slices.Equal(indexes, allIndexes("records_pkey")) {
 			t.Fatalf("version 1 has %d tables and indexes %v", tables, indexes)
 		}
 		for _, d := range history.Domains() {
@@ -204,15 +207,35 @@ func TestMigrate(t *testing.T) {
 				FROM generate_series(1, 50) g`, d)); err != nil {
 				t.Fatal(err)
 			}
+			// No data, and data whose length takes three bytes of varint
+			// in a chunk body.
+			if _, err := conn.Exec(ctx, fmt.Sprintf(`INSERT INTO %s.records (stream, seq, time, kind, data)
+				VALUES ('%[1]s/old', 51, '2026-01-01 00:01:00Z', '%[1]s.old', NULL),
+					('%[1]s/old', 52, '2026-01-01 00:01:01Z', '%[1]s.old', convert_to(repeat('y', 200000), 'UTF8')),
+					('%[1]s/old', 53, '2026-01-01 00:01:02Z', '%[1]s.old', convert_to(repeat('z', 300), 'UTF8'))`, d)); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if applied, err := Migrate(ctx, dsn, Options{}); err != nil || !slices.Equal(applied, []int64{2, 3}) {
-			t.Fatalf("upgrade applied %v, %v; want [2 3]", applied, err)
+		if applied, err := Migrate(ctx, dsn, Options{}); err != nil || !slices.Equal(applied, []int64{2, 3, 4}) {
+			t.Fatalf("upgrade applied %v, %v; want [2 3 4]", applied, err)
 		}
 		s := openStore(t, dsn, Options{SkipMigrate: true})
 		for _, d := range history.Domains() {
 			got, err := s.Read(ctx, d+"/old", 0, 100, 100)
-			if err != nil || len(got) != 50 || string(got[9].Data) != `{"n":10}` || got[9].Fields["n"] != "10" {
+			if err != nil || len(got) != 53 || string(got[9].Data) != `{"n":10}` || got[9].Fields["n"] != "10" ||
+				!got[9].Time.Equal(time.Date(2026, 1, 1, 0, 0, 10, 0, time.UTC)) || got[9].Kind != d+".old" {
 				t.Fatalf("%s after upgrade: %d records, %v", d, len(got), err)
+			}
+			if got[50].Data != nil || string(got[51].Data) != strings.Repeat("y", 200000) || string(got[52].Data) != strings.Repeat("z", 300) {
+				t.Fatalf("%s after upgrade: data of 51-53 came back as %d, %d, %d bytes", d, len(got[50].Data), len(got[51].Data), len(got[52].Data))
+			}
+			// The moved records count for idempotency: resent, they are
+			// stored once.
+			if err := s.Append(ctx, recs(d+"/old", 40, 20, 5)); err != nil {
+				t.Fatal(err)
+			}
+			if again, err := s.Read(ctx, d+"/old", 0, 100, 100); err != nil || len(again) != 59 || string(again[45].Data) != `{"n":46}` {
+				t.Fatalf("%s after a resend over moved records: %d records, %v", d, len(again), err)
 			}
 			p, err := s.Query(ctx, history.Query{Kind: d + ".old", Fields: map[string]string{"n": "7"}, Limit: 10})
 			if err != nil || len(p.Records) != 1 || p.Records[0].Seq != 7 {
@@ -286,12 +309,12 @@ func TestMigrate(t *testing.T) {
 			all = append(all, r.applied...)
 		}
 		slices.Sort(all)
-		if !slices.Equal(all, []int64{1, 2, 3}) {
-			t.Fatalf("versions applied across migrators: %v, want each of [1 2 3] once", all)
+		if !slices.Equal(all, []int64{1, 2, 3, 4}) {
+			t.Fatalf("versions applied across migrators: %v, want each of [1 2 3 4] once", all)
 		}
 		var rows int
-		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+versionTable+" WHERE version_id > 0").Scan(&rows); err != nil || rows != 3 {
-			t.Fatalf("version table holds %d applied versions, %v; want 3", rows, err)
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+versionTable+" WHERE version_id > 0").Scan(&rows); err != nil || rows != 4 {
+			t.Fatalf("version table holds %d applied versions, %v; want 4", rows, err)
 		}
 	})
 
@@ -463,7 +486,7 @@ func TestAppend(t *testing.T) {
 		}
 	})
 
-	for _, size := range []int{10, copyThreshold + 10} {
+	for _, size := range []int{10, 2010} {
 		t.Run(fmt.Sprintf("a batch of %d spanning every domain is stored whole, duplicates once", size), func(t *testing.T) {
 			var batch []history.Record
 			for _, d := range history.Domains() {
@@ -483,7 +506,7 @@ func TestAppend(t *testing.T) {
 		})
 	}
 
-	for _, size := range []int{1, copyThreshold} {
+	for _, size := range []int{1, 500} {
 		t.Run(fmt.Sprintf("fields of any text come back as written through a batch of %d", size), func(t *testing.T) {
 			fields := map[string]string{
 				`q"uote`: `back\slash`, "ctl\x01\x1f": "\n\r\t\b\f\x7f", "é/日本": "<>&\u2028", "empty": "", "sl/ash": "a/b",
@@ -514,10 +537,10 @@ func TestAppend(t *testing.T) {
 
 	// A constraint that fails for one record of the last domain makes the
 	// database refuse the batch after the other domains were written.
-	if _, err := conn.Exec(ctx, `ALTER TABLE communication.records ADD CONSTRAINT test_poison CHECK (kind <> 'communication.poison')`); err != nil {
+	if _, err := conn.Exec(ctx, `ALTER TABLE communication.chunks ADD CONSTRAINT test_poison CHECK (kind <> 'communication.poison')`); err != nil {
 		t.Fatal(err)
 	}
-	for _, size := range []int{10, copyThreshold + 10} {
+	for _, size := range []int{10, 2010} {
 		t.Run(fmt.Sprintf("a batch of %d the database refuses leaves no record in any domain", size), func(t *testing.T) {
 			var batch []history.Record
 			for _, d := range history.Domains() {
@@ -652,13 +675,18 @@ func TestDeleteBefore(t *testing.T) {
 	ctx := context.Background()
 	dsn := newDatabase(t)
 	s := openStore(t, dsn, Options{})
-	conn := connect(t, dsn)
-	// More than two deleteBatch slices in one domain, a few in another.
-	const n = 2*deleteBatch + 500
-	if _, err := conn.Exec(ctx, `INSERT INTO automation.records (stream, seq, time, kind, data)
-		SELECT 'automation/bulk', g, timestamptz '2026-01-01 00:00:00Z' + g * interval '1 second', 'automation.bulk', '\x0102'
-		FROM generate_series(1, $1::int) g`, n); err != nil {
-		t.Fatal(err)
+	// More than two deleteBatch slices of chunks in one domain (records a
+	// second apart go two to a chunk), a few in another.
+	const n = 2 * (2*deleteBatch + 500)
+	bulk := recs("automation/bulk", 1, n, 2)
+	for i := range bulk {
+		bulk[i].Time = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i+1) * time.Second)
+		bulk[i].Kind, bulk[i].Fields = "automation.bulk", nil
+	}
+	for b := range slices.Chunk(bulk, 1000) {
+		if err := s.Append(ctx, b); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := s.Append(ctx, recs("identity/few", 1, 30, 10)); err != nil {
 		t.Fatal(err)
@@ -683,6 +711,56 @@ func TestDeleteBefore(t *testing.T) {
 	if deleted, err := s.DeleteBefore(ctx, time.Date(400000, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil || deleted != 20 {
 		t.Fatalf("a cut-off beyond PostgreSQL's range deleted %d, %v; want all 20", deleted, err)
 	}
+
+	t.Run("a chunk holding records on both sides of the cut-off keeps the newer ones", func(t *testing.T) {
+		// Ten records 100 ms apart: one chunk.
+		batch := recs("assets/straddle", 1, 10, 3)
+		for i := range batch {
+			batch[i].Time = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * 100 * time.Millisecond)
+			batch[i].Fields = map[string]string{"run_id": "s"}
+		}
+		if err := s.Append(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		cut := batch[4].Time.Add(time.Nanosecond) // after seq 5
+		if deleted, err := s.DeleteBefore(ctx, cut); err != nil || deleted != 5 {
+			t.Fatalf("deleted %d, %v; want 5", deleted, err)
+		}
+		got, err := s.Read(ctx, "assets/straddle", 0, 100, 100)
+		if err != nil || !slices.Equal(seqsOf(got), []uint64{6, 7, 8, 9, 10}) {
+			t.Fatalf("left %v, %v", seqsOf(got), err)
+		}
+		p, err := s.Query(ctx, history.Query{Kind: "assets.test", Fields: map[string]string{"run_id": "s"}, Limit: 100})
+		if err != nil || len(p.Records) != 5 || p.Records[0].Seq != 10 {
+			t.Fatalf("query after the rewrite: %d records, %v", len(p.Records), err)
+		}
+		if st, err := s.Stats(ctx); err != nil || st.Records != 5 || !st.Oldest.Equal(batch[5].Time) {
+			t.Fatalf("stats after the rewrite: %+v, %v", st, err)
+		}
+		// Deleted records sent again are stored again, as they were.
+		if err := s.Append(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Read(ctx, "assets/straddle", 0, 100, 100); err != nil || !slices.Equal(seqsOf(got), seqSpan(1, 10)) {
+			t.Fatalf("after a resend: %v, %v", seqsOf(got), err)
+		}
+	})
+}
+
+func seqsOf(recs []history.Record) []uint64 {
+	out := make([]uint64, len(recs))
+	for i, r := range recs {
+		out[i] = r.Seq
+	}
+	return out
+}
+
+func seqSpan(from, to uint64) []uint64 {
+	var out []uint64
+	for i := from; i <= to; i++ {
+		out = append(out, i)
+	}
+	return out
 }
 
 func FuzzCursor(f *testing.F) {
@@ -830,13 +908,13 @@ func TestOutage(t *testing.T) {
 		// the pool also fails to reconnect a few times before it succeeds.
 		failuresEach = 3
 	)
-	// Small and large batches alternate, so both the array INSERT and the
-	// COPY path are cut off mid-transaction.
+	// Small and large batches alternate, so transactions of one chunk per
+	// stream and of several are cut off mid-way.
 	size := func(b int) int {
 		if b%2 == 0 {
 			return 40
 		}
-		return copyThreshold + 44
+		return 94
 	}
 	var (
 		reached  = make(chan struct{})
@@ -930,32 +1008,21 @@ func TestOutage(t *testing.T) {
 	check := connect(t, dsn) // straight to PostgreSQL, around the proxy
 	for w := range writers {
 		stream := fmt.Sprintf("automation/run/w%d/log", w)
-		rows, err := check.Query(ctx, "SELECT seq FROM automation.records WHERE stream = $1 ORDER BY seq", stream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stored, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
-			t.Fatal(err)
-		}
+		stored := storedSeqs(t, check, "automation", stream)
 		if len(stored) != len(acked[w]) {
 			t.Errorf("writer %d: %d records stored, %d acknowledged", w, len(stored), len(acked[w]))
 			continue
 		}
 		for i, seq := range acked[w] {
-			if uint64(stored[i]) != seq {
-				t.Errorf("writer %d: stored %d where %d was acknowledged", w, stored[i], seq)
+			if stored[i] != fmt.Sprintf("%s/%020d", stream, seq) {
+				t.Errorf("writer %d: stored %s where %d was acknowledged", w, stored[i], seq)
 				break
 			}
 		}
 	}
-	var total, distinct, sharedRows int64
-	if err := check.QueryRow(ctx, `SELECT count(*), count(DISTINCT (stream, seq)) FROM automation.records`).Scan(&total, &distinct); err != nil {
-		t.Fatal(err)
-	}
-	if err := check.QueryRow(ctx, `SELECT count(*) FROM communication.records WHERE stream = 'communication/shared'`).Scan(&sharedRows); err != nil {
-		t.Fatal(err)
-	}
+	all := storedSeqs(t, check, "automation", "")
+	total, distinct := int64(len(all)), int64(len(slices.Compact(slices.Clone(all))))
+	sharedRows := int64(len(storedSeqs(t, check, "communication", "communication/shared")))
 	if total != distinct || sharedRows != batches*shared {
 		t.Fatalf("%d rows for %d records; shared stream %d rows, want %d", total, distinct, sharedRows, batches*shared)
 	}
@@ -963,6 +1030,33 @@ func TestOutage(t *testing.T) {
 	if err != nil || st.Records != total+sharedRows {
 		t.Fatalf("stats through the restored proxy: %+v %v; want %d records", st, err, total+sharedRows)
 	}
+}
+
+// storedSeqs decodes, straight from a domain's chunks table, the keys of
+// the records of one stream ("" for all), in (stream, seq) order, each
+// as often as it is stored.
+func storedSeqs(t *testing.T, conn *pgx.Conn, domain, stream string) []string {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), "SELECT "+chunkColumns+" FROM "+domain+
+		".chunks WHERE $1 = '' OR stream = $1 ORDER BY stream, first_seq", stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		c, err := scanChunk(rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range c.recs {
+			out = append(out, fmt.Sprintf("%s/%020d", c.stream, r.seq))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func TestEachWalksEveryRecordInOrder(t *testing.T) {
