@@ -54,7 +54,7 @@ func TestDevServerRunsCommandsOnItsBuiltInAgent(t *testing.T) {
 }
 
 // poll retries fn every 50 ms until it succeeds or ctx ends.
-func poll(ctx context.Context, t *testing.T, what string, fn func() error) {
+func poll(ctx context.Context, t testing.TB, what string, fn func() error) {
 	t.Helper()
 	for {
 		err := fn()

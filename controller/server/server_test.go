@@ -50,7 +50,7 @@ const (
 
 // start runs a real controller in-process, waits until it is ready and
 // logs in as the bootstrap admin.
-func start(t *testing.T, cfg config.Server) *running {
+func start(t testing.TB, cfg config.Server) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	readyCh := make(chan Ready, 1)

@@ -1,0 +1,55 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/opsconductor/opsconductor/controller/apiclient"
+)
+
+// BenchmarkOutputThroughput is one step's output through the whole path in
+// one process: the dev server's built-in agent runs a command printing
+// 64 MiB in 1 KiB lines; the figure is dispatch → result committed, which
+// the controller commits only once every line is durable in history. It
+// exists to profile that path (-cpuprofile covers both ends); make bench
+// measures the same thing across real processes in bench/agent.
+func BenchmarkOutputThroughput(b *testing.B) {
+	cfg := testConfig(b.TempDir())
+	cfg.Dev = true
+	r := start(b, cfg)
+	ctx := context.Background()
+	var local apiclient.Agent
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	poll(wctx, b, "the built-in agent", func() error {
+		page, err := r.client.ListAgents(wctx, "", 10)
+		if err != nil {
+			return err
+		}
+		for _, a := range page.Items {
+			if a.Name == LocalAgentName && a.Status == "up" {
+				local = a
+				return nil
+			}
+		}
+		return fmt.Errorf("not up yet")
+	})
+	const size = 64 << 20
+	shell := fmt.Sprintf("yes \"$(printf '%%01023d' 0)\" | head -c %d", size)
+	b.SetBytes(size)
+	for b.Loop() {
+		at, err := r.client.RunCommand(ctx, local.ID, apiclient.CommandSpec{Shell: shell, Timeout: "10m"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		poll(ctx, b, "the command", func() error {
+			got, err := r.client.GetAttempt(ctx, at.ID)
+			if err == nil && got.Status != "succeeded" {
+				err = fmt.Errorf("status %s (%s)", got.Status, got.Error)
+			}
+			return err
+		})
+	}
+}
