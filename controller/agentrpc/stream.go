@@ -66,19 +66,34 @@ const sendQueue = 4096
 var errSlowAgent = status.Error(codes.ResourceExhausted, "the agent does not read its stream fast enough: reconnect")
 
 // liveStream is one agent's Connect stream on the leader. gRPC allows one
-// sender per stream, so every message to the agent goes through out to
+// sender per stream, so every message to the agent goes through queue to
 // the stream's writer goroutine.
 type liveStream struct {
 	agentID string
 	closed  chan struct{}
 	once    sync.Once
 	cause   error // set before closed is closed
-	out     chan *agentv1.ControllerMessage
+	// queue holds what waits for the writer, at most sendQueue messages.
+	// It is a slice that grows on demand rather than a channel of
+	// sendQueue slots: a buffered channel allocates all of them up front
+	// (32 KiB a stream), and a leader holds thousands of idle streams
+	// whose queue is empty nearly always.
+	queueMu sync.Mutex
+	queue   []*agentv1.ControllerMessage
+	wake    chan struct{} // capacity 1: the queue gained a message
 	// welcomed is set, with Welcome queued, under welcomeMu: only then
 	// may work be sent. An agent that has read its Welcome therefore
 	// always finds its stream ready.
 	welcomeMu sync.Mutex
 	welcomed  bool
+}
+
+// keptBatch bounds the capacity of a queue array the writer keeps for
+// reuse after a burst.
+const keptBatch = 64
+
+func newLiveStream(agentID string) *liveStream {
+	return &liveStream{agentID: agentID, closed: make(chan struct{}), wake: make(chan struct{}, 1)}
 }
 
 // welcome queues the Welcome and opens the stream to work.
@@ -103,29 +118,54 @@ func (ls *liveStream) enqueue(m *agentv1.ControllerMessage) bool {
 		return false
 	default:
 	}
-	select {
-	case ls.out <- m:
-		return true
-	default:
+	ls.queueMu.Lock()
+	if len(ls.queue) >= sendQueue {
+		ls.queueMu.Unlock()
 		ls.close(errSlowAgent)
 		return false
 	}
+	ls.queue = append(ls.queue, m)
+	ls.queueMu.Unlock()
+	select {
+	case ls.wake <- struct{}{}:
+	default: // the writer is already due to look
+	}
+	return true
 }
 
 // write is the stream's only sender: it runs until the stream is closed
-// or stop is closed, and closes the stream when a send fails.
+// or stop is closed, and closes the stream when a send fails. It sends
+// in the order enqueue accepted.
 func (ls *liveStream) write(stream agentv1.AgentService_ConnectServer, stop <-chan struct{}) {
+	var batch []*agentv1.ControllerMessage
 	for {
 		select {
-		case m := <-ls.out:
-			if err := stream.Send(m); err != nil {
-				ls.close(err)
-				return
-			}
+		case <-ls.wake:
 		case <-ls.closed:
 			return
 		case <-stop:
 			return
+		}
+		if cap(batch) > keptBatch {
+			batch = nil // a burst's array goes back to the heap
+		}
+		ls.queueMu.Lock()
+		// Swap the slices so that the queue's backing array is reused.
+		batch, ls.queue = ls.queue, batch[:0]
+		ls.queueMu.Unlock()
+		for i, m := range batch {
+			batch[i] = nil // the writer holds no message once sent
+			select {
+			case <-ls.closed:
+				return
+			case <-stop:
+				return
+			default:
+			}
+			if err := stream.Send(m); err != nil {
+				ls.close(err)
+				return
+			}
 		}
 	}
 }
@@ -204,7 +244,7 @@ func (r *registry) attach(id string) (ls *liveStream, l *lease, interval, ttl ti
 		l.stream.close(errReplaced)
 		r.connected--
 	}
-	ls = &liveStream{agentID: id, closed: make(chan struct{}), out: make(chan *agentv1.ControllerMessage, sendQueue)}
+	ls = newLiveStream(id)
 	l.stream = ls
 	r.connected++
 	interval, ttl = r.timing(r.connected)
