@@ -21,6 +21,15 @@
 // manifest.json (see Manifest) names the binary and its sha256. A
 // directory without a manifest is an unfinished install and is ignored.
 // When both directories hold one version, the plugin directory wins.
+//
+// The executor's use of it, per attempt of kind "name@version":
+//
+//	res, err := h.Run(ctx, kind, sdk.Request{...}, out)
+//	// errors.Is(err, ErrNotInstalled): FetchPlugin from the controller,
+//	// h.Install(name, version, sha256, stream), then Run again.
+//
+// and the session's: h.Installed() for the plugins in Hello; h.Close() on
+// shutdown.
 package pluginhost
 
 import (
@@ -269,6 +278,10 @@ func (h *Host) Run(ctx context.Context, ref string, req sdk.Request, out sdk.Out
 		return sdk.Result{}, err
 	}
 	key := info.Ref()
+	if err := ctx.Err(); err != nil {
+		// Do not start a process for an attempt already over.
+		return sdk.Result{}, fmt.Errorf("plugin %s: %w", key, context.Cause(ctx))
+	}
 	pr, err := h.acquire(ctx, info)
 	if err != nil {
 		return sdk.Result{}, fmt.Errorf("plugin %s: %w", key, err)
