@@ -233,14 +233,22 @@ func Run(ctx context.Context, cfg Config) error {
 // comes back is not ignored for two minutes.
 func DialFunc(id *enroll.Identity) func(addr string) (*grpc.ClientConn, error) {
 	return func(addr string) (*grpc.ClientConn, error) {
-		return grpc.NewClient(addr,
-			grpc.WithTransportCredentials(credentials.NewTLS(enroll.ClientTLSConfig(id))),
-			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: DefaultKeepaliveTime, Timeout: DefaultKeepaliveTimeout}),
-			grpc.WithConnectParams(grpc.ConnectParams{
-				Backoff:           backoff.Config{BaseDelay: DefaultInitialBackoff, Multiplier: 2, Jitter: 0.2, MaxDelay: DefaultMaxBackoff},
-				MinConnectTimeout: DefaultHandshakeTimeout,
-			}),
-		)
+		return grpc.NewClient(addr, DialOptions(id)...)
+	}
+}
+
+// DialOptions are DialFunc's options. A caller that needs to wrap one (a
+// load driver bounding the TLS handshakes of thousands of simulated
+// agents in one process) appends its own: gRPC applies them in order, so
+// a later option of the same kind wins.
+func DialOptions(id *enroll.Identity) []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(credentials.NewTLS(enroll.ClientTLSConfig(id))),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: DefaultKeepaliveTime, Timeout: DefaultKeepaliveTimeout}),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: DefaultInitialBackoff, Multiplier: 2, Jitter: 0.2, MaxDelay: DefaultMaxBackoff},
+			MinConnectTimeout: DefaultHandshakeTimeout,
+		}),
 	}
 }
 
