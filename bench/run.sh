@@ -89,3 +89,12 @@ echo
 echo "## Agent: footprint and command round trip"
 echo "\$ go run ./bench/agent -bin $(dirname "$BIN") -n ${BENCH_AGENT_RUNS:-200}"
 go run ./bench/agent -bin "$(dirname "$BIN")" -n "${BENCH_AGENT_RUNS:-200}"
+echo
+
+echo "## Agents: ${BENCH_IDLE_AGENTS:-10000} idle agents on one controller (RSS and CPU at rest, reconnect after a restart)"
+# The agents' identities go to a tmpfs where there is one, so that their
+# fsyncs at enrolment do not queue behind the controller's on the disk.
+agent_dir=()
+[ -d /dev/shm ] && agent_dir=(-agent-dir /dev/shm)
+echo "\$ go run ./bench/agentidle -bin $BIN -agents ${BENCH_IDLE_AGENTS:-10000} -rest ${BENCH_IDLE_REST:-30s} ${agent_dir[*]}"
+go run ./bench/agentidle -bin "$BIN" -agents "${BENCH_IDLE_AGENTS:-10000}" -rest "${BENCH_IDLE_REST:-30s}" "${agent_dir[@]}"
