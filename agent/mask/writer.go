@@ -39,23 +39,30 @@ func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
+	// Lines are passed on from an offset and the rest moved down once, so
+	// a write of many short lines costs one pass, not one copy per line.
+	start := 0
+	var err error
+	for err == nil {
+		i := bytes.IndexByte(w.buf[start:], '\n')
 		if i < 0 {
 			break
 		}
-		if err := w.emit(i + 1); err != nil {
-			return 0, err
-		}
+		err = w.emit(w.buf[start : start+i+1])
+		start += i + 1
 	}
-	for len(w.buf) > MaxLine {
-		if err := w.emit(w.cut()); err != nil {
-			return 0, err
-		}
+	for err == nil && len(w.buf)-start > MaxLine {
+		c := w.cut(w.buf[start:])
+		err = w.emit(w.buf[start : start+c])
+		start += c
 	}
+	w.buf = w.buf[:copy(w.buf, w.buf[start:])]
 	if cap(w.buf) > 4*MaxLine && len(w.buf) < MaxLine {
 		// One huge write grew the buffer; do not keep it.
 		w.buf = append([]byte(nil), w.buf...)
+	}
+	if err != nil {
+		return 0, err
 	}
 	return len(p), nil
 }
@@ -67,14 +74,15 @@ func (w *Writer) Flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	return w.emit(len(w.buf))
+	err := w.emit(w.buf)
+	w.buf = w.buf[:0]
+	return err
 }
 
-// emit writes buf[:n] masked and drops it from buf.
-func (w *Writer) emit(n int) error {
-	out := w.m.Mask(bytes.Clone(w.buf[:n]))
-	w.buf = w.buf[:copy(w.buf, w.buf[n:])]
-	_, err := w.w.Write(out)
+// emit writes b masked. Mask never changes b in place (it returns b or a
+// new slice), and io.Writer must not keep b, so no copy is needed.
+func (w *Writer) emit(b []byte) error {
+	_, err := w.w.Write(w.m.Mask(b))
 	return err
 }
 
@@ -82,7 +90,7 @@ func (w *Writer) emit(n int) error {
 // could be the start of a secret that continues in later writes, and moved
 // back to the start of any secret that straddles the cut, so that every
 // secret lies wholly on one side.
-func (w *Writer) cut() int {
+func (w *Writer) cut(buf []byte) int {
 	c := MaxLine
 	if w.m == nil {
 		return c
@@ -95,7 +103,7 @@ func (w *Writer) cut() int {
 		for _, v := range w.m.values {
 			// Occurrences that start before c and end after it.
 			lo := max(0, c-len(v)+1)
-			if i := bytes.Index(w.buf[lo:min(len(w.buf), c+len(v)-1)], v); i >= 0 && lo+i < c {
+			if i := bytes.Index(buf[lo:min(len(buf), c+len(v)-1)], v); i >= 0 && lo+i < c {
 				c = lo + i
 				moved = true
 			}
@@ -105,7 +113,7 @@ func (w *Writer) cut() int {
 		// A secret starts the buffer, and it is whole (the buffer is
 		// longer than any value): pass on the longest one there, masked.
 		for _, v := range w.m.values {
-			if bytes.HasPrefix(w.buf, v) {
+			if bytes.HasPrefix(buf, v) {
 				return len(v)
 			}
 		}

@@ -2,6 +2,7 @@ package mask
 
 import (
 	"bytes"
+	"io"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -102,5 +103,66 @@ func TestWriterWithoutSecretsPassesOutputThrough(t *testing.T) {
 	writeSplit(t, w, "plain\n"+strings.Repeat("z", MaxLine+10), 3)
 	if got := c.joined(); got != "plain\n"+strings.Repeat("z", MaxLine+10) {
 		t.Fatalf("output changed: %d bytes", len(got))
+	}
+}
+
+// FuzzWriter feeds arbitrary output in arbitrary chunks: whatever the
+// cuts, no secret survives, and nothing but secrets changes.
+func FuzzWriter(f *testing.F) {
+	f.Add([]byte("token=s3cr3t-value\n"), []byte{3, 9})
+	f.Add([]byte("tok-1234tok-1234"), []byte{1, 1, 1})
+	f.Add(bytes.Repeat([]byte("s3cr3t-value"), 7000), []byte{200, 100})
+	secrets := map[string]string{"a": "s3cr3t-value", "b": "tok-1234"}
+	m := New(secrets)
+	f.Fuzz(func(t *testing.T, in, cuts []byte) {
+		var c chunks
+		w := NewWriter(&c, m)
+		rest := in
+		for i := 0; len(rest) > 0; i++ {
+			n := len(rest)
+			if i < len(cuts) {
+				n = min(n, int(cuts[i])*37+1)
+			}
+			if _, err := w.Write(rest[:n]); err != nil {
+				t.Fatal(err)
+			}
+			rest = rest[n:]
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		got := c.joined()
+		// Compare with masking each line whole, which is what the Writer
+		// must match whenever no line is longer than MaxLine.
+		var want []byte
+		long := false
+		for l := range bytes.SplitAfterSeq(in, []byte("\n")) {
+			long = long || len(l) > MaxLine
+			want = append(want, m.Mask(bytes.Clone(l))...)
+		}
+		if !long && got != string(want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+		if long {
+			for _, s := range secrets {
+				if strings.Contains(got, s) {
+					t.Fatalf("secret %q survived in a long line", s)
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkWriter is masking's cost on the output path: 32 KiB chunks (a
+// plugin's Output message) of short lines, with two secrets to find.
+func BenchmarkWriter(b *testing.B) {
+	m := New(map[string]string{"a": "s3cr3t-value", "b": "tok-1234"})
+	chunk := bytes.Repeat([]byte("a line of step output\n"), 32*1024/22)
+	w := NewWriter(io.Discard, m)
+	b.SetBytes(int64(len(chunk)))
+	for b.Loop() {
+		if _, err := w.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
