@@ -134,7 +134,24 @@ func insert(tx *bbolt.Tx, reqs []*appendReq) error {
 	}
 	// Sorted once, the postings go to each index in order.
 	slices.SortFunc(fresh, func(x, y stored) int { return x.p.compare(y.p) })
-	byField := make(map[string][]posting)
+	// Each index's postings get a slice of one array sized in a first
+	// pass: appended to as they came, the kind's and each common field's
+	// slices (one posting per record) grew by doubling, the largest
+	// allocation of the committer, which runs alone and on whose speed a
+	// single writer waits.
+	need := make(map[string]int)
+	nPostings := 0
+	for _, f := range fresh {
+		for _, pre := range f.e.prefixes {
+			need[pre]++
+		}
+		nPostings += len(f.e.prefixes)
+	}
+	all := make([]posting, nPostings)
+	byField := make(map[string][]posting, len(need))
+	for pre, n := range need {
+		byField[pre], all = all[:0:n], all[n:]
+	}
 	counts := make(map[string]int64)
 	var size int64
 	for _, f := range fresh {
