@@ -44,3 +44,24 @@ func benchRun(b *testing.B, cfg Config) {
 	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
 }
+
+// BenchmarkOutputThroughput is how fast a plugin that prints as fast as
+// it can gets its output through the host (gRPC stream, line splitting,
+// masking with two secrets) to the executor's writer.
+func BenchmarkOutputThroughput(b *testing.B) {
+	h := newHost(b, Config{})
+	install(b, h, "1.0.0")
+	const size = 32 << 20
+	req := sdk.Request{Params: params("flood", "bytes", "33554432"),
+		Secrets: map[string]string{"a": "s3cr3t-value", "b": "tok-1234"}}
+	ctx := context.Background()
+	if _, _, err := run(b, h, ctx, "teststep", sdk.Request{Params: params("noop")}); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(size)
+	for b.Loop() {
+		if _, err := h.Run(ctx, "teststep", req, &countingOutput{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
