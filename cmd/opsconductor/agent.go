@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -80,7 +81,7 @@ func newAgentCmd() *cobra.Command {
 	cmd.AddCommand(list, show, revoke,
 		drain("drain", "Stop sending new work to an agent; what it runs finishes", "Draining", (*apiclient.Client).DrainAgent),
 		drain("undrain", "Let a drained agent take work again", "Undrained", (*apiclient.Client).UndrainAgent),
-		newJoinTokenCmd(f), newExecCmd(f))
+		newJoinTokenCmd(f), newExecCmd(f), newStepCmd(f))
 	return cmd
 }
 
@@ -250,6 +251,60 @@ func newExecCmd(f *apiFlags) *cobra.Command {
 	return cmd
 }
 
+func newStepCmd(f *apiFlags) *cobra.Command {
+	var spec apiclient.StepSpec
+	var with string
+	var params []string
+	var poll time.Duration
+	cmd := &cobra.Command{
+		Use:   "step ID STEP [--with JSON | --param NAME=VALUE...]",
+		Short: "Run a built-in step or a plugin (name or name@version) on a connected agent and follow it (needs agents:admin)",
+		Long: `step runs one step on an agent: a built-in step ("http", "noop@1") or a
+registered plugin ("disk-usage@1", the newest 1.x). Its parameters come from
+--with (a JSON object) or --param NAME=VALUE (repeatable; a VALUE that is valid
+JSON, such as 3 or true, is taken as that value, anything else as a string).
+The controller checks them against the step's schema before sending it.
+'opsconductor steps' lists the steps and their parameters.`,
+		Args: exactArgs(2, "the agent ID and the step (name or name@version)"),
+		RunE: f.run(func(cmd *cobra.Command, args []string, c *apiclient.Client) error {
+			spec.Uses = args[1]
+			switch {
+			case with != "" && len(params) > 0:
+				return usageError{fmt.Errorf("give the parameters with --with or with --param, not both")}
+			case with != "":
+				if !json.Valid([]byte(with)) {
+					return usageError{fmt.Errorf("--with: not valid JSON")}
+				}
+				spec.With = json.RawMessage(with)
+			case len(params) > 0:
+				m := map[string]json.RawMessage{}
+				for _, kv := range params {
+					k, v, ok := strings.Cut(kv, "=")
+					if !ok || k == "" {
+						return usageError{fmt.Errorf("--param %q: want NAME=VALUE", kv)}
+					}
+					if json.Valid([]byte(v)) {
+						m[k] = json.RawMessage(v)
+					} else {
+						m[k], _ = json.Marshal(v)
+					}
+				}
+				spec.With, _ = json.Marshal(m)
+			}
+			att, err := c.RunStep(cmd.Context(), args[0], spec)
+			if err != nil {
+				return err
+			}
+			return followAttempt(cmd, c, att, poll)
+		}),
+	}
+	cmd.Flags().StringVar(&with, "with", "", "the step's parameters as a JSON object")
+	cmd.Flags().StringArrayVar(&params, "param", nil, "NAME=VALUE, one parameter (repeatable)")
+	cmd.Flags().StringVar(&spec.Timeout, "timeout", "", "end the step after this long (default 1h)")
+	cmd.Flags().DurationVar(&poll, "poll", 250*time.Millisecond, "how often to ask for new output")
+	return cmd
+}
+
 // followAttempt prints an attempt's output as it becomes durable, saying
 // on stderr what it waits for, until the attempt is decided; it returns
 // the command's exit code as an exitCodeError.
@@ -305,6 +360,12 @@ func attemptExit(w io.Writer, a apiclient.Attempt) error {
 		msg += ": " + a.Error
 	}
 	fmt.Fprintln(w, msg)
+	if a.Changed {
+		fmt.Fprintln(w, "changed: true")
+	}
+	for _, k := range slices.Sorted(maps.Keys(a.Outputs)) {
+		fmt.Fprintf(w, "output %s=%s\n", k, a.Outputs[k])
+	}
 	switch {
 	case a.Status == "succeeded":
 		return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/opsconductor/opsconductor/controller/problem"
@@ -54,14 +55,18 @@ type Attempt struct {
 	ExitCode   *int            `json:"exit_code,omitempty"`
 	Error      string          `json:"error,omitempty"`
 	LastSeq    uint64          `json:"last_seq"`
-	CancelAt   *time.Time      `json:"cancel_requested_at,omitempty"`
-	Late       bool            `json:"late"`
-	LateResult *LateResult     `json:"late_result,omitempty"`
+	// Outputs and Changed are what a step reported (commands set none).
+	Outputs    map[string]string `json:"outputs,omitempty"`
+	Changed    bool              `json:"changed"`
+	CancelAt   *time.Time        `json:"cancel_requested_at,omitempty"`
+	Late       bool              `json:"late"`
+	LateResult *LateResult       `json:"late_result,omitempty"`
 }
 
 func (a *Attempt) clone() *Attempt {
 	c := *a
 	c.Params = append(json.RawMessage(nil), a.Params...)
+	c.Outputs = maps.Clone(a.Outputs)
 	if a.LateResult != nil {
 		l := *a.LateResult
 		c.LateResult = &l
@@ -128,13 +133,15 @@ func applyAttemptStarted(ctx *state.ApplyContext, p attemptStartedPayload) (any,
 }
 
 type attemptFinishedPayload struct {
-	ID         string     `json:"id"`
-	Status     string     `json:"status"`
-	ExitCode   int        `json:"exit_code"`
-	Error      string     `json:"error,omitempty"`
-	LastSeq    uint64     `json:"last_seq"`
-	StartedAt  *time.Time `json:"started_at,omitempty"`
-	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	ID         string            `json:"id"`
+	Status     string            `json:"status"`
+	ExitCode   int               `json:"exit_code"`
+	Error      string            `json:"error,omitempty"`
+	LastSeq    uint64            `json:"last_seq"`
+	StartedAt  *time.Time        `json:"started_at,omitempty"`
+	FinishedAt *time.Time        `json:"finished_at,omitempty"`
+	Outputs    map[string]string `json:"outputs,omitempty"`
+	Changed    bool              `json:"changed,omitempty"`
 }
 
 type attemptFinishedResult struct {
@@ -161,6 +168,7 @@ func applyAttemptFinished(ctx *state.ApplyContext, p attemptFinishedPayload) (an
 	default:
 		code := p.ExitCode
 		a.Status, a.ExitCode, a.Error, a.LastSeq = p.Status, &code, p.Error, p.LastSeq
+		a.Outputs, a.Changed = maps.Clone(p.Outputs), p.Changed
 		if p.StartedAt != nil && a.StartedAt == nil {
 			t := *p.StartedAt
 			a.StartedAt = &t

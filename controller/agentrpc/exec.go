@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -680,7 +682,7 @@ func (ing *ingest) finishWhenDurable(ctx context.Context, id string, r *agentv1.
 func (ing *ingest) finish(ctx context.Context, r *agentv1.Result) {
 	s := ing.s
 	p := attemptFinishedPayload{ID: r.GetAttemptId(), Status: statusFromProto(r.GetStatus()), ExitCode: int(r.GetExitCode()),
-		Error: r.GetError(), LastSeq: r.GetLastSeq()}
+		Error: r.GetError(), LastSeq: r.GetLastSeq(), Outputs: boundedOutputs(r.GetOutputs(), ing.log), Changed: r.GetChanged()}
 	if ts := r.GetStartedAt(); ts != nil && ts.IsValid() {
 		t := ts.AsTime().UTC()
 		p.StartedAt = &t
@@ -723,6 +725,35 @@ func (ing *ingest) finish(ctx context.Context, r *agentv1.Result) {
 	}
 	s.forget(p.ID)
 	ing.ls.enqueue(ackMsg(p.ID, p.LastSeq, true))
+}
+
+// Output limits: outputs are replicated through Raft with the result, so
+// they are for values later steps use, not for bulk data (that is what the
+// log is for).
+const (
+	maxOutputs     = 64
+	maxOutputBytes = 64 << 10
+)
+
+// boundedOutputs keeps a result's outputs within the limits, dropping
+// (and logging) what does not fit rather than refusing the result.
+func boundedOutputs(in map[string]string, log *slog.Logger) map[string]string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make(map[string]string, min(len(in), maxOutputs))
+	total := 0
+	for _, k := range slices.Sorted(maps.Keys(in)) {
+		v := in[k]
+		if len(out) == maxOutputs || total+len(k)+len(v) > maxOutputBytes {
+			log.Warn("step output dropped: over the limit of outputs a result may carry", "output", k,
+				"max_outputs", maxOutputs, "max_bytes", maxOutputBytes)
+			continue
+		}
+		out[k] = v
+		total += len(k) + len(v)
+	}
+	return out
 }
 
 var errHistoryDown = status.Error(codes.Unavailable, "history store unavailable: reconnect and replay")

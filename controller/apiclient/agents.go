@@ -192,22 +192,24 @@ type LateResult struct {
 
 // Attempt is one execution on one agent.
 type Attempt struct {
-	ID         string          `json:"id"`
-	AgentID    string          `json:"agent_id"`
-	Kind       string          `json:"kind"`
-	Params     json.RawMessage `json:"params"`
-	Timeout    string          `json:"timeout"`
-	Status     string          `json:"status"`
-	CreatedAt  time.Time       `json:"created_at"`
-	CreatedBy  string          `json:"created_by"`
-	StartedAt  *time.Time      `json:"started_at,omitempty"`
-	FinishedAt *time.Time      `json:"finished_at,omitempty"`
-	ExitCode   *int            `json:"exit_code,omitempty"`
-	Error      string          `json:"error,omitempty"`
-	LastSeq    uint64          `json:"last_seq"`
-	CancelAt   *time.Time      `json:"cancel_requested_at,omitempty"`
-	Late       bool            `json:"late"`
-	LateResult *LateResult     `json:"late_result,omitempty"`
+	ID         string            `json:"id"`
+	AgentID    string            `json:"agent_id"`
+	Kind       string            `json:"kind"`
+	Params     json.RawMessage   `json:"params"`
+	Timeout    string            `json:"timeout"`
+	Status     string            `json:"status"`
+	CreatedAt  time.Time         `json:"created_at"`
+	CreatedBy  string            `json:"created_by"`
+	StartedAt  *time.Time        `json:"started_at,omitempty"`
+	FinishedAt *time.Time        `json:"finished_at,omitempty"`
+	ExitCode   *int              `json:"exit_code,omitempty"`
+	Error      string            `json:"error,omitempty"`
+	LastSeq    uint64            `json:"last_seq"`
+	Outputs    map[string]string `json:"outputs,omitempty"`
+	Changed    bool              `json:"changed"`
+	CancelAt   *time.Time        `json:"cancel_requested_at,omitempty"`
+	Late       bool              `json:"late"`
+	LateResult *LateResult       `json:"late_result,omitempty"`
 }
 
 // Finished reports whether the attempt's outcome is decided.
@@ -232,6 +234,21 @@ type AttemptLog struct {
 func (c *Client) RunCommand(ctx context.Context, agentID string, spec CommandSpec) (Attempt, error) {
 	var out Attempt
 	err := c.do(ctx, http.MethodPost, "/api/v1/agents/"+url.PathEscape(agentID)+"/commands", spec, &out)
+	return out, err
+}
+
+// StepSpec is a built-in step or a plugin to run on an agent.
+type StepSpec struct {
+	Uses    string          `json:"uses"`
+	With    json.RawMessage `json:"with,omitempty"`
+	Timeout string          `json:"timeout,omitempty"`
+}
+
+// RunStep sends a step to a connected agent; the controller checks its
+// parameters against the step's schema first.
+func (c *Client) RunStep(ctx context.Context, agentID string, spec StepSpec) (Attempt, error) {
+	var out Attempt
+	err := c.do(ctx, http.MethodPost, "/api/v1/agents/"+url.PathEscape(agentID)+"/steps", spec, &out)
 	return out, err
 }
 

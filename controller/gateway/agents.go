@@ -105,6 +105,22 @@ func (s *Server) runCommand(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// runStep sends a built-in step or a plugin to a connected agent, its
+// parameters checked against the step's schema first: 202 with the
+// attempt.
+func (s *Server) runStep(w http.ResponseWriter, r *http.Request) error {
+	var spec agentrpc.StepSpec
+	if err := decodeJSON(r, &spec); err != nil {
+		return err
+	}
+	a, err := s.agents.RunStep(r.Context(), r.PathValue("id"), spec, principal(r).Name())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, r, http.StatusAccepted, a)
+	return nil
+}
+
 func (s *Server) getAttempt(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.agents.GetAttempt(r.Context(), r.PathValue("id"))
 	if err != nil {

@@ -22,7 +22,10 @@ import (
 	"github.com/opsconductor/opsconductor/controller/agentrpc"
 	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/keyring"
+	"github.com/opsconductor/opsconductor/controller/problem"
 	"github.com/opsconductor/opsconductor/controller/state"
+	"github.com/opsconductor/opsconductor/plugins/builtin"
+	"github.com/opsconductor/opsconductor/plugins/sdk"
 	agentv1 "github.com/opsconductor/opsconductor/proto/agent/v1"
 )
 
@@ -63,7 +66,8 @@ func newTestAgentsWith(t testing.TB, deps func(*agentrpc.Deps)) *testAgents {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := agentrpc.Deps{Applier: &localApplier{store: store}, Store: store, Keyring: kr, Logger: slog.New(slog.DiscardHandler)}
+	d := agentrpc.Deps{Applier: &localApplier{store: store}, Store: store, Keyring: kr, Logger: slog.New(slog.DiscardHandler),
+		Steps: builtinSteps{}}
 	if deps != nil {
 		deps(&d)
 	}
@@ -75,6 +79,19 @@ func newTestAgentsWith(t testing.TB, deps func(*agentrpc.Deps)) *testAgents {
 		t.Fatal(err)
 	}
 	return &testAgents{svc: svc}
+}
+
+// builtinSteps is the step catalog of the built-in steps alone (the
+// server adds the plugin registry).
+type builtinSteps struct{}
+
+func (builtinSteps) Describe(_ context.Context, uses string) (sdk.Description, error) {
+	name, _, _ := strings.Cut(uses, "@")
+	st, ok := builtin.Lookup(name)
+	if !ok {
+		return sdk.Description{}, problem.Invalid("uses", "%q is neither a built-in step nor a registered plugin", uses)
+	}
+	return st.Describe(), nil
 }
 
 // caseJoinToken makes a join token in the fixture's agents service.
@@ -301,6 +318,24 @@ func agentCases() []routeCase {
 			body: `{"argv":["true"],"shell":"true","timeout":"forever"}`, want: 400, prepare: newAgent, check: wantError("invalid_input", "shell")},
 		{name: "a command to an unknown agent is a 404", method: "POST", target: "/api/v1/agents/agt_0000000000000000/commands", contentType: js,
 			body: `{"shell":"true"}`, want: 404},
+		{name: "a step is sent to a live agent", method: "POST", target: "/api/v1/agents/$id/steps", contentType: js,
+			body: `{"uses":"noop@1","with":{"lines":3},"timeout":"30s"}`, want: 202,
+			prepare: func(t *testing.T, f *fixture) prepared { return caseVars("id", caseLiveAgent(t, f)) },
+			check: func(t *testing.T, rec *responseUnderTest) {
+				var a agentrpc.Attempt
+				if err := json.Unmarshal(rec.body, &a); err != nil || a.Status != agentrpc.AttemptPending || a.Kind != "noop@1" ||
+					string(a.Params) != `{"lines":3}` {
+					t.Fatalf("attempt = %s", rec.body)
+				}
+			}},
+		{name: "a step whose parameters its schema refuses is a 400 naming them", method: "POST", target: "/api/v1/agents/$id/steps", contentType: js,
+			body: `{"uses":"noop","with":{"lines":-1}}`, want: 400, prepare: newAgent, check: wantError("invalid_params", "params.lines")},
+		{name: "an unknown step is a 400 naming uses", method: "POST", target: "/api/v1/agents/$id/steps", contentType: js,
+			body: `{"uses":"nope@1"}`, want: 400, prepare: newAgent, check: wantError("invalid_input", "uses")},
+		{name: "a step to an agent without a stream is a 409", method: "POST", target: "/api/v1/agents/$id/steps", contentType: js,
+			body: `{"uses":"noop"}`, want: 409, prepare: newAgent, check: wantError("agent_not_connected", "")},
+		{name: "a step to an unknown agent is a 404", method: "POST", target: "/api/v1/agents/agt_0000000000000000/steps", contentType: js,
+			body: `{"uses":"noop"}`, want: 404},
 		{name: "an attempt is read", method: "GET", target: "/api/v1/attempts/$id", want: 200,
 			prepare: func(t *testing.T, f *fixture) prepared { return caseVars("id", caseAttempt(t, f).ID) }},
 		{name: "an unknown attempt is a 404", method: "GET", target: "/api/v1/attempts/att_0000000000000000", want: 404},

@@ -145,6 +145,7 @@ func (s *Server) routeTable() []route {
 		r(http.MethodPost, "/api/v1/agents/{id}/drain", ClassWrite, agentsAdmin, s.drainAgent(true)),
 		r(http.MethodPost, "/api/v1/agents/{id}/undrain", ClassWrite, agentsAdmin, s.drainAgent(false)),
 		r(http.MethodPost, "/api/v1/agents/{id}/commands", ClassWrite, agentsAdmin, s.runCommand),
+		r(http.MethodPost, "/api/v1/agents/{id}/steps", ClassWrite, agentsAdmin, s.runStep),
 		consistent(r(http.MethodGet, "/api/v1/attempts/{id}", ClassRead, agentsRead, s.getAttempt)),
 		r(http.MethodGet, "/api/v1/attempts/{id}/log", ClassRead, agentsRead, s.attemptLog),
 		r(http.MethodPost, "/api/v1/attempts/{id}/cancel", ClassWrite, agentsAdmin, s.cancelAttempt),

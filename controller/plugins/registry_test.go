@@ -181,3 +181,34 @@ func TestBuildsOfOneVersionShareItsContract(t *testing.T) {
 		t.Fatalf("delete left files %v", entries)
 	}
 }
+
+func TestDescribeResolvesBuiltinsThenTheRegistry(t *testing.T) {
+	s := newService(t)
+	ctx := context.Background()
+	if _, err := s.Push(ctx, "alice", Push{Description: desc("1.2.0"), OS: "linux", Arch: "amd64"}, strings.NewReader("bin")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		uses, wantName, wantVersion, wantField string
+	}{
+		{uses: "noop", wantName: "noop", wantVersion: "1.0.0"},
+		{uses: "http@1", wantName: "http", wantVersion: "1.0.0"},
+		{uses: "http@2", wantField: "uses"},
+		{uses: "disk-usage@1", wantName: "disk-usage", wantVersion: "1.2.0"},
+		{uses: "disk-usage", wantName: "disk-usage", wantVersion: "1.2.0"},
+		{uses: "disk-usage@2", wantField: "uses"},
+		{uses: "nope", wantField: "uses"},
+	}
+	for _, tc := range tests {
+		d, err := s.Describe(ctx, tc.uses)
+		if tc.wantField != "" {
+			if p, ok := problem.As(err); !ok || p.Kind != problem.KindInvalid || !strings.Contains(p.Error(), tc.wantField) {
+				t.Errorf("%s: err = %v, want invalid %s", tc.uses, err, tc.wantField)
+			}
+			continue
+		}
+		if err != nil || d.Name != tc.wantName || d.Version != tc.wantVersion {
+			t.Errorf("%s = %s@%s, %v", tc.uses, d.Name, d.Version, err)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/opsconductor/opsconductor/controller/problem"
 	"github.com/opsconductor/opsconductor/controller/state"
+	"github.com/opsconductor/opsconductor/plugins/builtin"
 	"github.com/opsconductor/opsconductor/plugins/sdk"
 )
 
@@ -34,7 +35,8 @@ type Deps struct {
 	Dir string
 	// NodeID names this controller as a holder of the files it stores.
 	NodeID string
-	// Reserved reports names taken by built-in steps.
+	// Reserved reports names no plugin may take (default: the built-in
+	// steps' and "command").
 	Reserved func(name string) bool
 }
 
@@ -47,6 +49,12 @@ type Service struct {
 func New(d Deps) (*Service, error) {
 	if d.Applier == nil || d.Store == nil || d.Logger == nil || d.Dir == "" || d.NodeID == "" {
 		return nil, errors.New("plugins: Applier, Store, Logger, Dir and NodeID are required")
+	}
+	if d.Reserved == nil {
+		d.Reserved = func(name string) bool {
+			_, ok := builtin.Lookup(name)
+			return ok || name == "command"
+		}
 	}
 	if err := os.MkdirAll(d.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("plugins: create %s: %w", d.Dir, err)
@@ -184,6 +192,30 @@ func resolve(txn *memdb.Txn, name, want string) (Plugin, error) {
 		return Plugin{}, problem.NotFound("plugin", ref)
 	}
 	return *best.clone(), nil
+}
+
+// Describe resolves a step reference as a job names it ("http",
+// "noop@1", "disk-usage@1.2") to what the step accepts: a built-in step
+// (whose version the pin must satisfy) or the newest registered plugin
+// version matching the pin. An unknown step is invalid input naming
+// "uses".
+func (s *Service) Describe(ctx context.Context, uses string) (sdk.Description, error) {
+	name, version, _ := strings.Cut(uses, "@")
+	if st, ok := builtin.Lookup(name); ok {
+		d := st.Describe()
+		if version != "" && !matches(version, d.Version) {
+			return sdk.Description{}, problem.Invalid("uses", "the built-in step %s is version %s, which does not satisfy %q", name, d.Version, version)
+		}
+		return d, nil
+	}
+	p, err := s.Resolve(ctx, name, version)
+	if problem.Is(err, problem.KindNotFound) {
+		return sdk.Description{}, problem.Invalid("uses", "%q is neither a built-in step nor a registered plugin; push it with `opsconductor plugin push`", uses)
+	}
+	if err != nil {
+		return sdk.Description{}, err
+	}
+	return p.Description, nil
 }
 
 // Delete removes name@version from the registry and its files from this

@@ -20,22 +20,9 @@ func BenchmarkOutputThroughput(b *testing.B) {
 	cfg.Dev = true
 	r := start(b, cfg)
 	ctx := context.Background()
-	var local apiclient.Agent
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	poll(wctx, b, "the built-in agent", func() error {
-		page, err := r.client.ListAgents(wctx, "", 10)
-		if err != nil {
-			return err
-		}
-		for _, a := range page.Items {
-			if a.Name == LocalAgentName && a.Status == "up" {
-				local = a
-				return nil
-			}
-		}
-		return fmt.Errorf("not up yet")
-	})
+	local := waitLocalAgent(wctx, b, r)
 	const size = 64 << 20
 	shell := fmt.Sprintf("yes \"$(printf '%%01023d' 0)\" | head -c %d", size)
 	b.SetBytes(size)

@@ -19,20 +19,7 @@ func TestDevServerRunsCommandsOnItsBuiltInAgent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	var local apiclient.Agent
-	poll(ctx, t, "the built-in agent to be up", func() error {
-		page, err := r.client.ListAgents(ctx, "", 10)
-		if err != nil {
-			return err
-		}
-		for _, a := range page.Items {
-			if a.Name == LocalAgentName && a.Status == "up" {
-				local = a
-				return nil
-			}
-		}
-		return fmt.Errorf("agents: %+v", page.Items)
-	})
+	local := waitLocalAgent(ctx, t, r)
 	at, err := r.client.RunCommand(ctx, local.ID, apiclient.CommandSpec{Shell: "echo hello from $(hostname) >/dev/null; echo hello"})
 	if err != nil {
 		t.Fatal(err)

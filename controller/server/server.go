@@ -165,14 +165,14 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	go func() { defer bgWG.Done(); maint.run(bg) }()
 
 	pluginReg, err := plugins.New(plugins.Deps{Applier: node, Store: store, Logger: log.With("component", "plugins"),
-		Dir: filepath.Join(cfg.DataDir, "plugins"), NodeID: nodeID, Reserved: builtinStep})
+		Dir: filepath.Join(cfg.DataDir, "plugins"), NodeID: nodeID})
 	if err != nil {
 		return err
 	}
 	agents, err := agentrpc.New(agentrpc.Config{NodeID: nodeID, Advertise: agentAdvertise},
 		agentrpc.Deps{Applier: node, Store: store, Keyring: kr, Logger: log.With("component", "agentrpc"),
 			Leadership: clusterLeadership{node}, History: writer, HistoryReader: hist, Plugins: pluginBuilds{pluginReg},
-			Steps: stepCatalog{pluginReg}})
+			Steps: pluginReg})
 	if err != nil {
 		return err
 	}
