@@ -191,7 +191,9 @@ func decodeBody(body []byte, first, last int64, n int, minTime, maxTime int64) (
 	if n < 1 || n > len(body) {
 		return nil, fmt.Errorf("%w: %d records in %d bytes", errChunk, n, len(body))
 	}
-	out := make([]chunkRec, 0, n)
+	// A record takes at least 3 bytes, so that bounds what a damaged n
+	// can make this allocate.
+	out := make([]chunkRec, 0, min(n, len(body)/3))
 	b := body[1:]
 	seq, tm := first, minTime
 	for len(b) > 0 {
