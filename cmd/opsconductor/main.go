@@ -48,6 +48,7 @@ func newRoot() *cobra.Command {
 	})
 	root.AddCommand(newServerCmd(), newDevCmd(), newOperatorCmd(), newVersionCmd(),
 		newLoginCmd(), newLogoutCmd(), newWhoamiCmd(), newPasswordCmd(),
-		newUserCmd(), newRoleCmd(), newTokenCmd(), newSessionCmd(), newAgentCmd(), newAttemptCmd())
+		newUserCmd(), newRoleCmd(), newTokenCmd(), newSessionCmd(), newAgentCmd(), newAttemptCmd(),
+		newPluginCmd(), newStepsCmd())
 	return root
 }
