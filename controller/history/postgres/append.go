@@ -173,14 +173,14 @@ func (s *Store) appendTx(ctx context.Context, conn *pgx.Conn, rows []row, sp []s
 			all = append(all, x.rows...)
 		}
 	}
-	runs := chunksByDomain(buildChunks(all))
+	chunks := buildChunks(all)
+	runs := chunksByDomain(chunks)
 	size := 0
-	for _, run := range runs {
-		for i := range run {
-			size += len(run[i].body)
-		}
+	for i := range chunks {
+		size += bodyLen(&chunks[i])
 	}
 	if size < copyThreshold {
+		encodeBodies(chunks)
 		b = &pgx.Batch{}
 		for _, run := range runs {
 			queueInsert(b, s.domains[run[0].dom].insert, run)

@@ -32,9 +32,9 @@ const jsonbVersion = 1
 // appendCopyChunk writes them.
 const copyChunkColumns = "stream, first_seq, last_seq, n, min_time, max_time, kind, fields, body"
 
-// appendCopyChunk appends one chunk row up to its body's length: the
-// body's bytes follow, and copyReader copies them from the chunk itself.
-func appendCopyChunk(b []byte, c *chunk) []byte {
+// appendCopyChunk appends one chunk row up to its body's length, n: the
+// body's bytes follow.
+func appendCopyChunk(b []byte, c *chunk, n int) []byte {
 	b = binary.BigEndian.AppendUint16(b, 9)
 	b = appendText(b, c.stream)
 	b = appendInt8(b, c.first)
@@ -47,7 +47,7 @@ func appendCopyChunk(b []byte, c *chunk) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(1+len(c.jsonText)))
 	b = append(b, jsonbVersion)
 	b = append(b, c.jsonText...)
-	return binary.BigEndian.AppendUint32(b, uint32(len(c.body)))
+	return binary.BigEndian.AppendUint32(b, uint32(n))
 }
 
 func appendInt8(b []byte, v int64) []byte {
@@ -61,14 +61,15 @@ func appendText(b []byte, s string) []byte {
 }
 
 // copyReader streams chunks in the binary COPY format as pgconn asks for
-// data.
+// data, encoding each chunk's body into a buffer it reuses.
 type copyReader struct {
-	chunks []chunk
-	next   int    // the next chunk to encode
-	buf    []byte // encoded, not yet read
-	off    int    // read position in buf
-	body   []byte // the rest of the current chunk's body, after buf
-	done   bool   // the trailer has been encoded
+	chunks  []chunk
+	next    int    // the next chunk to encode
+	buf     []byte // encoded, not yet read
+	off     int    // read position in buf
+	body    []byte // the rest of the current chunk's body, after buf
+	scratch []byte // the current chunk's body
+	done    bool   // the trailer has been encoded
 }
 
 func newCopyReader(chunks []chunk) *copyReader {
@@ -97,7 +98,8 @@ func (c *copyReader) Read(p []byte) (int, error) {
 			c.buf, c.off, c.done = binary.BigEndian.AppendUint16(c.buf[:0], 0xffff), 0, true
 		default:
 			ch := &c.chunks[c.next]
-			c.buf, c.off, c.body = appendCopyChunk(c.buf[:0], ch), 0, ch.body
+			c.scratch = appendBody(c.scratch[:0], ch)
+			c.buf, c.off, c.body = appendCopyChunk(c.buf[:0], ch, len(c.scratch)), 0, c.scratch
 			c.next++
 		}
 	}
