@@ -130,9 +130,13 @@ func (s *Server) Stop(grace time.Duration) error {
 	case <-t.C:
 		_ = s.cmd.Process.Kill()
 		<-s.exited
-		return fmt.Errorf("the controller did not exit within %s of SIGTERM; killed it", grace)
+		return fmt.Errorf("%w: not within %s of SIGTERM", ErrKilled, grace)
 	}
 }
+
+// ErrKilled is returned by Stop when the server outlived the grace
+// period and was killed.
+var ErrKilled = errors.New("the controller did not exit in time and was killed")
 
 // Launch starts a stopped server again on the same data dir and ports (a
 // restart is Stop, then Launch).
