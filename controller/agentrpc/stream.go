@@ -27,7 +27,9 @@ import (
 //	lease    = max(MinLease, 3 × interval)
 //
 // With the defaults that is a 5 s interval and a 15 s lease up to 2,500
-// agents, and 20 s / 60 s at 10,000.
+// agents, and 20 s / 60 s at 10,000. A stream is told its interval in
+// the Welcome, and again in a new Welcome once the count has moved it
+// by more than a quarter (registry.seen).
 const (
 	DefaultHeartbeatInterval = 5 * time.Second
 	DefaultHeartbeatRate     = 500.0
@@ -86,6 +88,8 @@ type liveStream struct {
 	// always finds its stream ready.
 	welcomeMu sync.Mutex
 	welcomed  bool
+	// interval is the heartbeat interval last announced; registry.mu.
+	interval time.Duration
 }
 
 // keptBatch bounds the capacity of a queue array the writer keeps for
@@ -248,19 +252,34 @@ func (r *registry) attach(id string) (ls *liveStream, l *lease, interval, ttl ti
 	l.stream = ls
 	r.connected++
 	interval, ttl = r.timing(r.connected)
+	ls.interval = interval
 	l.lastSeen, l.ttl = time.Now(), ttl
 	r.arm(id, l)
 	return ls, l, interval, ttl, true
 }
 
-// seen records a heartbeat from ls if it is still the agent's stream.
-func (r *registry) seen(ls *liveStream) {
+// seen records a message from ls if it is still the agent's stream. The
+// interval a Welcome names is sized for the agents connected at that
+// moment, so the agents that came first would keep the shortest one: at
+// 10,000 agents that was 1,200 heartbeats a second, not the 500 the
+// sizing allows (bench/agentidle). When the interval for the agents
+// connected now has moved more than a quarter from the one ls was told,
+// seen adopts it for the lease and returns it with retune set, to be
+// announced in a new Welcome (the agent resets its ticker on each).
+func (r *registry) seen(ls *liveStream) (interval, ttl time.Duration, retune bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if l := r.agents[ls.agentID]; l != nil && l.stream == ls {
-		l.lastSeen = time.Now()
-		l.timer.Reset(l.ttl)
+	l := r.agents[ls.agentID]
+	if l == nil || l.stream != ls {
+		return 0, 0, false
 	}
+	l.lastSeen = time.Now()
+	interval, ttl = r.timing(r.connected)
+	if 4*interval > 5*ls.interval || 4*interval < 3*ls.interval {
+		ls.interval, l.ttl, retune = interval, ttl, true
+	}
+	l.timer.Reset(l.ttl)
+	return interval, ttl, retune
 }
 
 // detach forgets ls when its handler returns. The lease timer keeps
@@ -558,8 +577,7 @@ func (s *Service) connect(stream agentv1.AgentService_ConnectServer) error {
 		log.Warn("agent up not committed", "error", err)
 		return grpcError(err)
 	}
-	ls.welcome(&agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Welcome{Welcome: &agentv1.Welcome{
-		NodeId: s.cfg.NodeID, HeartbeatInterval: durationpb.New(interval), Lease: durationpb.New(ttl)}}})
+	ls.welcome(s.welcomeMessage(interval, ttl))
 	log.Info("agent connected", "version", up.Version, "heartbeat_interval", interval, "lease", ttl)
 	// The ingest (a queue of ingestQueue slots and two goroutines) starts
 	// with the first chunk or result: most streams are idle agents that
@@ -603,7 +621,9 @@ func (s *Service) connect(stream agentv1.AgentService_ConnectServer) error {
 			case <-s.store.AbandonCh():
 				break wait
 			case m := <-msgs:
-				s.reg.seen(ls)
+				if interval, ttl, retune := s.reg.seen(ls); retune {
+					ls.enqueue(s.welcomeMessage(interval, ttl))
+				}
 				switch {
 				case m.GetFacts() != nil:
 					up.Facts = factsFromProto(m.GetFacts())
@@ -638,6 +658,13 @@ func (s *Service) connect(stream agentv1.AgentService_ConnectServer) error {
 			}
 		}
 	}
+}
+
+// welcomeMessage names this leader and the heartbeat interval and lease
+// for a stream: first as the answer to Hello, later to retune them.
+func (s *Service) welcomeMessage(interval, ttl time.Duration) *agentv1.ControllerMessage {
+	return &agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Welcome{Welcome: &agentv1.Welcome{
+		NodeId: s.cfg.NodeID, HeartbeatInterval: durationpb.New(interval), Lease: durationpb.New(ttl)}}}
 }
 
 // commitUp commits the agent up on this node unless the table already

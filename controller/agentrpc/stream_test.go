@@ -363,3 +363,43 @@ func TestLosingLeadershipClosesStreamsAndANewLeaderStartsLeases(t *testing.T) {
 	lead.set(true)
 	waitFor(t, "the agent marked down by the new term's lease", func() bool { return e.agent(t, a.id).Status == StatusDown })
 }
+
+func TestTheHeartbeatIntervalIsRetunedAsAgentsConnectAndLeave(t *testing.T) {
+	// One heartbeat a second in all: n agents beat every n seconds.
+	r := newRegistry(Config{HeartbeatInterval: time.Second, HeartbeatRate: 1, MinLease: 3 * time.Second}, true)
+	defer r.stopLeading(errShutdown)
+	first, _, interval, _, ok := r.attach("agt_0")
+	if !ok || interval != time.Second {
+		t.Fatalf("attach: interval %s, ok %v; want 1s, true", interval, ok)
+	}
+	var others []*liveStream
+	for _, id := range []string{"agt_1", "agt_2", "agt_3"} {
+		ls, _, _, _, _ := r.attach(id)
+		others = append(others, ls)
+	}
+	steps := []struct {
+		name         string
+		interval     time.Duration
+		ttl          time.Duration
+		retune       bool
+		beforeChange func()
+	}{
+		{name: "the first agent is told the interval for four agents", interval: 4 * time.Second, ttl: 12 * time.Second, retune: true},
+		{name: "and is not told again while the count holds", interval: 4 * time.Second, ttl: 12 * time.Second},
+		{name: "a quarter less is within the hysteresis", interval: 3 * time.Second, ttl: 9 * time.Second,
+			beforeChange: func() { r.detach(others[0]) }},
+		{name: "half is retuned down", interval: 2 * time.Second, ttl: 6 * time.Second, retune: true,
+			beforeChange: func() { r.detach(others[1]) }},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if st.beforeChange != nil {
+				st.beforeChange()
+			}
+			interval, ttl, retune := r.seen(first)
+			if interval != st.interval || ttl != st.ttl || retune != st.retune {
+				t.Fatalf("seen = %s, %s, %v; want %s, %s, %v", interval, ttl, retune, st.interval, st.ttl, st.retune)
+			}
+		})
+	}
+}
