@@ -88,6 +88,11 @@ func TestAssignmentsOverTheLimitAreRefusedAndRepeatsAreNotRerun(t *testing.T) {
 	if r := result(t, box, "at-1"); r.GetStatus() != agentv1.AttemptStatus_ATTEMPT_STATUS_CANCELED {
 		t.Fatalf("canceled attempt: %v", r)
 	}
+	// at-2 starts in its own goroutine, perhaps only now.
+	deadline := time.Now().Add(10 * time.Second)
+	for b.calls.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	if n := b.calls.Load(); n != 2 {
 		t.Fatalf("%d commands ran, want 2", n)
 	}

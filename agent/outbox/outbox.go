@@ -67,7 +67,22 @@ type Options struct {
 	// into an empty outbox.
 	MaxBytes int64
 	Logger   *slog.Logger
+	// CommitDelay is how long queued events wait before the commit that
+	// writes them (default DefaultCommitDelay; negative: none). Events
+	// are sent before they are written, so the delay costs no latency;
+	// it lets the controller's acks arrive first, and an acknowledged
+	// chunk still queued is dropped instead of written and deleted.
+	// Flush and Close do not wait for it.
+	CommitDelay time.Duration
 }
+
+// DefaultCommitDelay bounds how long an event lives only in memory: an
+// agent killed within it loses what it had not yet sent.
+const DefaultCommitDelay = 100 * time.Millisecond
+
+// commitBatchBytes commits at once, whatever the delay, when this much
+// output is queued.
+const commitBatchBytes = 16 << 20
 
 // Attempt is what the outbox holds about one attempt.
 type Attempt struct {
@@ -89,7 +104,8 @@ type Outbox struct {
 	mu       sync.Mutex
 	used     int64 // bytes of chunks and results, committed or queued
 	queue    []op
-	inflight []op // taken off queue by the commit in progress
+	inflight []op            // taken off queue by the commit in progress
+	qacks    map[string]qack // unwritten acks by attempt, until committed
 	closed   bool
 	full     bool          // back-pressure is being applied (logged once per episode)
 	space    chan struct{} // closed and replaced when used drops
@@ -97,7 +113,13 @@ type Outbox struct {
 
 	kick chan struct{}
 	stop chan struct{}
-	wg   sync.WaitGroup
+	// delay is Options.CommitDelay; flushNow and batchFull (capacity 1)
+	// cut it short. queuedBytes is the chunk data in queue.
+	delay       time.Duration
+	flushNow    chan struct{}
+	batchFull   chan struct{}
+	queuedBytes int64
+	wg          sync.WaitGroup
 }
 
 // op is one queued write; done is set only for Flush's barrier.
@@ -109,6 +131,15 @@ type op struct {
 	accepted time.Time
 	ackRes   bool // acks: the Result too
 	done     chan error
+	// chunk is the Put's message, so that readers of queued chunks need
+	// not unmarshal data; never modified after Put.
+	chunk *agentv1.LogChunk
+}
+
+// qack is what the unwritten acks of one attempt acknowledge.
+type qack struct {
+	through uint64
+	result  bool
 }
 
 // keyAck marks an ack op; it is never stored under this key.
@@ -128,7 +159,11 @@ func Open(path string, opts Options) (*Outbox, error) {
 	}
 	o := &Outbox{db: db, log: opts.Logger, max: opts.MaxBytes,
 		space: make(chan struct{}), changed: make(chan struct{}),
-		kick: make(chan struct{}, 1), stop: make(chan struct{})}
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), qacks: map[string]qack{},
+		delay: opts.CommitDelay, flushNow: make(chan struct{}, 1), batchFull: make(chan struct{}, 1)}
+	if o.delay == 0 {
+		o.delay = DefaultCommitDelay
+	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		root, err := tx.CreateBucketIfNotExists(bucketAttempts)
 		if err != nil {
@@ -206,6 +241,10 @@ func (o *Outbox) Flush() error {
 	if err := o.enqueue(op{done: done}); err != nil {
 		return err
 	}
+	select {
+	case o.flushNow <- struct{}{}:
+	default:
+	}
 	return <-done
 }
 
@@ -260,10 +299,18 @@ func (o *Outbox) Put(ctx context.Context, c *agentv1.LogChunk) error {
 				o.log.Info("outbox has room again: output flows", "used_bytes", o.used)
 			}
 			o.used += n
-			o.queue = append(o.queue, op{attempt: c.GetAttemptId(), seq: c.GetSeq(), data: data})
+			o.queuedBytes += n
+			o.queue = append(o.queue, op{attempt: c.GetAttemptId(), seq: c.GetSeq(), data: data, chunk: c})
 			o.notifyLocked()
+			big := o.queuedBytes >= commitBatchBytes
 			o.mu.Unlock()
 			o.signal()
+			if big {
+				select {
+				case o.batchFull <- struct{}{}:
+				default:
+				}
+			}
 			return nil
 		}
 		if !o.full {
@@ -283,22 +330,52 @@ func (o *Outbox) Put(ctx context.Context, c *agentv1.LogChunk) error {
 
 func (o *Outbox) commitLoop() {
 	defer o.wg.Done()
+	var delay *time.Timer
+	if o.delay > 0 {
+		delay = time.NewTimer(o.delay)
+		delay.Stop()
+		defer delay.Stop()
+	}
 	for {
 		select {
 		case <-o.kick:
+		case <-o.flushNow:
 			o.commit()
+			continue
 		case <-o.stop:
 			o.commit()
 			return
 		}
+		if delay != nil && !o.bigBatch() {
+			delay.Reset(o.delay)
+			select {
+			case <-delay.C:
+			case <-o.batchFull:
+				delay.Stop()
+			case <-o.flushNow:
+				delay.Stop()
+			case <-o.stop:
+				delay.Stop()
+				o.commit()
+				return
+			}
+		}
+		o.commit()
 	}
+}
+
+// bigBatch reports whether enough is queued to commit without waiting.
+func (o *Outbox) bigBatch() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.queuedBytes >= commitBatchBytes
 }
 
 // commit writes everything queued in one transaction.
 func (o *Outbox) commit() {
 	o.mu.Lock()
 	ops := o.queue
-	o.queue, o.inflight = nil, ops
+	o.queue, o.inflight, o.queuedBytes = nil, ops, 0
 	o.mu.Unlock()
 	if len(ops) == 0 {
 		return
@@ -364,6 +441,16 @@ func (o *Outbox) commit() {
 	}
 	o.mu.Lock()
 	o.inflight = nil
+	if err == nil {
+		for _, p := range ops {
+			// An ack on disk is no longer unwritten, unless a later one
+			// for the same attempt is still queued.
+			if qa, ok := o.qacks[p.attempt]; ok && string(p.kind) == string(keyAck) &&
+				qa.through <= p.seq && (!qa.result || p.ackRes) {
+				delete(o.qacks, p.attempt)
+			}
+		}
+	}
 	if err != nil {
 		// The events stay readable (and sendable) until the next
 		// commit retries them; dropping them here would lose output.
@@ -375,6 +462,11 @@ func (o *Outbox) commit() {
 			}
 		}
 		o.queue = append(retry, o.queue...)
+		for _, p := range retry {
+			if p.kind == nil {
+				o.queuedBytes += int64(len(p.data))
+			}
+		}
 	} else if freed > 0 {
 		o.used -= freed
 		if !o.closed {
@@ -442,15 +534,27 @@ func applyAck(root *bolt.Bucket, attempt string, throughSeq uint64, result bool)
 	return freed, nil
 }
 
-// unwritten returns the events not yet on disk, oldest first. Readers
-// take it before they read the file: an event committed in between is
-// then seen twice (and merged), never missed.
-func (o *Outbox) unwritten() []op {
+// unwritten returns the events not yet on disk, oldest first, of one
+// attempt ("" for all). Readers take it before they read the file: an
+// event committed in between is then seen twice (and merged), never
+// missed.
+func (o *Outbox) unwritten(attempt string) []op {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	out := make([]op, 0, len(o.inflight)+len(o.queue))
-	out = append(out, o.inflight...)
-	return append(out, o.queue...)
+	if attempt == "" {
+		out := make([]op, 0, len(o.inflight)+len(o.queue))
+		out = append(out, o.inflight...)
+		return append(out, o.queue...)
+	}
+	var out []op
+	for _, q := range [][]op{o.inflight, o.queue} {
+		for _, p := range q {
+			if p.attempt == attempt {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 // Has reports whether the outbox holds (or has queued) anything of
@@ -478,7 +582,7 @@ type memAttempt struct {
 
 // Attempts lists every attempt held or queued, in attempt ID order.
 func (o *Outbox) Attempts() ([]Attempt, error) {
-	queued := o.unwritten()
+	queued := o.unwritten("")
 	byID := map[string]*memAttempt{}
 	err := o.db.View(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketAttempts)
@@ -539,73 +643,56 @@ func (o *Outbox) Attempts() ([]Attempt, error) {
 // seq order, and its Result when held and every chunk after afterSeq
 // fitted in limit. Queued events count; acknowledged ones do not.
 func (o *Outbox) Pending(attempt string, afterSeq uint64, limit int) ([]*agentv1.LogChunk, *agentv1.Result, error) {
-	queued := o.unwritten()
-	var (
-		chunks  []*agentv1.LogChunk
-		resData []byte
-		acked   = afterSeq
-		resAck  bool
-	)
-	for _, p := range queued {
-		if p.attempt == attempt && string(p.kind) == string(keyAck) {
-			acked = max(acked, p.seq)
-			resAck = resAck || p.ackRes
-		}
-	}
-	err := o.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketAttempts).Bucket([]byte(attempt))
-		if b == nil {
-			return nil
-		}
-		if c := b.Bucket(bucketChunks); c != nil {
-			cur := c.Cursor()
-			for k, v := cur.Seek(seqKey(acked + 1)); k != nil; k, v = cur.Next() {
-				if len(chunks) == limit {
-					return nil
-				}
-				var m agentv1.LogChunk
-				if err := proto.Unmarshal(v, &m); err != nil {
-					return fmt.Errorf("chunk %d: %w", getSeq(k), err)
-				}
-				chunks = append(chunks, &m)
+	mem, resData, qa, covered := o.queuedAfter(attempt, afterSeq, limit)
+	acked := max(afterSeq, qa.through)
+	var chunks []*agentv1.LogChunk
+	// The file is read only for what the queue does not cover: after a
+	// reconnect (the cursor starts again) or for a committed Result.
+	if !covered || resData == nil {
+		err := o.db.View(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketAttempts).Bucket([]byte(attempt))
+			if b == nil {
+				return nil
 			}
+			if c := b.Bucket(bucketChunks); c != nil && !covered {
+				cur := c.Cursor()
+				for k, v := cur.Seek(seqKey(acked + 1)); k != nil; k, v = cur.Next() {
+					if len(chunks) == limit {
+						return nil
+					}
+					var m agentv1.LogChunk
+					if err := proto.Unmarshal(v, &m); err != nil {
+						return fmt.Errorf("chunk %d: %w", getSeq(k), err)
+					}
+					chunks = append(chunks, &m)
+				}
+			}
+			if resData == nil {
+				if v := b.Get(keyResult); v != nil {
+					resData = append([]byte(nil), v...)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("outbox: pending %s: %w", attempt, err)
 		}
-		resData = b.Get(keyResult)
-		if resData != nil {
-			resData = append([]byte(nil), resData...)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("outbox: pending %s: %w", attempt, err)
 	}
 	next := acked
 	if n := len(chunks); n > 0 {
 		next = chunks[n-1].GetSeq()
 	}
-	for _, p := range queued {
-		if p.attempt != attempt {
-			continue
+	for _, c := range mem {
+		if c.GetSeq() <= next {
+			continue // on disk too, or acknowledged
 		}
-		switch {
-		case p.kind == nil:
-			if p.seq <= next {
-				continue // on disk too, or acknowledged
-			}
-			if len(chunks) == limit {
-				return chunks, nil, nil
-			}
-			var m agentv1.LogChunk
-			if err := proto.Unmarshal(p.data, &m); err != nil {
-				return nil, nil, fmt.Errorf("outbox: pending %s: chunk %d: %w", attempt, p.seq, err)
-			}
-			chunks = append(chunks, &m)
-			next = p.seq
-		case string(p.kind) == string(keyResult):
-			resData = p.data
+		if len(chunks) == limit {
+			return chunks, nil, nil
 		}
+		chunks = append(chunks, c)
+		next = c.GetSeq()
 	}
-	if len(chunks) == limit || resData == nil || resAck {
+	if len(chunks) == limit || resData == nil || qa.result {
 		return chunks, nil, nil
 	}
 	res := &agentv1.Result{}
@@ -615,10 +702,57 @@ func (o *Outbox) Pending(attempt string, afterSeq uint64, limit int) ([]*agentv1
 	return chunks, res, nil
 }
 
+// queuedAfter returns up to limit of attempt's unwritten chunks with seq
+// > after in seq order, its unwritten Result, its unwritten acks, and
+// whether the queue covers everything after `after` (no file read needed
+// for chunks). It finds where to start by scanning from the newest event
+// back, so a caught-up reader costs only what was queued since it last
+// looked, and copies no more than limit chunks.
+func (o *Outbox) queuedAfter(attempt string, after uint64, limit int) (mem []*agentv1.LogChunk, res []byte, qa qack, covered bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	qa = o.qacks[attempt]
+	floor := max(after, qa.through)
+	lists := [2][]op{o.inflight, o.queue} // oldest first
+	// Start at the oldest unwritten chunk above floor: lists[li][pi].
+	li, pi, first := 2, 0, uint64(0)
+scan:
+	for l := 1; l >= 0; l-- {
+		for i := len(lists[l]) - 1; i >= 0; i-- {
+			p := &lists[l][i]
+			if p.attempt != attempt {
+				continue
+			}
+			switch {
+			case p.kind == nil:
+				if p.seq <= floor {
+					covered = true
+					break scan
+				}
+				li, pi, first = l, i, p.seq
+			case string(p.kind) == string(keyResult) && res == nil:
+				res = p.data
+			}
+		}
+	}
+	if first == floor+1 {
+		covered = true
+	}
+	for l := li; l < 2 && len(mem) < limit; l++ {
+		for i := pi; i < len(lists[l]) && len(mem) < limit; i++ {
+			if p := &lists[l][i]; p.attempt == attempt && p.kind == nil {
+				mem = append(mem, p.chunk)
+			}
+		}
+		pi = 0
+	}
+	return mem, res, qa, covered
+}
+
 // Assignment returns the assignment recorded for attempt (without its
 // secrets), or nil.
 func (o *Outbox) Assignment(attempt string) (*agentv1.Assignment, error) {
-	for _, p := range slices.Backward(o.unwritten()) {
+	for _, p := range slices.Backward(o.unwritten(attempt)) {
 		if p.attempt == attempt && string(p.kind) == string(keyAssignment) {
 			a := &agentv1.Assignment{}
 			return a, proto.Unmarshal(p.data, a)
@@ -641,7 +775,34 @@ func (o *Outbox) Assignment(attempt string) (*agentv1.Assignment, error) {
 // acknowledged and that holds no chunk any more is forgotten. Unknown
 // attempts are ignored. It never waits for the disk: the session calls it
 // from its receive loop.
+//
+// Chunks it covers that are still queued are dropped rather than written
+// and deleted: while a step streams, the controller acks most chunks
+// before the commit loop reaches them, so the disk sees little of a fast
+// stream's output.
 func (o *Outbox) Ack(attempt string, throughSeq uint64, result bool) error {
+	o.mu.Lock()
+	kept, freed := o.queue[:0], int64(0)
+	for _, p := range o.queue {
+		if p.kind == nil && p.attempt == attempt && p.seq <= throughSeq {
+			freed += int64(len(p.data))
+			continue
+		}
+		kept = append(kept, p)
+	}
+	clear(o.queue[len(kept):]) // let the dropped chunks' data go
+	o.queue = kept
+	qa := o.qacks[attempt]
+	o.qacks[attempt] = qack{through: max(qa.through, throughSeq), result: qa.result || result}
+	if freed > 0 {
+		o.used -= freed
+		o.queuedBytes -= freed
+		if !o.closed {
+			close(o.space)
+			o.space = make(chan struct{})
+		}
+	}
+	o.mu.Unlock()
 	return o.enqueue(op{attempt: attempt, seq: throughSeq, kind: keyAck, ackRes: result})
 }
 

@@ -134,7 +134,10 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 		return err
 	}
 	defer hist.Close()
-	writer := history.NewWriter(hist, history.WriterConfig{Logger: log.With("component", "history")})
+	// Batches of up to 8,192 records: one store commit (an fsync) per
+	// batch is what bounds a fast step's output, and agents' log lines
+	// arrive by the thousand.
+	writer := history.NewWriter(hist, history.WriterConfig{MaxBatch: 8192, Logger: log.With("component", "history")})
 	defer func() {
 		wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
