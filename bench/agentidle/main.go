@@ -13,17 +13,20 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -226,7 +229,7 @@ func run(ctx context.Context, o options) (err error) {
 		window, rest.cpu, rest.driverCPU, verdict(rest.cpu <= targetCPU))
 	reconnect := fmt.Sprintf("%.1f s", rs.all.Seconds())
 	if rs.welcomed < n {
-		reconnect = fmt.Sprintf("only %d welcomed within the %s deadline", rs.welcomed, o.deadline)
+		reconnect = fmt.Sprintf("only %d welcomed within %s", rs.welcomed, exitGrace+o.deadline)
 	}
 	exit := fmt.Sprintf("exit took %.1f s", rs.exit.Seconds())
 	if rs.killed {
@@ -429,9 +432,25 @@ func waitWelcomed(ctx context.Context, sessions []*session.Session, before []int
 		}
 		select {
 		case <-ctx.Done():
+			reportErrors(sessions, before)
 			return time.Since(start), welcomed, fmt.Errorf("%d of %d agents welcomed after %s (last error: %s): %w", welcomed, len(sessions), time.Since(start).Round(time.Second), lastErr, ctx.Err())
 		case <-t.C:
 		}
+	}
+}
+
+// reportErrors prints why the sessions not welcomed again ended their
+// last attempt, most frequent first.
+func reportErrors(sessions []*session.Session, before []int) {
+	counts := map[string]int{}
+	for i, s := range sessions {
+		if st := s.Status(); !st.Connected || st.Connects <= before[i] {
+			counts[st.LastError]++
+		}
+	}
+	reasons := slices.SortedFunc(maps.Keys(counts), func(a, b string) int { return cmp.Compare(counts[b], counts[a]) })
+	for _, r := range reasons[:min(len(reasons), 5)] {
+		fmt.Fprintf(os.Stderr, "  %d agents not welcomed, last error: %s\n", counts[r], r)
 	}
 }
 
