@@ -91,6 +91,24 @@ echo "\$ go run ./bench/agent -bin $(dirname "$BIN") -n ${BENCH_AGENT_RUNS:-200}
 go run ./bench/agent -bin "$(dirname "$BIN")" -n "${BENCH_AGENT_RUNS:-200}"
 echo
 
+echo "## Steps: per-attempt overhead on the agent (Assign → Result queued for the controller)"
+cmd="go test ./agent/executor -run '^\$' -bench BenchmarkAttempt -benchtime ${BENCH_STEP_N:-500}x -count 1"
+echo "\$ $cmd"
+eval "$cmd" | tee "$out/steps.txt" | grep -E '^Benchmark' || true
+echo
+echo "| step | p50 ms | p99 ms | target |"
+echo "|---|---|---|---|"
+awk '/^BenchmarkAttempt\// {
+  name=$1; sub(/^BenchmarkAttempt\//, "", name); sub(/-[0-9]+$/, "", name)
+  for (i=1;i<=NF;i++) { if ($(i+1)=="p50-ms") p50=$i; if ($(i+1)=="p99-ms") p99=$i }
+  t="(reference: includes a process start)"
+  if (name=="builtin-noop") t=(p50+0 <= 1 ? "p50 <= 1 ms: met" : "p50 <= 1 ms: NOT met")
+  if (name=="plugin-warm") t=(p50+0 <= 5 ? "p50 <= 5 ms: met" : "p50 <= 5 ms: NOT met")
+  printf "| %s | %s | %s | %s |\n", name, p50, p99, t }' "$out/steps.txt"
+echo "(external plugin cold start: go test ./agent/pluginhost -run '^\$' -bench BenchmarkRunCold)"
+go test ./agent/pluginhost -run '^$' -bench BenchmarkRunCold -benchtime 20x -count 1 | grep -E '^Benchmark' || true
+echo
+
 echo "## Agents: ${BENCH_IDLE_AGENTS:-10000} idle agents on one controller (RSS and CPU at rest, reconnect after a restart)"
 # The agents' identities go to a tmpfs where there is one, so that their
 # fsyncs at enrolment do not queue behind the controller's on the disk.
