@@ -18,8 +18,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/opsconductor/opsconductor/internal/hclogslog"
 	"go.etcd.io/bbolt"
 
 	"github.com/opsconductor/opsconductor/controller/problem"
@@ -213,7 +215,7 @@ func (n *Node) open() error {
 		return fmt.Errorf("open raft log %s: %w", filepath.Join(raftDir, "raft.db"), err)
 	}
 	n.boltStore = bs
-	hlog := newHCLog(n.log, hclog.Info)
+	hlog := hclogslog.New(n.log, hclogslog.Options{Level: hclog.Info})
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 3, hlog.Named("snapshot"))
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)

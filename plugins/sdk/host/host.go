@@ -20,9 +20,11 @@ import (
 	"os/exec"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"github.com/opsconductor/opsconductor/internal/hclogslog"
 	"github.com/opsconductor/opsconductor/plugins/sdk"
 	"github.com/opsconductor/opsconductor/plugins/sdk/internal/wire"
 	pluginv1 "github.com/opsconductor/opsconductor/proto/plugin/v1"
@@ -101,7 +103,7 @@ func Start(cfg Config) (*Plugin, error) {
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		StartTimeout:     cfg.StartTimeout,
-		Logger:           newHCLog(cfg.Logger),
+		Logger:           hclogslog.New(cfg.Logger, hclogslog.Options{Level: hclog.Info, Component: "go-plugin", SilenceNamed: true}),
 		Stderr:           cfg.Stderr,
 		GRPCDialOptions: []grpc.DialOption{
 			grpc.WithInitialWindowSize(receiveWindow),
