@@ -18,14 +18,13 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"github.com/opsconductor/opsconductor/internal/hclogslog"
 	"go.etcd.io/bbolt"
 
 	"github.com/opsconductor/opsconductor/controller/problem"
 	"github.com/opsconductor/opsconductor/controller/state"
+	"github.com/opsconductor/opsconductor/internal/hclogslog"
 )
 
 // Config configures one node. Zero durations take the LAN defaults below.
