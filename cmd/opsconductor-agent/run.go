@@ -39,10 +39,10 @@ const stopFlushTimeout = 2 * time.Second
 func newRunCmd() *cobra.Command {
 	var (
 		configFile, dataDir, logLevel, pluginDir string
-		controllers                   []string
-		maxConcurrent                 int
-		outboxMax                     int64
-		grace                         time.Duration
+		controllers                              []string
+		maxConcurrent                            int
+		outboxMax                                int64
+		grace                                    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "run --data-dir D [--controller HOST:3001,…] [--config FILE]",

@@ -28,6 +28,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/problem"
 	"github.com/opsconductor/opsconductor/controller/state"
+	"github.com/opsconductor/opsconductor/controller/state/statetest"
 	agentv1 "github.com/opsconductor/opsconductor/proto/agent/v1"
 )
 
@@ -41,33 +42,6 @@ type clock struct {
 
 func (c *clock) now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) advance(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
-
-// localApplier applies straight to the store, one entry per call, as a
-// single-node leader would.
-type localApplier struct {
-	mu     sync.Mutex
-	store  *state.Store
-	clock  *clock
-	index  uint64
-	counts map[string]int // commands applied, by type
-}
-
-func (a *localApplier) Apply(_ context.Context, cmds ...state.Command) ([]state.Result, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.counts == nil {
-		a.counts = map[string]int{}
-	}
-	for _, c := range cmds {
-		a.counts[c.Type]++
-	}
-	a.index++
-	res, err := a.store.Apply(a.index, state.Entry{Time: a.clock.now(), Commands: cmds})
-	if err != nil {
-		return nil, err
-	}
-	return state.EncodeResults(res), nil
-}
 
 // syncBuffer collects the log so that tests can check what it holds.
 type syncBuffer struct {
@@ -85,7 +59,7 @@ func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return 
 
 type env struct {
 	svc     *Service
-	applier *localApplier
+	applier *statetest.Applier
 	clock   *clock
 	logs    *syncBuffer
 	addr    string
@@ -129,7 +103,7 @@ func newEnvDeps(t *testing.T, mut func(*Config), lead Leadership, deps func(*Dep
 	if mut != nil {
 		mut(&cfg)
 	}
-	applier := &localApplier{store: store, clock: clk}
+	applier := &statetest.Applier{Store: store, Now: clk.now}
 	d := Deps{Applier: applier,
 		Store: store, Keyring: kr, Logger: slog.New(slog.NewTextHandler(logs, nil)), Now: clk.now, Leadership: lead}
 	if deps != nil {

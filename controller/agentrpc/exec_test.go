@@ -261,9 +261,7 @@ func TestReplayedChunksAfterAReconnectAreStoredOnceAndAckedAgain(t *testing.T) {
 	if got.Status != AttemptFailed || *got.ExitCode != 3 {
 		t.Fatalf("attempt = %+v", got)
 	}
-	e.applier.mu.Lock()
-	finished := e.applier.counts[cmdAttemptFinished]
-	e.applier.mu.Unlock()
+	finished := e.applier.Applied(cmdAttemptFinished)
 	if finished != 1 {
 		t.Fatalf("%d finished commands, want 1", finished)
 	}
@@ -382,9 +380,7 @@ func TestDispatchIsRefusedWithoutALiveStreamOrWhileDraining(t *testing.T) {
 			}
 		})
 	}
-	e.applier.mu.Lock()
-	defer e.applier.mu.Unlock()
-	if e.applier.counts[cmdAttemptCreate] != 0 {
+	if e.applier.Applied(cmdAttemptCreate) != 0 {
 		t.Fatal("a refused dispatch created an attempt")
 	}
 }

@@ -8,15 +8,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"sync"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/opsconductor/opsconductor/controller/plugins"
-	"github.com/opsconductor/opsconductor/controller/state"
+	"github.com/opsconductor/opsconductor/controller/state/statetest"
 	"github.com/opsconductor/opsconductor/plugins/sdk"
 	agentv1 "github.com/opsconductor/opsconductor/proto/agent/v1"
 )
@@ -32,32 +30,10 @@ func (r registryBuilds) OpenBuild(ctx context.Context, name, version, os, arch s
 	return PluginBuild{Name: p.Name, Version: p.Version, SHA256: b.SHA256, Size: b.Size}, f, nil
 }
 
-type pluginApplier struct {
-	mu    sync.Mutex
-	store *state.Store
-	index uint64
-}
-
-func (a *pluginApplier) Apply(_ context.Context, cmds ...state.Command) ([]state.Result, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.index++
-	res, err := a.store.Apply(a.index, state.Entry{Time: time.Now().UTC(), Commands: cmds})
-	if err != nil {
-		return nil, err
-	}
-	return state.EncodeResults(res), nil
-}
-
 func newPluginRegistry(t *testing.T) *plugins.Service {
 	t.Helper()
-	reg := state.NewRegistry()
-	reg.MustRegister(plugins.Domain())
-	store, err := state.NewStore(reg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := plugins.New(plugins.Deps{Applier: &pluginApplier{store: store}, Store: store, Logger: slog.New(slog.DiscardHandler),
+	store := statetest.NewStore(t, plugins.Domain())
+	r, err := plugins.New(plugins.Deps{Applier: &statetest.Applier{Store: store}, Store: store, Logger: slog.New(slog.DiscardHandler),
 		Dir: t.TempDir(), NodeID: "n1"})
 	if err != nil {
 		t.Fatal(err)

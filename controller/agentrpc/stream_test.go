@@ -145,9 +145,7 @@ func (e *env) agent(t *testing.T, id string) Agent {
 }
 
 func (e *env) applied(typ string) int {
-	e.applier.mu.Lock()
-	defer e.applier.mu.Unlock()
-	return e.applier.counts[typ]
+	return e.applier.Applied(typ)
 }
 
 func TestHelloIsWelcomedAndMarksTheAgentUp(t *testing.T) {
@@ -206,9 +204,7 @@ func TestTheFirstMessageMustBeAHelloFromThisAgent(t *testing.T) {
 func TestHeartbeatsKeepTheAgentUpWithoutRaftWrites(t *testing.T) {
 	e := newEnvWith(t, fastStreams, nil)
 	a, _ := e.connectAgent(t, "web01")
-	e.applier.mu.Lock()
-	before := e.applier.index
-	e.applier.mu.Unlock()
+	before := e.applier.Index()
 	// Heartbeat for four leases; the agent must stay up and nothing be
 	// written. The ticker is the agent's heartbeat, not a synchronisation.
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -216,9 +212,7 @@ func TestHeartbeatsKeepTheAgentUpWithoutRaftWrites(t *testing.T) {
 	for end := time.Now().Add(4 * 300 * time.Millisecond); time.Now().Before(end); <-tick.C {
 		a.send(t, heartbeat())
 	}
-	e.applier.mu.Lock()
-	after := e.applier.index
-	e.applier.mu.Unlock()
+	after := e.applier.Index()
 	if after != before {
 		t.Fatalf("heartbeats made %d Raft writes", after-before)
 	}

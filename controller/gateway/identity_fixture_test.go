@@ -6,12 +6,12 @@ import (
 	"net/http"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/opsconductor/opsconductor/controller/identity"
 	"github.com/opsconductor/opsconductor/controller/identity/password"
 	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/state"
+	"github.com/opsconductor/opsconductor/controller/state/statetest"
 )
 
 // headerAnonymous marks a test request that must go out without the
@@ -40,23 +40,6 @@ func (ti *testIdentity) authorize(req *http.Request) {
 	}
 }
 
-type localApplier struct {
-	mu    sync.Mutex
-	store *state.Store
-	index uint64
-}
-
-func (a *localApplier) Apply(_ context.Context, cmds ...state.Command) ([]state.Result, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.index++
-	res, err := a.store.Apply(a.index, state.Entry{Time: time.Now().UTC(), Commands: cmds})
-	if err != nil {
-		return nil, err
-	}
-	return state.EncodeResults(res), nil
-}
-
 var testHasher = sync.OnceValues(func() (*password.Hasher, error) {
 	return password.NewHasher(password.DefaultParams, 4)
 })
@@ -81,7 +64,7 @@ func newTestIdentity(t testing.TB) *testIdentity {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := identity.New(identity.Config{}, identity.Deps{Applier: &localApplier{store: store}, Store: store, Keyring: kr,
+	svc, err := identity.New(identity.Config{}, identity.Deps{Applier: &statetest.Applier{Store: store}, Store: store, Keyring: kr,
 		Hasher: hasher, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

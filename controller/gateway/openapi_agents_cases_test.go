@@ -24,6 +24,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/problem"
 	"github.com/opsconductor/opsconductor/controller/state"
+	"github.com/opsconductor/opsconductor/controller/state/statetest"
 	"github.com/opsconductor/opsconductor/plugins/builtin"
 	"github.com/opsconductor/opsconductor/plugins/sdk"
 	agentv1 "github.com/opsconductor/opsconductor/proto/agent/v1"
@@ -66,7 +67,7 @@ func newTestAgentsWith(t testing.TB, deps func(*agentrpc.Deps)) *testAgents {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := agentrpc.Deps{Applier: &localApplier{store: store}, Store: store, Keyring: kr, Logger: slog.New(slog.DiscardHandler),
+	d := agentrpc.Deps{Applier: &statetest.Applier{Store: store}, Store: store, Keyring: kr, Logger: slog.New(slog.DiscardHandler),
 		Steps: builtinSteps{}}
 	if deps != nil {
 		deps(&d)

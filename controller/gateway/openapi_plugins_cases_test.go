@@ -11,6 +11,7 @@ import (
 
 	"github.com/opsconductor/opsconductor/controller/plugins"
 	"github.com/opsconductor/opsconductor/controller/state"
+	"github.com/opsconductor/opsconductor/controller/state/statetest"
 	"github.com/opsconductor/opsconductor/plugins/builtin"
 	"github.com/opsconductor/opsconductor/plugins/sdk"
 	agentv1 "github.com/opsconductor/opsconductor/proto/agent/v1"
@@ -33,7 +34,7 @@ func newTestPluginsIn(t testing.TB, dir string) *plugins.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := plugins.New(plugins.Deps{Applier: &localApplier{store: store}, Store: store, Logger: slog.New(slog.DiscardHandler),
+	svc, err := plugins.New(plugins.Deps{Applier: &statetest.Applier{Store: store}, Store: store, Logger: slog.New(slog.DiscardHandler),
 		Dir: dir, NodeID: "n1", Reserved: func(name string) bool { _, ok := builtin.Lookup(name); return ok }})
 	if err != nil {
 		t.Fatal(err)

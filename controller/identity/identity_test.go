@@ -18,6 +18,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/problem"
 	"github.com/opsconductor/opsconductor/controller/state"
+	"github.com/opsconductor/opsconductor/controller/state/statetest"
 )
 
 const adminPassword = "violet-Harbour-lantern-42"
@@ -33,24 +34,6 @@ func (c *clock) advance(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t
 
 // localApplier applies straight to the store, one entry per call and one
 // call at a time, as a single-node leader would.
-type localApplier struct {
-	mu    sync.Mutex
-	store *state.Store
-	clock *clock
-	index uint64
-}
-
-func (a *localApplier) Apply(_ context.Context, cmds ...state.Command) ([]state.Result, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.index++
-	res, err := a.store.Apply(a.index, state.Entry{Time: a.clock.now(), Commands: cmds})
-	if err != nil {
-		return nil, err
-	}
-	return state.EncodeResults(res), nil
-}
-
 type env struct {
 	svc    *Service
 	clock  *clock
@@ -103,7 +86,7 @@ func newEnv(t testing.TB) *env {
 	}
 	clk := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
 	audits := &auditLog{}
-	svc, err := New(Config{}, Deps{Applier: &localApplier{store: store, clock: clk}, Store: store, Keyring: kr, Hasher: hasher,
+	svc, err := New(Config{}, Deps{Applier: &statetest.Applier{Store: store, Now: clk.now}, Store: store, Keyring: kr, Hasher: hasher,
 		Logger: slog.New(slog.DiscardHandler), Audit: audits.record, Now: clk.now})
 	if err != nil {
 		t.Fatal(err)

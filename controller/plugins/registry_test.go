@@ -10,43 +10,18 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/opsconductor/opsconductor/controller/problem"
-	"github.com/opsconductor/opsconductor/controller/state"
+	"github.com/opsconductor/opsconductor/controller/state/statetest"
 	"github.com/opsconductor/opsconductor/plugins/sdk"
 )
 
-// localApplier applies commands straight to the store, as a one-node
-// cluster does.
-type localApplier struct {
-	mu    sync.Mutex
-	store *state.Store
-	index uint64
-}
-
-func (a *localApplier) Apply(_ context.Context, cmds ...state.Command) ([]state.Result, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.index++
-	res, err := a.store.Apply(a.index, state.Entry{Time: time.Unix(1_800_000_000, 0).UTC(), Commands: cmds})
-	if err != nil {
-		return nil, err
-	}
-	return state.EncodeResults(res), nil
-}
-
 func newService(t *testing.T) *Service {
 	t.Helper()
-	reg := state.NewRegistry()
-	reg.MustRegister(Domain())
-	store, err := state.NewStore(reg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Deps{Applier: &localApplier{store: store}, Store: store, Logger: slog.New(slog.DiscardHandler),
+	store := statetest.NewStore(t, Domain())
+	s, err := New(Deps{Applier: &statetest.Applier{Store: store, Now: func() time.Time { return time.Unix(1_800_000_000, 0).UTC() }}, Store: store, Logger: slog.New(slog.DiscardHandler),
 		Dir: t.TempDir(), NodeID: "n1", Reserved: func(n string) bool { return n == "shell" }})
 	if err != nil {
 		t.Fatal(err)
