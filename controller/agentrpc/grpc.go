@@ -127,6 +127,14 @@ func (s *Service) authenticate(ctx context.Context) error {
 	if !ok {
 		return status.Error(codes.Unauthenticated, "the client certificate names no agent")
 	}
+	// A controller that has not yet replayed its state (just restarted,
+	// or catching up) would find no agent at all and refuse every one
+	// as revoked; it asks them to retry instead.
+	if s.ready != nil {
+		if err := s.ready(); err != nil {
+			return status.Errorf(codes.Unavailable, "this controller is not ready yet (%v): retry", err)
+		}
+	}
 	if _, err := s.agentKnown(id); err != nil {
 		s.log.Warn("agent refused", "agent_id", id, "peer", p.Addr.String(), "reason", err.Error())
 		return status.Errorf(codes.PermissionDenied, "agent %s is revoked or unknown: enrol it again", id)

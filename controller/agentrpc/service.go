@@ -73,6 +73,9 @@ type Deps struct {
 	// Steps checks RunStep's parameters before dispatch (nil: the agent
 	// checks them).
 	Steps StepCatalog
+	// Ready reports whether this node's state is current enough to judge
+	// agents (cluster.Node.Ready); nil means always.
+	Ready func() error
 }
 
 // Service is agent enrolment on one controller.
@@ -93,6 +96,7 @@ type Service struct {
 	trips    *roundTrips
 	plugins  PluginSource
 	steps    StepCatalog
+	ready    func() error
 
 	mu sync.Mutex
 	ca *authority // opened once the CA exists; it never changes
@@ -130,7 +134,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	return &Service{cfg: cfg, applier: deps.Applier, store: deps.Store, kr: deps.Keyring, log: deps.Logger, now: deps.Now,
 		lead: deps.Leadership, reg: newRegistry(cfg, deps.Leadership == nil),
-		hist: deps.History, histRead: deps.HistoryReader, tracks: map[string]*tracker{}, trips: newRoundTrips(), plugins: deps.Plugins, steps: deps.Steps, renewedAt: map[string]time.Time{}}, nil
+		hist: deps.History, histRead: deps.HistoryReader, tracks: map[string]*tracker{}, trips: newRoundTrips(), plugins: deps.Plugins, steps: deps.Steps, ready: deps.Ready, renewedAt: map[string]time.Time{}}, nil
 }
 
 func (s *Service) apply(ctx context.Context, typ string, payload, out any) error {

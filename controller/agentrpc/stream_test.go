@@ -3,12 +3,16 @@ package agentrpc
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	agentv1 "github.com/opsconductor/opsconductor/proto/agent/v1"
 )
@@ -396,4 +400,28 @@ func TestTheHeartbeatIntervalIsRetunedAsAgentsConnectAndLeave(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A restarted controller replays its state before it can tell a known
+// agent from a revoked one: until then agents are told to retry
+// (UNAVAILABLE), never that they are revoked.
+func TestAControllerNotYetReadyAsksAgentsToRetry(t *testing.T) {
+	var notReady atomic.Bool
+	e := newEnvDeps(t, nil, nil, func(d *Deps) {
+		d.Ready = func() error {
+			if notReady.Load() {
+				return errors.New("applied index 0 is behind commit index 2645")
+			}
+			return nil
+		}
+	})
+	id, cert := e.enrolled(t, "web01")
+	notReady.Store(true)
+	a := e.open(t, id, cert)
+	_ = a.stream.Send(helloFrom(id))
+	if _, err := a.stream.Recv(); status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "not ready") {
+		t.Fatalf("while not ready: %v, want UNAVAILABLE", err)
+	}
+	notReady.Store(false)
+	e.open(t, id, cert).hello(t)
 }

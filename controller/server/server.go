@@ -175,7 +175,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	agents, err := agentrpc.New(agentrpc.Config{NodeID: nodeID, Advertise: agentAdvertise},
 		agentrpc.Deps{Applier: node, Store: store, Keyring: kr, Logger: log.With("component", "agentrpc"),
 			Leadership: clusterLeadership{node}, History: writer, HistoryReader: hist, Plugins: pluginBuilds{pluginReg},
-			Steps: pluginReg})
+			Steps: pluginReg, Ready: node.Ready})
 	if err != nil {
 		return err
 	}
