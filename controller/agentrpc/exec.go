@@ -28,6 +28,8 @@ import (
 // HistoryWriter stores records durably and says when (history.Writer).
 type HistoryWriter interface {
 	Submit(ctx context.Context, recs []history.Record) (*history.Ticket, error)
+	// Barrier settles once everything submitted before it is stored.
+	Barrier() *history.Ticket
 }
 
 // HistoryReader reads stored records back (history.Store).
@@ -438,8 +440,9 @@ func (s *Service) resumeAttempts(ctx context.Context, ls *liveStream, running []
 			log.Info("sending an undelivered assignment again", "attempt_id", a.ID)
 			ls.enqueue(assignmentMsg(a))
 		default:
+			last := s.storedThrough(ctx, a.ID, log)
 			var res attemptFinishedResult
-			if err := s.apply(ctx, cmdAttemptFinished, attemptFinishedPayload{ID: a.ID, Status: AttemptError, ExitCode: -1,
+			if err := s.apply(ctx, cmdAttemptFinished, attemptFinishedPayload{ID: a.ID, Status: AttemptError, ExitCode: -1, LastSeq: last,
 				Error: "the agent no longer knows this attempt: it restarted before recording it"}, &res); err != nil {
 				log.Warn("forgotten attempt not marked failed", "attempt_id", a.ID, "error", err)
 			}
@@ -466,6 +469,31 @@ func (s *Service) resumeAttempts(ctx context.Context, ls *liveStream, running []
 			ls.enqueue(ackMsg(a.ID, through, false))
 		}
 	}
+}
+
+// storedThrough is the last seq of an attempt's log once everything the
+// agent's previous stream submitted is stored: what reached the store
+// before an agent crashed is the attempt's output, and its last seq ends
+// the log. The attempt's tracker is dropped, since it may predate those
+// writes.
+func (s *Service) storedThrough(ctx context.Context, id string, log *slog.Logger) uint64 {
+	s.forget(id)
+	if s.hist == nil || s.histRead == nil {
+		return 0
+	}
+	select {
+	case <-s.hist.Barrier().Done():
+	case <-ctx.Done():
+		return 0
+	}
+	recs, err := s.histRead.Tail(ctx, LogStream(id), 1)
+	if err != nil || len(recs) == 0 {
+		if err != nil {
+			log.Warn("attempt log unreadable", "attempt_id", id, "error", err)
+		}
+		return 0
+	}
+	return recs[0].Seq
 }
 
 // ingestItem is one message of the agent's in the order it arrived: a

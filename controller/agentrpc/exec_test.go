@@ -421,6 +421,7 @@ func (noopHistory) Read(context.Context, string, uint64, uint64, int) ([]history
 	return nil, nil
 }
 func (noopHistory) Tail(context.Context, string, int) ([]history.Record, error) { return nil, nil }
+func (noopHistory) Barrier() *history.Ticket                                    { return nil }
 
 // An agent's stream can end with an assignment or a cancel on the wire,
 // and an agent can crash before recording an assignment it acknowledged:

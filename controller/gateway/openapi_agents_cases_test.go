@@ -137,6 +137,8 @@ func (noHistory) Read(context.Context, string, uint64, uint64, int) ([]history.R
 
 func (noHistory) Tail(context.Context, string, int) ([]history.Record, error) { return nil, nil }
 
+func (noHistory) Barrier() *history.Ticket { return nil }
+
 // caseLiveAgent gives the fixture an agents service of its own, serving
 // gRPC on a loopback port, with one agent connected over mTLS that reads
 // (and ignores) what it is sent. It returns the agent's ID.

@@ -141,6 +141,20 @@ func (w *Writer) Submit(ctx context.Context, recs []Record) (*Ticket, error) {
 	}
 }
 
+// Barrier returns a ticket settled once every record submitted before the
+// call is stored (records are stored in submission order, so that is the
+// ticket of the newest queued record), or at once when none waits.
+func (w *Writer) Barrier() *Ticket {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if n := len(w.queue); n > 0 {
+		return w.queue[n-1].ticket
+	}
+	t := &Ticket{done: make(chan struct{})}
+	close(t.done)
+	return t
+}
+
 // Write submits records and waits until they are durable.
 func (w *Writer) Write(ctx context.Context, recs []Record) error {
 	t, err := w.Submit(ctx, recs)

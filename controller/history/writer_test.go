@@ -250,3 +250,33 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 		t.Fatalf("valid record refused: %v", err)
 	}
 }
+
+func TestBarrierSettlesOnceEverythingBeforeItIsStored(t *testing.T) {
+	f := newFlaky()
+	w := NewWriter(f, WriterConfig{MaxBatch: 10})
+	defer w.Close(context.Background())
+	if err := w.Barrier().Err(); err != nil {
+		t.Fatalf("a barrier on an empty writer: %v", err)
+	}
+	// While the store is down nothing is stored, so the barrier waits.
+	f.setDown(true)
+	ctx := context.Background()
+	for i := uint64(1); i <= 100; i++ {
+		if _, err := w.Submit(ctx, []Record{rec("automation/barrier", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := w.Barrier()
+	select {
+	case <-b.Done():
+		t.Fatal("the barrier settled with nothing stored")
+	default:
+	}
+	f.setDown(false)
+	if err := b.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count(); n != 100 {
+		t.Fatalf("%d records stored when the barrier settled, want 100", n)
+	}
+}
