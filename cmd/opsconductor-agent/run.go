@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/opsconductor/opsconductor/agent/node"
 	"github.com/opsconductor/opsconductor/agent/outbox"
 	"github.com/opsconductor/opsconductor/agent/runner"
+	"github.com/opsconductor/opsconductor/agent/session"
 	"github.com/opsconductor/opsconductor/controller/config"
 	"github.com/opsconductor/opsconductor/internal/buildinfo"
 )
@@ -100,6 +102,7 @@ from OPSCONDUCTOR_AGENT_CONFIG), then the defaults.`,
 			defer stopSession()
 			done := make(chan error, 1)
 			go func() { done <- s.Run(sctx) }()
+			go releaseStartupMemory(sctx, s)
 			<-cmd.Context().Done()
 			if n := ex.RunningCount(); n > 0 {
 				fmt.Fprintf(out, "stopping: letting %d running attempt(s) finish for up to %s\n", n, grace)
@@ -136,4 +139,20 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level %q: %w", level, err)
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+// releaseStartupMemory returns the heap left over from starting up (the
+// configuration, enrolment files, the first TLS handshake) to the OS once
+// the stream is up. The runtime would release it too, but slowly, and an
+// idle agent is what most hosts run; after this its resident set is what
+// it actually uses.
+func releaseStartupMemory(ctx context.Context, s *session.Session) {
+	for !s.Status().Connected {
+		select {
+		case <-s.Changed():
+		case <-ctx.Done():
+			return
+		}
+	}
+	debug.FreeOSMemory()
 }
