@@ -11,6 +11,7 @@ package runner
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,10 @@ import (
 // MaxLine is the longest chunk of output sent as one line; longer lines
 // arrive as several chunks.
 const MaxLine = 64 * 1024
+
+// CoalesceMax bounds the whole lines, already waiting in the pipe's
+// buffer, that one chunk carries.
+const CoalesceMax = 32 * 1024
 
 // KillGrace is how long a canceled or timed-out command has between SIGTERM
 // and SIGKILL. A cancel must reach the processes within a second.
@@ -59,9 +64,11 @@ type Command struct {
 	Credential *syscall.Credential
 }
 
-// Line is one line of output, or a MaxLine piece of a longer one. Data
-// keeps its trailing newline, so that the output can be rebuilt exactly:
-// a chunk without one is a piece of a long line or the unterminated end.
+// Line is one chunk of output: one or more whole lines that were waiting
+// together in the pipe (at most CoalesceMax), or a MaxLine piece of a
+// longer line. Data keeps its newlines, so that the output can be rebuilt
+// exactly: a chunk without a final one is a piece of a long line or the
+// unterminated end.
 type Line struct {
 	// Seq counts from 1 across stdout and stderr, without gaps.
 	Seq    uint64
@@ -266,7 +273,22 @@ func (p *pipeReader) readLines(r io.Reader, stream agentv1.OutputStream, out cha
 		p.waiting.Store(false)
 		if len(b) > 0 {
 			p.reads.Add(1)
-			out <- Line{Stream: stream, Data: append([]byte(nil), b...), Time: time.Now()}
+			data := append([]byte(nil), b...)
+			// Whole lines already read from the pipe go out together,
+			// up to CoalesceMax: a command printing as fast as it can
+			// then costs one chunk per buffer rather than per line, and
+			// one printing now and then still has each line sent alone
+			// and at once.
+			for err == nil && len(data) < CoalesceMax && br.Buffered() > 0 {
+				peek, _ := br.Peek(br.Buffered())
+				i := bytes.IndexByte(peek, '\n')
+				if i < 0 || len(data)+i+1 > CoalesceMax {
+					break
+				}
+				next, _ := br.ReadSlice('\n') // buffered: does not block
+				data = append(data, next...)
+			}
+			out <- Line{Stream: stream, Data: data, Time: time.Now()}
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -38,6 +39,28 @@ func (c *collector) emit(l Line) error {
 	return nil
 }
 
+// text is everything the command wrote to stream, rebuilt from the chunks.
+func (c *collector) text(stream agentv1.OutputStream) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var b strings.Builder
+	for _, l := range c.lines {
+		if l.Stream == stream {
+			b.Write(l.Data)
+		}
+	}
+	return b.String()
+}
+
+// numbered is "1\n2\n…n\n".
+func numbered(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		b.WriteString(strconv.Itoa(i) + "\n")
+	}
+	return b.String()
+}
+
 func (c *collector) checkSeq(t *testing.T) {
 	t.Helper()
 	for i, l := range c.lines {
@@ -56,14 +79,19 @@ func TestRunStreamsTenThousandLinesInOrder(t *testing.T) {
 	if res.Status != agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED || res.ExitCode != 0 {
 		t.Fatalf("result %+v", res)
 	}
-	if len(c.lines) != 10000 || res.LastSeq != 10000 {
-		t.Fatalf("got %d lines, last seq %d", len(c.lines), res.LastSeq)
+	if len(c.lines) == 0 || res.LastSeq != uint64(len(c.lines)) {
+		t.Fatalf("got %d chunks, last seq %d", len(c.lines), res.LastSeq)
 	}
 	c.checkSeq(t)
+	// Lines waiting together in the pipe travel together: every chunk is
+	// whole lines, at most CoalesceMax, and nothing is lost or reordered.
 	for i, l := range c.lines {
-		if want := strconv.Itoa(i+1) + "\n"; string(l.Data) != want || l.Stream != agentv1.OutputStream_OUTPUT_STREAM_STDOUT {
-			t.Fatalf("line %d = %q on %v", i, l.Data, l.Stream)
+		if len(l.Data) > CoalesceMax || l.Data[len(l.Data)-1] != '\n' || l.Stream != agentv1.OutputStream_OUTPUT_STREAM_STDOUT {
+			t.Fatalf("chunk %d: %d bytes on %v, ending %q", i, len(l.Data), l.Stream, l.Data[len(l.Data)-1:])
 		}
+	}
+	if got := c.text(agentv1.OutputStream_OUTPUT_STREAM_STDOUT); got != numbered(10000) {
+		t.Fatalf("the output does not rebuild exactly (%d bytes)", len(got))
 	}
 }
 
@@ -74,21 +102,16 @@ func TestStdoutAndStderrShareOneSequence(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	c.checkSeq(t)
-	var out, errs []string
-	for _, l := range c.lines {
-		if l.Stream == agentv1.OutputStream_OUTPUT_STREAM_STDERR {
-			errs = append(errs, string(l.Data))
-		} else {
-			out = append(out, string(l.Data))
-		}
+	var out, errs strings.Builder
+	for i := 1; i <= 10; i++ {
+		fmt.Fprintf(&out, "out%d\n", i)
+		fmt.Fprintf(&errs, "err%d\n", i)
 	}
-	if len(out) != 10 || len(errs) != 10 {
-		t.Fatalf("stdout %v stderr %v", out, errs)
+	if got := c.text(agentv1.OutputStream_OUTPUT_STREAM_STDOUT); got != out.String() {
+		t.Fatalf("stdout %q", got)
 	}
-	for i := range 10 {
-		if out[i] != fmt.Sprintf("out%d\n", i+1) || errs[i] != fmt.Sprintf("err%d\n", i+1) {
-			t.Fatalf("stream order broken: %v %v", out, errs)
-		}
+	if got := c.text(agentv1.OutputStream_OUTPUT_STREAM_STDERR); got != errs.String() {
+		t.Fatalf("stderr %q", got)
 	}
 }
 
@@ -101,7 +124,9 @@ func TestLongLinesAreSplit(t *testing.T) {
 		sizes = append(sizes, len(l.Data))
 		all = append(all, l.Data...)
 	}
-	if want := []int{MaxLine, MaxLine, MaxLine, 200000 - 3*MaxLine + 1, 6}; fmt.Sprint(sizes) != fmt.Sprint(want) {
+	// Three MaxLine pieces, then the rest of the long line with the short
+	// line that waited behind it.
+	if want := []int{MaxLine, MaxLine, MaxLine, 200000 - 3*MaxLine + 1 + 6}; fmt.Sprint(sizes) != fmt.Sprint(want) {
 		t.Fatalf("chunk sizes %v, want %v", sizes, want)
 	}
 	if want := append(bytes.Repeat([]byte("a"), 200000), "\nshort\n"...); !bytes.Equal(all, want) {
@@ -144,12 +169,9 @@ func TestEnvAndDir(t *testing.T) {
 	var c collector
 	dir := t.TempDir()
 	res := Run(context.Background(), Command{Shell: `echo "$GREETING"; pwd`, Env: map[string]string{"GREETING": "hello"}, Dir: dir}, c.emit)
-	if res.Status != agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED || len(c.lines) != 2 {
-		t.Fatalf("result %+v lines %v", res, c.lines)
-	}
 	real, _ := filepath.EvalSymlinks(dir)
-	if string(c.lines[0].Data) != "hello\n" || string(c.lines[1].Data) != real+"\n" {
-		t.Fatalf("lines %q %q", c.lines[0].Data, c.lines[1].Data)
+	if out := c.text(agentv1.OutputStream_OUTPUT_STREAM_STDOUT); res.Status != agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED || out != "hello\n"+real+"\n" {
+		t.Fatalf("result %+v output %q", res, out)
 	}
 }
 
@@ -212,15 +234,10 @@ func TestASlowConsumerSlowsTheCommand(t *testing.T) {
 	}
 	close(gate)
 	res := <-done
-	if res.Status != agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED || len(c.lines) != 100000 {
-		t.Fatalf("result %+v, %d lines", res, len(c.lines))
+	if res.Status != agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED || c.text(agentv1.OutputStream_OUTPUT_STREAM_STDOUT) != numbered(100000) {
+		t.Fatalf("result %+v, %d chunks", res, len(c.lines))
 	}
 	c.checkSeq(t)
-	for i, l := range c.lines {
-		if string(l.Data) != strconv.Itoa(i+1)+"\n" {
-			t.Fatalf("line %d = %q", i, l.Data)
-		}
-	}
 	if _, err := os.Stat(marker); err != nil {
 		t.Fatal("the command did not finish")
 	}
@@ -255,8 +272,9 @@ func TestAStalledConsumerLosesNoLinesAfterTheCommandExits(t *testing.T) {
 		return c.emit(l)
 	}
 	res := Run(context.Background(), Command{Shell: `i=1; while [ $i -le 5000 ]; do printf 'line %05d\n' $i; i=$((i+1)); done`}, emit)
-	if res.Status != agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED || len(c.lines) != lines || res.LastSeq != lines {
-		t.Fatalf("result %+v with %d lines, want %d", res, len(c.lines), lines)
+	got := strings.Count(c.text(agentv1.OutputStream_OUTPUT_STREAM_STDOUT), "\n")
+	if res.Status != agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED || got != lines || res.LastSeq != uint64(len(c.lines)) {
+		t.Fatalf("result %+v with %d lines in %d chunks, want %d lines", res, got, len(c.lines), lines)
 	}
 	c.checkSeq(t)
 }

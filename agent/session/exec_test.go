@@ -83,7 +83,7 @@ func (f *execController) Connect(stream grpc.BidiStreamingServer[agentv1.AgentMe
 			if !f.autoAck {
 				continue
 			}
-			if c := m.GetLog(); c != nil && c.GetSeq()%20 == 0 {
+			if c := m.GetLog(); c != nil {
 				acks <- ackMsg(c.GetAttemptId(), c.GetSeq(), false)
 			}
 			if r := m.GetResult(); r != nil {
@@ -231,19 +231,15 @@ func TestAnAssignmentStreamsEveryLineInOrderThenTheResultAndAcksPruneTheOutbox(t
 		t.Fatalf("first message %v, want the assignment ack", got[0])
 	}
 	chunks := checkChunks(t, got, "at-1", 1)
-	if len(chunks) != 10000 {
-		t.Fatalf("%d chunks, want 10000", len(chunks))
-	}
-	for i, ch := range chunks {
-		if string(ch.GetData()) != fmt.Sprintf("%d\n", i+1) || ch.GetStream() != agentv1.OutputStream_OUTPUT_STREAM_STDOUT {
-			t.Fatalf("chunk %d: %q on %v", i+1, ch.GetData(), ch.GetStream())
-		}
+	if text := joined(chunks); text != numbered(10000) {
+		t.Fatalf("the %d chunks do not rebuild the output (%d bytes)", len(chunks), len(text))
 	}
 	res := got[len(got)-1].GetResult()
-	if res.GetStatus() != agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED || res.GetLastSeq() != 10000 || res.GetExitCode() != 0 {
-		t.Fatalf("result %v", res)
+	last := uint64(len(chunks))
+	if res.GetStatus() != agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED || res.GetLastSeq() != last || res.GetExitCode() != 0 {
+		t.Fatalf("result %v after %d chunks", res, last)
 	}
-	c.push <- ackMsg("at-1", 10000, true)
+	c.push <- ackMsg("at-1", last, true)
 	waitUntil(t, "the outbox to empty", func() bool { as, _ := a.box.Attempts(); return len(as) == 0 && a.box.Used() == 0 })
 }
 
@@ -271,11 +267,12 @@ func TestAStreamBrokenMidRunReplaysUnackedChunksAfterReconnect(t *testing.T) {
 	}
 	got2 := collect(t, c2, "the result", hasResult("at-1"))
 	second := checkChunks(t, got2, "at-1", acked+1)
-	if last := second[len(second)-1].GetSeq(); last != n {
-		t.Fatalf("last chunk %d, want %d", last, n)
+	if text := joined(first[:acked]) + joined(second); text != numbered(n) {
+		t.Fatalf("acked chunks and the replay do not rebuild the output: %q", text)
 	}
-	if r := got2[len(got2)-1].GetResult(); r.GetStatus() != agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED || r.GetLastSeq() != n {
-		t.Fatalf("result %v", r)
+	last := second[len(second)-1].GetSeq()
+	if r := got2[len(got2)-1].GetResult(); r.GetStatus() != agentv1.AttemptStatus_ATTEMPT_STATUS_SUCCEEDED || r.GetLastSeq() != last {
+		t.Fatalf("result %v, last chunk %d", r, last)
 	}
 }
 
@@ -286,23 +283,33 @@ func TestAnAgentRestartedMidAttemptReportsAnErrorAndReplaysItsOutput(t *testing.
 	a := startAgent(t, ca, dir, 0, c.addr)
 	recvWithin(t, c.hellos, 10*time.Second, "hello")
 	c.push <- assign("at-1", "command", map[string]any{"shell": "for i in 1 2 3 4 5; do echo $i; done; sleep 30"}, nil, time.Minute)
-	collect(t, c, "five chunks", func(ms []*agentv1.AgentMessage) bool { return len(ms) == 6 })
+	var before []*agentv1.LogChunk
+	collect(t, c, "five lines", func(ms []*agentv1.AgentMessage) bool {
+		before = nil
+		for _, m := range ms {
+			if m.GetLog() != nil {
+				before = append(before, m.GetLog())
+			}
+		}
+		return joined(before) == numbered(5)
+	})
 	a.stop()
 
 	a = startAgent(t, ca, dir, 0, c.addr)
 	hello := recvWithin(t, c.hellos, 10*time.Second, "hello after restart")
-	if r := hello.GetRunning(); len(r) != 1 || r[0].GetAttemptId() != "at-1" || r[0].GetLastSeq() != 5 || !r[0].GetFinished() {
-		t.Fatalf("hello.running %v", r)
+	n := uint64(len(before))
+	if r := hello.GetRunning(); len(r) != 1 || r[0].GetAttemptId() != "at-1" || r[0].GetLastSeq() != n || !r[0].GetFinished() {
+		t.Fatalf("hello.running %v, want last seq %d", r, n)
 	}
 	got := collect(t, c, "the result", hasResult("at-1"))
-	if chunks := checkChunks(t, got, "at-1", 1); len(chunks) != 5 {
-		t.Fatalf("%d chunks replayed, want 5", len(chunks))
+	if chunks := checkChunks(t, got, "at-1", 1); joined(chunks) != numbered(5) {
+		t.Fatalf("replayed %q, want the five lines", joined(chunks))
 	}
 	r := got[len(got)-1].GetResult()
-	if r.GetStatus() != agentv1.AttemptStatus_ATTEMPT_STATUS_ERROR || r.GetError() != executor.RestartedError || r.GetLastSeq() != 5 {
+	if r.GetStatus() != agentv1.AttemptStatus_ATTEMPT_STATUS_ERROR || r.GetError() != executor.RestartedError || r.GetLastSeq() != n {
 		t.Fatalf("result %v", r)
 	}
-	c.push <- ackMsg("at-1", 5, true)
+	c.push <- ackMsg("at-1", n, true)
 	waitUntil(t, "the outbox to empty", func() bool { as, _ := a.box.Attempts(); return len(as) == 0 })
 }
 
@@ -351,12 +358,12 @@ func TestAFullOutboxSlowsTheCommandAndDropsNothing(t *testing.T) {
 	c := startExecController(t, ca, true)
 	a := startAgent(t, ca, t.TempDir(), 4096, c.addr)
 	recvWithin(t, c.hellos, 10*time.Second, "hello")
-	const n = 3000
+	const n = 100000 // about 590 KB against a 4 KiB outbox
 	c.push <- assign("at-1", "command", map[string]any{"argv": []string{"seq", "1", fmt.Sprint(n)}}, nil, time.Minute)
 	got := collect(t, c, "the result", hasResult("at-1"))
 	chunks := checkChunks(t, got, "at-1", 1)
-	if len(chunks) != n {
-		t.Fatalf("%d chunks, want %d", len(chunks), n)
+	if joined(chunks) != numbered(n) {
+		t.Fatalf("%d chunks do not rebuild the %d lines", len(chunks), n)
 	}
 	if !strings.Contains(a.h.logs.String(), "applying back-pressure") {
 		t.Fatal("no back-pressure was logged")
@@ -400,4 +407,22 @@ func TestAssignmentsThatCannotRunEndWithAnErrorResult(t *testing.T) {
 			t.Fatalf("result %v", r)
 		}
 	})
+}
+
+// joined is the output the chunks carry, in order.
+func joined(chunks []*agentv1.LogChunk) string {
+	var b strings.Builder
+	for _, c := range chunks {
+		b.Write(c.GetData())
+	}
+	return b.String()
+}
+
+// numbered is "1\n2\n…n\n".
+func numbered[N int | uint64](n N) string {
+	var b strings.Builder
+	for i := N(1); i <= n; i++ {
+		fmt.Fprintf(&b, "%d\n", i)
+	}
+	return b.String()
 }

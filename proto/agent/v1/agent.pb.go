@@ -1245,7 +1245,8 @@ func (x *AssignmentAck) GetAttemptId() string {
 	return ""
 }
 
-// LogChunk is one line (or a piece of a very long line) of output.
+// LogChunk is a piece of output: one or more whole lines that were waiting
+// together on the agent (at most 32 KiB), or a piece of a very long line.
 type LogChunk struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	AttemptId string                 `protobuf:"bytes,1,opt,name=attempt_id,json=attemptId,proto3" json:"attempt_id,omitempty"`
