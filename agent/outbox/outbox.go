@@ -434,11 +434,6 @@ func (o *Outbox) commit() {
 		err = fmt.Errorf("outbox: commit: %w", err)
 		o.log.Error("cannot write the outbox", "error", err, "events", len(ops))
 	}
-	for _, p := range ops {
-		if p.done != nil {
-			p.done <- err
-		}
-	}
 	o.mu.Lock()
 	o.inflight = nil
 	if err == nil {
@@ -454,7 +449,7 @@ func (o *Outbox) commit() {
 	if err != nil {
 		// The events stay readable (and sendable) until the next
 		// commit retries them; dropping them here would lose output.
-		// Their barriers have been answered already.
+		// Their barriers are answered below, with the error.
 		retry := make([]op, 0, len(ops)+len(o.queue))
 		for _, p := range ops {
 			if p.done == nil {
@@ -475,6 +470,13 @@ func (o *Outbox) commit() {
 		}
 	}
 	o.mu.Unlock()
+	// Barriers are answered only now, so that a caller of Flush sees the
+	// commit's effects (freed room, forgotten acks) when it returns.
+	for _, p := range ops {
+		if p.done != nil {
+			p.done <- err
+		}
+	}
 	if err != nil {
 		o.retryLater()
 	}
