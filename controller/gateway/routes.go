@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -56,12 +57,7 @@ func (s *Server) Routes() []RouteInfo {
 // class, which is never rate limited. Every route names its Access: a test
 // walks the table and fails on any route without one.
 func (s *Server) routeTable() []route {
-	body := s.cfg.MaxBodyBytes
-	r := func(method, path string, class RouteClass, access Access, h handlerFunc) route {
-		return route{RouteInfo: RouteInfo{Method: method, Path: path, Class: class, MaxBodyBytes: body, Access: access}, handle: h}
-	}
-	consistent := func(rt route) route { rt.Consistent = true; return rt }
-	pwChange := func(rt route) route { rt.DuringPasswordChange = true; return rt }
+	r := s.newRoute
 	var (
 		public        = AccessPublic
 		authenticated = AccessAuthenticated
@@ -81,7 +77,7 @@ func (s *Server) routeTable() []route {
 	// the registry takes, whatever MaxBodyBytes says for JSON bodies.
 	pluginPush := r(http.MethodPost, "/api/v1/plugins", ClassWrite, pluginsWrite, s.pushPlugin)
 	pluginPush.MaxBodyBytes = plugins.MaxBinary + pluginFormOverhead
-	return []route{
+	core := []route{
 		r(http.MethodGet, "/health", ClassHealth, public, s.health),
 		r(http.MethodGet, "/health/ready", ClassHealth, public, s.ready),
 		r(http.MethodGet, "/metrics", ClassHealth, public, s.serveMetrics),
@@ -156,7 +152,20 @@ func (s *Server) routeTable() []route {
 		r(http.MethodDelete, "/api/v1/plugins/{name}/{version}", ClassWrite, pluginsWrite, s.deletePlugin),
 		consistent(r(http.MethodGet, "/api/v1/steps", ClassRead, jobsRead, s.stepCatalog)),
 	}
+	// Each domain keeps its routes next to its handlers.
+	return slices.Concat(core, s.assetRoutes(), s.relationshipRoutes(), s.credentialRoutes(), s.discoveryRoutes())
 }
+
+// newRoute builds a route with the server's default body limit.
+func (s *Server) newRoute(method, path string, class RouteClass, access Access, h handlerFunc) route {
+	return route{RouteInfo: RouteInfo{Method: method, Path: path, Class: class, MaxBodyBytes: s.cfg.MaxBodyBytes, Access: access}, handle: h}
+}
+
+// consistent marks a read route as honouring ?consistent=true.
+func consistent(rt route) route { rt.Consistent = true; return rt }
+
+// pwChange lets a user who must change their password call the route.
+func pwChange(rt route) route { rt.DuringPasswordChange = true; return rt }
 
 // wrapRoute is the per-route middleware: label, limit, bound the body, wait
 // for a consistent read if asked, run the handler, write its error.

@@ -1,0 +1,4 @@
+package gateway
+
+// credentialRoutes lists the credentials routes.
+func (s *Server) credentialRoutes() []route { return nil }

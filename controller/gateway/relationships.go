@@ -1,0 +1,4 @@
+package gateway
+
+// relationshipRoutes lists the relationships routes.
+func (s *Server) relationshipRoutes() []route { return nil }
