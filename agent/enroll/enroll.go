@@ -465,6 +465,33 @@ type Identity struct {
 
 	mu      sync.Mutex
 	renewed *tls.Certificate
+	// sessions caches TLS session tickets so that a reconnect resumes
+	// instead of signing and verifying certificates again; a renewal
+	// empties it, so the next connection presents the new certificate.
+	sessions tls.ClientSessionCache
+}
+
+// sessionCacheSize bounds the tickets kept: a few per controller.
+const sessionCacheSize = 32
+
+// Get and Put make Identity the tls.ClientSessionCache of its own
+// connections (ClientTLSConfig).
+func (id *Identity) Get(key string) (*tls.ClientSessionState, bool) {
+	return id.sessionCache().Get(key)
+}
+
+// Put stores (or, with nil, forgets) the session for a controller.
+func (id *Identity) Put(key string, cs *tls.ClientSessionState) {
+	id.sessionCache().Put(key, cs)
+}
+
+func (id *Identity) sessionCache() tls.ClientSessionCache {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	if id.sessions == nil {
+		id.sessions = tls.NewLRUClientSessionCache(sessionCacheSize)
+	}
+	return id.sessions
 }
 
 // Current is the certificate to present now: the latest renewal, or the
@@ -531,6 +558,9 @@ func (id *Identity) InstallRenewed(key *ecdsa.PrivateKey, certDER []byte) error 
 	}
 	id.mu.Lock()
 	id.renewed = &tls.Certificate{Certificate: [][]byte{certDER}, PrivateKey: key, Leaf: cert}
+	// A resumed session carries the certificate of the full handshake
+	// that made it; forget them so that the controller sees the new one.
+	id.sessions = nil
 	id.mu.Unlock()
 	return nil
 }
@@ -650,6 +680,9 @@ func ClientTLSConfig(id *Identity) *tls.Config {
 			c := id.Current()
 			return &c, nil
 		},
+		// Resumption skips both certificate signatures; the controller
+		// still checks on every connection that the agent is not revoked.
+		ClientSessionCache: id,
 		InsecureSkipVerify: true, //nolint:gosec // verified in VerifyConnection against the stored CA
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"time"
 
@@ -26,7 +27,8 @@ const enrollMethod = "/opsconductor.agent.v1.AgentService/Enroll"
 // certificate with the CA as its chain, and client certificates verified
 // against the agent CA when given (Enroll comes without one). It reads the
 // CA per handshake, so a listener started before the leader made the CA
-// begins to serve once it exists.
+// begins to serve once it exists. Session tickets are sealed with keys
+// the whole cluster shares (tickets.go), so reconnecting agents resume.
 func (s *Service) TLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
@@ -35,15 +37,38 @@ func (s *Service) TLSConfig() *tls.Config {
 			if err != nil {
 				return nil, err
 			}
-			return &tls.Config{
+			tk, err := s.tickets(a)
+			if err != nil {
+				return nil, err
+			}
+			keys, err := tk.at(s.now())
+			if err != nil {
+				return nil, err
+			}
+			cfg := &tls.Config{
 				MinVersion:   tls.VersionTLS13,
 				Certificates: []tls.Certificate{*a.server},
 				ClientAuth:   tls.VerifyClientCertIfGiven,
 				ClientCAs:    a.pool,
 				NextProtos:   []string{"h2"},
-			}, nil
+			}
+			cfg.SetSessionTicketKeys(keys)
+			return cfg, nil
 		},
 	}
+}
+
+// tickets returns the session ticket keys of the opened CA a.
+func (s *Service) tickets(a *authority) (*ticketKeys, error) {
+	a.ticketsOnce.Do(func() {
+		keyBytes, err := a.key.Bytes()
+		if err != nil {
+			a.ticketsErr = fmt.Errorf("session ticket secret: %w", err)
+			return
+		}
+		a.tickets = newTicketKeys(keyBytes)
+	})
+	return a.tickets, a.ticketsErr
 }
 
 // Serve runs the gRPC server on ln until ctx ends, then stops it

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opsconductor/opsconductor/controller/keyring"
@@ -44,6 +45,10 @@ type authority struct {
 	pin  string
 	// server is this controller's listener certificate, chain [leaf, CA].
 	server *tls.Certificate
+
+	ticketsOnce sync.Once
+	tickets     *ticketKeys
+	ticketsErr  error
 }
 
 // newCARow makes a new CA and seals its key.
