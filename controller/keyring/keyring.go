@@ -1,15 +1,19 @@
-// Package keyring owns the controller's key-encryption keys (KEKs) and the
-// envelope encryption built on them. Every secret the controller keeps in
-// the replicated state (JWT signing keys, TOTP seeds, credentials, the agent
-// CA key, channel secrets) is sealed here: a fresh random AES-256 data key
-// encrypts the secret with AES-256-GCM, and the active KEK wraps the data
-// key. Only ciphertext ever enters Raft, snapshots or the API.
+// Package keyring owns the controller's keys and the envelope encryption
+// built on them. Every secret the controller keeps in the replicated state
+// (JWT signing keys, TOTP seeds, credentials, the agent CA key) is sealed
+// here: a fresh random AES-256 data key encrypts the secret with
+// AES-256-GCM, and a key-encryption key wraps the data key. Only
+// ciphertext ever enters Raft, snapshots or the API.
 //
-// The KEKs never enter the replicated state: every controller reads the
-// same key file (or OPSCONDUCTOR_KEYRING_KEY). The file lists one key per
-// line, oldest first; the last line is the active key, and the older ones
-// still open what they sealed, so a new key can be appended without
-// downtime and existing envelopes re-wrapped at leisure (Rewrap).
+// Keys come in two tiers. Root keys never enter the replicated state:
+// every controller reads the same key file (or OPSCONDUCTOR_KEYRING_KEY),
+// one key per line, oldest first, the last active (Keyring). Root keys
+// seal key-encryption keys (KEKs) that live in the replicated state
+// (Service): rotating a KEK is one Raft write that reaches every
+// controller at once, so a cluster rotates with one command and no
+// restart, and a background re-wrap then moves every envelope under the
+// new KEK (Holder). Envelopes sealed before the first KEK name a root key
+// and still open.
 //
 // This package must never log, return in an error, or persist a key or a
 // plaintext.
@@ -197,6 +201,38 @@ func (k *Keyring) KeyIDs() []string { return append([]string(nil), k.order...) }
 // it with any other aad fails, so an envelope cannot be moved to another
 // record.
 func (k *Keyring) Seal(plaintext, aad []byte) (Sealed, error) {
+	return sealEnvelope(k.active, k.keys[k.active], plaintext, aad)
+}
+
+// Open decrypts an envelope made by Seal with the same aad.
+func (k *Keyring) Open(s Sealed, aad []byte) ([]byte, error) {
+	kek, ok := k.keys[s.KeyID]
+	if !ok {
+		return nil, fmt.Errorf("%w: key %q is not in this keyring", ErrOpen, s.KeyID)
+	}
+	return openEnvelope(kek, s, aad)
+}
+
+// Rewrap returns s with its data key wrapped by the active key. The
+// ciphertext is unchanged; this is what keyring rotation runs over every
+// stored envelope.
+func (k *Keyring) Rewrap(s Sealed, aad []byte) (Sealed, error) {
+	if s.KeyID == k.active {
+		return s, nil
+	}
+	kek, ok := k.keys[s.KeyID]
+	if !ok {
+		return Sealed{}, fmt.Errorf("%w: key %q is not in this keyring", ErrOpen, s.KeyID)
+	}
+	return rewrapEnvelope(kek, k.active, k.keys[k.active], s, aad)
+}
+
+// has reports whether the keyring holds the key named id.
+func (k *Keyring) has(id string) bool { _, ok := k.keys[id]; return ok }
+
+// sealEnvelope encrypts plaintext under a fresh data key and wraps that
+// key with kek, named kid.
+func sealEnvelope(kid string, kek cipher.AEAD, plaintext, aad []byte) (Sealed, error) {
 	dek := make([]byte, KeySize)
 	if _, err := rand.Read(dek); err != nil {
 		return Sealed{}, fmt.Errorf("keyring seal: data key: %w", err)
@@ -209,16 +245,16 @@ func (k *Keyring) Seal(plaintext, aad []byte) (Sealed, error) {
 	if err != nil {
 		return Sealed{}, fmt.Errorf("keyring seal: %w", err)
 	}
-	wrapped, err := seal(k.keys[k.active], dek, wrapAAD(k.active, aad))
+	wrapped, err := seal(kek, dek, wrapAAD(kid, aad))
 	if err != nil {
 		return Sealed{}, fmt.Errorf("keyring seal: wrap data key: %w", err)
 	}
-	return Sealed{KeyID: k.active, WrappedKey: wrapped, Ciphertext: ct}, nil
+	return Sealed{KeyID: kid, WrappedKey: wrapped, Ciphertext: ct}, nil
 }
 
-// Open decrypts an envelope made by Seal with the same aad.
-func (k *Keyring) Open(s Sealed, aad []byte) ([]byte, error) {
-	dek, err := k.unwrap(s, aad)
+// openEnvelope decrypts s, whose data key kek wraps.
+func openEnvelope(kek cipher.AEAD, s Sealed, aad []byte) ([]byte, error) {
+	dek, err := unwrap(kek, s, aad)
 	if err != nil {
 		return nil, err
 	}
@@ -233,29 +269,29 @@ func (k *Keyring) Open(s Sealed, aad []byte) ([]byte, error) {
 	return pt, nil
 }
 
-// Rewrap returns s with its data key wrapped by the active key. The
-// ciphertext is unchanged; this is what keyring rotation runs over every
-// stored envelope.
-func (k *Keyring) Rewrap(s Sealed, aad []byte) (Sealed, error) {
-	if s.KeyID == k.active {
-		return s, nil
-	}
-	dek, err := k.unwrap(s, aad)
+// rewrapEnvelope moves s's data key from kek to the key named to. The
+// ciphertext is unchanged, and is checked to open first: a rewrap must
+// never turn a damaged envelope into one that looks fresh.
+func rewrapEnvelope(kek cipher.AEAD, to string, toKEK cipher.AEAD, s Sealed, aad []byte) (Sealed, error) {
+	dek, err := unwrap(kek, s, aad)
 	if err != nil {
 		return Sealed{}, err
 	}
-	wrapped, err := seal(k.keys[k.active], dek, wrapAAD(k.active, aad))
+	data, err := newAEAD(dek)
 	if err != nil {
 		return Sealed{}, fmt.Errorf("keyring rewrap: %w", err)
 	}
-	return Sealed{KeyID: k.active, WrappedKey: wrapped, Ciphertext: s.Ciphertext}, nil
+	if _, err := open(data, s.Ciphertext, aad); err != nil {
+		return Sealed{}, ErrOpen
+	}
+	wrapped, err := seal(toKEK, dek, wrapAAD(to, aad))
+	if err != nil {
+		return Sealed{}, fmt.Errorf("keyring rewrap: %w", err)
+	}
+	return Sealed{KeyID: to, WrappedKey: wrapped, Ciphertext: s.Ciphertext}, nil
 }
 
-func (k *Keyring) unwrap(s Sealed, aad []byte) ([]byte, error) {
-	kek, ok := k.keys[s.KeyID]
-	if !ok {
-		return nil, fmt.Errorf("%w: key %q is not in this keyring", ErrOpen, s.KeyID)
-	}
+func unwrap(kek cipher.AEAD, s Sealed, aad []byte) ([]byte, error) {
 	dek, err := open(kek, s.WrappedKey, wrapAAD(s.KeyID, aad))
 	if err != nil || len(dek) != KeySize {
 		return nil, ErrOpen
