@@ -52,7 +52,7 @@ type authority struct {
 }
 
 // newCARow makes a new CA and seals its key.
-func newCARow(kr *keyring.Keyring, now time.Time) (caRow, error) {
+func newCARow(kr keyring.Sealer, now time.Time) (caRow, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return caRow{}, fmt.Errorf("generate agent CA key: %w", err)
@@ -87,7 +87,7 @@ func newCARow(kr *keyring.Keyring, now time.Time) (caRow, error) {
 }
 
 // openCA parses the stored CA and opens its key.
-func openCA(row *caRow, kr *keyring.Keyring) (*authority, error) {
+func openCA(row *caRow, kr keyring.Sealer) (*authority, error) {
 	cert, err := x509.ParseCertificate(row.CertDER)
 	if err != nil {
 		return nil, fmt.Errorf("parse agent CA certificate: %w", err)

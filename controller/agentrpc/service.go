@@ -56,7 +56,7 @@ type Config struct {
 type Deps struct {
 	Applier Applier
 	Store   *state.Store
-	Keyring *keyring.Keyring
+	Keyring keyring.Sealer
 	Logger  *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
@@ -83,7 +83,7 @@ type Service struct {
 	cfg     Config
 	applier Applier
 	store   *state.Store
-	kr      *keyring.Keyring
+	kr      keyring.Sealer
 	log     *slog.Logger
 	now     func() time.Time
 	lead    Leadership

@@ -91,7 +91,7 @@ type AuditEvent struct {
 type Deps struct {
 	Applier Applier
 	Store   *state.Store
-	Keyring *keyring.Keyring
+	Keyring keyring.Sealer
 	Hasher  *password.Hasher
 	Logger  *slog.Logger
 	// Audit receives audit events; the communication domain's hash-chained
@@ -106,7 +106,7 @@ type Service struct {
 	cfg     Config
 	applier Applier
 	store   *state.Store
-	keyring *keyring.Keyring
+	keyring keyring.Sealer
 	hasher  *password.Hasher
 	log     *slog.Logger
 	audit   func(ctx context.Context, e AuditEvent)

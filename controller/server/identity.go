@@ -55,7 +55,7 @@ func loadKeyring(cfg config.Server, log *slog.Logger) (*keyring.Keyring, error) 
 }
 
 // newIdentity builds the identity service from the server configuration.
-func newIdentity(cfg config.Server, applier identity.Applier, store *state.Store, kr *keyring.Keyring, log *slog.Logger) (*identity.Service, error) {
+func newIdentity(cfg config.Server, applier identity.Applier, store *state.Store, kr keyring.Sealer, log *slog.Logger) (*identity.Service, error) {
 	// Each argon2id hash holds 19 MiB; two per core bounds that memory and
 	// keeps logins from starving the rest of the controller.
 	hasher, err := password.NewHasher(password.DefaultParams, 2*runtime.GOMAXPROCS(0))
