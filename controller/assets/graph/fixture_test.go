@@ -183,7 +183,7 @@ func newTestEnv(t testing.TB) *testEnv {
 		t.Fatal(err)
 	}
 	targets := newTestTargets()
-	store := statetest.NewStore(t, Domain(WithNodeCheck(targets.exists)), removerDomain())
+	store := statetest.NewStore(t, Domain(WithNodeCheck(targets.exists)), removerDomain(), bulkDomain())
 	applier := &statetest.Applier{Store: store}
 	svc, err := New(Deps{Applier: applier, Store: store, Targets: targets, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -198,6 +198,21 @@ func removerDomain() state.Domain {
 	return state.Domain{Name: "test.remover", Commands: map[string]state.Handler{
 		"test.remove_target": state.V1(func(ctx *state.ApplyContext, p struct{ ID string }) (any, error) {
 			return nil, RemoveNode(ctx.Txn, p.ID)
+		}),
+	}}
+}
+
+// bulkDomain inserts edges as given, unchecked, to build large graphs
+// for benchmarks quickly.
+func bulkDomain() state.Domain {
+	return state.Domain{Name: "test.bulk", Commands: map[string]state.Handler{
+		"test.bulk_edges": state.V1(func(ctx *state.ApplyContext, edges []Edge) (any, error) {
+			for i := range edges {
+				if err := ctx.Txn.Insert(tableEdges, &edges[i]); err != nil {
+					return nil, err
+				}
+			}
+			return nil, nil
 		}),
 	}}
 }
