@@ -14,7 +14,7 @@ import (
 
 func TestNewValidates(t *testing.T) {
 	valid := func() Deps {
-		return Deps{
+		d := Deps{
 			Logger:   slog.New(slog.DiscardHandler),
 			Cluster:  newFakeCluster(),
 			Probes:   &fakeProbes{},
@@ -24,6 +24,8 @@ func TestNewValidates(t *testing.T) {
 			Registry: prometheus.NewRegistry(),
 			NodeID:   "n1",
 		}
+		d.Relationships = newTestRelationships(t)
+		return d
 	}
 	tests := []struct {
 		name    string
@@ -60,6 +62,8 @@ func TestNewValidates(t *testing.T) {
 		{name: "a missing registry names Deps.Registry", deps: func(d *Deps) { d.Registry = nil }, wantErr: []string{"Deps.Registry: required"}},
 		{name: "a missing identity names Deps.Identity", deps: func(d *Deps) { d.Identity = nil }, wantErr: []string{"Deps.Identity: required"}},
 		{name: "a missing plugin registry names Deps.Plugins", deps: func(d *Deps) { d.Plugins = nil }, wantErr: []string{"Deps.Plugins: required"}},
+		{name: "a missing relationships service names Deps.Relationships", deps: func(d *Deps) { d.Relationships = nil },
+			wantErr: []string{"Deps.Relationships: required"}},
 		{name: "a health section may not replace raft",
 			deps: func(d *Deps) {
 				d.HealthSections = map[string]HealthSection{"raft": func(context.Context) any { return nil }}
@@ -136,6 +140,7 @@ func TestNewToleratesRuntimeCollectorsAlreadyRegistered(t *testing.T) {
 	f := newFixture(t, Config{})
 	deps := Deps{Logger: slog.New(slog.DiscardHandler), Cluster: f.cluster, Probes: f.probes, Identity: f.ident.svc, Agents: sharedAgents(t).svc,
 		Plugins: newTestPlugins(t), Registry: prometheus.NewRegistry(), NodeID: "n1"}
+	deps.Relationships = newTestRelationships(t)
 	if _, err := New(Config{}, deps); err != nil {
 		t.Fatalf("first New: %v", err)
 	}

@@ -111,6 +111,7 @@ func TestConsistentReads(t *testing.T) {
 	attemptID := caseAttempt(t, f).ID
 	agentID := caseEnroll(t, f).ID
 	casePush(t, f, "1.0.0")
+	relationshipID := relateAll("web-1 depends_on db-1")(t, f).vars["id"]
 	var consistentRoutes []RouteInfo
 	for _, rt := range f.srv.Routes() {
 		if rt.Consistent {
@@ -141,11 +142,14 @@ func TestConsistentReads(t *testing.T) {
 				if strings.HasPrefix(rt.Path, "/api/v1/attempts/") {
 					id = attemptID
 				}
+				if strings.HasPrefix(rt.Path, "/api/v1/relationships/") {
+					id = relationshipID
+				}
 				name := "admin"
 				if strings.HasPrefix(rt.Path, "/api/v1/plugins/") {
 					name = "disk-usage"
 				}
-				target := strings.NewReplacer("{id}", id, "{user}", "admin", "{name}", name, "{version}", "1").Replace(rt.Path) + tt.query
+				target := strings.NewReplacer("{id}", id, "{target}", "web-1", "{user}", "admin", "{name}", name, "{version}", "1").Replace(rt.Path) + tt.query
 				if rec := f.do(t, newRequest(rt.Method, target, "", "")); rec.Code != http.StatusOK {
 					t.Fatalf("status = %d: %s", rec.Code, rec.Body)
 				}

@@ -288,6 +288,7 @@ func newFixture(t testing.TB, cfg Config, opts ...func(*Deps)) *fixture {
 		Version:  "1.2.3",
 		NodeID:   "n1",
 	}
+	deps.Relationships = newTestRelationships(t)
 	for _, o := range opts {
 		o(&deps)
 	}

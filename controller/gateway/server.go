@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/opsconductor/opsconductor/controller/agentrpc"
+	"github.com/opsconductor/opsconductor/controller/assets/graph"
 	"github.com/opsconductor/opsconductor/controller/identity"
 	"github.com/opsconductor/opsconductor/controller/plugins"
 )
@@ -42,6 +43,9 @@ type Deps struct {
 	// Plugins serves the plugin registry and, with Agents, the step
 	// catalog.
 	Plugins *plugins.Service
+	// Relationships serves the edges between targets and the graph
+	// queries.
+	Relationships *graph.Service
 	// Registry receives the Go runtime and process collectors and the HTTP
 	// metrics, and is what /metrics serves; the caller registers its own
 	// (Raft, dispatch …) collectors into it.
@@ -75,6 +79,8 @@ type Server struct {
 	nodeID   string
 	sections []namedSection
 	checks   map[string]func(ctx context.Context) error
+
+	relationships *graph.Service
 
 	metrics     *httpMetrics
 	promHandler http.Handler
@@ -119,6 +125,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.cors = newCORS(cfg.CORSAllowedOrigins)
 	}
 	s.checks = deps.ReadyChecks
+	s.relationships = deps.Relationships
 	s.sections = append(s.sections, namedSection{name: "raft", fn: s.raftSection})
 	for _, name := range sortedKeys(deps.HealthSections) {
 		s.sections = append(s.sections, namedSection{name: name, fn: deps.HealthSections[name]})
@@ -161,6 +168,9 @@ func (d Deps) validate() error {
 	}
 	if d.Plugins == nil {
 		errs = append(errs, fieldErrorf("Deps.Plugins", "required"))
+	}
+	if d.Relationships == nil {
+		errs = append(errs, fieldErrorf("Deps.Relationships", "required"))
 	}
 	if d.Registry == nil {
 		errs = append(errs, fieldErrorf("Deps.Registry", "required"))
