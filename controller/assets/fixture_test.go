@@ -96,7 +96,7 @@ func newEnv(t testing.TB) *env {
 	}
 	book := &agentBook{}
 	book.add(AgentInfo{ID: "agt_relay", Name: "relay-1", Status: "up", Tags: map[string]string{"role": "relay"},
-		Facts: AgentFacts{Hostname: "relay-1.example.net", OS: "linux", Arch: "amd64", Addresses: []string{"10.0.0.2"}},
+		Facts:      AgentFacts{Hostname: "relay-1.example.net", OS: "linux", Arch: "amd64", Addresses: []string{"10.0.0.2"}},
 		EnrolledAt: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)})
 	svc, err := New(Deps{Applier: applier, Store: store, Agents: book, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
