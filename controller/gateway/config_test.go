@@ -62,8 +62,6 @@ func TestNewValidates(t *testing.T) {
 		{name: "a missing registry names Deps.Registry", deps: func(d *Deps) { d.Registry = nil }, wantErr: []string{"Deps.Registry: required"}},
 		{name: "a missing identity names Deps.Identity", deps: func(d *Deps) { d.Identity = nil }, wantErr: []string{"Deps.Identity: required"}},
 		{name: "a missing plugin registry names Deps.Plugins", deps: func(d *Deps) { d.Plugins = nil }, wantErr: []string{"Deps.Plugins: required"}},
-		{name: "a missing relationships service names Deps.Relationships", deps: func(d *Deps) { d.Relationships = nil },
-			wantErr: []string{"Deps.Relationships: required"}},
 		{name: "a health section may not replace raft",
 			deps: func(d *Deps) {
 				d.HealthSections = map[string]HealthSection{"raft": func(context.Context) any { return nil }}

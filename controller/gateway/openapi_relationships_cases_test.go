@@ -164,3 +164,11 @@ func relationshipCases() []routeCase {
 		{name: "the graph of an unknown target is a 404", method: "GET", target: "/api/v1/targets/nowhere/graph", want: 404},
 	}
 }
+
+func TestRelationshipRoutesAnswer503WithoutTheService(t *testing.T) {
+	f := newFixture(t, Config{}, func(d *Deps) { d.Relationships = nil })
+	rec := f.do(t, newRequest("GET", "/api/v1/relationships", "", ""))
+	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "relationships_unavailable") {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+}

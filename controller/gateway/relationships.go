@@ -12,7 +12,9 @@ import (
 // relationshipRoutes lists the relationships routes: typed edges between
 // targets and the graph walks the UI's graph view draws.
 func (s *Server) relationshipRoutes() []route {
-	r := s.newRoute
+	r := func(method, path string, class RouteClass, access Access, h handlerFunc) route {
+		return s.newRoute(method, path, class, access, s.needRelationships(h))
+	}
 	read, write := perm(identity.PermAssetsRead), perm(identity.PermAssetsWrite)
 	return []route{
 		r(http.MethodPost, "/api/v1/relationships", ClassWrite, write, s.createRelationship),
@@ -21,6 +23,16 @@ func (s *Server) relationshipRoutes() []route {
 		r(http.MethodPatch, "/api/v1/relationships/{id}", ClassWrite, write, s.patchRelationship),
 		r(http.MethodDelete, "/api/v1/relationships/{id}", ClassWrite, write, s.deleteRelationship),
 		consistent(r(http.MethodGet, "/api/v1/targets/{target}/graph", ClassRead, read, s.targetGraph)),
+	}
+}
+
+// needRelationships answers 503 while no relationships service is wired.
+func (s *Server) needRelationships(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if s.relationships == nil {
+			return problem.Unavailable("relationships_unavailable", "this controller does not serve relationships: the inventory is not wired")
+		}
+		return h(w, r)
 	}
 }
 

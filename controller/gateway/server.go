@@ -44,7 +44,8 @@ type Deps struct {
 	// catalog.
 	Plugins *plugins.Service
 	// Relationships serves the edges between targets and the graph
-	// queries.
+	// queries. It needs the inventory; until a controller wires it, the
+	// routes answer 503 relationships_unavailable.
 	Relationships *graph.Service
 	// Registry receives the Go runtime and process collectors and the HTTP
 	// metrics, and is what /metrics serves; the caller registers its own
@@ -168,9 +169,6 @@ func (d Deps) validate() error {
 	}
 	if d.Plugins == nil {
 		errs = append(errs, fieldErrorf("Deps.Plugins", "required"))
-	}
-	if d.Relationships == nil {
-		errs = append(errs, fieldErrorf("Deps.Relationships", "required"))
 	}
 	if d.Registry == nil {
 		errs = append(errs, fieldErrorf("Deps.Registry", "required"))
