@@ -126,7 +126,7 @@ func (f *fixture) user(t testing.TB, name string, roles ...identity.Binding) *id
 
 func (f *fixture) create(t testing.TB, in Input) Credential {
 	t.Helper()
-	c, err := f.svc.Create(context.Background(), "admin", in)
+	c, err := f.svc.Create(context.Background(), f.admin, in)
 	if err != nil {
 		t.Fatalf("create %s: %v", in.Name, err)
 	}

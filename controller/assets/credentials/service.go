@@ -112,11 +112,16 @@ func (s *Service) seal(id, kind string, sec *Secret) (keyring.Sealed, error) {
 
 // Create stores a new credential. Nothing is stored unless every field is
 // valid and the secret parses as its kind.
-func (s *Service) Create(ctx context.Context, actor string, in Input) (Credential, error) {
+func (s *Service) Create(ctx context.Context, p *identity.Principal, in Input) (Credential, error) {
 	d, err := in.check(true)
 	if err != nil {
 		return Credential{}, err
 	}
+	// A scoped writer may only create credentials inside its scope.
+	if err := s.allowed(ctx, s.d.Store.ReadTxn(), p, identity.PermCredentialsWrite, &row{Credential: Credential{Name: in.Name, Tags: in.Tags}}); err != nil {
+		return Credential{}, err
+	}
+	actor := p.Name()
 	id, err := newID()
 	if err != nil {
 		return Credential{}, err
@@ -136,11 +141,16 @@ func (s *Service) Create(ctx context.Context, actor string, in Input) (Credentia
 
 // Replace changes a credential's metadata and, when in.Secret is set, its
 // secret (a new envelope with a new data key). in.Name may rename it.
-func (s *Service) Replace(ctx context.Context, actor, nameOrID string, in Input) (Credential, error) {
-	old, err := lookup(s.d.Store.ReadTxn(), nameOrID)
+func (s *Service) Replace(ctx context.Context, p *identity.Principal, nameOrID string, in Input) (Credential, error) {
+	txn := s.d.Store.ReadTxn()
+	old, err := lookup(txn, nameOrID)
 	if err != nil {
 		return Credential{}, err
 	}
+	if err := s.allowed(ctx, txn, p, identity.PermCredentialsWrite, old); err != nil {
+		return Credential{}, err
+	}
+	actor := p.Name()
 	if in.Name == "" {
 		in.Name = old.Name
 	}
@@ -151,17 +161,20 @@ func (s *Service) Replace(ctx context.Context, actor, nameOrID string, in Input)
 	if err != nil {
 		return Credential{}, err
 	}
-	p := putPayload{Actor: actor}
+	if err := s.allowed(ctx, txn, p, identity.PermCredentialsWrite, &row{Credential: Credential{ID: old.ID, Name: in.Name, Tags: in.Tags}}); err != nil {
+		return Credential{}, err
+	}
+	put := putPayload{Actor: actor}
 	var sealed keyring.Sealed
 	if in.Secret != nil {
 		if sealed, err = s.seal(old.ID, in.Kind, in.Secret); err != nil {
 			return Credential{}, err
 		}
 	} else {
-		p.KeepSecret = true
+		put.KeepSecret = true
 	}
-	p.Row = rowFrom(old.ID, in, d, sealed)
-	c, err := s.put(ctx, p)
+	put.Row = rowFrom(old.ID, in, d, sealed)
+	c, err := s.put(ctx, put)
 	if err != nil {
 		return Credential{}, err
 	}
@@ -201,10 +214,13 @@ func (s *Service) apply(ctx context.Context, typ string, payload, out any) error
 
 // Get describes one credential: metadata and attachments, never the
 // secret.
-func (s *Service) Get(_ context.Context, nameOrID string) (Credential, error) {
+func (s *Service) Get(ctx context.Context, p *identity.Principal, nameOrID string) (Credential, error) {
 	txn := s.d.Store.ReadTxn()
 	r, err := lookup(txn, nameOrID)
 	if err != nil {
+		return Credential{}, err
+	}
+	if err := s.allowed(ctx, txn, p, identity.PermCredentialsRead, r); err != nil {
 		return Credential{}, err
 	}
 	c := r.clone().Credential
@@ -226,9 +242,10 @@ type Filter struct {
 	Tags map[string]string
 }
 
-// List returns credentials' metadata, sorted by name.
-func (s *Service) List(_ context.Context, f Filter) ([]Credential, error) {
-	it, err := s.d.Store.ReadTxn().Get(tableCredentials, "name")
+// List returns the metadata of the credentials p may read, sorted by name.
+func (s *Service) List(ctx context.Context, p *identity.Principal, f Filter) ([]Credential, error) {
+	txn := s.d.Store.ReadTxn()
+	it, err := txn.Get(tableCredentials, "name")
 	if err != nil {
 		return nil, fmt.Errorf("list credentials: %w", err)
 	}
@@ -237,6 +254,12 @@ func (s *Service) List(_ context.Context, f Filter) ([]Credential, error) {
 		r := raw.(*row)
 		if (f.Kind != "" && r.Kind != f.Kind) || !hasTags(r.Tags, f.Tags) {
 			continue
+		}
+		if err := s.allowed(ctx, txn, p, identity.PermCredentialsRead, r); err != nil {
+			if problem.Is(err, problem.KindForbidden) {
+				continue
+			}
+			return nil, err
 		}
 		out = append(out, r.clone().Credential)
 	}
@@ -253,11 +276,16 @@ func hasTags(have, want map[string]string) bool {
 }
 
 // Delete removes a credential and its attachments.
-func (s *Service) Delete(ctx context.Context, actor, nameOrID string) error {
-	r, err := lookup(s.d.Store.ReadTxn(), nameOrID)
+func (s *Service) Delete(ctx context.Context, p *identity.Principal, nameOrID string) error {
+	txn := s.d.Store.ReadTxn()
+	r, err := lookup(txn, nameOrID)
 	if err != nil {
 		return err
 	}
+	if err := s.allowed(ctx, txn, p, identity.PermCredentialsWrite, r); err != nil {
+		return err
+	}
+	actor := p.Name()
 	if err := s.apply(ctx, cmdDelete, idPayload{ID: r.ID}, nil); err != nil {
 		return err
 	}
@@ -297,14 +325,19 @@ func checkAttachment(scope, name, role string) error {
 
 // Attach makes the credential the default for a target or group in role,
 // replacing the one attached there before.
-func (s *Service) Attach(ctx context.Context, actor, nameOrID, scope, name, role string) (Attachment, error) {
+func (s *Service) Attach(ctx context.Context, p *identity.Principal, nameOrID, scope, name, role string) (Attachment, error) {
 	if err := checkAttachment(scope, name, role); err != nil {
 		return Attachment{}, err
 	}
-	r, err := lookup(s.d.Store.ReadTxn(), nameOrID)
+	txn := s.d.Store.ReadTxn()
+	r, err := lookup(txn, nameOrID)
 	if err != nil {
 		return Attachment{}, err
 	}
+	if err := s.allowed(ctx, txn, p, identity.PermCredentialsWrite, r); err != nil {
+		return Attachment{}, err
+	}
+	actor := p.Name()
 	var a Attachment
 	if err := s.apply(ctx, cmdAttach, attachPayload{Attachment: Attachment{Scope: scope, Name: name, Role: role,
 		CredentialID: r.ID, CreatedBy: actor}}, &a); err != nil {
@@ -315,12 +348,16 @@ func (s *Service) Attach(ctx context.Context, actor, nameOrID, scope, name, role
 }
 
 // Detach removes the credential's attachment to (scope, name, role).
-func (s *Service) Detach(ctx context.Context, nameOrID, scope, name, role string) error {
+func (s *Service) Detach(ctx context.Context, p *identity.Principal, nameOrID, scope, name, role string) error {
 	if err := checkAttachment(scope, name, role); err != nil {
 		return err
 	}
-	r, err := lookup(s.d.Store.ReadTxn(), nameOrID)
+	txn := s.d.Store.ReadTxn()
+	r, err := lookup(txn, nameOrID)
 	if err != nil {
+		return err
+	}
+	if err := s.allowed(ctx, txn, p, identity.PermCredentialsWrite, r); err != nil {
 		return err
 	}
 	return s.apply(ctx, cmdDetach, detachPayload{Scope: scope, Name: name, Role: role, CredentialID: r.ID}, nil)
@@ -380,7 +417,7 @@ func (s *Service) Resolve(ctx context.Context, p *identity.Principal, credName s
 	if err != nil {
 		return nil, err
 	}
-	if err := s.allowed(ctx, txn, p, r); err != nil {
+	if err := s.allowed(ctx, txn, p, identity.PermCredentialsUse, r); err != nil {
 		return nil, err
 	}
 	pt, err := s.d.Sealer.Open(r.Secret, aad(r.ID, r.Kind))
@@ -406,13 +443,17 @@ func (s *Service) Resolve(ctx context.Context, p *identity.Principal, credName s
 	return out, nil
 }
 
-// allowed checks credentials:use and its scopes: a scope's tags must all
-// be on the credential, and a scope that names groups needs the credential
-// attached to one of them or to a target in one of them.
-func (s *Service) allowed(ctx context.Context, txn state.Reader, p *identity.Principal, r *row) error {
-	scopes, ok := p.Scopes(identity.PermCredentialsUse)
+// allowed checks that p holds perm (credentials:read, :write or :use) on
+// the credential: a scope's tags must all be on the credential, and a
+// scope that names groups needs the credential attached to one of them or
+// to a target in one of them.
+func (s *Service) allowed(ctx context.Context, txn state.Reader, p *identity.Principal, perm identity.Permission, r *row) error {
+	if p == nil {
+		return problem.New(problem.KindUnauthenticated, "unauthenticated", "no caller")
+	}
+	scopes, ok := p.Scopes(perm)
 	if !ok {
-		return problem.New(problem.KindForbidden, "forbidden", "using credential %q needs the credentials:use permission", r.Name)
+		return problem.New(problem.KindForbidden, "forbidden", "credential %q needs the %s permission", r.Name, perm)
 	}
 	if scopes == nil {
 		return nil
@@ -460,7 +501,7 @@ func (s *Service) allowed(ctx context.Context, txn state.Reader, p *identity.Pri
 		}
 	}
 	return problem.New(problem.KindForbidden, "credential_out_of_scope",
-		"credential %q is outside the scope of your credentials:use permission", r.Name)
+		"credential %q is outside the scope of your %s permission", r.Name, perm)
 }
 
 // UseStream is the history stream of a credential's uses.

@@ -71,7 +71,7 @@ func TestCreateChecksEachKind(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := f.svc.Create(context.Background(), "admin", tt.in)
+			c, err := f.svc.Create(context.Background(), f.admin, tt.in)
 			switch {
 			case tt.name == "a duplicate name is refused":
 				if p, ok := problem.As(err); !ok || p.Code != "credential_exists" {
@@ -81,7 +81,7 @@ func TestCreateChecksEachKind(t *testing.T) {
 				if field(err) != tt.wantField {
 					t.Fatalf("err = %v (field %q), want a problem naming %q", err, field(err), tt.wantField)
 				}
-				if _, gerr := f.svc.Get(context.Background(), tt.in.Name); gerr == nil {
+				if _, gerr := f.svc.Get(context.Background(), f.admin, tt.in.Name); gerr == nil {
 					t.Fatal("a refused credential was stored")
 				}
 			case err != nil:
@@ -99,14 +99,14 @@ func TestMetadataNeverCarriesTheSecret(t *testing.T) {
 	key, _ := testSSHKey(t, "pass-phrase-xyz")
 	f.create(t, Input{Name: "db", Kind: KindPassword, Username: "app", Secret: &Secret{Password: "hunter2-secret"}})
 	f.create(t, Input{Name: "ssh", Kind: KindSSHKey, Secret: &Secret{PrivateKey: key, Passphrase: "pass-phrase-xyz"}})
-	if _, err := f.svc.Attach(ctx, "admin", "db", ScopeGroup, "web", "default"); err != nil {
+	if _, err := f.svc.Attach(ctx, f.admin, "db", ScopeGroup, "web", "default"); err != nil {
 		t.Fatal(err)
 	}
-	one, err := f.svc.Get(ctx, "db")
+	one, err := f.svc.Get(ctx, f.admin, "db")
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := f.svc.List(ctx, Filter{})
+	all, err := f.svc.List(ctx, f.admin, Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestResolveEnforcesCredentialsUseAndItsScope(t *testing.T) {
 	f.create(t, Input{Name: "prod-db", Kind: KindPassword, Username: "app", Tags: map[string]string{"env": "prod"}, Secret: &Secret{Password: "prod-pw"}})
 	f.create(t, Input{Name: "staging-db", Kind: KindPassword, Username: "app", Tags: map[string]string{"env": "staging"}, Secret: &Secret{Password: "staging-pw"}})
 	f.create(t, Input{Name: "web-login", Kind: KindPassword, Username: "deploy", Secret: &Secret{Password: "web-pw"}})
-	if _, err := f.svc.Attach(ctx, "admin", "web-login", ScopeGroup, "web", "ssh"); err != nil {
+	if _, err := f.svc.Attach(ctx, f.admin, "web-login", ScopeGroup, "web", "ssh"); err != nil {
 		t.Fatal(err)
 	}
 	staging := f.user(t, "stager", identity.Binding{Role: "operator", Scope: &identity.Scope{Tags: map[string]string{"env": "staging"}}})
@@ -189,6 +189,26 @@ func TestResolveEnforcesCredentialsUseAndItsScope(t *testing.T) {
 			}
 		})
 	}
+	t.Run("an operator bound to env=staging lists and reads only staging credentials", func(t *testing.T) {
+		list, err := f.svc.List(ctx, staging, Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 1 || list[0].Name != "staging-db" {
+			t.Fatalf("listed %+v, want only staging-db", list)
+		}
+		if _, err := f.svc.Get(ctx, staging, "prod-db"); !problem.Is(err, problem.KindForbidden) {
+			t.Fatalf("reading prod-db = %v, want forbidden", err)
+		}
+	})
+	t.Run("a viewer reads but cannot change credentials", func(t *testing.T) {
+		if _, err := f.svc.Get(ctx, viewer, "prod-db"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.svc.Delete(ctx, viewer, "prod-db"); !problem.Is(err, problem.KindForbidden) {
+			t.Fatalf("a viewer's delete = %v, want forbidden", err)
+		}
+	})
 }
 
 func TestResolveRecordsEachUseAndBatchesLastUsed(t *testing.T) {
@@ -226,7 +246,7 @@ func TestResolveRecordsEachUseAndBatchesLastUsed(t *testing.T) {
 	if n := f.applier.Applied(cmdUsed); n != 1 {
 		t.Fatalf("%d last-used writes after one flush, want 1", n)
 	}
-	got, err := f.svc.Get(ctx, "api")
+	got, err := f.svc.Get(ctx, f.admin, "api")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,22 +276,22 @@ func TestReplaceKeepsOrReplacesTheSecret(t *testing.T) {
 		}
 		return got["password"]
 	}
-	if _, err := f.svc.Replace(ctx, "admin", "db", Input{Username: "app2", Description: "the app's login"}); err != nil {
+	if _, err := f.svc.Replace(ctx, f.admin, "db", Input{Username: "app2", Description: "the app's login"}); err != nil {
 		t.Fatal(err)
 	}
 	if pw := resolve(); pw != "first" {
 		t.Fatal("a metadata-only replace changed the secret")
 	}
-	if _, err := f.svc.Replace(ctx, "admin", "db", Input{Username: "app2", Secret: &Secret{Password: "second"}}); err != nil {
+	if _, err := f.svc.Replace(ctx, f.admin, "db", Input{Username: "app2", Secret: &Secret{Password: "second"}}); err != nil {
 		t.Fatal(err)
 	}
 	if pw := resolve(); pw != "second" {
 		t.Fatal("the replaced secret is not the one resolved")
 	}
-	if _, err := f.svc.Replace(ctx, "admin", "db", Input{Kind: KindToken}); field(err) != "secret" {
+	if _, err := f.svc.Replace(ctx, f.admin, "db", Input{Kind: KindToken}); field(err) != "secret" {
 		t.Fatalf("changing the kind without a secret = %v, want a problem naming secret", err)
 	}
-	c, err := f.svc.Get(ctx, "db")
+	c, err := f.svc.Get(ctx, f.admin, "db")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +374,7 @@ func TestDefaultsResolveTargetThenGroups(t *testing.T) {
 	f.create(t, Input{Name: "group-login", Kind: KindPassword, Username: "g", Secret: &Secret{Password: "p"}})
 	f.create(t, Input{Name: "host-login", Kind: KindPassword, Username: "h", Secret: &Secret{Password: "p"}})
 	for _, a := range []struct{ cred, scope, name string }{{"group-login", ScopeGroup, "web"}, {"host-login", ScopeTarget, "web1"}} {
-		if _, err := f.svc.Attach(ctx, "admin", a.cred, a.scope, a.name, "ssh"); err != nil {
+		if _, err := f.svc.Attach(ctx, f.admin, a.cred, a.scope, a.name, "ssh"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -381,16 +401,16 @@ func TestDefaultsResolveTargetThenGroups(t *testing.T) {
 			}
 		})
 	}
-	if err := f.svc.Delete(ctx, "admin", "host-login"); err != nil {
+	if err := f.svc.Delete(ctx, f.admin, "host-login"); err != nil {
 		t.Fatal(err)
 	}
 	if c, err := f.svc.Default(ctx, "web1", []string{"web"}, "ssh"); err != nil || c.Name != "group-login" {
 		t.Fatalf("after deleting the target's credential, Default = %q, %v", c.Name, err)
 	}
-	if err := f.svc.Detach(ctx, "group-login", ScopeGroup, "web", "ssh"); err != nil {
+	if err := f.svc.Detach(ctx, f.admin, "group-login", ScopeGroup, "web", "ssh"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.Attach(ctx, "admin", "group-login", "cluster", "x", "ssh"); field(err) != "scope" {
+	if _, err := f.svc.Attach(ctx, f.admin, "group-login", "cluster", "x", "ssh"); field(err) != "scope" {
 		t.Fatalf("attach with a bad scope = %v", err)
 	}
 }
