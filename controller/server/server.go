@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/opsconductor/opsconductor/controller/agentrpc"
+	"github.com/opsconductor/opsconductor/controller/assets/graph"
 	"github.com/opsconductor/opsconductor/controller/cluster"
 	"github.com/opsconductor/opsconductor/controller/config"
 	"github.com/opsconductor/opsconductor/controller/gateway"
@@ -83,6 +84,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	reg.MustRegister(identity.Domain())
 	reg.MustRegister(agentrpc.Domain())
 	reg.MustRegister(plugins.Domain())
+	reg.MustRegister(graph.Domain())
 	store, err := state.NewStore(reg, log)
 	if err != nil {
 		return err
