@@ -112,6 +112,7 @@ func TestConsistentReads(t *testing.T) {
 	agentID := caseEnroll(t, f).ID
 	casePush(t, f, "1.0.0")
 	relationshipID := relateAll("web-1 depends_on db-1")(t, f).vars["id"]
+	caseCredential(t, f, "admin") // {name} is "admin" below
 	var consistentRoutes []RouteInfo
 	for _, rt := range f.srv.Routes() {
 		if rt.Consistent {

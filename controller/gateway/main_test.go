@@ -289,6 +289,7 @@ func newFixture(t testing.TB, cfg Config, opts ...func(*Deps)) *fixture {
 		NodeID:   "n1",
 	}
 	deps.Relationships = newTestRelationships(t)
+	deps.Credentials, deps.Keyring = newTestCredentials(t)
 	for _, o := range opts {
 		o(&deps)
 	}

@@ -480,7 +480,7 @@ func openAPICases() []routeCase {
 		{name: "probe reads are rate limited", method: "GET", target: "/api/v1/operator/probes/p9", want: 429,
 			cfg: Config{RateLimits: tight}, repeat: 2},
 	}
-	return append(append(append(append(cases, identityCases()...), agentCases()...), pluginCases()...), relationshipCases()...)
+	return append(append(append(append(append(cases, identityCases()...), agentCases()...), pluginCases()...), relationshipCases()...), credentialCases()...)
 }
 
 // TestOpenAPIResponsesMatchSchemas sends every route its successes and its
@@ -599,6 +599,10 @@ func TestOpenAPIRefusalsMatchSchemas(t *testing.T) {
 		}
 		if rt.Access == perm(identity.PermJobsRead) {
 			who, token = "a user without jobs:read", agentsReader
+		}
+		if rt.Access == perm(identity.PermCredentialsRead) {
+			// A viewer reads credentials' metadata; the jobs reader does not.
+			who, token = "a user without credentials:read", reader
 		}
 		if rt.Access == perm(identity.PermAssetsRead) {
 			// A viewer reads the inventory; the jobs reader does not.

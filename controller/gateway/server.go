@@ -13,8 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/opsconductor/opsconductor/controller/agentrpc"
+	"github.com/opsconductor/opsconductor/controller/assets/credentials"
 	"github.com/opsconductor/opsconductor/controller/assets/graph"
 	"github.com/opsconductor/opsconductor/controller/identity"
+	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/plugins"
 )
 
@@ -47,6 +49,11 @@ type Deps struct {
 	// queries. It needs the inventory; until a controller wires it, the
 	// routes answer 503 relationships_unavailable.
 	Relationships *graph.Service
+	// Credentials serves /api/v1/credentials; Keyring the operator's
+	// keyring routes (list, rotate, remove). Until a controller wires
+	// them, those routes answer 503.
+	Credentials *credentials.Service
+	Keyring     *keyring.Service
 	// Registry receives the Go runtime and process collectors and the HTTP
 	// metrics, and is what /metrics serves; the caller registers its own
 	// (Raft, dispatch …) collectors into it.
@@ -82,6 +89,8 @@ type Server struct {
 	checks   map[string]func(ctx context.Context) error
 
 	relationships *graph.Service
+	credentials   *credentials.Service
+	keyring       *keyring.Service
 
 	metrics     *httpMetrics
 	promHandler http.Handler
@@ -127,6 +136,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.checks = deps.ReadyChecks
 	s.relationships = deps.Relationships
+	s.credentials, s.keyring = deps.Credentials, deps.Keyring
 	s.sections = append(s.sections, namedSection{name: "raft", fn: s.raftSection})
 	for _, name := range sortedKeys(deps.HealthSections) {
 		s.sections = append(s.sections, namedSection{name: name, fn: deps.HealthSections[name]})

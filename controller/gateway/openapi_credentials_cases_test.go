@@ -1,0 +1,243 @@
+package gateway
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/opsconductor/opsconductor/controller/assets/credentials"
+	"github.com/opsconductor/opsconductor/controller/history"
+	"github.com/opsconductor/opsconductor/controller/history/embedded"
+	"github.com/opsconductor/opsconductor/controller/keyring"
+	"github.com/opsconductor/opsconductor/controller/state"
+	"github.com/opsconductor/opsconductor/controller/state/statetest"
+)
+
+// newTestCredentials is a real credentials service and replicated keyring
+// over their own in-memory store and an embedded history store.
+func newTestCredentials(t testing.TB) (*credentials.Service, *keyring.Service) {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	reg := state.NewRegistry()
+	reg.MustRegister(keyring.Domain())
+	reg.MustRegister(credentials.Domain())
+	store, err := state.NewStore(reg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := &statetest.Applier{Store: store}
+	key, err := keyring.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := keyring.Parse([]byte(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := func() bool { return true }
+	kr, err := keyring.New(keyring.Deps{Root: root, Applier: ap, Store: store, Logger: log, IsLeader: leader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist, err := embedded.Open(filepath.Join(t.TempDir(), "history.db"), embedded.Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writer := history.NewWriter(hist, history.WriterConfig{Logger: log})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		writer.Close(ctx)
+		hist.Close()
+	})
+	svc, err := credentials.New(credentials.Deps{Applier: ap, Store: store, Sealer: kr, History: writer, IsLeader: leader, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr.Register("credentials", svc)
+	return svc, kr
+}
+
+// caseSecret is the password the credential cases store; no response may
+// contain it, nor its base64.
+const caseSecret = "Sup3r-secret-casepass"
+
+// caseCredential stores a password credential named name as the admin.
+func caseCredential(t *testing.T, f *fixture, name string) credentials.Credential {
+	t.Helper()
+	c, err := f.srv.credentials.Create(context.Background(), casePrincipal(t, f.ident, f.ident.adminToken),
+		credentials.Input{Name: name, Kind: credentials.KindPassword, Username: "deploy", Tags: map[string]string{"env": "prod"},
+			Secret: &credentials.Secret{Password: caseSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func withCredential(name string) func(t *testing.T, f *fixture) prepared {
+	return func(t *testing.T, f *fixture) prepared {
+		caseCredential(t, f, name)
+		return prepared{}
+	}
+}
+
+// noSecret fails when a response carries the case secret in any form.
+func noSecret(next func(*testing.T, *responseUnderTest)) func(*testing.T, *responseUnderTest) {
+	return func(t *testing.T, rec *responseUnderTest) {
+		t.Helper()
+		for _, form := range []string{caseSecret, base64.StdEncoding.EncodeToString([]byte(caseSecret)), "PRIVATE KEY"} {
+			if strings.Contains(string(rec.body), form) {
+				t.Fatalf("the response carries a secret: %s", rec.body)
+			}
+		}
+		if next != nil {
+			next(t, rec)
+		}
+	}
+}
+
+func caseSSHKey(t *testing.T) string {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "case")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(block))
+}
+
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// rotated rotates the keyring twice and re-wraps, leaving the first KEK
+// retired ($old) and the second active ($active).
+func rotated(t *testing.T, f *fixture) prepared {
+	ctx := context.Background()
+	caseCredential(t, f, "db")
+	k1, err := f.srv.keyring.Rotate(ctx, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := f.srv.keyring.Rotate(ctx, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.srv.keyring.RewrapAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return prepared{vars: map[string]string{"old": k1.ID, "active": k2.ID}}
+}
+
+func credentialCases() []routeCase {
+	post := func(name, body string, want int, check func(*testing.T, *responseUnderTest)) routeCase {
+		return routeCase{name: name, method: "POST", target: "/api/v1/credentials", contentType: "application/json", body: body,
+			want: want, check: noSecret(check), prepare: withCredential("existing")}
+	}
+	password := `{"name":"db","kind":"password","username":"app","tags":{"env":"prod"},"secret":{"password":"` + caseSecret + `"}}`
+	return []routeCase{
+		post("a password credential is stored and answered without its secret", password, 201, func(t *testing.T, rec *responseUnderTest) {
+			c := decodeInto[credentials.Credential](t, rec)
+			if c.Name != "db" || c.Kind != "password" || c.Username != "app" || !strings.HasPrefix(c.ID, "cred_") || c.CreatedBy != "admin" {
+				t.Fatalf("created %s", rec.body)
+			}
+		}),
+		{name: "an SSH key credential records its fingerprint", method: "POST", target: "/api/v1/credentials", contentType: "application/json",
+			prepare: func(t *testing.T, f *fixture) prepared {
+				return prepared{vars: map[string]string{"key": jsonString(caseSSHKey(t))}}
+			},
+			body: `{"name":"ssh","kind":"ssh_key","username":"root","secret":{"private_key":$key}}`, want: 201,
+			check: noSecret(func(t *testing.T, rec *responseUnderTest) {
+				if c := decodeInto[credentials.Credential](t, rec); !strings.HasPrefix(c.Fingerprint, "SHA256:") || !strings.HasPrefix(c.PublicKey, "ssh-ed25519 ") {
+					t.Fatalf("created %s", rec.body)
+				}
+			})},
+		post("a private key that does not parse is a 400 naming secret.private_key",
+			`{"name":"ssh","kind":"ssh_key","secret":{"private_key":"not a key"}}`, 400, wantError("invalid_input", "secret.private_key")),
+		post("a secret field the kind does not use is a 400 naming it",
+			`{"name":"t","kind":"token","secret":{"token":"x","password":"`+caseSecret+`"}}`, 400, wantError("invalid_input", "secret.password")),
+		post("an unknown secret field is a 400 naming it",
+			`{"name":"t","kind":"token","secret":{"token":"x","pin":"1"}}`, 400, wantError("invalid_input", "pin")),
+		post("a credential name already taken is a 409",
+			`{"name":"existing","kind":"token","secret":{"token":"x"}}`, 409, wantError("credential_exists", "")),
+
+		{name: "credentials are listed without secrets", method: "GET", target: "/api/v1/credentials?kind=password&tag=env=prod", want: 200,
+			prepare: withCredential("db"), check: noSecret(func(t *testing.T, rec *responseUnderTest) {
+				if l := decodeInto[credentialList](t, rec); len(l.Items) != 1 || l.Items[0].Name != "db" {
+					t.Fatalf("listed %s", rec.body)
+				}
+			})},
+		{name: "a credential list filtered by an unknown kind is a 400 naming kind", method: "GET", target: "/api/v1/credentials?kind=kerberos",
+			want: 400, check: wantError("invalid_input", "kind")},
+		{name: "a credential is described without its secret", method: "GET", target: "/api/v1/credentials/db", want: 200,
+			prepare: withCredential("db"), check: noSecret(nil)},
+		{name: "an unknown credential is a 404", method: "GET", target: "/api/v1/credentials/nope", want: 404,
+			check: wantError("credential_not_found", "")},
+		{name: "a credential's secret is replaced", method: "PUT", target: "/api/v1/credentials/db", contentType: "application/json",
+			body: `{"username":"app2","secret":{"password":"` + caseSecret + `-2"}}`, want: 200, prepare: withCredential("db"),
+			check: noSecret(func(t *testing.T, rec *responseUnderTest) {
+				if c := decodeInto[credentials.Credential](t, rec); c.Username != "app2" {
+					t.Fatalf("replaced %s", rec.body)
+				}
+			})},
+		{name: "changing a credential's kind without a secret is a 400 naming secret", method: "PUT", target: "/api/v1/credentials/db",
+			contentType: "application/json", body: `{"kind":"token"}`, want: 400, prepare: withCredential("db"),
+			check: wantError("invalid_input", "secret")},
+		{name: "a credential is deleted", method: "DELETE", target: "/api/v1/credentials/db", want: 204, prepare: withCredential("db")},
+		{name: "a credential is attached to a group as its ssh default", method: "PUT", target: "/api/v1/credentials/db/attachments/groups/web/ssh",
+			want: 200, prepare: withCredential("db"), check: func(t *testing.T, rec *responseUnderTest) {
+				if a := decodeInto[credentials.Attachment](t, rec); a.Scope != "group" || a.Name != "web" || a.Role != "ssh" || a.Credential != "db" {
+					t.Fatalf("attached %s", rec.body)
+				}
+			}},
+		{name: "an attachment to something other than targets or groups is a 400 naming scope", method: "PUT",
+			target: "/api/v1/credentials/db/attachments/clusters/web/ssh", want: 400, prepare: withCredential("db"),
+			check: wantError("invalid_input", "scope")},
+		{name: "a credential is detached from a target", method: "DELETE", target: "/api/v1/credentials/db/attachments/targets/web-1/ssh", want: 204,
+			prepare: func(t *testing.T, f *fixture) prepared {
+				caseCredential(t, f, "db")
+				if _, err := f.srv.credentials.Attach(context.Background(), casePrincipal(t, f.ident, f.ident.adminToken), "db",
+					credentials.ScopeTarget, "web-1", "ssh"); err != nil {
+					t.Fatal(err)
+				}
+				return prepared{}
+			}},
+		{name: "detaching what is not attached is a 404", method: "DELETE", target: "/api/v1/credentials/db/attachments/targets/web-1/ssh", want: 404,
+			prepare: withCredential("db")},
+
+		{name: "the keyring lists root keys and KEKs with what each wraps", method: "GET", target: "/api/v1/operator/keyring", want: 200,
+			prepare: rotated, check: func(t *testing.T, rec *responseUnderTest) {
+				st := decodeInto[keyring.Status](t, rec)
+				if len(st.Keys) != 3 || st.Pending != 0 || st.Keys[0].Tier != "root" {
+					t.Fatalf("keyring %s", rec.body)
+				}
+				for _, k := range st.Keys[1:] {
+					if k.Tier != "kek" || (k.State == "active") == k.Removable {
+						t.Errorf("key %+v", k)
+					}
+				}
+			}},
+		{name: "a keyring rotation adds an active KEK", method: "POST", target: "/api/v1/operator/keyring/rotate", want: 201,
+			check: func(t *testing.T, rec *responseUnderTest) {
+				if k := decodeInto[keyring.KeyInfo](t, rec); k.State != "active" || k.Tier != "kek" || strings.Contains(string(rec.body), "sealed") {
+					t.Fatalf("rotated %s", rec.body)
+				}
+			}},
+		{name: "a retired KEK is removed", method: "DELETE", target: "/api/v1/operator/keyring/keys/$old", want: 204, prepare: rotated},
+		{name: "removing the active KEK is a 409", method: "DELETE", target: "/api/v1/operator/keyring/keys/$active", want: 409, prepare: rotated,
+			check: wantError("kek_active", "")},
+	}
+}
