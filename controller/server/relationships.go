@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/opsconductor/opsconductor/controller/assets"
 	"github.com/opsconductor/opsconductor/controller/assets/graph"
 	"github.com/opsconductor/opsconductor/controller/identity"
 	"github.com/opsconductor/opsconductor/controller/state"
@@ -17,6 +18,12 @@ type inventory[T any] interface {
 	Get(ctx context.Context, idOrName string) (T, error)
 	Allowed(p *identity.Principal, perm identity.Permission, t T) bool
 }
+
+// The inventory service is what the relationships are built over:
+//
+//	rels, err := newRelationships[assets.Target](node, store, inventory,
+//		func(t assets.Target) graph.Node { return graph.Node{ID: t.ID, Name: t.Name} }, log)
+var _ inventory[assets.Target] = (*assets.Service)(nil)
 
 // graphTargets adapts the inventory to graph.Targets.
 type graphTargets[T any] struct {
