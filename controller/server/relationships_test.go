@@ -4,53 +4,148 @@ import (
 	"context"
 	"log/slog"
 	"testing"
+	"time"
 
+	"github.com/opsconductor/opsconductor/controller/assets"
 	"github.com/opsconductor/opsconductor/controller/assets/graph"
 	"github.com/opsconductor/opsconductor/controller/identity"
+	"github.com/opsconductor/opsconductor/controller/identity/password"
+	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/problem"
 	"github.com/opsconductor/opsconductor/controller/state/statetest"
 )
 
-// shelf is an inventory of named things, to drive the adapter.
-type shelf map[string]string // id → name
+// oneRelay is an agent directory holding one relay agent, for SSH
+// targets to be reached through.
+type oneRelay struct{}
 
-type item struct{ id, name string }
+var relay = assets.AgentInfo{ID: "agt_relay", Name: "relay-1", Status: "up", Tags: map[string]string{"env": "staging"},
+	EnrolledAt: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
 
-func (s shelf) Get(_ context.Context, ref string) (item, error) {
-	for id, name := range s {
-		if ref == id || ref == name {
-			return item{id, name}, nil
-		}
+func (oneRelay) Agents(context.Context) ([]assets.AgentInfo, error) { return []assets.AgentInfo{relay}, nil }
+
+func (oneRelay) Agent(_ context.Context, ref string) (assets.AgentInfo, error) {
+	if ref == relay.ID || ref == relay.Name {
+		return relay, nil
 	}
-	return item{}, problem.NotFound("target", ref)
+	return assets.AgentInfo{}, problem.NotFound("agent", ref)
 }
 
-func (s shelf) Allowed(_ *identity.Principal, _ identity.Permission, t item) bool {
-	return t.name != "secret"
-}
-
-func TestRelationshipsResolveAndCheckThroughTheInventory(t *testing.T) {
-	store := statetest.NewStore(t, graph.Domain())
-	inv := shelf{"t1": "web-1", "t2": "secret"}
-	svc, err := newRelationships[item](&statetest.Applier{Store: store}, store, inv,
-		func(i item) graph.Node { return graph.Node{ID: i.id, Name: i.name} }, slog.New(slog.DiscardHandler))
+// The relationships over the real inventory and identity: names resolve
+// through the inventory, its scopes filter the graph, and deleting a
+// target there drops its edges.
+func TestRelationshipsOverTheInventory(t *testing.T) {
+	ctx := context.Background()
+	store := statetest.NewStore(t, assets.Domain(), graph.Domain(), identity.Domain())
+	applier := &statetest.Applier{Store: store}
+	log := slog.New(slog.DiscardHandler)
+	key, _ := keyring.NewKey()
+	kr, err := keyring.Parse([]byte(key))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if svc == nil {
-		t.Fatal("no service")
+	hasher, err := password.NewHasher(password.DefaultParams, 2)
+	if err != nil {
+		t.Fatal(err)
 	}
-	targets := graphTargets[item]{inv: inv, node: func(i item) graph.Node { return graph.Node{ID: i.id, Name: i.name} }}
-	n, err := targets.Resolve(context.Background(), "web-1")
-	if err != nil || n != (graph.Node{ID: "t1", Name: "web-1"}) {
-		t.Fatalf("resolve web-1 = %+v, %v", n, err)
+	ident, err := identity.New(identity.Config{}, identity.Deps{Applier: applier, Store: store, Keyring: kr, Hasher: hasher, Logger: log})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := targets.Resolve(context.Background(), "db-9"); !problem.Is(err, problem.KindNotFound) {
-		t.Fatalf("resolve db-9: %v, want not found", err)
+	const pw = "violet-Harbour-lantern-42"
+	if _, err := ident.Bootstrap(ctx, pw, false); err != nil {
+		t.Fatal(err)
 	}
-	for id, want := range map[string]bool{"t1": true, "t2": false, "t9": false} {
-		if got := targets.Allowed(nil, identity.PermAssetsRead, id); got != want {
-			t.Errorf("Allowed(%s) = %v, want %v", id, got, want)
+	if err := ident.Maintain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	login := func(user string) *identity.Principal {
+		t.Helper()
+		tok, err := ident.Login(ctx, identity.LoginRequest{Username: user, Password: pw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := ident.Authenticate(ctx, tok.AccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	admin := login("admin")
+	no := false
+	if _, _, err := ident.CreateUser(ctx, admin, identity.CreateUser{Username: "stager", Password: pw, MustChangePassword: &no,
+		Roles: []identity.Binding{{Role: "operator", Scope: &identity.Scope{Tags: map[string]string{"env": "staging"}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	stager := login("stager")
+
+	inv, err := assets.New(assets.Deps{Applier: applier, Store: store, Agents: oneRelay{}, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, env := range map[string]string{"web-s": "staging", "db-s": "staging", "db-p": "prod"} {
+		if _, err := inv.Create(ctx, admin, assets.TargetInput{Name: name, Addresses: []string{name + ".example.net"},
+			Connection: &assets.Connection{Type: "ssh", Via: "relay-1"}, Tags: map[string]string{"env": env}}); err != nil {
+			t.Fatalf("create %s: %v", name, err)
 		}
 	}
+	rels, err := newRelationships[assets.Target](applier, store, inv,
+		func(t assets.Target) graph.Node { return graph.Node{ID: t.ID, Name: t.Name} }, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relate := func(p *identity.Principal, from, typ, to string) (graph.EdgeView, error) {
+		return rels.Create(ctx, p, graph.CreateEdge{From: from, Type: typ, To: to})
+	}
+	for _, e := range [][3]string{{"web-s", "depends_on", "db-s"}, {"web-s", "depends_on", "db-p"}, {"web-s", "runs_on", "relay-1"}} {
+		if _, err := relate(admin, e[0], e[1], e[2]); err != nil {
+			t.Fatalf("relate %v: %v", e, err)
+		}
+	}
+
+	t.Run("an agent's target is an endpoint like any other", func(t *testing.T) {
+		page, err := rels.List(ctx, admin, graph.Filter{To: "relay-1", Limit: 10})
+		if err != nil || len(page.Items) != 1 || page.Items[0].To != "agt_relay" || page.Items[0].ToName != "relay-1" {
+			t.Fatalf("edges to relay-1: %+v, %v", page.Items, err)
+		}
+	})
+	t.Run("a reader scoped to staging sees only staging targets", func(t *testing.T) {
+		g, err := rels.Graph(ctx, stager, "web-s", graph.Query{Direction: graph.Dependencies})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, n := range g.Nodes {
+			names = append(names, n.Name)
+		}
+		if len(names) != 3 || names[0] != "web-s" || len(g.Edges) != 2 {
+			t.Fatalf("staging sees %v and %d edges", names, len(g.Edges))
+		}
+		for _, n := range names {
+			if n == "db-p" {
+				t.Fatalf("staging sees db-p: %v", names)
+			}
+		}
+		_, err = relate(stager, "db-s", "connects_to", "db-p")
+		if p, ok := problem.As(err); !ok || p.Field != "to" {
+			t.Fatalf("relating to a prod target: %v, want an invalid to", err)
+		}
+	})
+	t.Run("deleting a target in the inventory drops its edges", func(t *testing.T) {
+		if _, err := inv.Delete(ctx, admin, "db-p"); err != nil {
+			t.Fatal(err)
+		}
+		page, err := rels.List(ctx, admin, graph.Filter{From: "web-s", Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page.Items {
+			if e.ToName == "db-p" || e.ToName == "" {
+				t.Fatalf("an edge outlived its target: %+v", e)
+			}
+		}
+		if len(page.Items) != 2 {
+			t.Fatalf("edges from web-s: %+v, want 2", page.Items)
+		}
+	})
 }
