@@ -22,7 +22,9 @@ type oneRelay struct{}
 var relay = assets.AgentInfo{ID: "agt_relay", Name: "relay-1", Status: "up", Tags: map[string]string{"env": "staging"},
 	EnrolledAt: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
 
-func (oneRelay) Agents(context.Context) ([]assets.AgentInfo, error) { return []assets.AgentInfo{relay}, nil }
+func (oneRelay) Agents(context.Context) ([]assets.AgentInfo, error) {
+	return []assets.AgentInfo{relay}, nil
+}
 
 func (oneRelay) Agent(_ context.Context, ref string) (assets.AgentInfo, error) {
 	if ref == relay.ID || ref == relay.Name {
