@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/opsconductor/opsconductor/controller/assets"
@@ -42,6 +43,32 @@ func (g graphTargets[T]) Resolve(ctx context.Context, idOrName string) (graph.No
 func (g graphTargets[T]) Allowed(p *identity.Principal, perm identity.Permission, id string) bool {
 	t, err := g.inv.Get(context.Background(), id)
 	return err == nil && g.inv.Allowed(p, perm, t)
+}
+
+// Tables targetExists reads: the inventory's targets and agentrpc's
+// agents (an enrolled agent is a target whether or not the inventory holds
+// a row for it).
+const (
+	inventoryTargets = "assets_targets"
+	enrolledAgents   = "agentrpc_agents"
+)
+
+// targetExists is the graph's node check (graph.WithNodeCheck): it runs
+// inside Apply, where no service may be called, so it looks the ID up in
+// the two tables by their index "id". With it, an edge created while its
+// target is being deleted is refused instead of outliving the target.
+// Agents are revoked, never deleted, so an agent's target always exists.
+func targetExists(txn state.Reader, id string) (bool, error) {
+	for _, table := range []string{inventoryTargets, enrolledAgents} {
+		raw, err := txn.First(table, "id", id)
+		if err != nil {
+			return false, fmt.Errorf("look up %s in %s: %w", id, table, err)
+		}
+		if raw != nil {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // newRelationships builds the relationships service over the inventory.

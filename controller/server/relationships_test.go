@@ -6,12 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opsconductor/opsconductor/controller/agentrpc"
 	"github.com/opsconductor/opsconductor/controller/assets"
 	"github.com/opsconductor/opsconductor/controller/assets/graph"
 	"github.com/opsconductor/opsconductor/controller/identity"
 	"github.com/opsconductor/opsconductor/controller/identity/password"
 	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/problem"
+	"github.com/opsconductor/opsconductor/controller/state"
 	"github.com/opsconductor/opsconductor/controller/state/statetest"
 )
 
@@ -38,9 +40,17 @@ func (oneRelay) Agent(_ context.Context, ref string) (assets.AgentInfo, error) {
 // target there drops its edges.
 func TestRelationshipsOverTheInventory(t *testing.T) {
 	ctx := context.Background()
-	store := statetest.NewStore(t, assets.Domain(), graph.Domain(), identity.Domain())
+	store := statetest.NewStore(t, assets.Domain(), agentrpc.Domain(), graph.Domain(graph.WithNodeCheck(targetExists)),
+		identity.Domain(), seed())
 	applier := &statetest.Applier{Store: store}
 	log := slog.New(slog.DiscardHandler)
+	cmd, err := state.NewCommand("test.agent.seed", 1, agentrpc.Agent{ID: relay.ID, Name: relay.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := applier.Apply(ctx, cmd); err != nil || res[0].Decode(nil) != nil {
+		t.Fatalf("seed the relay agent: %v %v", err, res)
+	}
 	key, _ := keyring.NewKey()
 	kr, err := keyring.Parse([]byte(key))
 	if err != nil {
@@ -150,4 +160,51 @@ func TestRelationshipsOverTheInventory(t *testing.T) {
 			t.Fatalf("edges from web-s: %+v, want 2", page.Items)
 		}
 	})
+}
+
+// seed writes an agent row as enrolment would and a target row as the
+// inventory would, without the protocols this test is not about.
+func seed() state.Domain {
+	return state.Domain{Name: "test.seed", Commands: map[string]state.Handler{
+		"test.agent.seed": state.V1(func(ctx *state.ApplyContext, a agentrpc.Agent) (any, error) {
+			return nil, ctx.Txn.Insert(enrolledAgents, &a)
+		}),
+		"test.target.seed": state.V1(func(ctx *state.ApplyContext, t assets.Target) (any, error) {
+			return nil, ctx.Txn.Insert(inventoryTargets, &t)
+		}),
+	}}
+}
+
+func TestEdgesToMissingTargetsAreRefusedInApply(t *testing.T) {
+	ctx := context.Background()
+	store := statetest.NewStore(t, assets.Domain(), agentrpc.Domain(), graph.Domain(graph.WithNodeCheck(targetExists)), seed())
+	applier := &statetest.Applier{Store: store}
+	apply := func(typ string, payload any) error {
+		t.Helper()
+		cmd, err := state.NewCommand(typ, 1, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := applier.Apply(ctx, cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0].Decode(nil)
+	}
+	if err := apply("test.agent.seed", agentrpc.Agent{ID: "agt_1", Name: "relay-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply("test.target.seed", assets.Target{ID: "tgt_web", Name: "web-1", Connection: assets.Connection{Type: "ssh", Via: "agt_1"}}); err != nil {
+		t.Fatal(err)
+	}
+	edge := func(id, from, to string) map[string]any {
+		return map[string]any{"edge": map[string]any{"id": id, "from": from, "to": to, "type": "runs_on"}}
+	}
+	if err := apply("assets.graph.create", edge("rel_1", "tgt_web", "agt_1")); err != nil {
+		t.Fatalf("an edge from a stored target to an enrolled agent: %v", err)
+	}
+	err := apply("assets.graph.create", edge("rel_2", "tgt_web", "tgt_gone"))
+	if !problem.Is(err, problem.KindNotFound) {
+		t.Fatalf("an edge to a missing target: %v, want not found", err)
+	}
 }

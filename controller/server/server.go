@@ -84,7 +84,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	reg.MustRegister(identity.Domain())
 	reg.MustRegister(agentrpc.Domain())
 	reg.MustRegister(plugins.Domain())
-	reg.MustRegister(graph.Domain())
+	reg.MustRegister(graph.Domain(graph.WithNodeCheck(targetExists)))
 	store, err := state.NewStore(reg, log)
 	if err != nil {
 		return err
