@@ -61,12 +61,17 @@ type Attempt struct {
 	CancelAt   *time.Time        `json:"cancel_requested_at,omitempty"`
 	Late       bool              `json:"late"`
 	LateResult *LateResult       `json:"late_result,omitempty"`
+	// Credentials names the credentials the attempt declared, by alias
+	// (alias → credential name). Their values went to the agent in the
+	// assignment only, never into the state.
+	Credentials map[string]string `json:"credentials,omitempty"`
 }
 
 func (a *Attempt) clone() *Attempt {
 	c := *a
 	c.Params = append(json.RawMessage(nil), a.Params...)
 	c.Outputs = maps.Clone(a.Outputs)
+	c.Credentials = maps.Clone(a.Credentials)
 	if a.LateResult != nil {
 		l := *a.LateResult
 		c.LateResult = &l

@@ -137,7 +137,7 @@ func (s *Service) RunCommand(ctx context.Context, agentID string, spec CommandSp
 	if err != nil {
 		return Attempt{}, err
 	}
-	return s.dispatch(ctx, agentID, KindCommand, raw, timeout, actor)
+	return s.dispatch(ctx, agentID, KindCommand, raw, timeout, actor, nil, nil)
 }
 
 // StepSpec is one step to run on an agent: a built-in step or a plugin,
@@ -149,7 +149,22 @@ type StepSpec struct {
 	With json.RawMessage `json:"with,omitempty"`
 	// Timeout is a Go duration ("30s"); empty means an hour.
 	Timeout string `json:"timeout,omitempty"`
+	// Credentials maps an alias to a credential name. Each credential's
+	// fields reach the step as secrets named alias.field (db.username,
+	// db.password, ssh.private_key …), masked in its output; the caller
+	// resolves them (RunStepWith) when the attempt's ID is known.
+	Credentials map[string]string `json:"credentials,omitempty"`
 }
+
+// SecretsFunc resolves the secrets an attempt declared, given its ID,
+// before anything is committed: a refusal leaves no attempt behind. The
+// values go to the agent in the assignment and nowhere else.
+type SecretsFunc func(ctx context.Context, attemptID string) (map[string]string, error)
+
+// maxStepCredentials bounds the credentials one step may declare.
+const maxStepCredentials = 16
+
+var credentialAliasRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]{0,62}$`)
 
 // StepCatalog describes the steps a StepSpec may use (built-ins and the
 // plugin registry), so that bad parameters are refused before anything
@@ -161,9 +176,29 @@ type StepCatalog interface {
 var stepRefRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}(@[0-9A-Za-z.+-]{1,64})?$`)
 
 // RunStep is RunCommand for a step: it checks the reference and the
-// parameters against the step's schema, then dispatches it.
+// parameters against the step's schema, then dispatches it. A step that
+// declares credentials needs RunStepWith.
 func (s *Service) RunStep(ctx context.Context, agentID string, spec StepSpec, actor string) (Attempt, error) {
+	return s.RunStepWith(ctx, agentID, spec, actor, nil)
+}
+
+// RunStepWith is RunStep with the resolver for the step's credentials.
+func (s *Service) RunStepWith(ctx context.Context, agentID string, spec StepSpec, actor string, secrets SecretsFunc) (Attempt, error) {
 	var errs problem.List
+	if len(spec.Credentials) > maxStepCredentials {
+		errs.Add("credentials", "at most %d credentials per step", maxStepCredentials)
+	}
+	for alias, name := range spec.Credentials {
+		if !credentialAliasRE.MatchString(alias) {
+			errs.Add("credentials."+alias, "an alias must be a letter or _ then letters, digits or _ (at most 63)")
+		}
+		if name == "" {
+			errs.Add("credentials."+alias, "must name a credential")
+		}
+	}
+	if len(spec.Credentials) > 0 && secrets == nil {
+		errs.Add("credentials", "this controller cannot resolve credentials for a step")
+	}
 	if !stepRefRE.MatchString(spec.Uses) || spec.Uses == KindCommand {
 		errs.Add("uses", "must be a step name or name@version such as http or disk-usage@1, got %q", spec.Uses)
 	}
@@ -190,11 +225,16 @@ func (s *Service) RunStep(ctx context.Context, agentID string, spec StepSpec, ac
 			return Attempt{}, err
 		}
 	}
-	return s.dispatch(ctx, agentID, spec.Uses, json.RawMessage(with), timeout, actor)
+	if len(spec.Credentials) == 0 {
+		secrets = nil
+	}
+	return s.dispatch(ctx, agentID, spec.Uses, json.RawMessage(with), timeout, actor, maps.Clone(spec.Credentials), secrets)
 }
 
-// dispatch creates an attempt of kind and sends it to the agent.
-func (s *Service) dispatch(ctx context.Context, agentID, kind string, params json.RawMessage, timeout time.Duration, actor string) (Attempt, error) {
+// dispatch creates an attempt of kind and sends it to the agent, with the
+// secrets resolved for it (creds names them, by alias) when secrets is set.
+func (s *Service) dispatch(ctx context.Context, agentID, kind string, params json.RawMessage, timeout time.Duration, actor string,
+	creds map[string]string, secrets SecretsFunc) (Attempt, error) {
 	if !s.reg.isLeader() {
 		return Attempt{}, errNotLeaderAPI
 	}
@@ -216,15 +256,21 @@ func (s *Service) dispatch(ctx context.Context, agentID, kind string, params jso
 	if err != nil {
 		return Attempt{}, err
 	}
+	var values map[string]string
+	if secrets != nil {
+		if values, err = secrets(ctx, id); err != nil {
+			return Attempt{}, err
+		}
+	}
 	var att Attempt
 	if err := s.apply(ctx, cmdAttemptCreate, attemptCreatePayload{Attempt: Attempt{ID: id, AgentID: agentID, Kind: kind,
-		Params: params, Timeout: timeout.String(), CreatedBy: actor}}, &att); err != nil {
+		Params: params, Timeout: timeout.String(), CreatedBy: actor, Credentials: creds}}, &att); err != nil {
 		return Attempt{}, err
 	}
 	log := s.log.With("attempt_id", id, "agent_id", agentID)
 	ls := s.reg.stream(agentID)
 	s.trips.start(id, time.Now())
-	if ls == nil || !ls.enqueue(assignmentMsg(&att)) {
+	if ls == nil || !ls.enqueue(assignmentMsg(&att, values)) {
 		s.trips.forget(id)
 		// The stream went between the check and the send: say so now
 		// rather than leave the attempt pending until the lease runs out.
@@ -239,14 +285,14 @@ func (s *Service) dispatch(ctx context.Context, agentID, kind string, params jso
 	return att, nil
 }
 
-// assignmentMsg is the Assignment that runs a (command) attempt.
-func assignmentMsg(a *Attempt) *agentv1.ControllerMessage {
+// assignmentMsg is the Assignment that runs an attempt, with its secrets.
+func assignmentMsg(a *Attempt, secrets map[string]string) *agentv1.ControllerMessage {
 	timeout, err := time.ParseDuration(a.Timeout)
 	if err != nil || timeout <= 0 {
 		timeout = DefaultCommandTimeout
 	}
 	return &agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Assignment{Assignment: &agentv1.Assignment{
-		AttemptId: a.ID, Kind: a.Kind, ParamsJson: a.Params, Timeout: durationpb.New(timeout)}}}
+		AttemptId: a.ID, Kind: a.Kind, ParamsJson: a.Params, Timeout: durationpb.New(timeout), Secrets: secrets}}}
 }
 
 func cancelMsg(id string) *agentv1.ControllerMessage {
@@ -436,9 +482,17 @@ func (s *Service) resumeAttempts(ctx context.Context, ls *liveStream, running []
 			if a.CancelAt != nil {
 				ls.enqueue(cancelMsg(a.ID))
 			}
+		case a.Status == AttemptPending && len(a.Credentials) > 0:
+			// Its secrets were resolved for one delivery and are kept
+			// nowhere: resending it without them would run it wrong.
+			var res attemptFinishedResult
+			if err := s.apply(ctx, cmdAttemptFinished, attemptFinishedPayload{ID: a.ID, Status: AttemptError, ExitCode: -1,
+				Error: "the assignment never reached the agent and its credentials are resolved only once: run it again"}, &res); err != nil {
+				log.Warn("undelivered attempt with credentials not marked failed", "attempt_id", a.ID, "error", err)
+			}
 		case a.Status == AttemptPending:
 			log.Info("sending an undelivered assignment again", "attempt_id", a.ID)
-			ls.enqueue(assignmentMsg(a))
+			ls.enqueue(assignmentMsg(a, nil))
 		default:
 			last := s.storedThrough(ctx, a.ID, log)
 			var res attemptFinishedResult

@@ -1,10 +1,14 @@
 package gateway
 
 import (
+	"context"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/opsconductor/opsconductor/controller/agentrpc"
+	"github.com/opsconductor/opsconductor/controller/assets/credentials"
 	"github.com/opsconductor/opsconductor/controller/problem"
 )
 
@@ -113,12 +117,45 @@ func (s *Server) runStep(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &spec); err != nil {
 		return err
 	}
-	a, err := s.agents.RunStep(r.Context(), r.PathValue("id"), spec, principal(r).Name())
+	a, err := s.agents.RunStepWith(r.Context(), r.PathValue("id"), spec, principal(r).Name(), s.stepSecrets(r, spec))
 	if err != nil {
 		return err
 	}
 	writeJSON(w, r, http.StatusAccepted, a)
 	return nil
+}
+
+// stepSecrets resolves a step's credentials for the calling principal once
+// the attempt has its ID: each credential needs credentials:use on it, and
+// each use is recorded against the attempt and the agent. Its fields
+// become the secrets alias.field, which the agent masks in every output.
+func (s *Server) stepSecrets(r *http.Request, spec agentrpc.StepSpec) agentrpc.SecretsFunc {
+	if len(spec.Credentials) == 0 || s.credentials == nil {
+		return nil
+	}
+	p, agentID := principal(r), r.PathValue("id")
+	return func(ctx context.Context, attemptID string) (map[string]string, error) {
+		use := credentials.Use{AttemptID: attemptID, TargetID: agentID}
+		if a, err := s.agents.GetAgent(ctx, agentID); err == nil {
+			use.TargetName = a.Name
+		}
+		out := map[string]string{}
+		for _, alias := range slices.Sorted(maps.Keys(spec.Credentials)) {
+			values, err := s.credentials.Resolve(ctx, p, spec.Credentials[alias], use)
+			if err != nil {
+				if pr, ok := problem.As(err); ok && pr.Field == "" && pr.Kind != problem.KindUnavailable {
+					moved := *pr
+					moved.Field = "credentials." + alias
+					return nil, &moved
+				}
+				return nil, err
+			}
+			for k, v := range values {
+				out[alias+"."+k] = v
+			}
+		}
+		return out, nil
+	}
 }
 
 func (s *Server) getAttempt(w http.ResponseWriter, r *http.Request) error {

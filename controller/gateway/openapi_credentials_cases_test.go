@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/opsconductor/opsconductor/controller/agentrpc"
 	"github.com/opsconductor/opsconductor/controller/assets/credentials"
 	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/history/embedded"
@@ -217,6 +218,26 @@ func credentialCases() []routeCase {
 			}},
 		{name: "detaching what is not attached is a 404", method: "DELETE", target: "/api/v1/credentials/db/attachments/targets/web-1/ssh", want: 404,
 			prepare: withCredential("db")},
+
+		{name: "a step that names a credential is sent with it, and the attempt names only the alias", method: "POST",
+			target: "/api/v1/agents/$id/steps", contentType: "application/json", body: `{"uses":"noop@1","credentials":{"db":"db"}}`, want: 202,
+			prepare: func(t *testing.T, f *fixture) prepared {
+				caseCredential(t, f, "db")
+				return caseVars("id", caseLiveAgent(t, f))
+			},
+			check: noSecret(func(t *testing.T, rec *responseUnderTest) {
+				if a := decodeInto[agentrpc.Attempt](t, rec); a.Credentials["db"] != "db" || len(a.Credentials) != 1 {
+					t.Fatalf("attempt %s", rec.body)
+				}
+			})},
+		{name: "a step that names an unknown credential is a 404 naming its alias, and nothing is sent", method: "POST",
+			target: "/api/v1/agents/$id/steps", contentType: "application/json", body: `{"uses":"noop@1","credentials":{"db":"nope"}}`, want: 404,
+			prepare: func(t *testing.T, f *fixture) prepared { return caseVars("id", caseLiveAgent(t, f)) },
+			check:   wantError("credential_not_found", "credentials.db")},
+		{name: "a step with a malformed credential alias is a 400 naming it", method: "POST",
+			target: "/api/v1/agents/$id/steps", contentType: "application/json", body: `{"uses":"noop@1","credentials":{"d-b":"db"}}`, want: 400,
+			prepare: func(t *testing.T, f *fixture) prepared { return caseVars("id", caseEnroll(t, f).ID) },
+			check:   wantError("invalid_input", "credentials.d-b")},
 
 		{name: "the keyring lists root keys and KEKs with what each wraps", method: "GET", target: "/api/v1/operator/keyring", want: 200,
 			prepare: rotated, check: func(t *testing.T, rec *responseUnderTest) {
