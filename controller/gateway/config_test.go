@@ -118,7 +118,7 @@ func TestNewAppliesDefaults(t *testing.T) {
 			}
 		})
 	}
-	t.Run("only snapshot restores and plugin uploads take more than MaxBodyBytes", func(t *testing.T) {
+	t.Run("only snapshot restores, plugin uploads and target imports take more than MaxBodyBytes", func(t *testing.T) {
 		for _, rt := range f.srv.Routes() {
 			want := cfg.MaxBodyBytes
 			switch rt.Pattern() {
@@ -126,6 +126,8 @@ func TestNewAppliesDefaults(t *testing.T) {
 				want = cfg.MaxSnapshotBytes
 			case "POST /api/v1/plugins":
 				want = plugins.MaxBinary + pluginFormOverhead
+			case "POST /api/v1/targets/import":
+				want = maxImportBytes
 			}
 			if rt.MaxBodyBytes != want {
 				t.Errorf("%s: MaxBodyBytes = %d, want %d", rt.Pattern(), rt.MaxBodyBytes, want)

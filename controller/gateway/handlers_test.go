@@ -113,6 +113,7 @@ func TestConsistentReads(t *testing.T) {
 	casePush(t, f, "1.0.0")
 	relationshipID := relateAll("web-1 depends_on db-1")(t, f).vars["id"]
 	caseCredential(t, f, "admin") // {name} is "admin" below
+	inventory("web-1 env=prod", "+admin web-1")(t, f)
 	var consistentRoutes []RouteInfo
 	for _, rt := range f.srv.Routes() {
 		if rt.Consistent {

@@ -480,7 +480,8 @@ func openAPICases() []routeCase {
 		{name: "probe reads are rate limited", method: "GET", target: "/api/v1/operator/probes/p9", want: 429,
 			cfg: Config{RateLimits: tight}, repeat: 2},
 	}
-	return append(append(append(append(append(cases, identityCases()...), agentCases()...), pluginCases()...), relationshipCases()...), credentialCases()...)
+	cases = append(append(append(append(append(cases, identityCases()...), agentCases()...), pluginCases()...), relationshipCases()...), credentialCases()...)
+	return append(cases, assetCases()...)
 }
 
 // TestOpenAPIResponsesMatchSchemas sends every route its successes and its

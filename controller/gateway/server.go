@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/opsconductor/opsconductor/controller/agentrpc"
+	"github.com/opsconductor/opsconductor/controller/assets"
 	"github.com/opsconductor/opsconductor/controller/assets/credentials"
 	"github.com/opsconductor/opsconductor/controller/assets/graph"
 	"github.com/opsconductor/opsconductor/controller/identity"
@@ -45,6 +46,10 @@ type Deps struct {
 	// Plugins serves the plugin registry and, with Agents, the step
 	// catalog.
 	Plugins *plugins.Service
+	// Assets serves the inventory: targets, groups, import and export.
+	// Until a controller wires it, those routes answer 503
+	// assets_unavailable.
+	Assets *assets.Service
 	// Relationships serves the edges between targets and the graph
 	// queries. It needs the inventory; until a controller wires it, the
 	// routes answer 503 relationships_unavailable.
@@ -88,6 +93,7 @@ type Server struct {
 	sections []namedSection
 	checks   map[string]func(ctx context.Context) error
 
+	assets        *assets.Service
 	relationships *graph.Service
 	credentials   *credentials.Service
 	keyring       *keyring.Service
@@ -135,6 +141,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.cors = newCORS(cfg.CORSAllowedOrigins)
 	}
 	s.checks = deps.ReadyChecks
+	s.assets = deps.Assets
 	s.relationships = deps.Relationships
 	s.credentials, s.keyring = deps.Credentials, deps.Keyring
 	s.sections = append(s.sections, namedSection{name: "raft", fn: s.raftSection})
