@@ -172,3 +172,60 @@ func TestRelationshipRoutesAnswer503WithoutTheService(t *testing.T) {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
 }
+
+// FuzzCreateRelationship sends any body to POST /api/v1/relationships:
+// the answer is a 201 or a 4xx naming what to fix (never a 5xx or a
+// panic), and a refused request writes nothing.
+func FuzzCreateRelationship(f *testing.F) {
+	for _, s := range []string{
+		`{"from":"web-1","type":"depends_on","to":"db-1"}`,
+		`{"from":"db-1","type":"depends_on","to":"web-1"}`,
+		`{"from":"web-1","type":"connects_to","to":"web-1"}`,
+		`{"from":"tgt_cache1","type":"backs_up_to","to":"db-1","attributes":{"schedule":"nightly"}}`,
+		`{"from":"web-1","type":"Bad Type","to":"db-1"}`,
+		`{"from":"web-1","type":"runs_on","to":"db-1","attributes":{"a b":"c"}}`,
+		`{"from":"web-1","type":"runs_on","to":"db-1","attributes":{"k":1}}`,
+		`{"from":"web-1","type":"runs_on","to":"db-1","attributes":null}`,
+		`{"from":1}`, `{}`, `[]`, `null`, `{"from":"web-1"`, "\xff",
+	} {
+		f.Add(s)
+	}
+	fx := newFixture(f, Config{})
+	f.Fuzz(func(t *testing.T, body string) {
+		before := countRelationships(t, fx)
+		rec := fx.do(t, newRequest("POST", "/api/v1/relationships", "application/json", body))
+		after := countRelationships(t, fx)
+		switch {
+		case rec.Code == 201:
+			if after != before+1 {
+				t.Fatalf("201 but %d → %d edges", before, after)
+			}
+		case rec.Code >= 400 && rec.Code < 500:
+			if after != before {
+				t.Fatalf("%d but %d → %d edges: %s", rec.Code, before, after, rec.Body)
+			}
+			if !strings.Contains(rec.Body.String(), `"code"`) {
+				t.Fatalf("%d without an error envelope: %s", rec.Code, rec.Body)
+			}
+		default:
+			t.Fatalf("status %d for %q: %s", rec.Code, body, rec.Body)
+		}
+	})
+}
+
+func countRelationships(t *testing.T, fx *fixture) int {
+	t.Helper()
+	p := casePrincipal(t, fx.ident, fx.ident.adminToken)
+	n, f := 0, graph.Filter{Limit: 1000}
+	for {
+		page, err := fx.srv.relationships.List(context.Background(), p, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(page.Items)
+		if page.Next == "" {
+			return n
+		}
+		f.After = page.Next
+	}
+}
