@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -35,10 +37,17 @@ func (oneRelay) Agent(_ context.Context, ref string) (assets.AgentInfo, error) {
 	return assets.AgentInfo{}, problem.NotFound("agent", ref)
 }
 
-// The relationships over the real inventory and identity: names resolve
-// through the inventory, its scopes filter the graph, and deleting a
-// target there drops its edges.
-func TestRelationshipsOverTheInventory(t *testing.T) {
+// invEnv is the relationships over a real inventory and identity, with
+// an admin and an operator bound to env=staging logged in.
+type invEnv struct {
+	applier       *statetest.Applier
+	inv           *assets.Service
+	rels          *graph.Service
+	admin, stager *identity.Principal
+}
+
+func newInvEnv(t testing.TB) *invEnv {
+	t.Helper()
 	ctx := context.Background()
 	store := statetest.NewStore(t, assets.Domain(), agentrpc.Domain(), graph.Domain(graph.WithNodeCheck(targetExists)),
 		identity.Domain(), seed())
@@ -83,28 +92,36 @@ func TestRelationshipsOverTheInventory(t *testing.T) {
 		}
 		return p
 	}
-	admin := login("admin")
+	e := &invEnv{applier: applier, admin: login("admin")}
 	no := false
-	if _, _, err := ident.CreateUser(ctx, admin, identity.CreateUser{Username: "stager", Password: pw, MustChangePassword: &no,
+	if _, _, err := ident.CreateUser(ctx, e.admin, identity.CreateUser{Username: "stager", Password: pw, MustChangePassword: &no,
 		Roles: []identity.Binding{{Role: "operator", Scope: &identity.Scope{Tags: map[string]string{"env": "staging"}}}}}); err != nil {
 		t.Fatal(err)
 	}
-	stager := login("stager")
-
-	inv, err := assets.New(assets.Deps{Applier: applier, Store: store, Agents: oneRelay{}, Logger: log})
+	e.stager = login("stager")
+	if e.inv, err = assets.New(assets.Deps{Applier: applier, Store: store, Agents: oneRelay{}, Logger: log}); err != nil {
+		t.Fatal(err)
+	}
+	e.rels, err = newRelationships[assets.Target](applier, store, e.inv,
+		func(t assets.Target) graph.Node { return graph.Node{ID: t.ID, Name: t.Name} }, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return e
+}
+
+// The relationships over the real inventory and identity: names resolve
+// through the inventory, its scopes filter the graph, and deleting a
+// target there drops its edges.
+func TestRelationshipsOverTheInventory(t *testing.T) {
+	ctx := context.Background()
+	e := newInvEnv(t)
+	inv, rels, admin, stager := e.inv, e.rels, e.admin, e.stager
 	for name, env := range map[string]string{"web-s": "staging", "db-s": "staging", "db-p": "prod"} {
 		if _, err := inv.Create(ctx, admin, assets.TargetInput{Name: name, Addresses: []string{name + ".example.net"},
 			Connection: &assets.Connection{Type: "ssh", Via: "relay-1"}, Tags: map[string]string{"env": env}}); err != nil {
 			t.Fatalf("create %s: %v", name, err)
 		}
-	}
-	rels, err := newRelationships[assets.Target](applier, store, inv,
-		func(t assets.Target) graph.Node { return graph.Node{ID: t.ID, Name: t.Name} }, log)
-	if err != nil {
-		t.Fatal(err)
 	}
 	relate := func(p *identity.Principal, from, typ, to string) (graph.EdgeView, error) {
 		return rels.Create(ctx, p, graph.CreateEdge{From: from, Type: typ, To: to})
@@ -206,5 +223,54 @@ func TestEdgesToMissingTargetsAreRefusedInApply(t *testing.T) {
 	err := apply("assets.graph.create", edge("rel_2", "tgt_web", "tgt_gone"))
 	if !problem.Is(err, problem.KindNotFound) {
 		t.Fatalf("an edge to a missing target: %v, want not found", err)
+	}
+}
+
+// BenchmarkImpactOverTheInventory measures the impact of a hub with 1,200
+// dependents (the answer stops at 1,000 nodes) when names and scopes come
+// from the real inventory: half the targets are env=staging, and the
+// operator scoped to it is asked about every one the walk meets.
+func BenchmarkImpactOverTheInventory(b *testing.B) {
+	ctx := context.Background()
+	e := newInvEnv(b)
+	const n = 1200
+	rows := []assets.TargetInput{{Name: "hub", Addresses: []string{"hub.example.net"},
+		Connection: &assets.Connection{Type: "ssh", Via: "relay-1"}, Tags: map[string]string{"env": "staging"}}}
+	for i := range n {
+		env := "staging"
+		if i%2 == 1 {
+			env = "prod"
+		}
+		rows = append(rows, assets.TargetInput{Name: fmt.Sprintf("svc-%04d", i), Addresses: []string{fmt.Sprintf("svc-%04d.example.net", i)},
+			Connection: &assets.Connection{Type: "ssh", Via: "relay-1"}, Tags: map[string]string{"env": env}})
+	}
+	if rep, err := e.inv.Import(ctx, e.admin, rows, assets.ImportOptions{}); err != nil {
+		b.Fatalf("import: %v %+v", err, rep)
+	}
+	for i := range n {
+		if _, err := e.rels.Create(ctx, e.admin, graph.CreateEdge{From: fmt.Sprintf("svc-%04d", i), Type: graph.DependsOn, To: "hub"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, who := range []struct {
+		name string
+		p    *identity.Principal
+	}{{"unscoped", e.admin}, {"scoped", e.stager}} {
+		b.Run(who.name, func(b *testing.B) {
+			var lat []time.Duration
+			nodes := 0
+			for b.Loop() {
+				start := time.Now()
+				g, err := e.rels.Graph(ctx, who.p, "hub", graph.Query{Direction: graph.Dependents})
+				lat = append(lat, time.Since(start))
+				if err != nil {
+					b.Fatal(err)
+				}
+				nodes = len(g.Nodes)
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+			b.ReportMetric(float64(nodes), "nodes")
+		})
 	}
 }
