@@ -210,6 +210,9 @@ type Attempt struct {
 	CancelAt   *time.Time        `json:"cancel_requested_at,omitempty"`
 	Late       bool              `json:"late"`
 	LateResult *LateResult       `json:"late_result,omitempty"`
+	// Credentials names the credentials the attempt declared (alias →
+	// credential name); their values are never returned.
+	Credentials map[string]string `json:"credentials,omitempty"`
 }
 
 // Finished reports whether the attempt's outcome is decided.
@@ -242,6 +245,9 @@ type StepSpec struct {
 	Uses    string          `json:"uses"`
 	With    json.RawMessage `json:"with,omitempty"`
 	Timeout string          `json:"timeout,omitempty"`
+	// Credentials maps an alias to a credential name; the step gets each
+	// credential's fields as masked secrets alias.field.
+	Credentials map[string]string `json:"credentials,omitempty"`
 }
 
 // RunStep sends a step to a connected agent; the controller checks its

@@ -23,12 +23,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/opsconductor/opsconductor/controller/agentrpc"
+	"github.com/opsconductor/opsconductor/controller/assets/credentials"
 	"github.com/opsconductor/opsconductor/controller/assets/graph"
 	"github.com/opsconductor/opsconductor/controller/cluster"
 	"github.com/opsconductor/opsconductor/controller/config"
 	"github.com/opsconductor/opsconductor/controller/gateway"
 	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/identity"
+	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/plugins"
 	"github.com/opsconductor/opsconductor/controller/probe"
 	"github.com/opsconductor/opsconductor/controller/state"
@@ -85,6 +87,8 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	reg.MustRegister(agentrpc.Domain())
 	reg.MustRegister(plugins.Domain())
 	reg.MustRegister(graph.Domain(graph.WithNodeCheck(targetExists)))
+	reg.MustRegister(keyring.Domain())
+	reg.MustRegister(credentials.Domain())
 	store, err := state.NewStore(reg, log)
 	if err != nil {
 		return err
@@ -161,7 +165,31 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 		}()
 	}
 
-	ident, err := newIdentity(cfg, node, store, kr, log)
+	// The replicated keyring: the key file's root keys open the KEKs in
+	// the state. The KEKs a restored snapshot holds are checked now; the
+	// rest as the log replays, and a failure stops the controller.
+	ring, err := newKeyring(kr, node, store, node.IsLeader, log)
+	if err != nil {
+		return err
+	}
+	if err := ring.Check(); err != nil {
+		return fmt.Errorf("keyring: %w; start this controller with the cluster's key file (--keyring-file or %s)", err, keyring.EnvKey)
+	}
+	serveCtx, failServe := context.WithCancelCause(ctx)
+	defer failServe(nil)
+	bgWG.Add(2)
+	go func() {
+		defer bgWG.Done()
+		if err := checkKeyringAtStart(bg, ring, node.Ready); err != nil {
+			log.Error("refusing to run: the key file cannot open the cluster's keys", "error", err)
+			failServe(err)
+			return
+		}
+		watchKeyring(bg, ring, log.With("component", "keyring"))
+	}()
+	go func() { defer bgWG.Done(); ring.Run(bg, 30*time.Second) }()
+
+	ident, err := newIdentity(cfg, node, store, ring, log)
 	if err != nil {
 		return err
 	}
@@ -175,7 +203,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 		return err
 	}
 	agents, err := agentrpc.New(agentrpc.Config{NodeID: nodeID, Advertise: agentAdvertise},
-		agentrpc.Deps{Applier: node, Store: store, Keyring: kr, Logger: log.With("component", "agentrpc"),
+		agentrpc.Deps{Applier: node, Store: store, Keyring: ring, Logger: log.With("component", "agentrpc"),
 			Leadership: clusterLeadership{node}, History: writer, HistoryReader: hist, Plugins: pluginBuilds{pluginReg},
 			Steps: pluginReg, Ready: node.Ready})
 	if err != nil {
@@ -199,6 +227,13 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 		go func() { defer bgWG.Done(); local.run(bg) }()
 	}
 
+	creds, err := newCredentials(node, store, ring, writer, node.IsLeader, log)
+	if err != nil {
+		return err
+	}
+	bgWG.Add(1)
+	go func() { defer bgWG.Done(); creds.Run(bg, 30*time.Second) }()
+
 	registry := prometheus.NewRegistry()
 	if err := registry.Register(node.Metrics()); err != nil {
 		return fmt.Errorf("register raft metrics: %w", err)
@@ -218,6 +253,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 		},
 	}, gateway.Deps{
 		Logger: log, Cluster: node, Probes: probe.NewService(nodeID, node, store), Identity: ident, Agents: agents, Plugins: pluginReg,
+		Credentials: creds, Keyring: ring,
 		Registry: registry, Version: buildinfo.Version(), NodeID: nodeID,
 		HealthSections: map[string]gateway.HealthSection{"history": monitor.section, "agents": agents.HealthSection},
 		ReadyChecks:    map[string]func(context.Context) error{"history": monitor.ready, "identity": ident.Ready},
@@ -232,8 +268,11 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	if onReady != nil {
 		onReady(Ready{NodeID: nodeID, HTTPAddr: httpLn.Addr().String(), AgentAddr: agentLn.Addr().String(), RaftAddr: node.RaftAddr()})
 	}
-	if err := gw.Serve(ctx, httpLn); err != nil && !errors.Is(err, context.Canceled) {
+	if err := gw.Serve(serveCtx, httpLn); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("http server: %w", err)
+	}
+	if cause := context.Cause(serveCtx); ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
 	}
 	log.Info("controller stopping")
 	return nil
