@@ -372,3 +372,43 @@ func TestDeleteRemovesOneEdge(t *testing.T) {
 	// With the edge gone the opposite one no longer makes a cycle.
 	e.relate(t, "b", DependsOn, "a")
 }
+
+func TestListEndsAPageShortRatherThanScanTheWholeTable(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	e.targets.add("p1", "env", "prod")
+	e.targets.add("p2", "env", "prod")
+	e.targets.add("s1", "env", "staging")
+	e.targets.add("s2", "env", "staging")
+	// scanBudget+50 prod edges first (by ID), then five staging ones.
+	var edges []Edge
+	for i := range scanBudget + 50 {
+		edges = append(edges, Edge{ID: fmt.Sprintf("rel_a%06d", i), From: "id-p1", To: "id-p2", Type: fmt.Sprintf("t%d", i)})
+	}
+	for i := range 5 {
+		edges = append(edges, Edge{ID: fmt.Sprintf("rel_b%06d", i), From: "id-s1", To: "id-s2", Type: fmt.Sprintf("t%d", i)})
+	}
+	cmd, err := state.NewCommand("test.bulk_edges", 1, edges)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := e.applier.Apply(ctx, cmd); err != nil || res[0].Decode(nil) != nil {
+		t.Fatal(err, res)
+	}
+	f := Filter{Limit: 100}
+	first, err := e.svc.List(ctx, e.staging, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Items) != 0 || first.Next != fmt.Sprintf("rel_a%06d", scanBudget-1) {
+		t.Fatalf("first page: %d items, next %q; want none and a cursor at the budget", len(first.Items), first.Next)
+	}
+	f.After = first.Next
+	second, err := e.svc.List(ctx, e.staging, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(second.Items) != 5 || second.Next != "" {
+		t.Fatalf("second page: %d items, next %q; want the 5 staging edges and the end", len(second.Items), second.Next)
+	}
+}
