@@ -156,14 +156,16 @@ type targetsPutPayload struct {
 	Revisions map[string]uint64 `json:"revisions,omitempty"`
 }
 
-// putResult says, per target, whether it was created or updated.
+// putResult says, per target, its ID and whether it was created or
+// updated. It leaves the targets out: a 250-target import batch would
+// otherwise encode them all again for nobody.
 type putResult struct {
-	Targets []Target `json:"targets"`
+	IDs     []string `json:"ids"`
 	Created []bool   `json:"created"`
 }
 
 func applyTargetsPut(ctx *state.ApplyContext, p targetsPutPayload) (any, error) {
-	res := putResult{Targets: make([]Target, 0, len(p.Targets)), Created: make([]bool, 0, len(p.Targets))}
+	res := putResult{IDs: make([]string, 0, len(p.Targets)), Created: make([]bool, 0, len(p.Targets))}
 	for i, in := range p.Targets {
 		field := fmt.Sprintf("targets[%d]", i)
 		var old *Target
@@ -231,7 +233,7 @@ func applyTargetsPut(ctx *state.ApplyContext, p targetsPutPayload) (any, error) 
 		if err := ctx.Txn.Insert(tableTargets, t); err != nil {
 			return nil, err
 		}
-		res.Targets = append(res.Targets, *t)
+		res.IDs = append(res.IDs, t.ID)
 		res.Created = append(res.Created, old == nil)
 	}
 	return res, nil

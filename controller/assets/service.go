@@ -476,8 +476,8 @@ func (s *Service) Create(ctx context.Context, p *identity.Principal, in TargetIn
 	if err := s.apply(ctx, cmdTargetsPut, targetsPutPayload{Mode: putCreate, Actor: p.Name(), Targets: []Target{t}}, &res); err != nil {
 		return Target{}, stripBatchField(err)
 	}
-	s.d.Logger.Info("created a target", "target_id", res.Targets[0].ID, "name", t.Name, "actor", p.Name())
-	return s.Get(ctx, res.Targets[0].ID)
+	s.d.Logger.Info("created a target", "target_id", res.IDs[0], "name", t.Name, "actor", p.Name())
+	return s.Get(ctx, res.IDs[0])
 }
 
 // stripBatchField turns "targets[0].name" into "name" for single writes.

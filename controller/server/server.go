@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/opsconductor/opsconductor/controller/agentrpc"
+	"github.com/opsconductor/opsconductor/controller/assets"
 	"github.com/opsconductor/opsconductor/controller/assets/credentials"
 	"github.com/opsconductor/opsconductor/controller/assets/graph"
 	"github.com/opsconductor/opsconductor/controller/cluster"
@@ -86,6 +87,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	reg.MustRegister(identity.Domain())
 	reg.MustRegister(agentrpc.Domain())
 	reg.MustRegister(plugins.Domain())
+	reg.MustRegister(assets.Domain())
 	reg.MustRegister(graph.Domain(graph.WithNodeCheck(targetExists)))
 	reg.MustRegister(keyring.Domain())
 	reg.MustRegister(credentials.Domain())
@@ -227,6 +229,13 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 		go func() { defer bgWG.Done(); local.run(bg) }()
 	}
 
+	// The inventory reads agents live through agentrpc, so every enrolled
+	// agent is a target without a write of its own.
+	inv, err := assets.New(assets.Deps{Applier: node, Store: store, Agents: agentDirectory{agents}, Logger: log.With("component", "assets")})
+	if err != nil {
+		return err
+	}
+
 	creds, err := newCredentials(node, store, ring, writer, node.IsLeader, log)
 	if err != nil {
 		return err
@@ -253,6 +262,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 		},
 	}, gateway.Deps{
 		Logger: log, Cluster: node, Probes: probe.NewService(nodeID, node, store), Identity: ident, Agents: agents, Plugins: pluginReg,
+		Assets: inv,
 		Credentials: creds, Keyring: ring,
 		Registry: registry, Version: buildinfo.Version(), NodeID: nodeID,
 		HealthSections: map[string]gateway.HealthSection{"history": monitor.section, "agents": agents.HealthSection},
