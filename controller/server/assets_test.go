@@ -73,7 +73,7 @@ func TestInventoryThroughTheAPI(t *testing.T) {
 	})
 
 	if _, err := r.client.CreateUser(ctx, apiclient.CreateUserRequest{Username: "stager", Password: "stager-Tangerine-Pylon-7",
-		Roles: []apiclient.RoleBinding{{Role: "operator", Scope: &apiclient.Scope{Tags: map[string]string{"env": "staging"}}}},
+		Roles:              []apiclient.RoleBinding{{Role: "operator", Scope: &apiclient.Scope{Tags: map[string]string{"env": "staging"}}}},
 		MustChangePassword: new(bool)}); err != nil {
 		t.Fatal(err)
 	}

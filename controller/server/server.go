@@ -262,8 +262,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 		},
 	}, gateway.Deps{
 		Logger: log, Cluster: node, Probes: probe.NewService(nodeID, node, store), Identity: ident, Agents: agents, Plugins: pluginReg,
-		Assets: inv,
-		Credentials: creds, Keyring: ring,
+		Assets: inv, Credentials: creds, Keyring: ring,
 		Registry: registry, Version: buildinfo.Version(), NodeID: nodeID,
 		HealthSections: map[string]gateway.HealthSection{"history": monitor.section, "agents": agents.HealthSection},
 		ReadyChecks:    map[string]func(context.Context) error{"history": monitor.ready, "identity": ident.Ready},
