@@ -49,6 +49,6 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newServerCmd(), newDevCmd(), newOperatorCmd(), newVersionCmd(),
 		newLoginCmd(), newLogoutCmd(), newWhoamiCmd(), newPasswordCmd(),
 		newUserCmd(), newRoleCmd(), newTokenCmd(), newSessionCmd(), newAgentCmd(), newAttemptCmd(),
-		newPluginCmd(), newStepsCmd(), newRelationshipCmd())
+		newPluginCmd(), newStepsCmd(), newRelationshipCmd(), newCredentialCmd())
 	return root
 }

@@ -3,9 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -166,6 +171,66 @@ OPSCONDUCTOR_KEYRING_KEY. An existing file is never overwritten.`,
 	keyringInit.Flags().StringVar(&keyringFile, "file", "", "keyring file to create (required; refuses to overwrite)")
 	keyringCmd.AddCommand(keyringInit)
 
+	var keyringConsistent bool
+	keyringList := &cobra.Command{
+		Use: "list", Short: "List the root keys and key-encryption keys, their states and how many envelopes each still wraps", Args: cobra.NoArgs,
+		RunE: withClient(func(cmd *cobra.Command, _ []string, c *apiclient.Client) error {
+			st, err := c.Keyring(cmd.Context(), keyringConsistent)
+			if err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			return printKeyring(cmd.OutOrStdout(), st)
+		}),
+	}
+	keyringList.Flags().BoolVar(&keyringConsistent, "consistent", false, "read through the leader")
+	var rotateWait bool
+	keyringRotate := &cobra.Command{
+		Use: "rotate", Short: "Add a new active key-encryption key; the leader re-wraps every secret under it in the background", Args: cobra.NoArgs,
+		Long: `Add a new key-encryption key, sealed by the key file's active root key and
+replicated to every controller at once. It seals every new secret from now on;
+the leader re-wraps the existing ones under it in the background, without
+downtime. Once the previous key wraps nothing it is retired and may be
+removed with 'operator keyring remove'. --wait follows the re-wrap.`,
+		RunE: withClient(func(cmd *cobra.Command, _ []string, c *apiclient.Client) error {
+			k, err := c.RotateKeyring(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if !rotateWait {
+				if f.json {
+					return printJSON(cmd.OutOrStdout(), k)
+				}
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "Key %s is active; the leader re-wraps the existing secrets in the background ('operator keyring list' shows what is pending)\n", k.ID)
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "Key %s is active; re-wrapping …\n", k.ID)
+			st, err := waitRewrap(cmd, c, k.ID)
+			if err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Key %s is active and every envelope is under it\n", k.ID)
+			return printKeyring(cmd.OutOrStdout(), st)
+		}),
+	}
+	keyringRotate.Flags().BoolVar(&rotateWait, "wait", false, "wait until every envelope is re-wrapped, showing progress")
+	keyringRemove := &cobra.Command{
+		Use: "remove ID", Short: "Remove a retired key-encryption key (refused while anything still uses it)", Args: exactArgs(1, "the key ID"),
+		RunE: withClient(func(cmd *cobra.Command, args []string, c *apiclient.Client) error {
+			if err := c.RemoveKeyringKey(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "Removed key %s\n", args[0])
+			return err
+		}),
+	}
+	keyringCmd.AddCommand(keyringList, keyringRotate, keyringRemove)
+
 	keysCmd := &cobra.Command{Use: "signing-keys", Short: "Inspect and rotate the access-token signing keys"}
 	keysList := &cobra.Command{
 		Use: "list", Short: "List the signing keys (retired ones verify until their tokens expire)", Args: cobra.NoArgs,
@@ -235,5 +300,59 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 			return usageError{fmt.Errorf("%s takes %d argument (%s), got %d", cmd.CommandPath(), n, what, len(args))}
 		}
 		return nil
+	}
+}
+
+// printKeyring prints the keys as a table.
+func printKeyring(w io.Writer, st apiclient.KeyringStatus) error {
+	rows := make([][]string, 0, len(st.Keys))
+	for _, k := range st.Keys {
+		wraps := make([]string, 0, len(k.Envelopes))
+		for _, h := range slices.Sorted(maps.Keys(k.Envelopes)) {
+			wraps = append(wraps, fmt.Sprintf("%s %d", h, k.Envelopes[h]))
+		}
+		removable := "no"
+		if k.Removable {
+			removable = "yes"
+		}
+		created := "-"
+		if !k.CreatedAt.IsZero() {
+			created = when(&k.CreatedAt)
+		}
+		rows = append(rows, []string{k.ID, k.Tier, k.State, strconv.Itoa(k.Total), dash(strings.Join(wraps, ", ")), created, removable})
+	}
+	if err := table(w, "ID\tTIER\tSTATE\tWRAPS\tBY HOLDER\tCREATED\tREMOVABLE", rows); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "active: %s; pending re-wrap: %d\n", st.Active, st.Pending)
+	return err
+}
+
+// waitRewrap polls the keyring until nothing is pending under another key
+// than active, printing progress to stderr.
+func waitRewrap(cmd *cobra.Command, c *apiclient.Client, active string) (apiclient.KeyringStatus, error) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	last := -1
+	for {
+		st, err := c.Keyring(cmd.Context(), true)
+		if err != nil {
+			return st, err
+		}
+		if st.Active == active && st.Pending == 0 {
+			return st, nil
+		}
+		if st.Pending != last {
+			fmt.Fprintf(cmd.ErrOrStderr(), "  %d envelopes still to re-wrap (%d done by the leader so far)\n", st.Pending, st.Rewrap.Rewrapped)
+			last = st.Pending
+		}
+		if st.Rewrap.Error != "" {
+			fmt.Fprintf(cmd.ErrOrStderr(), "  the leader's last re-wrap failed, and retries: %s\n", st.Rewrap.Error)
+		}
+		select {
+		case <-cmd.Context().Done():
+			return st, cmd.Context().Err()
+		case <-t.C:
+		}
 	}
 }
