@@ -82,6 +82,7 @@ func Domain() state.Domain {
 			cmdAttemptCancel:   state.V1(applyAttemptCancel),
 
 			cmdAgentCert: state.V1(applyAgentCert),
+			cmdCARewrap:  state.V1(applyCARewrap),
 		},
 	}
 }

@@ -88,6 +88,7 @@ func Domain() state.Domain {
 			cmdRoleDelete:    state.V1(applyRoleDelete),
 			cmdKeyAdd:        state.V1(applyKeyAdd),
 			cmdKeyPrune:      state.V1(applyKeyPrune),
+			cmdRewrap:        state.V1(applyRewrap),
 		},
 	}
 }
