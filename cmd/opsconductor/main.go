@@ -50,5 +50,6 @@ func newRoot() *cobra.Command {
 		newLoginCmd(), newLogoutCmd(), newWhoamiCmd(), newPasswordCmd(),
 		newUserCmd(), newRoleCmd(), newTokenCmd(), newSessionCmd(), newAgentCmd(), newAttemptCmd(),
 		newPluginCmd(), newStepsCmd(), newRelationshipCmd(), newCredentialCmd())
+	root.AddCommand(newAssetCmd())
 	return root
 }

@@ -381,13 +381,16 @@ func (s *Service) ImportRows(ctx context.Context, p *identity.Principal, rows []
 			}
 			return "connection." + f
 		}
-		if len(errs) == 0 {
+		// Past a decoding problem the row means nothing more; past a
+		// validation problem, the other checks still run, so that one
+		// pass names everything wrong with the row.
+		if len(row.Errors) == 0 && in.Connection != nil {
 			if first, dup := firstRow[in.Name]; dup {
 				bad("name", "%q is also the name in row %d: names are unique", in.Name, first)
 			} else {
 				firstRow[in.Name] = row.Row
 			}
-			if a, ok := agents[in.Connection.Via]; !ok {
+			if a, ok := agents[in.Connection.Via]; !ok && in.Connection.Via != "" {
 				bad(conn("via"), "no agent named %q relays SSH connections: name an enrolled agent", in.Connection.Via)
 			} else if a.Status == "revoked" {
 				bad(conn("via"), "agent %q is revoked", in.Connection.Via)
