@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -47,7 +48,7 @@ func newRelationshipCmd() *cobra.Command {
 		Short: "List relationships, optionally from or to one target or of one type",
 		Args:  exactArgs(0, ""),
 		RunE: f.run(func(cmd *cobra.Command, _ []string, c *apiclient.Client) error {
-			page, err := c.ListRelationships(cmd.Context(), filter)
+			page, err := listRelationships(cmd.Context(), c, filter)
 			if err != nil {
 				return err
 			}
@@ -113,6 +114,26 @@ func newRelationshipCmd() *cobra.Command {
 
 	cmd.AddCommand(add, list, del, graphCmd)
 	return cmd
+}
+
+// listRelationships fills a page of up to f.Limit: the controller may end
+// a page short (it bounds the edges one request looks at), so follow Next
+// until the page is full or the list ends.
+func listRelationships(ctx context.Context, c *apiclient.Client, f apiclient.RelationshipFilter) (apiclient.RelationshipPage, error) {
+	out, want := apiclient.RelationshipPage{Items: []apiclient.Relationship{}}, f.Limit
+	for {
+		f.Limit = want - len(out.Items)
+		page, err := c.ListRelationships(ctx, f)
+		if err != nil {
+			return apiclient.RelationshipPage{}, err
+		}
+		out.Items = append(out.Items, page.Items...)
+		out.Next = page.Next
+		if page.Next == "" || len(out.Items) >= want {
+			return out, nil
+		}
+		f.After = page.Next
+	}
 }
 
 // parseAttrs reads --attr KEY=VALUE flags.

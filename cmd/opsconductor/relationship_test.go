@@ -2,11 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opsconductor/opsconductor/controller/apiclient"
+	agentv1 "github.com/opsconductor/opsconductor/proto/agent/v1"
 )
 
 func TestRelationshipGraphPrintsAnIndentedTree(t *testing.T) {
@@ -81,5 +89,81 @@ func TestRelationshipCommandsCheckTheirArguments(t *testing.T) {
 		if !errors.As(err, &ue) {
 			t.Errorf("%v: err = %v, want a usage error", args, err)
 		}
+	}
+}
+
+// enrollAgents enrols agents under the given names; each is a target the
+// moment it is enrolled.
+func enrollAgents(t *testing.T, addr string, names ...string) {
+	t.Helper()
+	var line string
+	// The leader makes the agent CA just after it starts leading.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, errOut, err := runIn(t, "", "agent", "join-token", "create", addr, "--ttl", "1h", "--max-uses", "10")
+		if err == nil {
+			line = strings.TrimSpace(out)
+			break
+		}
+		if time.Now().After(deadline) || !strings.Contains(errOut+err.Error(), "agent_ca_missing") && !strings.Contains(errOut+err.Error(), "agent CA") {
+			t.Fatalf("join-token create: %v\n%s", err, errOut)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	controller, token, pin := joinFlags(t, line)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, name := range names {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+		if _, err := pinnedDial(t, controller, pin, nil).Enroll(ctx, &agentv1.EnrollRequest{Token: token, CsrDer: csr, Name: name,
+			Facts: &agentv1.Facts{Hostname: name + ".example.com", Os: "linux"}}); err != nil {
+			t.Fatalf("enroll %s: %v", name, err)
+		}
+	}
+}
+
+func TestRelationshipCommandsAgainstAController(t *testing.T) {
+	cliEnv(t)
+	ctl := startController(t, adminPassword)
+	addr := "--address=" + ctl.addr
+	must(t, adminPassword+"\n", "login", addr, "--username", "admin", "--password-stdin")
+	enrollAgents(t, addr, "web-1", "db-1", "host-1")
+
+	out := must(t, "", "rel", "add", "web-1", "depends_on", "db-1", "--attr", "port=5432", addr)
+	if !strings.HasPrefix(out, "rel_") || !strings.HasSuffix(out, "  web-1 depends_on db-1\n") {
+		t.Fatalf("add: %q", out)
+	}
+	id := strings.Fields(out)[0]
+	_, errOut, err := runIn(t, "", "relationship", "add", "db-1", "depends_on", "web-1", addr)
+	if err == nil || !strings.Contains(errOut+err.Error(), "depends_on would close a cycle: db-1 → web-1 → db-1") {
+		t.Fatalf("a cycle: %v\n%s", err, errOut)
+	}
+	must(t, "", "rel", "add", "db-1", "runs_on", "host-1", addr)
+
+	if out := must(t, "", "rel", "list", "--from", "web-1", addr); !strings.Contains(out, id) || !strings.Contains(out, "port=5432") ||
+		strings.Contains(out, "runs_on") {
+		t.Fatalf("list --from web-1:\n%s", out)
+	}
+	want := `host-1
+  ← runs_on db-1
+      ← depends_on web-1
+3 targets, 2 relationships (dependents, depth 5)
+`
+	if out := must(t, "", "rel", "graph", "host-1", "--direction", "dependents", addr); out != want {
+		t.Fatalf("graph:\n%s\nwant\n%s", out, want)
+	}
+	var g apiclient.Graph
+	if err := json.Unmarshal([]byte(must(t, "", "rel", "graph", "web-1", "--json", addr)), &g); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Nodes) != 2 || g.Nodes[1].Name != "db-1" || g.Nodes[1].Depth != 1 || len(g.Edges) != 1 || g.Edges[0].Attributes["port"] != "5432" {
+		t.Fatalf("graph --json: %+v", g)
+	}
+	if out := must(t, "", "rel", "delete", id, addr); !strings.HasPrefix(out, "deleted "+id) {
+		t.Fatalf("delete: %q", out)
+	}
+	if out := must(t, "", "rel", "list", "--json", addr); strings.Contains(out, id) {
+		t.Fatalf("listed after delete:\n%s", out)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/opsconductor/opsconductor/controller/assets"
 	"github.com/opsconductor/opsconductor/controller/assets/graph"
 	"github.com/opsconductor/opsconductor/controller/identity"
 	"github.com/opsconductor/opsconductor/controller/state"
@@ -19,12 +18,6 @@ type inventory[T any] interface {
 	Get(ctx context.Context, idOrName string) (T, error)
 	Allowed(p *identity.Principal, perm identity.Permission, t T) bool
 }
-
-// The inventory service is what the relationships are built over:
-//
-//	rels, err := newRelationships[assets.Target](node, store, inventory,
-//		func(t assets.Target) graph.Node { return graph.Node{ID: t.ID, Name: t.Name} }, log)
-var _ inventory[assets.Target] = (*assets.Service)(nil)
 
 // graphTargets adapts the inventory to graph.Targets.
 type graphTargets[T any] struct {
@@ -71,10 +64,8 @@ func targetExists(txn state.Reader, id string) (bool, error) {
 	return false, nil
 }
 
-// newRelationships builds the relationships service over the inventory.
-// node maps an inventory target to its ID and name, e.g.
-//
-//	func(t assets.Target) graph.Node { return graph.Node{ID: t.ID, Name: t.Name} }
+// newRelationships builds the relationships service over the inventory;
+// node maps an inventory target to its ID and name.
 func newRelationships[T any](applier graph.Applier, store *state.Store, inv inventory[T], node func(T) graph.Node, log *slog.Logger) (*graph.Service, error) {
 	return graph.New(graph.Deps{Applier: applier, Store: store, Targets: graphTargets[T]{inv: inv, node: node},
 		Logger: log.With("component", "relationships")})

@@ -235,6 +235,11 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	if err != nil {
 		return err
 	}
+	rels, err := newRelationships[assets.Target](node, store, inv,
+		func(t assets.Target) graph.Node { return graph.Node{ID: t.ID, Name: t.Name} }, log)
+	if err != nil {
+		return err
+	}
 
 	creds, err := newCredentials(node, store, ring, writer, node.IsLeader, log)
 	if err != nil {
@@ -262,7 +267,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 		},
 	}, gateway.Deps{
 		Logger: log, Cluster: node, Probes: probe.NewService(nodeID, node, store), Identity: ident, Agents: agents, Plugins: pluginReg,
-		Assets: inv, Credentials: creds, Keyring: ring,
+		Assets: inv, Credentials: creds, Keyring: ring, Relationships: rels,
 		Registry: registry, Version: buildinfo.Version(), NodeID: nodeID,
 		HealthSections: map[string]gateway.HealthSection{"history": monitor.section, "agents": agents.HealthSection},
 		ReadyChecks:    map[string]func(context.Context) error{"history": monitor.ready, "identity": ident.Ready},
