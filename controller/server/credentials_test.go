@@ -217,7 +217,8 @@ func TestAWrongKeyFileStopsTheController(t *testing.T) {
 // background re-wrap; the first KEK then wraps nothing and is removed,
 // and every credential still opens (a step uses it).
 func TestKeyringRotationOverTheAPI(t *testing.T) {
-	r := start(t, testConfig(t.TempDir()))
+	cfg := testConfig(t.TempDir())
+	r := start(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	first, err := r.client.RotateKeyring(ctx)
@@ -263,6 +264,21 @@ func TestKeyringRotationOverTheAPI(t *testing.T) {
 		if k.ID == first.ID {
 			t.Fatalf("the removed key is still listed: %+v", k)
 		}
+		if k.Tier == "kek" && k.ID == second.ID && (k.Envelopes["identity"] == 0 || k.Envelopes["agents"] != 1) {
+			t.Fatalf("the signing key and the agent CA key were not re-wrapped: %+v", k)
+		}
+	}
+
+	// A restart opens everything from the state again, with no key cached:
+	// logins (the re-wrapped signing key), agents (the CA key) and the
+	// credentials.
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	again := start(t, cfg)
+	list, err := again.client.ListCredentials(ctx, apiclient.CredentialFilter{})
+	if err != nil || len(list) != 5 {
+		t.Fatalf("after the restart: %d credentials, %v", len(list), err)
 	}
 }
 

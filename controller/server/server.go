@@ -211,6 +211,10 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	if err != nil {
 		return err
 	}
+	// Both keep envelopes: the keyring counts them before a key may go and
+	// has them re-wrapped after a rotation.
+	ring.Register("identity", ident)
+	ring.Register("agents", agents)
 	agentMaint := &agentMaintainer{svc: agents, isLeader: node.IsLeader, log: log.With("component", "agentrpc")}
 	bgWG.Add(3)
 	go func() { defer bgWG.Done(); agentMaint.run(bg) }()

@@ -122,3 +122,25 @@ func BenchmarkOpen(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkResolveParallel is BenchmarkResolve with attempts dispatched
+// concurrently, as a busy leader does: the history writer commits their
+// use records together, one fsync per batch.
+func BenchmarkResolveParallel(b *testing.B) {
+	f := newFixture(b)
+	ctx := context.Background()
+	if _, err := f.kr.Rotate(ctx, "admin"); err != nil {
+		b.Fatal(err)
+	}
+	f.create(b, Input{Name: "api", Kind: KindToken, Secret: &Secret{Token: "t"}})
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := f.svc.Resolve(ctx, f.admin, "api", Use{AttemptID: "att_bench"}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
