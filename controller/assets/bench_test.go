@@ -6,13 +6,15 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/opsconductor/opsconductor/controller/identity"
 )
 
 // BenchmarkInventory builds an inventory of 100,000 targets through
 // Import (batches of 1,000 per command, as over Raft) and measures single
 // list calls the way the API makes them: a page of 100 filtered by one or
-// two tags, by a dynamic group, and a page deep into a tag filter by
-// cursor. It reports the import time and the p99 of each list.
+// two tags, by a dynamic group, a page deep into a tag filter by cursor,
+// and lists by readers whose scope is a tag or a dynamic group. It reports the import time and the p99 of each list.
 func BenchmarkInventory(b *testing.B) {
 	const n = 100_000
 	e := newEnv(b)
@@ -37,22 +39,32 @@ func BenchmarkInventory(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// A reader bound to env=staging, and one bound to a dynamic group.
+	stager := e.user(b, "stager", identity.Binding{Role: "viewer", Scope: &identity.Scope{Tags: map[string]string{"env": "staging"}}})
+	grouped := e.user(b, "grouped", identity.Binding{Role: "viewer", Scope: &identity.Scope{Groups: []string{"prod-web"}}})
 	for _, bc := range []struct {
 		name string
 		q    Query
+		p    *identity.Principal
 	}{
-		{"tag", Query{Tags: map[string]string{"env": "prod"}}},
-		{"two-tags", Query{Tags: map[string]string{"env": "prod", "role": "web"}}},
-		{"rare-tag", Query{Tags: map[string]string{"rack": "r042"}}},
-		{"dynamic-group", Query{Group: "prod-web"}},
-		{"tag-next-page", Query{Tags: map[string]string{"env": "prod"}, Cursor: deep.Next}},
-		{"tag-desc", Query{Tags: map[string]string{"env": "staging"}, Sort: SortNameDesc}},
+		{"tag", Query{Tags: map[string]string{"env": "prod"}}, nil},
+		{"two-tags", Query{Tags: map[string]string{"env": "prod", "role": "web"}}, nil},
+		{"rare-tag", Query{Tags: map[string]string{"rack": "r042"}}, nil},
+		{"dynamic-group", Query{Group: "prod-web"}, nil},
+		{"tag-next-page", Query{Tags: map[string]string{"env": "prod"}, Cursor: deep.Next}, nil},
+		{"tag-desc", Query{Tags: map[string]string{"env": "staging"}, Sort: SortNameDesc}, nil},
+		{"scoped-by-tag", Query{}, stager},
+		{"scoped-by-tag-with-filter", Query{Tags: map[string]string{"role": "db"}}, stager},
+		{"scoped-by-group", Query{}, grouped},
 	} {
+		if bc.p == nil {
+			bc.p = e.admin
+		}
 		b.Run(bc.name, func(b *testing.B) {
 			var lat []time.Duration
 			for b.Loop() {
 				t0 := time.Now()
-				page, err := e.svc.List(ctx, e.admin, bc.q)
+				page, err := e.svc.List(ctx, bc.p, bc.q)
 				lat = append(lat, time.Since(t0))
 				if err != nil || len(page.Items) == 0 {
 					b.Fatalf("list: %d items, %v", len(page.Items), err)

@@ -385,6 +385,7 @@ func (v *view) list(p *identity.Principal, perm identity.Permission, q Query) (P
 	if err != nil {
 		return Page{}, err
 	}
+	v.narrowToScope(c, p, perm)
 	limit := c.q.Limit
 	byName := c.q.Sort == SortName || c.q.Sort == SortNameDesc
 	if byName {
@@ -399,13 +400,10 @@ func (v *view) list(p *identity.Principal, perm identity.Permission, q Query) (P
 			less = func(a, b *Target) bool { return lessByName(b, a) }
 		}
 		err := v.walkIndex(c, func(row *Target) bool {
-			if !c.match(v, row) {
+			if !c.match(v, row) || !v.allowedRow(p, perm, row) {
 				return true
 			}
 			t := v.stored(row)
-			if !v.allowed(p, perm, t) {
-				return true
-			}
 			for ai < len(agents) && less(agents[ai], t) && len(out) <= limit {
 				out = append(out, agents[ai])
 				ai++
@@ -449,6 +447,30 @@ func (v *view) page(c *compiled, out []*Target, limit int) Page {
 		page.Items = append(page.Items, *t)
 	}
 	return page
+}
+
+// allowedRow is allowed for a stored row, without the deep copy that
+// handing the row out needs: most rows a scoped walk sees are dropped.
+func (v *view) allowedRow(p *identity.Principal, perm identity.Permission, row *Target) bool {
+	shallow := *row // decorate sets only DynamicGroups, a new slice
+	v.decorate(&shallow)
+	return v.allowed(p, perm, &shallow)
+}
+
+// narrowToScope walks a tag of the caller's scope when nothing narrower
+// was asked for and the caller holds perm in exactly one scope with tags:
+// every target it may see carries that tag (unless the scope's groups
+// admit it, so only scopes without groups qualify).
+func (v *view) narrowToScope(c *compiled, p *identity.Principal, perm identity.Permission) {
+	if p == nil || !bytes.Equal(c.primary, facetAll()) {
+		return
+	}
+	scopes, ok := p.Scopes(perm)
+	if !ok || len(scopes) != 1 || scopes[0] == nil || len(scopes[0].Tags) == 0 || len(scopes[0].Groups) > 0 {
+		return
+	}
+	k := slices.Sorted(mapsKeys(scopes[0].Tags))[0]
+	c.primary = facetTag(k, scopes[0].Tags[k])
 }
 
 // each calls fn with every target p holds perm on that passes q, page by
