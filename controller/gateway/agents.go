@@ -9,6 +9,7 @@ import (
 
 	"github.com/opsconductor/opsconductor/controller/agentrpc"
 	"github.com/opsconductor/opsconductor/controller/assets/credentials"
+	"github.com/opsconductor/opsconductor/controller/identity"
 	"github.com/opsconductor/opsconductor/controller/problem"
 )
 
@@ -138,6 +139,18 @@ func (s *Server) stepSecrets(r *http.Request, spec agentrpc.StepSpec) agentrpc.S
 		use := credentials.Use{AttemptID: attemptID, TargetID: agentID}
 		if a, err := s.agents.GetAgent(ctx, agentID); err == nil {
 			use.TargetName = a.Name
+		}
+		// The agent is a target: a caller whose credentials:use is scoped
+		// uses credentials only on targets inside that scope.
+		if s.assets != nil {
+			t, err := s.assets.Get(ctx, agentID)
+			if err != nil {
+				return nil, err
+			}
+			if !s.assets.Allowed(p, identity.PermCredentialsUse, t) {
+				return nil, problem.New(problem.KindForbidden, "target_out_of_scope",
+					"target %s is outside the scope of your credentials:use permission", t.Name)
+			}
 		}
 		out := map[string]string{}
 		for _, alias := range slices.Sorted(maps.Keys(spec.Credentials)) {

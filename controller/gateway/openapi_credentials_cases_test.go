@@ -16,9 +16,11 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/opsconductor/opsconductor/controller/agentrpc"
+	"github.com/opsconductor/opsconductor/controller/assets"
 	"github.com/opsconductor/opsconductor/controller/assets/credentials"
 	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/history/embedded"
+	"github.com/opsconductor/opsconductor/controller/identity"
 	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/state"
 	"github.com/opsconductor/opsconductor/controller/state/statetest"
@@ -143,6 +145,49 @@ func rotated(t *testing.T, f *fixture) prepared {
 	return prepared{vars: map[string]string{"old": k1.ID, "active": k2.ID}}
 }
 
+// liveDirectory is the inventory's view of a test's own agents service,
+// so that the live agent a case starts is a target.
+type liveDirectory struct{ svc *agentrpc.Service }
+
+func (d liveDirectory) Agents(ctx context.Context) ([]assets.AgentInfo, error) {
+	page, err := d.svc.ListAgents(ctx, "", 1000)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]assets.AgentInfo, 0, len(page.Items))
+	for _, a := range page.Items {
+		out = append(out, assets.AgentInfo{ID: a.ID, Name: a.Name, Tags: a.Tags, Status: a.Status, EnrolledAt: a.EnrolledAt})
+	}
+	return out, nil
+}
+
+func (d liveDirectory) Agent(ctx context.Context, idOrName string) (assets.AgentInfo, error) {
+	a, err := d.svc.GetAgent(ctx, idOrName)
+	if err != nil {
+		return assets.AgentInfo{}, err
+	}
+	return assets.AgentInfo{ID: a.ID, Name: a.Name, Tags: a.Tags, Status: a.Status, EnrolledAt: a.EnrolledAt}, nil
+}
+
+// caseLiveTarget starts a live agent and an inventory that has it as a
+// target; $id is the agent's ID.
+func caseLiveTarget(t *testing.T, f *fixture) prepared {
+	id := caseLiveAgent(t, f)
+	reg := state.NewRegistry()
+	reg.MustRegister(assets.Domain())
+	store, err := state.NewStore(reg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := assets.New(assets.Deps{Applier: &statetest.Applier{Store: store}, Store: store, Agents: liveDirectory{f.srv.agents},
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv.assets = inv
+	return caseVars("id", id)
+}
+
 func credentialCases() []routeCase {
 	post := func(name, body string, want int, check func(*testing.T, *responseUnderTest)) routeCase {
 		return routeCase{name: name, method: "POST", target: "/api/v1/credentials", contentType: "application/json", body: body,
@@ -223,7 +268,7 @@ func credentialCases() []routeCase {
 			target: "/api/v1/agents/$id/steps", contentType: "application/json", body: `{"uses":"noop@1","credentials":{"db":"db"}}`, want: 202,
 			prepare: func(t *testing.T, f *fixture) prepared {
 				caseCredential(t, f, "db")
-				return caseVars("id", caseLiveAgent(t, f))
+				return caseLiveTarget(t, f)
 			},
 			check: noSecret(func(t *testing.T, rec *responseUnderTest) {
 				if a := decodeInto[agentrpc.Attempt](t, rec); a.Credentials["db"] != "db" || len(a.Credentials) != 1 {
@@ -232,8 +277,31 @@ func credentialCases() []routeCase {
 			})},
 		{name: "a step that names an unknown credential is a 404 naming its alias, and nothing is sent", method: "POST",
 			target: "/api/v1/agents/$id/steps", contentType: "application/json", body: `{"uses":"noop@1","credentials":{"db":"nope"}}`, want: 404,
-			prepare: func(t *testing.T, f *fixture) prepared { return caseVars("id", caseLiveAgent(t, f)) },
-			check:   wantError("credential_not_found", "credentials.db")},
+			prepare: caseLiveTarget, check: wantError("credential_not_found", "credentials.db")},
+		{name: "a step using credentials on a target outside the caller's credentials:use scope is a 403", method: "POST",
+			identity: &caseIdentity{}, target: "/api/v1/agents/$id/steps", contentType: "application/json",
+			body: `{"uses":"noop@1","credentials":{"db":"staging-db"}}`, want: 403,
+			prepare: func(t *testing.T, f *fixture) prepared {
+				ctx := context.Background()
+				admin := casePrincipal(t, f.ident, f.ident.adminToken)
+				if _, err := f.ident.svc.PutRole(ctx, admin, identity.Role{Name: "stepper",
+					Permissions: []identity.Permission{identity.PermAgentsAdmin, identity.PermCredentialsUse}}, true); err != nil {
+					t.Fatal(err)
+				}
+				no := false
+				if _, _, err := f.ident.svc.CreateUser(ctx, admin, identity.CreateUser{Username: "stager", Password: casePassword,
+					MustChangePassword: &no, Roles: []identity.Binding{{Role: "stepper", Scope: &identity.Scope{Tags: map[string]string{"env": "staging"}}}}}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.srv.credentials.Create(ctx, admin, credentials.Input{Name: "staging-db", Kind: credentials.KindToken,
+					Tags: map[string]string{"env": "staging"}, Secret: &credentials.Secret{Token: caseSecret}}); err != nil {
+					t.Fatal(err)
+				}
+				p := caseLiveTarget(t, f)
+				p.header = caseBearer(caseLogin(t, f.ident, "stager", casePassword).AccessToken)
+				return p
+			},
+			check: wantError("target_out_of_scope", "")},
 		{name: "a step with a malformed credential alias is a 400 naming it", method: "POST",
 			target: "/api/v1/agents/$id/steps", contentType: "application/json", body: `{"uses":"noop@1","credentials":{"d-b":"db"}}`, want: 400,
 			prepare: func(t *testing.T, f *fixture) prepared { return caseVars("id", caseEnroll(t, f).ID) },

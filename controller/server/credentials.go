@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/opsconductor/opsconductor/controller/assets"
 	"github.com/opsconductor/opsconductor/controller/assets/credentials"
 	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/keyring"
@@ -25,15 +26,27 @@ func newKeyring(root *keyring.Keyring, applier keyring.Applier, store *state.Sto
 
 // newCredentials builds the credentials service and registers it as a
 // holder of envelopes with the keyring.
-func newCredentials(applier credentials.Applier, store *state.Store, kr *keyring.Service, hist *history.Writer, isLeader func() bool,
-	log *slog.Logger) (*credentials.Service, error) {
+func newCredentials(applier credentials.Applier, store *state.Store, kr *keyring.Service, hist *history.Writer, inv *assets.Service,
+	isLeader func() bool, log *slog.Logger) (*credentials.Service, error) {
 	svc, err := credentials.New(credentials.Deps{Applier: applier, Store: store, Sealer: kr, History: hist, IsLeader: isLeader,
-		Logger: log.With("component", "credentials")})
+		Inventory: credentialInventory{inv}, Logger: log.With("component", "credentials")})
 	if err != nil {
 		return nil, err
 	}
 	kr.Register("credentials", svc)
 	return svc, nil
+}
+
+// credentialInventory gives credential scope checks the groups of a
+// target, static and dynamic.
+type credentialInventory struct{ inv *assets.Service }
+
+func (c credentialInventory) GroupsOf(ctx context.Context, target string) ([]string, error) {
+	t, err := c.inv.Get(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	return c.inv.GroupsOf(t), nil
 }
 
 // checkKeyringAtStart checks the KEKs as the state fills in, until the

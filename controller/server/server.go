@@ -245,7 +245,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 		return err
 	}
 
-	creds, err := newCredentials(node, store, ring, writer, node.IsLeader, log)
+	creds, err := newCredentials(node, store, ring, writer, inv, node.IsLeader, log)
 	if err != nil {
 		return err
 	}
