@@ -1,6 +1,6 @@
 // Package builtin holds the steps that ship with the agent and run inside its
-// process: shell, script, file, template, http, wait, service, package, ssh
-// and noop. Each implements sdk.Step exactly as an external plugin does, with
+// process: shell, script, file, template, http, wait, service, package, ssh,
+// discover and noop. Each implements sdk.Step exactly as an external plugin does, with
 // a JSON Schema for its parameters, so the catalog, the UI and validation
 // treat built-ins and plugins alike.
 //
@@ -38,7 +38,7 @@ func register(s sdk.Step) {
 
 func init() {
 	for _, s := range []sdk.Step{
-		Shell{}, Script{}, File{}, Template{}, HTTP{}, Wait{}, Service{}, Package{}, SSH{}, Noop{},
+		Shell{}, Script{}, File{}, Template{}, HTTP{}, Wait{}, Service{}, Package{}, SSH{}, Noop{}, Discover{},
 	} {
 		register(s)
 	}

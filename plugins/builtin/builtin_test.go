@@ -9,7 +9,7 @@ import (
 )
 
 func TestCatalogListsEveryBuiltinWithAValidSchema(t *testing.T) {
-	want := []string{"file", "http", "noop", "package", "script", "service", "shell", "ssh", "template", "wait"}
+	want := []string{"discover", "file", "http", "noop", "package", "script", "service", "shell", "ssh", "template", "wait"}
 	var got []string
 	for _, d := range Catalog() {
 		got = append(got, d.Name)
