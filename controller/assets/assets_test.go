@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/opsconductor/opsconductor/controller/assets/graph"
 	"github.com/opsconductor/opsconductor/controller/identity"
 	"github.com/opsconductor/opsconductor/controller/problem"
 )
@@ -628,4 +630,69 @@ func FuzzDecodeJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// graphTargets lets the relationships resolve the inventory's targets, as
+// controller/server's adapter does.
+type graphTargets struct{ svc *Service }
+
+func (g graphTargets) Resolve(ctx context.Context, ref string) (graph.Node, error) {
+	t, err := g.svc.Get(ctx, ref)
+	return graph.Node{ID: t.ID, Name: t.Name}, err
+}
+
+func (g graphTargets) Allowed(p *identity.Principal, perm identity.Permission, id string) bool {
+	t, err := g.svc.Get(context.Background(), id)
+	return err == nil && g.svc.Allowed(p, perm, t)
+}
+
+func TestDeletingATargetDropsItsRelationships(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	rels, err := graph.New(graph.Deps{Applier: e.applier, Store: e.store, Targets: graphTargets{e.svc}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.create(t, "web-1", nil)
+	e.create(t, "db-1", nil)
+	edge, err := rels.Create(ctx, e.admin, graph.CreateEdge{From: "web-1", Type: graph.DependsOn, To: "db-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Delete(ctx, e.admin, "db-1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = rels.Get(ctx, e.admin, edge.ID)
+	wantProblem(t, err, problem.KindNotFound, "")
+}
+
+func TestASnapshotRestoresTheInventoryAndItsIndexes(t *testing.T) {
+	src := newEnv(t)
+	ctx := context.Background()
+	src.create(t, "web-1", map[string]string{"env": "prod"}, "web")
+	src.create(t, "db-1", map[string]string{"env": "staging"})
+	if _, err := src.svc.CreateGroup(ctx, src.admin, GroupInput{Name: "prod", Kind: GroupDynamic, Selector: "env=prod"}); err != nil {
+		t.Fatal(err)
+	}
+	var snap bytes.Buffer
+	if err := src.store.WriteSnapshot(src.store.View(), &snap); err != nil {
+		t.Fatal(err)
+	}
+	dst := newEnv(t)
+	if err := dst.store.Restore(&snap); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []Query{{Tags: map[string]string{"env": "prod"}}, {Group: "web"}, {Group: "prod"}, {Connection: ConnSSH, Sort: SortNameDesc}} {
+		want, err := src.svc.List(ctx, src.admin, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := dst.svc.List(ctx, src.admin, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(names(got.Items), names(want.Items)) || len(got.Items) == 0 {
+			t.Fatalf("%+v after restore: %v, want %v", q, names(got.Items), names(want.Items))
+		}
+	}
 }
