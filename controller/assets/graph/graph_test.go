@@ -412,3 +412,16 @@ func TestListEndsAPageShortRatherThanScanTheWholeTable(t *testing.T) {
 		t.Fatalf("second page: %d items, next %q; want the 5 staging edges and the end", len(second.Items), second.Next)
 	}
 }
+
+func TestTheControllerItselfMayRelateTargets(t *testing.T) {
+	e := newTestEnv(t)
+	e.targets.add("a")
+	e.targets.add("b")
+	v, err := e.svc.Create(context.Background(), nil, CreateEdge{From: "a", Type: MemberOf, To: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.CreatedBy != "controller" || v.UpdatedBy != "controller" {
+		t.Fatalf("created by %q, updated by %q", v.CreatedBy, v.UpdatedBy)
+	}
+}

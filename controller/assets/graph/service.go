@@ -117,7 +117,7 @@ func (s *Service) Create(ctx context.Context, p *identity.Principal, req CreateE
 	if err != nil {
 		return EdgeView{}, err
 	}
-	e := Edge{ID: id, From: from.ID, To: to.ID, Type: req.Type, Attributes: req.Attributes, CreatedBy: p.Name()}
+	e := Edge{ID: id, From: from.ID, To: to.ID, Type: req.Type, Attributes: req.Attributes, CreatedBy: actor(p)}
 	cmd, err := state.NewCommand(cmdCreate, 1, createPayload{Edge: e})
 	if err != nil {
 		return EdgeView{}, err
@@ -130,7 +130,7 @@ func (s *Service) Create(ctx context.Context, p *identity.Principal, req CreateE
 	if err != nil {
 		return EdgeView{}, s.explain(ctx, err, e)
 	}
-	s.d.Logger.Info("related two targets", "relationship_id", out.ID, "from", from.Name, "type", out.Type, "to", to.Name, "actor", p.Name())
+	s.d.Logger.Info("related two targets", "relationship_id", out.ID, "from", from.Name, "type", out.Type, "to", to.Name, "actor", actor(p))
 	return EdgeView{Edge: out, FromName: from.Name, ToName: to.Name}, nil
 }
 
@@ -329,7 +329,7 @@ type Patch struct {
 func (s *Service) Update(ctx context.Context, p *identity.Principal, id string, patch Patch) (EdgeView, error) {
 	var (
 		errs problem.List
-		pl   = updatePayload{ID: id, Set: map[string]string{}, UpdatedBy: p.Name()}
+		pl   = updatePayload{ID: id, Set: map[string]string{}, UpdatedBy: actor(p)}
 	)
 	if patch.Attributes == nil {
 		errs.Add("attributes", "is required (an object: a value sets an attribute, null removes it)")
@@ -361,6 +361,7 @@ func (s *Service) Update(ctx context.Context, p *identity.Principal, id string, 
 		return EdgeView{}, fmt.Errorf("update relationship %s: %w", id, err)
 	}
 	view, _ := s.viewer(p).edgeView(ctx, &out)
+	s.d.Logger.Info("changed a relationship's attributes", "relationship_id", id, "set", len(pl.Set), "removed", len(pl.Remove), "actor", actor(p))
 	return view, nil
 }
 
@@ -381,7 +382,7 @@ func (s *Service) Delete(ctx context.Context, p *identity.Principal, id string) 
 	if err != nil {
 		return EdgeView{}, fmt.Errorf("delete relationship %s: %w", id, err)
 	}
-	s.d.Logger.Info("deleted a relationship", "relationship_id", id, "from", view.FromName, "type", view.Type, "to", view.ToName, "actor", p.Name())
+	s.d.Logger.Info("deleted a relationship", "relationship_id", id, "from", view.FromName, "type", view.Type, "to", view.ToName, "actor", actor(p))
 	return view, nil
 }
 
@@ -397,6 +398,15 @@ func (s *Service) writable(ctx context.Context, p *identity.Principal, id string
 		return EdgeView{}, err
 	}
 	return view, nil
+}
+
+// actor names who made a change: the principal, or the controller itself
+// for a nil one (its own maintenance).
+func actor(p *identity.Principal) string {
+	if p == nil {
+		return "controller"
+	}
+	return p.Name()
 }
 
 func newID() (string, error) {
