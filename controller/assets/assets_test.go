@@ -696,3 +696,34 @@ func TestASnapshotRestoresTheInventoryAndItsIndexes(t *testing.T) {
 		}
 	}
 }
+
+func TestRecordFacts(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	web := e.create(t, "web-1", nil)
+	t.Run("an SSH target's facts are stored and selectors read them", func(t *testing.T) {
+		if err := e.svc.RecordFacts(ctx, web.ID, map[string]string{"os": "linux", "kernel": "6.1"}); err != nil {
+			t.Fatal(err)
+		}
+		page, err := e.svc.List(ctx, e.admin, Query{Selector: "facts.os=linux"})
+		if err != nil || !slices.Equal(names(page.Items), []string{"relay-1", "web-1"}) {
+			t.Fatalf("facts.os=linux: %v, %v", names(page.Items), err)
+		}
+	})
+	t.Run("a bad fact name is refused", func(t *testing.T) {
+		err := e.svc.RecordFacts(ctx, web.ID, map[string]string{"no spaces": "x"})
+		wantProblem(t, err, problem.KindInvalid, "facts.no spaces")
+	})
+	t.Run("an agent's facts are the agent's", func(t *testing.T) {
+		tags := map[string]string{"x": "y"}
+		if _, err := e.svc.Update(ctx, e.admin, "relay-1", TargetPatch{Tags: &tags}); err != nil {
+			t.Fatal(err)
+		}
+		err := e.svc.RecordFacts(ctx, "agt_relay", map[string]string{"os": "plan9"})
+		wantProblem(t, err, problem.KindInvalid, "id")
+	})
+	t.Run("import and export are reserved names", func(t *testing.T) {
+		_, err := e.svc.Create(ctx, e.admin, TargetInput{Name: "export", Addresses: []string{"10.0.0.1"}, Connection: ssh("relay-1")})
+		wantProblem(t, err, problem.KindInvalid, "name")
+	})
+}

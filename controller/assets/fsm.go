@@ -3,6 +3,7 @@ package assets
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/hashicorp/go-memdb"
@@ -32,6 +33,7 @@ const (
 	cmdTargetRun     = "assets.target_run"
 	cmdGroupPut      = "assets.group_put"
 	cmdGroupDelete   = "assets.group_delete"
+	cmdTargetFacts   = "assets.target_facts"
 )
 
 // Domain returns the inventory's tables and commands for the state
@@ -56,6 +58,7 @@ func Domain() state.Domain {
 			cmdTargetRun:     state.V1(applyTargetRun),
 			cmdGroupPut:      state.V1(applyGroupPut),
 			cmdGroupDelete:   state.V1(applyGroupDelete),
+			cmdTargetFacts:   state.V1(applyTargetFacts),
 		},
 	}
 }
@@ -453,4 +456,29 @@ func applyGroupDelete(ctx *state.ApplyContext, p groupDeletePayload) (any, error
 		return nil, err
 	}
 	return *g, nil
+}
+
+type targetFactsPayload struct {
+	ID    string            `json:"id"`
+	Facts map[string]string `json:"facts"`
+}
+
+// applyTargetFacts replaces an SSH target's facts (an agent's come from
+// the agent and are never stored).
+func applyTargetFacts(ctx *state.ApplyContext, p targetFactsPayload) (any, error) {
+	old, err := state.ByID[Target](ctx.Txn, tableTargets, "target", p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if old.overlay() {
+		return nil, problem.Invalid("id", "%s is an agent's target: its facts are the agent's", p.ID)
+	}
+	t := old.clone()
+	t.Facts = maps.Clone(p.Facts)
+	t.Revision = ctx.Index
+	t.normalize()
+	if err := ctx.Txn.Insert(tableTargets, t); err != nil {
+		return nil, err
+	}
+	return *t, nil
 }

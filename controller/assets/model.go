@@ -313,8 +313,13 @@ func checkConnection(field string, c Connection, errs *problem.List) {
 // checkInput validates a target as written by a client, every problem at
 // once, under prefix ("" or "rows[3].").
 func checkInput(prefix string, in TargetInput, errs *problem.List) {
-	if !targetNameRE.MatchString(in.Name) {
+	switch {
+	case !targetNameRE.MatchString(in.Name):
 		errs.Add(prefix+"name", "must be 1 to 253 letters, digits and _ . -, starting and ending with a letter or digit, got %q", in.Name)
+	case in.Name == "import" || in.Name == "export":
+		// GET /api/v1/targets/export is a route: a target of that name
+		// could not be read by it.
+		errs.Add(prefix+"name", "%q is reserved", in.Name)
 	}
 	checkAddresses(prefix+"addresses", in.Addresses, errs)
 	if in.Connection == nil {

@@ -664,3 +664,38 @@ func (s *Service) RecordRun(ctx context.Context, targetID string, run RunOutcome
 	var out Target
 	return s.apply(ctx, cmdTargetRun, targetRunPayload{ID: t.ID, Agent: t.overlay(), Run: run}, &out)
 }
+
+// Limits on the facts RecordFacts keeps.
+const (
+	maxFacts     = 256
+	maxFactKey   = 128
+	maxFactValue = 1024
+)
+
+// RecordFacts replaces an SSH target's facts with what a step (the ssh
+// step's fact gathering) or discovery found: selectors read them as
+// facts.NAME. Agents report their own facts, so an agent's target
+// refuses it.
+func (s *Service) RecordFacts(ctx context.Context, targetID string, facts map[string]string) error {
+	var errs problem.List
+	if len(facts) > maxFacts {
+		errs.Add("facts", "at most %d facts", maxFacts)
+	}
+	for k, v := range facts {
+		ok := k != "" && len(k) <= maxFactKey
+		for i := 0; ok && i < len(k); i++ {
+			ok = selector.IsKeyChar(k[i])
+		}
+		if !ok {
+			errs.Add("facts."+k, "fact names are 1 to %d letters, digits and _ . / -", maxFactKey)
+		}
+		if len(v) > maxFactValue {
+			errs.Add("facts."+k, "fact values are at most %d bytes", maxFactValue)
+		}
+	}
+	if err := errs.Err(); err != nil {
+		return err
+	}
+	var out Target
+	return s.apply(ctx, cmdTargetFacts, targetFactsPayload{ID: targetID, Facts: facts}, &out)
+}
