@@ -425,10 +425,13 @@ type viewer struct {
 	p    *identity.Principal
 	all  bool
 	memo map[string]bool
+	// names caches target names for the request: a page of edges names
+	// the same few targets many times.
+	names map[string]string
 }
 
 func (s *Service) viewer(p *identity.Principal) *viewer {
-	v := &viewer{s: s, p: p, memo: map[string]bool{}}
+	v := &viewer{s: s, p: p, memo: map[string]bool{}, names: map[string]string{}}
 	if p == nil {
 		v.all = true // the controller's own use
 	} else if scopes, ok := p.Scopes(identity.PermAssetsRead); ok && scopes == nil {
@@ -485,5 +488,15 @@ func (v *viewer) edgeView(ctx context.Context, e *Edge) (EdgeView, bool) {
 	if !v.sees(e.From) || !v.sees(e.To) {
 		return EdgeView{}, false
 	}
-	return EdgeView{Edge: *e.clone(), FromName: v.s.name(ctx, e.From), ToName: v.s.name(ctx, e.To)}, true
+	return EdgeView{Edge: *e.clone(), FromName: v.name(ctx, e.From), ToName: v.name(ctx, e.To)}, true
+}
+
+// name is s.name, once per target per request.
+func (v *viewer) name(ctx context.Context, id string) string {
+	n, ok := v.names[id]
+	if !ok {
+		n = v.s.name(ctx, id)
+		v.names[id] = n
+	}
+	return n
 }
