@@ -727,3 +727,41 @@ func TestRecordFacts(t *testing.T) {
 		wantProblem(t, err, problem.KindInvalid, "name")
 	})
 }
+
+func TestCheckHostKey(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	tofu := e.create(t, "tofu-1", nil)
+	pinned, err := e.svc.Create(ctx, e.admin, TargetInput{Name: "pinned-1", Addresses: []string{"10.0.0.5"},
+		Connection: &Connection{Type: ConnSSH, Via: "relay-1", HostKeyPolicy: HostKeyPinned, HostKey: "ssh-ed25519 AAAApinned"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, id, key string
+		want          problem.Kind // "" for accepted
+	}{
+		{"the first key a tofu target shows is recorded", tofu.ID, "ssh-ed25519 AAAAfirst", ""},
+		{"the recorded key is accepted again", tofu.ID, "ssh-ed25519 AAAAfirst", ""},
+		{"another key is a mismatch", tofu.ID, "ssh-ed25519 AAAAother", problem.KindConflict},
+		{"a pinned target accepts its key", pinned.ID, "ssh-ed25519 AAAApinned", ""},
+		{"a pinned target refuses any other", pinned.ID, "ssh-ed25519 AAAAfirst", problem.KindConflict},
+		{"a malformed key is refused", tofu.ID, "garbage", problem.KindInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.svc.CheckHostKey(ctx, tt.id, tt.key)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			wantProblem(t, err, tt.want, "")
+		})
+	}
+	got, _ := e.svc.Get(ctx, tofu.ID)
+	if got.Connection.HostKey != "ssh-ed25519 AAAAfirst" {
+		t.Fatalf("recorded key %q", got.Connection.HostKey)
+	}
+}

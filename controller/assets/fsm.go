@@ -34,6 +34,7 @@ const (
 	cmdGroupPut      = "assets.group_put"
 	cmdGroupDelete   = "assets.group_delete"
 	cmdTargetFacts   = "assets.target_facts"
+	cmdTargetHostKey = "assets.target_host_key"
 )
 
 // Domain returns the inventory's tables and commands for the state
@@ -59,6 +60,7 @@ func Domain() state.Domain {
 			cmdGroupPut:      state.V1(applyGroupPut),
 			cmdGroupDelete:   state.V1(applyGroupDelete),
 			cmdTargetFacts:   state.V1(applyTargetFacts),
+			cmdTargetHostKey: state.V1(applyTargetHostKey),
 		},
 	}
 }
@@ -481,4 +483,38 @@ func applyTargetFacts(ctx *state.ApplyContext, p targetFactsPayload) (any, error
 		return nil, err
 	}
 	return *t, nil
+}
+
+type targetHostKeyPayload struct {
+	ID  string `json:"id"`
+	Key string `json:"key"`
+}
+
+// applyTargetHostKey is the SSH host key check, decided in Apply so that
+// two first contacts racing each other cannot both be trusted: the first
+// key recorded under tofu wins, and any other key is a mismatch (as it is
+// always under pinned).
+func applyTargetHostKey(ctx *state.ApplyContext, p targetHostKeyPayload) (any, error) {
+	old, err := state.ByID[Target](ctx.Txn, tableTargets, "target", p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if old.Connection.Type != ConnSSH {
+		return nil, problem.Invalid("id", "%s is not an ssh target", p.ID)
+	}
+	switch {
+	case old.Connection.HostKey == p.Key:
+		return *old, nil
+	case old.Connection.HostKey == "" && old.Connection.HostKeyPolicy != HostKeyPinned:
+		t := old.clone()
+		t.Connection.HostKey = p.Key
+		t.Revision, t.UpdatedAt = ctx.Index, ctx.Time
+		if err := ctx.Txn.Insert(tableTargets, t); err != nil {
+			return nil, err
+		}
+		return *t, nil
+	}
+	return nil, &problem.Error{Kind: problem.KindConflict, Code: "host_key_mismatch", Field: "host_key",
+		Message: fmt.Sprintf("%s presented a host key that is not the one recorded for it (%s): refusing to connect; if the host was rebuilt, update the target's host_key",
+			old.Name, old.Connection.HostKeyPolicy)}
 }

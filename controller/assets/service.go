@@ -699,3 +699,18 @@ func (s *Service) RecordFacts(ctx context.Context, targetID string, facts map[st
 	var out Target
 	return s.apply(ctx, cmdTargetFacts, targetFactsPayload{ID: targetID, Facts: facts}, &out)
 }
+
+// CheckHostKey is what the ssh step asks on contact with an SSH target:
+// key (authorized_keys form) is accepted when it is the recorded key, or,
+// under the tofu policy, when none is recorded yet (it is recorded then).
+// Any other key is a host_key_mismatch conflict.
+func (s *Service) CheckHostKey(ctx context.Context, targetID, key string) (Target, error) {
+	if f := strings.Fields(key); len(f) < 2 || len(key) > maxHostKey {
+		return Target{}, problem.Invalid("host_key", "must be a public key in authorized_keys form (\"ssh-ed25519 AAAA…\")")
+	}
+	var out Target
+	if err := s.apply(ctx, cmdTargetHostKey, targetHostKeyPayload{ID: targetID, Key: key}, &out); err != nil {
+		return Target{}, err
+	}
+	return out, nil
+}
