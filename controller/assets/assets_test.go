@@ -765,3 +765,27 @@ func TestCheckHostKey(t *testing.T) {
 		t.Fatalf("recorded key %q", got.Connection.HostKey)
 	}
 }
+
+func TestAnUpsertKeepsWhatOthersWrote(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	web := e.create(t, "web-1", nil)
+	if err := e.svc.RecordFacts(ctx, web.ID, map[string]string{"os": "linux"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.CheckHostKey(ctx, web.ID, "ssh-ed25519 AAAAlearnt"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.RecordRun(ctx, web.ID, RunOutcome{RunID: "run_1", Outcome: "succeeded", At: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Import(ctx, e.admin, []TargetInput{{Name: "web-1", Addresses: []string{"10.0.0.7"}, Connection: ssh("relay-1"),
+		Tags: map[string]string{"env": "prod"}}}, ImportOptions{Mode: ImportUpsert}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := e.svc.Get(ctx, "web-1")
+	if got.Facts["os"] != "linux" || got.Connection.HostKey != "ssh-ed25519 AAAAlearnt" || got.Status.LastRun == nil ||
+		got.Tags["env"] != "prod" || got.Addresses[0] != "10.0.0.7" {
+		t.Fatalf("after the upsert: %+v", got)
+	}
+}

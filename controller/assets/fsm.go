@@ -220,11 +220,17 @@ func applyTargetsPut(ctx *state.ApplyContext, p targetsPutPayload) (any, error) 
 		}
 		t := in.clone()
 		t.DynamicGroups = nil
+		// Facts have one writer (assets.target_facts) and the last run
+		// another (assets.target_run): a put keeps both. A host key
+		// learnt on first contact stays unless a new one is given, so
+		// that re-importing an inventory does not reopen trust on first
+		// use.
+		t.Facts, t.Status = nil, Status{}
 		if old != nil {
 			t.ID, t.CreatedAt, t.CreatedBy = old.ID, old.CreatedAt, old.CreatedBy
-			t.Status.LastRun = old.Status.LastRun
-			if t.Facts == nil {
-				t.Facts = old.Facts
+			t.Facts, t.Status.LastRun = maps.Clone(old.Facts), old.Status.LastRun
+			if t.Connection.HostKey == "" && old.Connection.Type == t.Connection.Type {
+				t.Connection.HostKey = old.Connection.HostKey
 			}
 		} else {
 			t.CreatedAt, t.CreatedBy = ctx.Time, p.Actor
