@@ -155,9 +155,10 @@ func (s *Service) walk(v *viewer, root string, q Query) (Graph, error) {
 		n := queue[0]
 		queue = queue[1:]
 		d := depth[n]
-		if d >= q.Depth {
-			continue
-		}
+		// A node at the last depth adds no nodes, but its edges to nodes
+		// already found are drawn: the breadth-first queue reaches it only
+		// after every node of the answer is known.
+		last := d >= q.Depth
 		for _, st := range steps {
 			// With no type filter one prefix scan takes every type; with
 			// one, a scan per type keeps to the edges asked for.
@@ -180,6 +181,9 @@ func (s *Service) walk(v *viewer, root string, q Query) (Graph, error) {
 						continue
 					}
 					if _, known := depth[other]; !known {
+						if last {
+							continue
+						}
 						if len(g.Nodes) >= q.Limit {
 							g.Truncated = true
 							continue

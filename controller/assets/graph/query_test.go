@@ -46,14 +46,16 @@ func TestGraphQueries(t *testing.T) {
 		wantNodes []string
 		wantEdges int
 	}{
+		// db runs_on host joins two neighbours: drawn, though one hop out.
 		{"neighbours default to one hop both ways", "api", Query{},
-			[]string{"api@0", "db@1", "host@1", "web-1@1", "web-2@1"}, 4},
+			[]string{"api@0", "db@1", "host@1", "web-1@1", "web-2@1"}, 5},
 		{"neighbours filtered by type", "api", Query{Types: []string{RunsOn}},
 			[]string{"api@0", "host@1"}, 1},
 		{"impact follows depends_on and runs_on backwards", "host", Query{Direction: Dependents},
 			[]string{"host@0", "api@1", "db@1", "web-1@2", "web-2@2"}, 5},
+		// api depends_on db joins the two targets one hop out.
 		{"impact stops at the depth asked", "host", Query{Direction: Dependents, Depth: 1},
-			[]string{"host@0", "api@1", "db@1"}, 2},
+			[]string{"host@0", "api@1", "db@1"}, 3},
 		{"impact does not follow connects_to", "web-1", Query{Direction: Dependents},
 			[]string{"web-1@0"}, 0},
 		{"dependencies follow depends_on and runs_on forwards", "web-1", Query{Direction: Dependencies},
