@@ -50,6 +50,7 @@ func BenchmarkInventory(b *testing.B) {
 		{"tag", Query{Tags: map[string]string{"env": "prod"}}, nil},
 		{"two-tags", Query{Tags: map[string]string{"env": "prod", "role": "web"}}, nil},
 		{"rare-tag", Query{Tags: map[string]string{"rack": "r042"}}, nil},
+		{"common-and-rare-tags", Query{Tags: map[string]string{"env": "prod", "rack": "r040"}}, nil},
 		{"dynamic-group", Query{Group: "prod-web"}, nil},
 		{"tag-next-page", Query{Tags: map[string]string{"env": "prod"}, Cursor: deep.Next}, nil},
 		{"tag-desc", Query{Tags: map[string]string{"env": "staging"}, Sort: SortNameDesc}, nil},

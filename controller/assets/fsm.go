@@ -121,25 +121,27 @@ func (facetIndex) FromArgs(args ...any) ([]byte, error) {
 	return b, nil
 }
 
-// hasFacet reports whether t is keyed under prefix.
+// hasFacet reports whether t is keyed under prefix. It parses the prefix
+// rather than building t's keys: list walks call it once per row.
 func hasFacet(t *Target, prefix []byte) bool {
-	switch {
-	case bytes.Equal(prefix, facetAll()):
-		return true
-	case bytes.HasPrefix(prefix, []byte("c\x00")):
-		return bytes.Equal(prefix, facetConnection(t.Connection.Type))
-	case bytes.HasPrefix(prefix, []byte("g\x00")):
-		for _, g := range t.Groups {
-			if bytes.Equal(prefix, facetGroup(g)) {
-				return true
-			}
+	if len(prefix) < 2 || prefix[1] != 0 {
+		return false
+	}
+	body := prefix[2:]
+	switch prefix[0] {
+	case 'n':
+		return len(body) == 0
+	case 'c':
+		return len(body) > 0 && t.Connection.Type == string(body[:len(body)-1])
+	case 'g':
+		return len(body) > 0 && slices.Contains(t.Groups, string(body[:len(body)-1]))
+	case 't':
+		i := bytes.IndexByte(body, 0)
+		if i < 0 || len(body) < i+2 {
+			return false
 		}
-	case bytes.HasPrefix(prefix, []byte("t\x00")):
-		for k, v := range t.Tags {
-			if bytes.Equal(prefix, facetTag(k, v)) {
-				return true
-			}
-		}
+		v, ok := t.Tags[string(body[:i])]
+		return ok && v == string(body[i+1:len(body)-1])
 	}
 	return false
 }

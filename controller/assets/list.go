@@ -155,30 +155,64 @@ func (v *view) compile(q Query) (*compiled, error) {
 			}
 		}
 	}
-	// The walk follows the narrowest facet it can name cheaply: a tag
-	// equality, then a static group, then the connection type.
+	// The walk follows the narrowest facet every match must be keyed
+	// under: a tag equality (asked for, or in the group's or the query's
+	// selector) or a static group; failing those, the connection type or
+	// all targets. The narrowest is found by counting each candidate's
+	// entries up to a small bound.
+	var cands [][]byte
+	addTags := func(m map[string]string) {
+		for _, k := range slices.Sorted(mapsKeys(m)) {
+			cands = append(cands, facetTag(k, m[k]))
+		}
+	}
+	addTags(q.Tags)
+	if c.group != nil && c.group.Kind == GroupStatic {
+		cands = append(cands, facetGroup(c.group.Name))
+	}
+	addTags(c.groupS.TagEquals())
+	addTags(c.sel.TagEquals())
 	switch {
 	case q.Connection == ConnAgent:
 		c.primary = nil
-	case len(q.Tags) > 0:
-		k := slices.Sorted(mapsKeys(q.Tags))[0]
-		c.primary = facetTag(k, q.Tags[k])
-	case c.group != nil && c.group.Kind == GroupStatic:
-		c.primary = facetGroup(c.group.Name)
-	case len(c.groupS.TagEquals()) > 0:
-		eq := c.groupS.TagEquals()
-		k := slices.Sorted(mapsKeys(eq))[0]
-		c.primary = facetTag(k, eq[k])
-	case len(c.sel.TagEquals()) > 0:
-		eq := c.sel.TagEquals()
-		k := slices.Sorted(mapsKeys(eq))[0]
-		c.primary = facetTag(k, eq[k])
+	case len(cands) > 0:
+		c.primary = v.narrowest(cands)
 	case q.Connection == ConnSSH:
 		c.primary = facetConnection(ConnSSH)
 	default:
 		c.primary = facetAll()
 	}
 	return c, nil
+}
+
+// facetProbe bounds how many entries narrowest counts per candidate.
+const facetProbe = 256
+
+// narrowest returns the candidate facet with the fewest entries, counting
+// each only up to facetProbe: past that they are all "large", and the
+// first such candidate serves.
+func (v *view) narrowest(cands [][]byte) []byte {
+	if len(cands) == 1 {
+		return cands[0]
+	}
+	best, bestN := cands[0], facetProbe+1
+	for _, f := range cands {
+		n := v.countFacet(f, bestN)
+		if n < bestN {
+			best, bestN = f, n
+		}
+	}
+	return best
+}
+
+// countFacet counts the targets keyed under prefix, stopping at limit.
+func (v *view) countFacet(prefix []byte, limit int) int {
+	n := 0
+	_ = v.walkIndex(&compiled{q: Query{Sort: SortName}, primary: prefix}, func(*Target) bool {
+		n++
+		return n < limit
+	})
+	return n
 }
 
 func mapsKeys(m map[string]string) func(func(string) bool) {
@@ -295,13 +329,15 @@ func (v *view) walkIndex(c *compiled, fn func(*Target) bool) error {
 	if err != nil {
 		return fmt.Errorf("list targets: %w", err)
 	}
-	var last []byte
+	var last, key []byte
 	for obj := it.Next(); obj != nil; obj = it.Next() {
 		t := obj.(*Target)
 		if !hasFacet(t, prefix) {
 			return nil
 		}
-		key := append(facetKey(prefix, t.Name), append([]byte(t.ID), 0)...)
+		// The entry's key, built in a buffer the two keys swap between.
+		key = append(append(append(append(key[:0], prefix...), t.Name...), 0), t.ID...)
+		key = append(key, 0)
 		cmp := bytes.Compare(key, bound)
 		if reverse {
 			cmp = -cmp
@@ -323,7 +359,7 @@ func (v *view) walkIndex(c *compiled, fn func(*Target) bool) error {
 				return nil
 			}
 		}
-		last = key
+		last, key = key, last
 		if !fn(t) {
 			return nil
 		}
