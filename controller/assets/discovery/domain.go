@@ -1,0 +1,379 @@
+// Package discovery finds hosts on the network: profiles say what to scan
+// (CIDR ranges, ports, rate) and which agent scans; a scan dispatches the
+// agent's built-in discover step, reads its result lines from the attempt
+// log, stores the hosts in the history store and compares them with the
+// profile's previous scan (appeared, changed, disappeared). Hosts not yet
+// in the inventory are proposed as targets and imported on request, or by
+// the profile's auto-import rule.
+//
+// Scanning is work done to other people's machines, so it is refused
+// outside the ranges an admin allowed for the scanning agent (none by
+// default; loopback for the dev server's own agent), and the rate is
+// capped twice: here and in the step itself.
+package discovery
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/opsconductor/opsconductor/controller/problem"
+	"github.com/opsconductor/opsconductor/controller/state"
+)
+
+const (
+	tableProfiles = "assets_discovery_profiles"
+	tableScans    = "assets_discovery_scans"
+	tableRanges   = "assets_discovery_ranges"
+)
+
+// Command types. Appended, never renamed or reused.
+const (
+	cmdProfilePut    = "assets.discovery.profile.put"
+	cmdProfileDelete = "assets.discovery.profile.delete"
+	cmdRangesPut     = "assets.discovery.ranges.put"
+	cmdScanCreate    = "assets.discovery.scan.create"
+	cmdScanUpdate    = "assets.discovery.scan.update"
+)
+
+// Scan states.
+const (
+	ScanQueued    = "queued"
+	ScanRunning   = "running"
+	ScanSucceeded = "succeeded"
+	ScanFailed    = "failed"
+	ScanCanceled  = "canceled"
+)
+
+// AutoImport imports found hosts without a request: those with one of
+// Ports open, as SSH targets relayed by the scanning agent, with Tags.
+type AutoImport struct {
+	Ports []int             `json:"ports"`
+	Tags  map[string]string `json:"tags,omitempty"`
+}
+
+// Profile is what to scan and from where.
+type Profile struct {
+	Name  string   `json:"name"`
+	CIDRs []string `json:"cidrs"`
+	Ports []string `json:"ports,omitempty"`
+	// Agent is the ID of the agent that scans.
+	Agent         string      `json:"agent"`
+	Concurrency   int         `json:"concurrency,omitempty"`
+	Rate          int         `json:"rate,omitempty"`
+	Timeout       string      `json:"timeout,omitempty"`
+	BannerTimeout string      `json:"banner_timeout,omitempty"`
+	Resolve       *bool       `json:"resolve,omitempty"`
+	AutoImport    *AutoImport `json:"auto_import,omitempty"`
+	CreatedAt     time.Time   `json:"created_at"`
+	CreatedBy     string      `json:"created_by,omitempty"`
+	UpdatedAt     time.Time   `json:"updated_at"`
+	Revision      uint64      `json:"revision"`
+}
+
+func (p *Profile) clone() *Profile {
+	c := *p
+	c.CIDRs = slices.Clone(p.CIDRs)
+	c.Ports = slices.Clone(p.Ports)
+	if p.Resolve != nil {
+		r := *p.Resolve
+		c.Resolve = &r
+	}
+	if p.AutoImport != nil {
+		a := AutoImport{Ports: slices.Clone(p.AutoImport.Ports), Tags: maps.Clone(p.AutoImport.Tags)}
+		c.AutoImport = &a
+	}
+	return &c
+}
+
+// Ranges are the CIDR ranges one agent may scan.
+type Ranges struct {
+	Agent     string    `json:"agent"`
+	CIDRs     []string  `json:"cidrs"`
+	UpdatedAt time.Time `json:"updated_at"`
+	UpdatedBy string    `json:"updated_by,omitempty"`
+}
+
+// Progress is how far a running scan is.
+type Progress struct {
+	Probed int64 `json:"probed"`
+	Total  int64 `json:"total"`
+	Up     int64 `json:"up"`
+}
+
+// Summary counts a finished scan's findings and its differences from the
+// previous successful scan of the same profile.
+type Summary struct {
+	HostsUp     int `json:"hosts_up"`
+	OpenPorts   int `json:"open_ports"`
+	Appeared    int `json:"appeared"`
+	Changed     int `json:"changed"`
+	Disappeared int `json:"disappeared"`
+	// Proposed are hosts found that the inventory does not hold.
+	Proposed int `json:"proposed"`
+	// AutoImported are hosts the profile's rule imported.
+	AutoImported int `json:"auto_imported"`
+}
+
+// Scan is one run of a profile.
+type Scan struct {
+	ID      string `json:"id"`
+	Profile string `json:"profile"`
+	Agent   string `json:"agent"`
+	// Params is the step's parameters as sent (the profile may change
+	// after).
+	Params    ScanParams `json:"params"`
+	AttemptID string     `json:"attempt_id,omitempty"`
+	Status    string     `json:"status"`
+	Error     string     `json:"error,omitempty"`
+	Progress  Progress   `json:"progress"`
+	Summary   *Summary   `json:"summary,omitempty"`
+	// Previous is the scan this one is compared with ("" for the first).
+	Previous   string     `json:"previous,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	CreatedBy  string     `json:"created_by,omitempty"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// Controller is the node running the scan; a scan left running by a
+	// controller that lost leadership is failed by the next leader.
+	Controller string `json:"controller,omitempty"`
+}
+
+// ScanParams is the discover step's parameters.
+type ScanParams struct {
+	CIDRs         []string `json:"cidrs"`
+	Ports         []string `json:"ports,omitempty"`
+	Concurrency   int      `json:"concurrency,omitempty"`
+	Rate          int      `json:"rate,omitempty"`
+	Timeout       string   `json:"timeout,omitempty"`
+	BannerTimeout string   `json:"banner_timeout,omitempty"`
+	Resolve       *bool    `json:"resolve,omitempty"`
+}
+
+// Finished reports whether the scan is over.
+func (s *Scan) Finished() bool {
+	return s.Status == ScanSucceeded || s.Status == ScanFailed || s.Status == ScanCanceled
+}
+
+func (s *Scan) clone() *Scan {
+	c := *s
+	c.Params.CIDRs = slices.Clone(s.Params.CIDRs)
+	c.Params.Ports = slices.Clone(s.Params.Ports)
+	if s.Summary != nil {
+		sm := *s.Summary
+		c.Summary = &sm
+	}
+	return &c
+}
+
+// Domain returns the discovery tables and commands for the state registry.
+func Domain() state.Domain {
+	return state.Domain{
+		Name: "assets.discovery",
+		Tables: []state.Table{
+			{Schema: &memdb.TableSchema{Name: tableProfiles, Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
+			}}, New: func() any { return &Profile{} }},
+			{Schema: &memdb.TableSchema{Name: tableScans, Indexes: map[string]*memdb.IndexSchema{
+				"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"profile": {Name: "profile", Indexer: &memdb.StringFieldIndex{Field: "Profile"}},
+			}}, New: func() any { return &Scan{} }},
+			{Schema: &memdb.TableSchema{Name: tableRanges, Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Agent"}},
+			}}, New: func() any { return &Ranges{} }},
+		},
+		Commands: map[string]state.Handler{
+			cmdProfilePut:    state.V1(applyProfilePut),
+			cmdProfileDelete: state.V1(applyProfileDelete),
+			cmdRangesPut:     state.V1(applyRangesPut),
+			cmdScanCreate:    state.V1(applyScanCreate),
+			cmdScanUpdate:    state.V1(applyScanUpdate),
+		},
+	}
+}
+
+type profilePutPayload struct {
+	Profile Profile `json:"profile"`
+	Create  bool    `json:"create"`
+	// Revision, when not 0, must be the stored profile's.
+	Revision uint64 `json:"revision,omitempty"`
+	Actor    string `json:"actor"`
+}
+
+func applyProfilePut(ctx *state.ApplyContext, p profilePutPayload) (any, error) {
+	raw, err := ctx.Txn.First(tableProfiles, "id", p.Profile.Name)
+	if err != nil {
+		return nil, err
+	}
+	pr := p.Profile.clone()
+	switch {
+	case raw != nil && p.Create:
+		return nil, problem.New(problem.KindConflict, "profile_exists", "discovery profile %q exists", pr.Name)
+	case raw == nil && !p.Create:
+		return nil, problem.NotFound("discovery profile", pr.Name)
+	case raw != nil:
+		old := raw.(*Profile)
+		if p.Revision != 0 && p.Revision != old.Revision {
+			return nil, problem.New(problem.KindConflict, "revision_mismatch",
+				"discovery profile %q is at revision %d, not %d: read it again", pr.Name, old.Revision, p.Revision)
+		}
+		pr.CreatedAt, pr.CreatedBy = old.CreatedAt, old.CreatedBy
+	default:
+		pr.CreatedAt, pr.CreatedBy = ctx.Time, p.Actor
+	}
+	pr.UpdatedAt, pr.Revision = ctx.Time, ctx.Index
+	if err := ctx.Txn.Insert(tableProfiles, pr); err != nil {
+		return nil, err
+	}
+	return *pr, nil
+}
+
+type namePayload struct {
+	Name string `json:"name"`
+}
+
+func applyProfileDelete(ctx *state.ApplyContext, p namePayload) (any, error) {
+	raw, err := ctx.Txn.First(tableProfiles, "id", p.Name)
+	if err != nil {
+		return nil, err
+	}
+	if raw == nil {
+		return nil, problem.NotFound("discovery profile", p.Name)
+	}
+	// A profile with a scan still going keeps it: the scan's results
+	// need their profile to be compared and imported.
+	it, err := ctx.Txn.Get(tableScans, "profile", p.Name)
+	if err != nil {
+		return nil, err
+	}
+	for o := it.Next(); o != nil; o = it.Next() {
+		if sc := o.(*Scan); !sc.Finished() {
+			return nil, problem.New(problem.KindConflict, "scan_running",
+				"discovery profile %q has scan %s %s: cancel it or wait", p.Name, sc.ID, sc.Status)
+		}
+	}
+	if err := ctx.Txn.Delete(tableProfiles, raw); err != nil {
+		return nil, err
+	}
+	return *raw.(*Profile), nil
+}
+
+type rangesPutPayload struct {
+	Ranges Ranges `json:"ranges"`
+}
+
+func applyRangesPut(ctx *state.ApplyContext, p rangesPutPayload) (any, error) {
+	r := p.Ranges
+	r.CIDRs = slices.Clone(r.CIDRs)
+	r.UpdatedAt = ctx.Time
+	raw, err := ctx.Txn.First(tableRanges, "id", r.Agent)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.CIDRs) == 0 {
+		if raw != nil {
+			if err := ctx.Txn.Delete(tableRanges, raw); err != nil {
+				return nil, err
+			}
+		}
+		return r, nil
+	}
+	if err := ctx.Txn.Insert(tableRanges, &r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+type scanCreatePayload struct {
+	Scan Scan `json:"scan"`
+}
+
+// applyScanCreate records a queued scan. One scan per profile at a time:
+// two would compare against the same previous scan and race to import.
+func applyScanCreate(ctx *state.ApplyContext, p scanCreatePayload) (any, error) {
+	raw, err := ctx.Txn.First(tableProfiles, "id", p.Scan.Profile)
+	if err != nil {
+		return nil, err
+	}
+	if raw == nil {
+		return nil, problem.NotFound("discovery profile", p.Scan.Profile)
+	}
+	it, err := ctx.Txn.Get(tableScans, "profile", p.Scan.Profile)
+	if err != nil {
+		return nil, err
+	}
+	for o := it.Next(); o != nil; o = it.Next() {
+		if sc := o.(*Scan); !sc.Finished() {
+			return nil, problem.New(problem.KindConflict, "scan_running",
+				"discovery profile %q already has scan %s %s", p.Scan.Profile, sc.ID, sc.Status)
+		}
+	}
+	sc := p.Scan.clone()
+	sc.Status, sc.CreatedAt = ScanQueued, ctx.Time
+	if err := ctx.Txn.Insert(tableScans, sc); err != nil {
+		return nil, err
+	}
+	return *sc, nil
+}
+
+// scanUpdatePayload moves a scan along. Zero fields stay as they are.
+type scanUpdatePayload struct {
+	ID        string    `json:"id"`
+	Status    string    `json:"status,omitempty"`
+	AttemptID string    `json:"attempt_id,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	Progress  *Progress `json:"progress,omitempty"`
+	Summary   *Summary  `json:"summary,omitempty"`
+	Previous  string    `json:"previous,omitempty"`
+}
+
+func applyScanUpdate(ctx *state.ApplyContext, p scanUpdatePayload) (any, error) {
+	raw, err := ctx.Txn.First(tableScans, "id", p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if raw == nil {
+		return nil, problem.NotFound("discovery scan", p.ID)
+	}
+	sc := raw.(*Scan).clone()
+	if sc.Finished() {
+		return nil, problem.New(problem.KindConflict, "scan_finished", "discovery scan %s is already %s", sc.ID, sc.Status)
+	}
+	if p.AttemptID != "" {
+		sc.AttemptID = p.AttemptID
+	}
+	if p.Progress != nil {
+		sc.Progress = *p.Progress
+	}
+	if p.Summary != nil {
+		s := *p.Summary
+		sc.Summary = &s
+	}
+	if p.Previous != "" {
+		sc.Previous = p.Previous
+	}
+	if p.Error != "" {
+		sc.Error = p.Error
+	}
+	switch p.Status {
+	case "":
+	case ScanRunning:
+		if sc.StartedAt == nil {
+			t := ctx.Time
+			sc.StartedAt = &t
+		}
+		sc.Status = p.Status
+	case ScanSucceeded, ScanFailed, ScanCanceled:
+		t := ctx.Time
+		sc.Status, sc.FinishedAt = p.Status, &t
+	default:
+		return nil, fmt.Errorf("discovery scan %s: unknown status %q", sc.ID, p.Status)
+	}
+	if err := ctx.Txn.Insert(tableScans, sc); err != nil {
+		return nil, err
+	}
+	return *sc, nil
+}
