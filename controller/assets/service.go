@@ -24,6 +24,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -84,6 +85,31 @@ type Deps struct {
 // Service is the inventory on one controller.
 type Service struct {
 	d Deps
+
+	// selectors caches parsed dynamic-group selectors by their text:
+	// every read builds a view, and other domains read per target.
+	selMu     sync.Mutex
+	selectors map[string]selector.Selector
+}
+
+// maxCachedSelectors bounds the cache; past it, it starts over.
+const maxCachedSelectors = 4096
+
+func (s *Service) parseSelector(src string) (selector.Selector, error) {
+	s.selMu.Lock()
+	defer s.selMu.Unlock()
+	if sel, ok := s.selectors[src]; ok {
+		return sel, nil
+	}
+	sel, err := selector.Parse(src)
+	if err != nil {
+		return sel, err
+	}
+	if s.selectors == nil || len(s.selectors) >= maxCachedSelectors {
+		s.selectors = map[string]selector.Selector{}
+	}
+	s.selectors[src] = sel
+	return sel, nil
 }
 
 // New checks deps and returns the service.
@@ -141,7 +167,7 @@ func (s *Service) view(ctx context.Context) (*view, error) {
 		g := obj.(*Group)
 		v.groups[g.Name] = g
 		if g.Kind == GroupDynamic {
-			sel, err := selector.Parse(g.Selector)
+			sel, err := s.parseSelector(g.Selector)
 			if err != nil {
 				// Stored selectors were parsed when written; one that no
 				// longer parses (a stricter parser) matches nothing.
