@@ -137,3 +137,8 @@ awk '/^BenchmarkInventory/ {
   printf "| %s | %s | %s | %s |\n", path, name, p99, (p99+0 <= 50 ? "p99 <= 50 ms: met" : "p99 <= 50 ms: NOT met") }
   END { if (imp != "") printf "\n| import of 100,000 CSV rows over HTTP and Raft | %s s | %s |\n", imp, (imp+0 <= 30 ? "<= 30 s: met" : "<= 30 s: NOT met") }' \
   "$out/inventory.txt" "$out/inventory-http.txt"
+echo
+
+echo "## Discovery: 127.0.0.0/24 × 10 ports on loopback at the default rate ceiling (the discover step, in process)"
+echo "\$ go run ./bench/discovery -runs ${BENCH_DISCOVERY_RUNS:-3}"
+go run ./bench/discovery -runs "${BENCH_DISCOVERY_RUNS:-3}"
