@@ -49,6 +49,15 @@ func (c credentialInventory) GroupsOf(ctx context.Context, target string) ([]str
 	return c.inv.GroupsOf(t), nil
 }
 
+func (c credentialInventory) Exists(ctx context.Context, scope, name string) error {
+	if scope == credentials.ScopeGroup {
+		_, err := c.inv.GetGroup(ctx, name)
+		return err
+	}
+	_, err := c.inv.Get(ctx, name)
+	return err
+}
+
 // checkKeyringAtStart checks the KEKs as the state fills in, until the
 // node is ready (its state replayed), and returns the first failure: a
 // controller whose key file cannot open the cluster's KEKs must refuse to

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -357,5 +358,64 @@ func TestCredentialsLeaveNoPlaintextInPostgres(t *testing.T) {
 	}
 	for _, s := range secrets {
 		assertNoPlaintext(t, "the PostgreSQL history rows", all.Bytes(), s, hex.EncodeToString([]byte(s)))
+	}
+}
+
+// TestCredentialUseFollowsTheInventory: attachments name real targets and
+// groups, and a user whose credentials:use is scoped to group web uses a
+// credential attached to a target in web (through the inventory's groups)
+// on an agent in web, and no other credential.
+func TestCredentialUseFollowsTheInventory(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Dev = true
+	r := start(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	local := waitLocalAgent(ctx, t, r)
+	members := []string{local.Name}
+	if _, err := r.client.CreateGroup(ctx, apiclient.GroupInput{Name: "web", Kind: "static", Members: &members}); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []apiclient.CredentialInput{
+		{Name: "web-login", Kind: "password", Username: "deploy", Secret: &apiclient.CredentialSecret{Password: "web-login-password"}},
+		{Name: "other", Kind: "token", Secret: &apiclient.CredentialSecret{Token: "other-token-value"}},
+	} {
+		if _, err := r.client.CreateCredential(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.client.AttachCredential(ctx, "web-login", "targets", local.Name, "ssh"); err != nil {
+		t.Fatal(err)
+	}
+	var apiErr *apiclient.Error
+	if _, err := r.client.AttachCredential(ctx, "web-login", "groups", "no-such-group", "ssh"); !errors.As(err, &apiErr) || apiErr.Status != 404 {
+		t.Fatalf("attaching to an unknown group: %v, want 404", err)
+	}
+
+	if _, err := r.client.CreateRole(ctx, apiclient.Role{Name: "stepper", Permissions: []string{"agents:admin", "credentials:use"}}); err != nil {
+		t.Fatal(err)
+	}
+	no := false
+	if _, err := r.client.CreateUser(ctx, apiclient.CreateUserRequest{Username: "webop", Password: "quiet-Meadow-copper-77", MustChangePassword: &no,
+		Roles: []apiclient.RoleBinding{{Role: "stepper", Scope: &apiclient.Scope{Groups: []string{"web"}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := r.client.Login(ctx, apiclient.LoginRequest{Username: "webop", Password: "quiet-Meadow-copper-77"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	webop, err := apiclient.New(r.ready.HTTPAddr, apiclient.WithToken(tok.AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := func(cred string) error {
+		_, err := webop.RunStep(ctx, local.ID, apiclient.StepSpec{Uses: "noop@1", Credentials: map[string]string{"c": cred}})
+		return err
+	}
+	if err := step("web-login"); err != nil {
+		t.Fatalf("a credential attached to a target in the user's group: %v", err)
+	}
+	if err := step("other"); !errors.As(err, &apiErr) || apiErr.Status != 403 || apiErr.Code != "credential_out_of_scope" {
+		t.Fatalf("a credential outside the user's group: %v, want 403 credential_out_of_scope", err)
 	}
 }

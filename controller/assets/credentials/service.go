@@ -32,10 +32,14 @@ type HistoryWriter interface {
 	Write(ctx context.Context, recs []history.Record) error
 }
 
-// Inventory is what scope checks need of the inventory: the groups a
-// target belongs to (static and dynamic).
+// Inventory is what credentials need of the inventory: the groups a
+// target belongs to (static and dynamic), for scope checks, and whether a
+// target or group exists, for attachments.
 type Inventory interface {
 	GroupsOf(ctx context.Context, target string) ([]string, error)
+	// Exists returns nil, or a not-found problem naming the target
+	// (scope "target") or group (scope "group").
+	Exists(ctx context.Context, scope, name string) error
 }
 
 // Deps are what the service needs. Inventory may be nil: then a
@@ -336,6 +340,11 @@ func (s *Service) Attach(ctx context.Context, p *identity.Principal, nameOrID, s
 	}
 	if err := s.allowed(ctx, txn, p, identity.PermCredentialsWrite, r); err != nil {
 		return Attachment{}, err
+	}
+	if s.d.Inventory != nil {
+		if err := s.d.Inventory.Exists(ctx, scope, name); err != nil {
+			return Attachment{}, err
+		}
 	}
 	actor := p.Name()
 	var a Attachment
