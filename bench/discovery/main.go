@@ -51,7 +51,7 @@ func listen(handle func(net.Conn)) (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-type counter struct{ hosts, lines int }
+type counter struct{ hosts int }
 
 func (c *counter) Write(p []byte) (int, error) {
 	for _, l := range strings.Split(string(p), "\n") {

@@ -15,6 +15,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/agentrpc"
 	"github.com/opsconductor/opsconductor/controller/assets"
 	"github.com/opsconductor/opsconductor/controller/assets/credentials"
+	"github.com/opsconductor/opsconductor/controller/assets/discovery"
 	"github.com/opsconductor/opsconductor/controller/assets/graph"
 	"github.com/opsconductor/opsconductor/controller/identity"
 	"github.com/opsconductor/opsconductor/controller/keyring"
@@ -59,6 +60,9 @@ type Deps struct {
 	// them, those routes answer 503.
 	Credentials *credentials.Service
 	Keyring     *keyring.Service
+	// Discovery serves /api/v1/discovery; until a controller wires it,
+	// those routes answer 503 discovery_unavailable.
+	Discovery *discovery.Service
 	// Registry receives the Go runtime and process collectors and the HTTP
 	// metrics, and is what /metrics serves; the caller registers its own
 	// (Raft, dispatch …) collectors into it.
@@ -97,6 +101,7 @@ type Server struct {
 	relationships *graph.Service
 	credentials   *credentials.Service
 	keyring       *keyring.Service
+	discovery     *discovery.Service
 
 	metrics     *httpMetrics
 	promHandler http.Handler
@@ -144,6 +149,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.assets = deps.Assets
 	s.relationships = deps.Relationships
 	s.credentials, s.keyring = deps.Credentials, deps.Keyring
+	s.discovery = deps.Discovery
 	s.sections = append(s.sections, namedSection{name: "raft", fn: s.raftSection})
 	for _, name := range sortedKeys(deps.HealthSections) {
 		s.sections = append(s.sections, namedSection{name: name, fn: deps.HealthSections[name]})

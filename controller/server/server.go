@@ -25,6 +25,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/agentrpc"
 	"github.com/opsconductor/opsconductor/controller/assets"
 	"github.com/opsconductor/opsconductor/controller/assets/credentials"
+	"github.com/opsconductor/opsconductor/controller/assets/discovery"
 	"github.com/opsconductor/opsconductor/controller/assets/graph"
 	"github.com/opsconductor/opsconductor/controller/cluster"
 	"github.com/opsconductor/opsconductor/controller/config"
@@ -91,6 +92,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	reg.MustRegister(graph.Domain(graph.WithNodeCheck(targetExists)))
 	reg.MustRegister(keyring.Domain())
 	reg.MustRegister(credentials.Domain())
+	reg.MustRegister(discovery.Domain())
 	store, err := state.NewStore(reg, log)
 	if err != nil {
 		return err
@@ -252,6 +254,13 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	bgWG.Add(1)
 	go func() { defer bgWG.Done(); creds.Run(bg, 30*time.Second) }()
 
+	disc, err := newDiscovery(node, store, agents, inv, writer, hist, node.IsLeader, nodeID, cfg.Dev, log)
+	if err != nil {
+		return err
+	}
+	bgWG.Add(1)
+	go func() { defer bgWG.Done(); disc.Run(bg, 10*time.Second) }()
+
 	registry := prometheus.NewRegistry()
 	if err := registry.Register(node.Metrics()); err != nil {
 		return fmt.Errorf("register raft metrics: %w", err)
@@ -271,7 +280,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 		},
 	}, gateway.Deps{
 		Logger: log, Cluster: node, Probes: probe.NewService(nodeID, node, store), Identity: ident, Agents: agents, Plugins: pluginReg,
-		Assets: inv, Credentials: creds, Keyring: ring, Relationships: rels,
+		Assets: inv, Credentials: creds, Keyring: ring, Relationships: rels, Discovery: disc,
 		Registry: registry, Version: buildinfo.Version(), NodeID: nodeID,
 		HealthSections: map[string]gateway.HealthSection{"history": monitor.section, "agents": agents.HealthSection},
 		ReadyChecks:    map[string]func(context.Context) error{"history": monitor.ready, "identity": ident.Ready},
