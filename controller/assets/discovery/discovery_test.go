@@ -43,7 +43,6 @@ type attempt struct {
 	lines  []LogLine
 	state  AttemptState
 	cancel context.CancelFunc
-	buf    string
 }
 
 func (a *attempt) Stdout() io.Writer { return writerFunc(a.write) }
@@ -303,7 +302,6 @@ func TestScansAreRefusedOutsideTheAgentsRanges(t *testing.T) {
 // service is an HTTP server on loopback whose Server header can change
 // and which can be stopped, for the diff between scans.
 type service struct {
-	ln     net.Listener
 	srv    *httptest.Server
 	mu     sync.Mutex
 	banner string
@@ -322,7 +320,9 @@ func startService(t *testing.T) *service {
 	return s
 }
 
-func (s *service) port() string { return s.srv.Listener.Addr().(*net.TCPAddr).AddrPort().String()[len("127.0.0.1:"):] }
+func (s *service) port() string {
+	return s.srv.Listener.Addr().(*net.TCPAddr).AddrPort().String()[len("127.0.0.1:"):]
+}
 
 func TestScansCompareWithThePreviousScan(t *testing.T) {
 	e := newEnv(t, true)
@@ -489,7 +489,9 @@ func TestCancelStopsARunningScan(t *testing.T) {
 
 func TestCompare(t *testing.T) {
 	h := func(addr string, ports ...builtin.DiscoveredPort) Host { return Host{Address: addr, Ports: ports} }
-	p := func(n int, banner string) builtin.DiscoveredPort { return builtin.DiscoveredPort{Port: n, Banner: banner} }
+	p := func(n int, banner string) builtin.DiscoveredPort {
+		return builtin.DiscoveredPort{Port: n, Banner: banner}
+	}
 	old := []Host{h("10.0.0.2", p(22, "SSH-2.0-a")), h("10.0.0.10", p(80, "")), h("10.0.0.3", p(22, "x"))}
 	cur := []Host{h("10.0.0.2", p(22, "SSH-2.0-b"), p(443, "")), h("10.0.0.3", p(22, "x")), h("10.0.0.4", p(22, ""))}
 	d := Compare(old, cur)
