@@ -598,29 +598,45 @@ func (s *Service) Remove(ctx context.Context, id, actor string) error {
 // rewrapBatch bounds one holder's Raft write during a re-wrap.
 const rewrapBatch = 256
 
-// Run re-wraps in the background on the leader: at once when kicked (by a
-// rotation), and every interval in case a leader change interrupted one.
+// Run re-wraps in the background on the leader: at once when a KEK is
+// added (whichever controller took the rotation; the table's watch wakes
+// the leader), and every interval in case a leader change interrupted one.
 func (s *Service) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		// Watch before working: a key added during the pass, or before
+		// the select, wakes the next one; one added before is this one's.
+		changed := s.kekWatch()
+		if s.d.IsLeader() {
+			if err := s.RewrapAll(ctx); err != nil && ctx.Err() == nil {
+				s.d.Logger.Warn("keyring re-wrap", "error", err)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.kick:
+		case <-changed:
 		case <-t.C:
-		}
-		if !s.d.IsLeader() {
-			continue
-		}
-		if err := s.RewrapAll(ctx); err != nil && ctx.Err() == nil {
-			s.d.Logger.Warn("keyring re-wrap", "error", err)
 		}
 	}
 }
 
+// kekWatch returns a channel closed when the KEK table next changes (nil,
+// which never fires, when it cannot be read; the interval covers that).
+func (s *Service) kekWatch() <-chan struct{} {
+	it, err := s.d.Store.ReadTxn().Get(tableKEKs, "id")
+	if err != nil {
+		s.d.Logger.Warn("keyring: watch keys", "error", err)
+		return nil
+	}
+	return it.WatchCh()
+}
+
 // RewrapAll has every holder re-wrap its envelopes under the active key,
-// then retires the KEKs that wrap nothing any more.
+// then retires the KEKs that wrap nothing any more. The status keeps the
+// last pass that moved something (or failed), not the idle passes after.
 func (s *Service) RewrapAll(ctx context.Context) (err error) {
 	s.mu.Lock()
 	names := slices.Sorted(maps.Keys(s.holders))
@@ -628,20 +644,20 @@ func (s *Service) RewrapAll(ctx context.Context) (err error) {
 	for i, n := range names {
 		holders[i] = s.holders[n]
 	}
-	started := time.Now().UTC()
-	s.rewrap = RewrapStatus{Running: true, StartedAt: started}
 	s.mu.Unlock()
+	started := time.Now().UTC()
 	total := 0
 	defer func() {
+		if total == 0 && err == nil {
+			return
+		}
 		s.mu.Lock()
 		s.rewrap = RewrapStatus{StartedAt: started, EndedAt: time.Now().UTC(), Rewrapped: total}
 		if err != nil {
 			s.rewrap.Error = err.Error()
 		}
 		s.mu.Unlock()
-		if total > 0 || err != nil {
-			s.d.Logger.Info("keyring re-wrap finished", "rewrapped", total, "error", err)
-		}
+		s.d.Logger.Info("keyring re-wrap finished", "rewrapped", total, "error", err)
 	}()
 	for i, h := range holders {
 		for {
@@ -654,7 +670,7 @@ func (s *Service) RewrapAll(ctx context.Context) (err error) {
 			}
 			total += n
 			s.mu.Lock()
-			s.rewrap.Rewrapped = total
+			s.rewrap = RewrapStatus{Running: true, StartedAt: started, Rewrapped: total}
 			s.mu.Unlock()
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opsconductor/opsconductor/controller/problem"
 	"github.com/opsconductor/opsconductor/controller/state"
@@ -231,5 +232,42 @@ func TestANewRootKeyTakesOverTheKEKs(t *testing.T) {
 	}
 	if pt, err := fresh.Open(sealed, []byte("ctx")); err != nil || string(pt) != "v" {
 		t.Fatalf("Open = %q, %v", pt, err)
+	}
+}
+
+func TestTheLeaderRewrapsARotationAnotherControllerCommitted(t *testing.T) {
+	root, _ := newRing(t, 1)
+	r := newReplicated(t, root) // the leader
+	follower, err := New(Deps{Root: root, Applier: r.applier, Store: r.store, Logger: slog.New(slog.DiscardHandler), IsLeader: func() bool { return false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.svc.Run(ctx, time.Hour) }()
+	defer func() { cancel(); <-done }()
+
+	k1, err := follower.Rotate(ctx, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := follower.Rotate(ctx, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := r.svc.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range st.Keys {
+			if k.ID == k1.ID && k.State == StateRetired {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the leader did not retire %s after another controller's rotation: %+v", k1.ID, st.Keys)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

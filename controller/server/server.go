@@ -181,7 +181,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	}
 	serveCtx, failServe := context.WithCancelCause(ctx)
 	defer failServe(nil)
-	bgWG.Add(2)
+	bgWG.Add(1)
 	go func() {
 		defer bgWG.Done()
 		if err := checkKeyringAtStart(bg, ring, node.Ready); err != nil {
@@ -191,7 +191,6 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 		}
 		watchKeyring(bg, ring, log.With("component", "keyring"))
 	}()
-	go func() { defer bgWG.Done(); ring.Run(bg, 30*time.Second) }()
 
 	ident, err := newIdentity(cfg, node, store, ring, log)
 	if err != nil {
@@ -251,8 +250,11 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	if err != nil {
 		return err
 	}
-	bgWG.Add(1)
+	// The re-wrap starts once every holder is registered: a pass that
+	// missed one would retire a key that still wraps its envelopes.
+	bgWG.Add(2)
 	go func() { defer bgWG.Done(); creds.Run(bg, 30*time.Second) }()
+	go func() { defer bgWG.Done(); ring.Run(bg, 30*time.Second) }()
 
 	disc, err := newDiscovery(node, store, agents, inv, writer, hist, node.IsLeader, nodeID, cfg.Dev, log)
 	if err != nil {
