@@ -114,6 +114,7 @@ func TestConsistentReads(t *testing.T) {
 	relationshipID := relateAll("web-1 depends_on db-1")(t, f).vars["id"]
 	caseCredential(t, f, "admin") // {name} is "admin" below
 	inventory("web-1 env=prod", "+admin web-1")(t, f)
+	scanID := caseDiscovery(t, f, "admin", true)
 	var consistentRoutes []RouteInfo
 	for _, rt := range f.srv.Routes() {
 		if rt.Consistent {
@@ -147,11 +148,14 @@ func TestConsistentReads(t *testing.T) {
 				if strings.HasPrefix(rt.Path, "/api/v1/relationships/") {
 					id = relationshipID
 				}
+				if strings.HasPrefix(rt.Path, "/api/v1/discovery/scans/") {
+					id = scanID
+				}
 				name := "admin"
 				if strings.HasPrefix(rt.Path, "/api/v1/plugins/") {
 					name = "disk-usage"
 				}
-				target := strings.NewReplacer("{id}", id, "{target}", "web-1", "{user}", "admin", "{name}", name, "{version}", "1").Replace(rt.Path) + tt.query
+				target := strings.NewReplacer("{id}", id, "{target}", "web-1", "{user}", "admin", "{name}", name, "{version}", "1", "{agent}", "relay-1").Replace(rt.Path) + tt.query
 				if rec := f.do(t, newRequest(rt.Method, target, "", "")); rec.Code != http.StatusOK {
 					t.Fatalf("status = %d: %s", rec.Code, rec.Body)
 				}

@@ -291,6 +291,7 @@ func newFixture(t testing.TB, cfg Config, opts ...func(*Deps)) *fixture {
 	deps.Relationships = newTestRelationships(t)
 	deps.Credentials, deps.Keyring = newTestCredentials(t)
 	deps.Assets = newTestAssets(t)
+	deps.Discovery = newTestDiscovery(t, deps.Assets)
 	for _, o := range opts {
 		o(&deps)
 	}

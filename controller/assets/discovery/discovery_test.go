@@ -215,7 +215,7 @@ func newEnv(t *testing.T, loopbackOK bool) *env {
 	done := make(chan struct{})
 	go func() { defer close(done); e.svc.Run(ctx, time.Hour) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, "the service to start", func() bool { e.svc.mu.Lock(); defer e.svc.mu.Unlock(); return e.svc.bg != nil })
+	waitFor(t, "the service to start", e.svc.Running)
 	return e
 }
 

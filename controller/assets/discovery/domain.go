@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -213,7 +214,7 @@ func applyProfilePut(ctx *state.ApplyContext, p profilePutPayload) (any, error) 
 	case raw != nil && p.Create:
 		return nil, problem.New(problem.KindConflict, "profile_exists", "discovery profile %q exists", pr.Name)
 	case raw == nil && !p.Create:
-		return nil, problem.NotFound("discovery profile", pr.Name)
+		return nil, notFound("discovery_profile", pr.Name)
 	case raw != nil:
 		old := raw.(*Profile)
 		if p.Revision != 0 && p.Revision != old.Revision {
@@ -241,7 +242,7 @@ func applyProfileDelete(ctx *state.ApplyContext, p namePayload) (any, error) {
 		return nil, err
 	}
 	if raw == nil {
-		return nil, problem.NotFound("discovery profile", p.Name)
+		return nil, notFound("discovery_profile", p.Name)
 	}
 	// A profile with a scan still going keeps it: the scan's results
 	// need their profile to be compared and imported.
@@ -299,7 +300,7 @@ func applyScanCreate(ctx *state.ApplyContext, p scanCreatePayload) (any, error) 
 		return nil, err
 	}
 	if raw == nil {
-		return nil, problem.NotFound("discovery profile", p.Scan.Profile)
+		return nil, notFound("discovery_profile", p.Scan.Profile)
 	}
 	it, err := ctx.Txn.Get(tableScans, "profile", p.Scan.Profile)
 	if err != nil {
@@ -336,7 +337,7 @@ func applyScanUpdate(ctx *state.ApplyContext, p scanUpdatePayload) (any, error) 
 		return nil, err
 	}
 	if raw == nil {
-		return nil, problem.NotFound("discovery scan", p.ID)
+		return nil, notFound("discovery_scan", p.ID)
 	}
 	sc := raw.(*Scan).clone()
 	if sc.Finished() {
@@ -376,4 +377,11 @@ func applyScanUpdate(ctx *state.ApplyContext, p scanUpdatePayload) (any, error) 
 		return nil, err
 	}
 	return *sc, nil
+}
+
+// notFound is problem.NotFound with a code that is one word
+// ("discovery_profile_not_found") and a message that reads as prose.
+func notFound(what, id string) *problem.Error {
+	return &problem.Error{Kind: problem.KindNotFound, Code: what + "_not_found",
+		Message: fmt.Sprintf("%s %q not found", strings.ReplaceAll(what, "_", " "), id)}
 }

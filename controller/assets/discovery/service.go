@@ -158,6 +158,13 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) {
 	}
 }
 
+// Running reports whether Run has started, so scans can be run.
+func (s *Service) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bg != nil
+}
+
 func (s *Service) sweep(ctx context.Context) {
 	it, err := s.txn().Get(tableScans, "id")
 	if err != nil {
@@ -370,7 +377,7 @@ func getProfile(txn *memdb.Txn, name string) (*Profile, error) {
 		return nil, fmt.Errorf("read discovery profile: %w", err)
 	}
 	if raw == nil {
-		return nil, problem.NotFound("discovery profile", name)
+		return nil, notFound("discovery_profile", name)
 	}
 	return raw.(*Profile), nil
 }
@@ -381,7 +388,7 @@ func getScan(txn *memdb.Txn, id string) (*Scan, error) {
 		return nil, fmt.Errorf("read discovery scan: %w", err)
 	}
 	if raw == nil {
-		return nil, problem.NotFound("discovery scan", id)
+		return nil, notFound("discovery_scan", id)
 	}
 	return raw.(*Scan), nil
 }
