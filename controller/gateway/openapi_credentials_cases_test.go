@@ -216,7 +216,11 @@ func credentialCases() []routeCase {
 		post("a secret field the kind does not use is a 400 naming it",
 			`{"name":"t","kind":"token","secret":{"token":"x","password":"`+caseSecret+`"}}`, 400, wantError("invalid_input", "secret.password")),
 		post("an unknown secret field is a 400 naming it",
-			`{"name":"t","kind":"token","secret":{"token":"x","pin":"1"}}`, 400, wantError("invalid_input", "pin")),
+			`{"name":"t","kind":"token","secret":{"token":"x","pin":"1"}}`, 400, wantError("invalid_input", "secret.pin")),
+		post("a secret field that is not a string is a 400 naming it",
+			`{"name":"t","kind":"token","secret":{"token":12345}}`, 400, wantError("invalid_input", "secret.token")),
+		post("a secret that is not an object is a 400 naming secret",
+			`{"name":"t","kind":"token","secret":"`+caseSecret+`"}`, 400, wantError("invalid_input", "secret")),
 		post("a credential name already taken is a 409",
 			`{"name":"existing","kind":"token","secret":{"token":"x"}}`, 409, wantError("credential_exists", "")),
 

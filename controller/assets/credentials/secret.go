@@ -33,6 +33,30 @@ type Secret struct {
 	Value       string `json:"value,omitempty"`
 }
 
+// UnmarshalJSON decodes strictly, and names a bad field as the request
+// holds it ("secret.pin"), never quoting a value.
+func (s *Secret) UnmarshalJSON(b []byte) error {
+	type plain Secret
+	var p plain
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &typ) {
+			if typ.Field == "" {
+				return problem.Invalid("secret", "must be an object of strings")
+			}
+			return problem.Invalid("secret."+typ.Field, "must be a string")
+		}
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return problem.Invalid("secret."+strings.Trim(name, `"`), "unknown field")
+		}
+		return problem.Invalid("secret", "malformed JSON")
+	}
+	*s = Secret(p)
+	return nil
+}
+
 // fields maps the secret's non-empty fields by their JSON names.
 func (s *Secret) fields() map[string]string {
 	out := map[string]string{}
