@@ -225,6 +225,11 @@ func (s *Service) Get(ctx context.Context, p *identity.Principal, nameOrID strin
 		return Credential{}, err
 	}
 	if err := s.allowed(ctx, txn, p, identity.PermCredentialsRead, r); err != nil {
+		if pr, ok := problem.As(err); ok && pr.Code == "credential_out_of_scope" {
+			// As the inventory does: outside the reader's scope a
+			// credential does not exist, so its name does not leak.
+			return Credential{}, problem.NotFound("credential", nameOrID)
+		}
 		return Credential{}, err
 	}
 	c := r.clone().Credential

@@ -189,7 +189,7 @@ func TestResolveEnforcesCredentialsUseAndItsScope(t *testing.T) {
 			}
 		})
 	}
-	t.Run("an operator bound to env=staging lists and reads only staging credentials", func(t *testing.T) {
+	t.Run("an operator bound to env=staging lists and reads only staging credentials, and the others do not exist for it", func(t *testing.T) {
 		list, err := f.svc.List(ctx, staging, Filter{})
 		if err != nil {
 			t.Fatal(err)
@@ -197,8 +197,8 @@ func TestResolveEnforcesCredentialsUseAndItsScope(t *testing.T) {
 		if len(list) != 1 || list[0].Name != "staging-db" {
 			t.Fatalf("listed %+v, want only staging-db", list)
 		}
-		if _, err := f.svc.Get(ctx, staging, "prod-db"); !problem.Is(err, problem.KindForbidden) {
-			t.Fatalf("reading prod-db = %v, want forbidden", err)
+		if _, err := f.svc.Get(ctx, staging, "prod-db"); !problem.Is(err, problem.KindNotFound) {
+			t.Fatalf("reading prod-db = %v, want not found (its existence must not leak)", err)
 		}
 	})
 	t.Run("a viewer reads but cannot change credentials", func(t *testing.T) {
