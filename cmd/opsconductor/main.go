@@ -51,5 +51,6 @@ func newRoot() *cobra.Command {
 		newUserCmd(), newRoleCmd(), newTokenCmd(), newSessionCmd(), newAgentCmd(), newAttemptCmd(),
 		newPluginCmd(), newStepsCmd(), newRelationshipCmd(), newCredentialCmd())
 	root.AddCommand(newAssetCmd())
+	root.AddCommand(newDiscoveryCmd())
 	return root
 }
