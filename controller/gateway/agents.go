@@ -129,7 +129,8 @@ func (s *Server) runStep(w http.ResponseWriter, r *http.Request) error {
 // stepSecrets resolves a step's credentials for the calling principal once
 // the attempt has its ID: each credential needs credentials:use on it, and
 // each use is recorded against the attempt and the agent. Its fields
-// become the secrets alias.field, which the agent masks in every output.
+// become the secrets alias.field, which the agent masks in every output;
+// a step's only credential's fields go in unprefixed as well.
 func (s *Server) stepSecrets(r *http.Request, spec agentrpc.StepSpec) agentrpc.SecretsFunc {
 	if len(spec.Credentials) == 0 || s.credentials == nil {
 		return nil
@@ -165,6 +166,12 @@ func (s *Server) stepSecrets(r *http.Request, spec agentrpc.StepSpec) agentrpc.S
 			}
 			for k, v := range values {
 				out[alias+"."+k] = v
+			}
+			// A step's only credential also goes in unprefixed
+			// (password, private_key …): that is how built-in steps
+			// such as ssh read theirs.
+			if len(spec.Credentials) == 1 {
+				maps.Copy(out, values)
 			}
 		}
 		return out, nil

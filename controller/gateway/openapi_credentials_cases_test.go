@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"log/slog"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -332,5 +334,44 @@ func credentialCases() []routeCase {
 		{name: "a retired KEK is removed", method: "DELETE", target: "/api/v1/operator/keyring/keys/$old", want: 204, prepare: rotated},
 		{name: "removing the active KEK is a 409", method: "DELETE", target: "/api/v1/operator/keyring/keys/$active", want: 409, prepare: rotated,
 			check: wantError("kek_active", "")},
+	}
+}
+
+func TestStepSecretsAreNamedByAlias(t *testing.T) {
+	f := newFixture(t, Config{})
+	caseCredential(t, f, "db")
+	if _, err := f.srv.credentials.Create(context.Background(), casePrincipal(t, f.ident, f.ident.adminToken), credentials.Input{
+		Name: "api", Kind: credentials.KindToken, Secret: &credentials.Secret{Token: "tok-" + caseSecret}}); err != nil {
+		t.Fatal(err)
+	}
+	f.srv.assets = nil // the agent below is not in the fixture's inventory
+	tests := []struct {
+		name  string
+		creds map[string]string
+		want  map[string]string
+	}{
+		{"a step's only credential is given by alias and unprefixed", map[string]string{"login": "db"},
+			map[string]string{"login.username": "deploy", "login.password": caseSecret, "username": "deploy", "password": caseSecret}},
+		{"two credentials are given by alias only", map[string]string{"login": "db", "api": "api"},
+			map[string]string{"login.username": "deploy", "login.password": caseSecret, "api.token": "tok-" + caseSecret}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := newRequest("POST", "/api/v1/agents/agt_1/steps", "", "")
+			req.SetPathValue("id", "agt_1")
+			req = req.WithContext(context.WithValue(req.Context(), stateKey{}, &requestState{principal: casePrincipal(t, f.ident, f.ident.adminToken)}))
+			got, err := f.srv.stepSecrets(req, agentrpc.StepSpec{Uses: "noop", Credentials: tt.creds})(context.Background(), "att_1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d secrets (%v), want %d", len(got), slices.Sorted(maps.Keys(got)), len(tt.want))
+			}
+			for k, v := range tt.want {
+				if got[k] != v {
+					t.Errorf("secret %s is wrong or missing", k)
+				}
+			}
+		})
 	}
 }
