@@ -74,6 +74,8 @@ func newDiscoveryProfileCmd(f *apiFlags) *cobra.Command {
 	create.Flags().StringVar(&in.Timeout, "timeout", "", "connect timeout per port (default 1s)")
 	create.Flags().StringVar(&in.BannerTimeout, "banner-timeout", "", "time to read a banner (default 2s)")
 	create.Flags().BoolVar(&noResolve, "no-resolve", false, "do not look up the names of hosts found")
+	create.Flags().StringVar(&in.Schedule, "schedule", "", "scan on this cron schedule too (\"0 3 * * *\", \"@hourly\")")
+	create.Flags().StringVar(&in.TimeZone, "time-zone", "", "the schedule's IANA time zone (default UTC)")
 	create.Flags().IntSliceVar(&autoPorts, "auto-import-port", nil, "import found hosts with this port open automatically (repeatable)")
 	create.Flags().StringArrayVar(&autoTags, "auto-import-tag", nil, "tag KEY=VALUE for auto-imported hosts (repeatable)")
 
@@ -128,6 +130,17 @@ func printProfile(w io.Writer, f *apiFlags, p apiclient.DiscoveryProfile) error 
 		ports = strings.Join(p.Ports, ",")
 	}
 	_, err := fmt.Fprintf(w, "%s  agent %s  cidrs %s  ports %s\n", p.Name, p.Agent, strings.Join(p.CIDRs, ","), ports)
+	if err == nil && p.Schedule != "" {
+		tz := p.TimeZone
+		if tz == "" {
+			tz = "UTC"
+		}
+		last := "never"
+		if p.LastFire != nil {
+			last = p.LastFire.Format(time.RFC3339)
+		}
+		_, err = fmt.Fprintf(w, "schedule %q in %s, last fired %s\n", p.Schedule, tz, last)
+	}
 	if err == nil && p.AutoImport != nil {
 		_, err = fmt.Fprintf(w, "auto-import hosts with port %s open, tags %s\n", joinInts(p.AutoImport.Ports), formatTags(p.AutoImport.Tags))
 	}

@@ -38,15 +38,18 @@ type DiscoveryProfileInput struct {
 	BannerTimeout string               `json:"banner_timeout,omitempty"`
 	Resolve       *bool                `json:"resolve,omitempty"`
 	AutoImport    *DiscoveryAutoImport `json:"auto_import,omitempty"`
+	Schedule      string               `json:"schedule,omitempty"`
+	TimeZone      string               `json:"time_zone,omitempty"`
 	Revision      uint64               `json:"revision,omitempty"`
 }
 
 // DiscoveryProfile is a stored profile; Agent is the agent's ID.
 type DiscoveryProfile struct {
 	DiscoveryProfileInput
-	CreatedAt time.Time `json:"created_at"`
-	CreatedBy string    `json:"created_by,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
+	LastFire  *time.Time `json:"last_fire,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	CreatedBy string     `json:"created_by,omitempty"`
+	UpdatedAt time.Time  `json:"updated_at"`
 }
 
 // DiscoveryProgress is how far a scan is: hosts probed of Total.

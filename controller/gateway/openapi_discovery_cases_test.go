@@ -285,6 +285,16 @@ func discoveryCases() []routeCase {
 					t.Fatalf("body %s", rec.body)
 				}
 			}},
+		{name: "a scheduled profile keeps its schedule and time zone", method: "POST", target: "/api/v1/discovery/profiles", contentType: json,
+			body: `{"name":"nightly","cidrs":["127.0.0.1"],"agent":"relay-1","schedule":"0 3 * * *","time_zone":"Europe/Paris"}`, want: 201,
+			check: func(t *testing.T, rec *responseUnderTest) {
+				if p := decodeInto[discovery.Profile](t, rec); p.Schedule != "0 3 * * *" || p.TimeZone != "Europe/Paris" || p.LastFire != nil {
+					t.Fatalf("created %s", rec.body)
+				}
+			}},
+		{name: "a profile with a bad schedule is a 400 naming schedule", method: "POST", target: "/api/v1/discovery/profiles",
+			contentType: json, body: `{"name":"p","cidrs":["127.0.0.1"],"agent":"relay-1","schedule":"61 * * * *"}`, want: 400,
+			check: wantError("invalid_input", "schedule")},
 		{name: "a profile faster than the ceiling is a 400 naming rate", method: "POST", target: "/api/v1/discovery/profiles",
 			contentType: json, body: `{"name":"fast","cidrs":["127.0.0.1"],"agent":"relay-1","rate":2001}`, want: 400,
 			check: wantError("invalid_input", "rate")},

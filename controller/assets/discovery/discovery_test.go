@@ -505,3 +505,115 @@ func TestCompare(t *testing.T) {
 		t.Errorf("changed = %+v", d.Changed)
 	}
 }
+
+func TestSchedulesFireEachSlotOnce(t *testing.T) {
+	e := newEnv(t, true)
+	ctx := context.Background()
+	web := startService(t)
+	t.Run("a bad schedule or time zone is refused by field", func(t *testing.T) {
+		_, err := e.svc.CreateProfile(ctx, e.who, ProfileInput{Name: "x", CIDRs: []string{"127.0.0.1"}, Agent: "scanner", Schedule: "every day"})
+		wantProblem(t, err, problem.KindInvalid, "schedule", "cron spec")
+		_, err = e.svc.CreateProfile(ctx, e.who, ProfileInput{Name: "x", CIDRs: []string{"127.0.0.1"}, Agent: "scanner",
+			Schedule: "0 * * * *", TimeZone: "Mars/Olympus"})
+		wantProblem(t, err, problem.KindInvalid, "time_zone", "IANA")
+	})
+	pr, err := e.svc.CreateProfile(ctx, e.who, ProfileInput{Name: "lo", CIDRs: []string{"127.0.0.1"}, Agent: "scanner",
+		Ports: []string{web.port()}, BannerTimeout: "500ms", Resolve: new(bool), Schedule: "30 2 * * *", TimeZone: "Asia/Kolkata"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 02:30 in Kolkata (UTC+5:30) is 21:00 UTC the day before.
+	slot := time.Date(pr.UpdatedAt.Year(), pr.UpdatedAt.Month(), pr.UpdatedAt.Day(), 21, 0, 0, 0, time.UTC)
+	if !slot.After(pr.UpdatedAt) {
+		slot = slot.AddDate(0, 0, 1)
+	}
+	scans := func() []Scan {
+		page, err := e.svc.ListScans(ctx, "lo", "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return page.Items
+	}
+	waitDone := func() {
+		waitFor(t, "the scheduled scans to end", func() bool {
+			for _, sc := range scans() {
+				if !sc.Finished() {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	t.Run("nothing fires before the slot", func(t *testing.T) {
+		e.svc.fireDue(ctx, slot.Add(-time.Second))
+		if n := len(scans()); n != 0 {
+			t.Fatalf("%d scans before the slot", n)
+		}
+	})
+	t.Run("the slot fires once, however often it is checked", func(t *testing.T) {
+		e.svc.fireDue(ctx, slot.Add(time.Second))
+		e.svc.fireDue(ctx, slot.Add(2*time.Second))
+		waitDone()
+		got := scans()
+		if len(got) != 1 || got[0].CreatedBy != "schedule" || got[0].Status != ScanSucceeded {
+			t.Fatalf("scans = %+v", got)
+		}
+		p, _ := e.svc.GetProfile(ctx, "lo")
+		if p.LastFire == nil || !p.LastFire.Equal(slot) {
+			t.Fatalf("last fire = %v, want %v", p.LastFire, slot)
+		}
+	})
+	t.Run("a new leader over the same state does not fire the slot again", func(t *testing.T) {
+		other, err := New(Deps{Applier: e.svc.d.Applier, Store: e.svc.d.Store, Agents: e.agents, Inventory: e.inv, History: e.svc.d.History,
+			HistoryReader: e.svc.d.HistoryReader, Logger: slog.New(slog.DiscardHandler), IsLeader: func() bool { return true }, NodeID: "n2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		other.bg = context.Background()
+		other.fireDue(ctx, slot.Add(3*time.Second))
+		if n := len(scans()); n != 1 {
+			t.Fatalf("%d scans after the failover, want 1", n)
+		}
+	})
+	t.Run("slots missed while no one led fire once, for the latest", func(t *testing.T) {
+		later := slot.AddDate(0, 0, 3).Add(time.Hour)
+		e.svc.fireDue(ctx, later)
+		waitDone()
+		if n := len(scans()); n != 2 {
+			t.Fatalf("%d scans, want 2", n)
+		}
+		p, _ := e.svc.GetProfile(ctx, "lo")
+		if want := slot.AddDate(0, 0, 3); !p.LastFire.Equal(want) {
+			t.Fatalf("last fire = %v, want %v", p.LastFire, want)
+		}
+	})
+}
+
+func TestAQueuedScanLeftByAnotherControllerIsRunHere(t *testing.T) {
+	e := newEnv(t, true)
+	ctx := context.Background()
+	web := startService(t)
+	pr, err := e.svc.CreateProfile(ctx, e.who, ProfileInput{Name: "lo", CIDRs: []string{"127.0.0.1"}, Agent: "scanner",
+		Ports: []string{web.port()}, BannerTimeout: "500ms", Resolve: new(bool)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := e.svc.newScan(&pr, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Controller = "n0" // committed by a leader that stopped before dispatching it
+	var queued Scan
+	if err := e.svc.apply(ctx, cmdScanCreate, scanCreatePayload{Scan: sc}, &queued); err != nil {
+		t.Fatal(err)
+	}
+	e.svc.sweep(ctx)
+	var d ScanDetail
+	waitFor(t, "the adopted scan to end", func() bool {
+		d, _ = e.svc.GetScan(ctx, sc.ID)
+		return d.Finished()
+	})
+	if d.Status != ScanSucceeded || d.Summary.HostsUp != 1 {
+		t.Fatalf("scan = %+v", d.Scan)
+	}
+}

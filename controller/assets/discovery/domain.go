@@ -38,6 +38,7 @@ const (
 	cmdRangesPut     = "assets.discovery.ranges.put"
 	cmdScanCreate    = "assets.discovery.scan.create"
 	cmdScanUpdate    = "assets.discovery.scan.update"
+	cmdScheduleFire  = "assets.discovery.schedule.fire"
 )
 
 // Scan states.
@@ -69,10 +70,18 @@ type Profile struct {
 	BannerTimeout string      `json:"banner_timeout,omitempty"`
 	Resolve       *bool       `json:"resolve,omitempty"`
 	AutoImport    *AutoImport `json:"auto_import,omitempty"`
-	CreatedAt     time.Time   `json:"created_at"`
-	CreatedBy     string      `json:"created_by,omitempty"`
-	UpdatedAt     time.Time   `json:"updated_at"`
-	Revision      uint64      `json:"revision"`
+	// Schedule is a cron spec (five fields, or @hourly, @daily …) in
+	// TimeZone (an IANA name; UTC when empty). The leader fires it.
+	Schedule string `json:"schedule,omitempty"`
+	TimeZone string `json:"time_zone,omitempty"`
+	// LastFire is the last scheduled time that was fired, committed before
+	// its scan is dispatched: a new leader neither fires it again nor
+	// skips the next one.
+	LastFire  *time.Time `json:"last_fire,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	CreatedBy string     `json:"created_by,omitempty"`
+	UpdatedAt time.Time  `json:"updated_at"`
+	Revision  uint64     `json:"revision"`
 }
 
 func (p *Profile) clone() *Profile {
@@ -82,6 +91,10 @@ func (p *Profile) clone() *Profile {
 	if p.Resolve != nil {
 		r := *p.Resolve
 		c.Resolve = &r
+	}
+	if p.LastFire != nil {
+		t := *p.LastFire
+		c.LastFire = &t
 	}
 	if p.AutoImport != nil {
 		a := AutoImport{Ports: slices.Clone(p.AutoImport.Ports), Tags: maps.Clone(p.AutoImport.Tags)}
@@ -192,6 +205,7 @@ func Domain() state.Domain {
 			cmdRangesPut:     state.V1(applyRangesPut),
 			cmdScanCreate:    state.V1(applyScanCreate),
 			cmdScanUpdate:    state.V1(applyScanUpdate),
+			cmdScheduleFire:  state.V1(applyScheduleFire),
 		},
 	}
 }
@@ -222,6 +236,9 @@ func applyProfilePut(ctx *state.ApplyContext, p profilePutPayload) (any, error) 
 				"discovery profile %q is at revision %d, not %d: read it again", pr.Name, old.Revision, p.Revision)
 		}
 		pr.CreatedAt, pr.CreatedBy = old.CreatedAt, old.CreatedBy
+		// The fire record survives an edit, so that changing the ports
+		// does not make the schedule fire twice in one slot.
+		pr.LastFire = old.LastFire
 	default:
 		pr.CreatedAt, pr.CreatedBy = ctx.Time, p.Actor
 	}
@@ -302,15 +319,11 @@ func applyScanCreate(ctx *state.ApplyContext, p scanCreatePayload) (any, error) 
 	if raw == nil {
 		return nil, notFound("discovery_profile", p.Scan.Profile)
 	}
-	it, err := ctx.Txn.Get(tableScans, "profile", p.Scan.Profile)
-	if err != nil {
+	if sc, err := runningScan(ctx.Txn, p.Scan.Profile); err != nil {
 		return nil, err
-	}
-	for o := it.Next(); o != nil; o = it.Next() {
-		if sc := o.(*Scan); !sc.Finished() {
-			return nil, problem.New(problem.KindConflict, "scan_running",
-				"discovery profile %q already has scan %s %s", p.Scan.Profile, sc.ID, sc.Status)
-		}
+	} else if sc != nil {
+		return nil, problem.New(problem.KindConflict, "scan_running",
+			"discovery profile %q already has scan %s %s", p.Scan.Profile, sc.ID, sc.Status)
 	}
 	sc := p.Scan.clone()
 	sc.Status, sc.CreatedAt = ScanQueued, ctx.Time
@@ -384,4 +397,76 @@ func applyScanUpdate(ctx *state.ApplyContext, p scanUpdatePayload) (any, error) 
 func notFound(what, id string) *problem.Error {
 	return &problem.Error{Kind: problem.KindNotFound, Code: what + "_not_found",
 		Message: fmt.Sprintf("%s %q not found", strings.ReplaceAll(what, "_", " "), id)}
+}
+
+// runningScan is the profile's unfinished scan, or nil.
+func runningScan(txn *state.Txn, profile string) (*Scan, error) {
+	it, err := txn.Get(tableScans, "profile", profile)
+	if err != nil {
+		return nil, err
+	}
+	for o := it.Next(); o != nil; o = it.Next() {
+		if sc := o.(*Scan); !sc.Finished() {
+			return sc, nil
+		}
+	}
+	return nil, nil
+}
+
+type scheduleFirePayload struct {
+	Profile  string    `json:"profile"`
+	FireTime time.Time `json:"fire_time"`
+	// Scan is the scan to create; none when Skip says why not.
+	Scan *Scan  `json:"scan,omitempty"`
+	Skip string `json:"skip,omitempty"`
+}
+
+// FireResult is what a schedule fire did.
+type FireResult struct {
+	Scan *Scan  `json:"scan,omitempty"`
+	Skip string `json:"skip,omitempty"`
+}
+
+// applyScheduleFire records that the profile's schedule fired at
+// FireTime and creates its scan, in one entry. A fire time not after the
+// last one is refused, so a leader that replays a fire after a failover,
+// or two that race, cannot run a slot twice.
+func applyScheduleFire(ctx *state.ApplyContext, p scheduleFirePayload) (any, error) {
+	raw, err := ctx.Txn.First(tableProfiles, "id", p.Profile)
+	if err != nil {
+		return nil, err
+	}
+	if raw == nil {
+		return nil, notFound("discovery_profile", p.Profile)
+	}
+	pr := raw.(*Profile).clone()
+	if pr.Schedule == "" {
+		return nil, problem.New(problem.KindConflict, "not_scheduled", "discovery profile %q has no schedule", p.Profile)
+	}
+	if pr.LastFire != nil && !p.FireTime.After(*pr.LastFire) {
+		return nil, problem.New(problem.KindConflict, "already_fired",
+			"discovery profile %q already fired at %s", p.Profile, pr.LastFire.Format(time.RFC3339))
+	}
+	t := p.FireTime
+	pr.LastFire = &t
+	if err := ctx.Txn.Insert(tableProfiles, pr); err != nil {
+		return nil, err
+	}
+	res := FireResult{Skip: p.Skip}
+	if p.Scan == nil {
+		return res, nil
+	}
+	if sc, err := runningScan(ctx.Txn, p.Profile); err != nil {
+		return nil, err
+	} else if sc != nil {
+		res.Skip = fmt.Sprintf("scan %s is still %s", sc.ID, sc.Status)
+		return res, nil
+	}
+	sc := p.Scan.clone()
+	sc.Status, sc.CreatedAt = ScanQueued, ctx.Time
+	if err := ctx.Txn.Insert(tableScans, sc); err != nil {
+		return nil, err
+	}
+	res.Scan = sc
+	return res, nil
 }

@@ -45,17 +45,11 @@ func (s *Service) RunProfile(ctx context.Context, p *identity.Principal, name st
 	if err := s.allowed(pr.Agent, pr.Agent, prefixes); err != nil {
 		return Scan{}, err
 	}
-	id, err := newScanID(time.Now())
+	sc, err := s.newScan(pr, p.Name())
 	if err != nil {
 		return Scan{}, err
 	}
-	rate := pr.Rate
-	if rate == 0 || rate > s.d.MaxRate {
-		rate = s.d.MaxRate
-	}
-	sc := Scan{ID: id, Profile: name, Agent: pr.Agent, CreatedBy: p.Name(), Controller: s.d.NodeID,
-		Params: ScanParams{CIDRs: pr.CIDRs, Ports: pr.Ports, Concurrency: pr.Concurrency, Rate: rate,
-			Timeout: pr.Timeout, BannerTimeout: pr.BannerTimeout, Resolve: pr.Resolve}}
+	id := sc.ID
 	// Registered before the commit, so that the sweep never takes it for
 	// another controller's orphan.
 	sctx, cancel := context.WithCancel(bg)
@@ -68,13 +62,153 @@ func (s *Service) RunProfile(ctx context.Context, p *identity.Principal, name st
 		return Scan{}, err
 	}
 	s.d.Logger.Info("started a discovery scan", "scan_id", id, "profile", name, "agent_id", pr.Agent, "actor", p.Name())
+	s.start(sctx, out, pr.AutoImport, p)
+	return out, nil
+}
+
+// newScan is a scan of pr with the step's parameters as they are now.
+func (s *Service) newScan(pr *Profile, actor string) (Scan, error) {
+	id, err := newScanID(time.Now())
+	if err != nil {
+		return Scan{}, err
+	}
+	rate := pr.Rate
+	if rate == 0 || rate > s.d.MaxRate {
+		rate = s.d.MaxRate
+	}
+	return Scan{ID: id, Profile: pr.Name, Agent: pr.Agent, CreatedBy: actor, Controller: s.d.NodeID,
+		Params: ScanParams{CIDRs: pr.CIDRs, Ports: pr.Ports, Concurrency: pr.Concurrency, Rate: rate,
+			Timeout: pr.Timeout, BannerTimeout: pr.BannerTimeout, Resolve: pr.Resolve}}, nil
+}
+
+// start runs a committed scan in the background; its ID must already be
+// in s.running.
+func (s *Service) start(ctx context.Context, sc Scan, rule *AutoImport, p *identity.Principal) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer s.forget(id)
-		s.runScan(sctx, out, pr.AutoImport, p)
+		defer s.forget(sc.ID)
+		s.runScan(ctx, sc, rule, p)
 	}()
-	return out, nil
+}
+
+// adopt runs a queued scan another controller committed but never
+// dispatched. Without the user who asked for it, its auto-import rule
+// waits for an import by hand.
+func (s *Service) adopt(sc *Scan) {
+	s.mu.Lock()
+	bg := s.bg
+	if _, dup := s.running[sc.ID]; dup || bg == nil {
+		s.mu.Unlock()
+		return
+	}
+	ctx, cancel := context.WithCancel(bg)
+	s.running[sc.ID] = cancel
+	s.mu.Unlock()
+	s.d.Logger.Info("running a scan another controller queued", "scan_id", sc.ID, "controller", sc.Controller)
+	s.start(ctx, *sc.clone(), nil, nil)
+}
+
+// fireDue fires every schedule whose next slot is due at now. A profile
+// whose slots passed while no controller led fires once, for the latest
+// slot, not once per missed slot.
+func (s *Service) fireDue(ctx context.Context, now time.Time) {
+	it, err := s.txn().Get(tableProfiles, "id")
+	if err != nil {
+		return
+	}
+	var due []*Profile
+	for o := it.Next(); o != nil; o = it.Next() {
+		if pr := o.(*Profile); pr.Schedule != "" {
+			due = append(due, pr)
+		}
+	}
+	for _, pr := range due {
+		slot, ok := dueSlot(pr, now)
+		if !ok {
+			continue
+		}
+		s.fire(ctx, pr, slot)
+	}
+}
+
+// dueSlot is the latest slot of pr's schedule at or before now that is
+// after its last fire (or the profile's last change), if any.
+func dueSlot(pr *Profile, now time.Time) (time.Time, bool) {
+	sched, err := cronParser.Parse(pr.Schedule)
+	if err != nil {
+		return time.Time{}, false
+	}
+	loc := time.UTC
+	if pr.TimeZone != "" {
+		if loc, err = time.LoadLocation(pr.TimeZone); err != nil {
+			return time.Time{}, false
+		}
+	}
+	base := pr.UpdatedAt
+	if pr.LastFire != nil && pr.LastFire.After(base) {
+		base = *pr.LastFire
+	}
+	next := sched.Next(base.In(loc))
+	if next.IsZero() || next.After(now) {
+		return time.Time{}, false
+	}
+	// Bounded: a minute schedule missed for a week is 10,080 slots.
+	for range 100_000 {
+		n := sched.Next(next)
+		if n.IsZero() || n.After(now) {
+			break
+		}
+		next = n
+	}
+	return next.UTC(), true
+}
+
+// fire commits the slot and its scan in one entry, then dispatches it.
+func (s *Service) fire(ctx context.Context, pr *Profile, slot time.Time) {
+	log := s.d.Logger.With("profile", pr.Name, "slot", slot)
+	payload := scheduleFirePayload{Profile: pr.Name, FireTime: slot}
+	var sctx context.Context
+	prefixes, _, err := builtin.ParseDiscoverCIDRs(pr.CIDRs)
+	if err == nil {
+		err = s.allowed(pr.Agent, pr.Agent, prefixes)
+	}
+	if err != nil {
+		// The slot is spent either way: a refused scan is not retried
+		// every second.
+		payload.Skip = err.Error()
+	} else {
+		sc, err := s.newScan(pr, "schedule")
+		if err != nil {
+			log.Warn("scheduled scan not created", "error", err)
+			return
+		}
+		var cancel context.CancelFunc
+		s.mu.Lock()
+		sctx, cancel = context.WithCancel(s.bg)
+		s.running[sc.ID] = cancel
+		s.mu.Unlock()
+		payload.Scan = &sc
+	}
+	var res FireResult
+	if err := s.apply(ctx, cmdScheduleFire, payload, &res); err != nil {
+		if payload.Scan != nil {
+			s.forget(payload.Scan.ID)
+		}
+		if !problem.Is(err, problem.KindConflict) {
+			log.Warn("schedule not fired", "error", err)
+		}
+		return
+	}
+	if payload.Scan != nil && res.Scan == nil {
+		s.forget(payload.Scan.ID)
+	}
+	if res.Scan == nil {
+		log.Warn("scheduled scan skipped", "reason", res.Skip)
+		return
+	}
+	log.Info("started a scheduled discovery scan", "scan_id", res.Scan.ID)
+	s.start(sctx, *res.Scan, pr.AutoImport, nil)
 }
 
 func (s *Service) forget(id string) {
@@ -293,6 +427,12 @@ func (s *Service) finish(ctx context.Context, sc Scan, hosts []Host, rule *AutoI
 		if rule != nil && slices.ContainsFunc(h.Ports, func(pt builtin.DiscoveredPort) bool { return slices.Contains(rule.Ports, pt.Port) }) {
 			auto = append(auto, h)
 		}
+	}
+	if len(auto) > 0 && p == nil {
+		// A scheduled or adopted scan acts for no user, and an import
+		// is written as someone: the hosts stay proposed.
+		s.d.Logger.Info("auto-import needs a user: the hosts stay proposed", "scan_id", sc.ID, "hosts", len(auto))
+		auto = nil
 	}
 	if len(auto) > 0 {
 		rows := make([]assets.TargetInput, len(auto))
@@ -613,6 +753,9 @@ func (k knownSet) has(h Host) string {
 // than the inventory itself does.
 func (s *Service) known(ctx context.Context, p *identity.Principal) (knownSet, error) {
 	k := knownSet{}
+	if p == nil {
+		return k, nil // a scan run for no user proposes every host
+	}
 	err := s.d.Inventory.Each(ctx, p, assets.Query{}, func(t assets.Target) error {
 		k[strings.ToLower(t.Name)] = t.Name
 		for _, a := range t.Addresses {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-memdb"
+	"github.com/robfig/cron/v3"
 
 	"github.com/opsconductor/opsconductor/controller/assets"
 	"github.com/opsconductor/opsconductor/controller/history"
@@ -145,6 +146,10 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) {
 	s.mu.Unlock()
 	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
+	// Schedules have minute resolution; a check every second fires a slot
+	// within a second of its time.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -153,6 +158,10 @@ func (s *Service) Run(ctx context.Context, sweepEvery time.Duration) {
 		case <-t.C:
 			if s.d.IsLeader() {
 				s.sweep(ctx)
+			}
+		case now := <-tick.C:
+			if s.d.IsLeader() {
+				s.fireDue(ctx, now)
 			}
 		}
 	}
@@ -180,6 +189,12 @@ func (s *Service) sweep(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	for _, sc := range orphans {
+		if sc.Status == ScanQueued && sc.AttemptID == "" {
+			// Committed but never dispatched (the controller that queued
+			// it stopped first): nothing ran, so run it here.
+			s.adopt(sc)
+			continue
+		}
 		if sc.AttemptID != "" {
 			if err := s.d.Agents.CancelAttempt(ctx, sc.AttemptID); err != nil {
 				s.d.Logger.Debug("orphaned scan's attempt not canceled", "scan_id", sc.ID, "error", err)
@@ -208,6 +223,9 @@ func (s *Service) apply(ctx context.Context, typ string, payload, out any) error
 	return res[0].Decode(out)
 }
 
+// cronParser reads standard five-field specs and descriptors.
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
 var profileNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$`)
 
 // ProfileInput is a profile as a client writes it. Agent is the scanning
@@ -223,6 +241,10 @@ type ProfileInput struct {
 	BannerTimeout string      `json:"banner_timeout,omitempty"`
 	Resolve       *bool       `json:"resolve,omitempty"`
 	AutoImport    *AutoImport `json:"auto_import,omitempty"`
+	// Schedule is a cron spec ("0 3 * * *", "@hourly") in TimeZone (IANA,
+	// UTC when empty); empty runs only on demand.
+	Schedule string `json:"schedule,omitempty"`
+	TimeZone string `json:"time_zone,omitempty"`
 	// Revision, on update, must be the stored profile's (0: any).
 	Revision uint64 `json:"revision,omitempty"`
 }
@@ -271,6 +293,21 @@ func (s *Service) checkProfile(ctx context.Context, in ProfileInput) (Profile, e
 		}
 		checkTags("auto_import.tags", a.Tags, &errs)
 	}
+	if in.Schedule != "" {
+		if _, err := cronParser.Parse(in.Schedule); err != nil {
+			errs.Add("schedule", "must be a cron spec of five fields (minute hour day month weekday) or @hourly, @daily …: %v", err)
+		}
+		if strings.Contains(in.Schedule, "TZ=") {
+			errs.Add("schedule", "give the time zone in time_zone, not in the spec")
+		}
+	}
+	if in.TimeZone != "" {
+		if in.Schedule == "" {
+			errs.Add("time_zone", "is only for a schedule")
+		} else if _, err := time.LoadLocation(in.TimeZone); err != nil {
+			errs.Add("time_zone", "must be an IANA time zone such as Europe/Paris: %v", err)
+		}
+	}
 	var agentID string
 	if in.Agent == "" {
 		errs.Add("agent", "name the agent that scans")
@@ -288,7 +325,8 @@ func (s *Service) checkProfile(ctx context.Context, in ProfileInput) (Profile, e
 		return Profile{}, err
 	}
 	return Profile{Name: in.Name, CIDRs: canonical(prefixes), Ports: in.Ports, Agent: agentID, Concurrency: in.Concurrency,
-		Rate: in.Rate, Timeout: in.Timeout, BannerTimeout: in.BannerTimeout, Resolve: in.Resolve, AutoImport: in.AutoImport}, nil
+		Rate: in.Rate, Timeout: in.Timeout, BannerTimeout: in.BannerTimeout, Resolve: in.Resolve, AutoImport: in.AutoImport,
+		Schedule: in.Schedule, TimeZone: in.TimeZone}, nil
 }
 
 func canonical(ps []netip.Prefix) []string {
