@@ -465,9 +465,11 @@ func TestCancelStopsARunningScan(t *testing.T) {
 		_, err := e.svc.RunProfile(ctx, e.who, "slow")
 		wantProblem(t, err, problem.KindConflict, "", "already has scan")
 	})
-	waitFor(t, "the scan to run", func() bool {
-		d, _ := e.svc.GetScan(ctx, sc.ID)
-		return d.Status == ScanRunning
+	t.Run("progress streams from the step while it runs", func(t *testing.T) {
+		waitFor(t, "progress", func() bool {
+			d, _ := e.svc.GetScan(ctx, sc.ID)
+			return d.Status == ScanRunning && d.Progress.Total == 65534
+		})
 	})
 	if _, err := e.svc.Cancel(ctx, e.who, sc.ID); err != nil {
 		t.Fatal(err)
@@ -615,5 +617,78 @@ func TestAQueuedScanLeftByAnotherControllerIsRunHere(t *testing.T) {
 	})
 	if d.Status != ScanSucceeded || d.Summary.HostsUp != 1 {
 		t.Fatalf("scan = %+v", d.Scan)
+	}
+}
+
+func TestHostsArePagedByAddress(t *testing.T) {
+	e := newEnv(t, true)
+	ctx := context.Background()
+	// A listener on every address of 127.0.0.0/8 answers on each of them.
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	if _, err := e.svc.CreateProfile(ctx, e.who, ProfileInput{Name: "lo", CIDRs: []string{"127.0.7.0/29"}, Agent: "scanner",
+		Ports: []string{port}, BannerTimeout: "200ms", Resolve: new(bool)}); err != nil {
+		t.Fatal(err)
+	}
+	sc := e.runAndWait(t, "lo")
+	var got []string
+	after := ""
+	for pages := 0; ; pages++ {
+		page, err := e.svc.Hosts(ctx, e.who, sc.ID, after, 4, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range page.Items {
+			got = append(got, h.Address)
+		}
+		if page.Next == "" {
+			break
+		}
+		if pages > 3 {
+			t.Fatal("paging does not end")
+		}
+		after = page.Next
+	}
+	want := "127.0.7.1 127.0.7.2 127.0.7.3 127.0.7.4 127.0.7.5 127.0.7.6"
+	if strings.Join(got, " ") != want {
+		t.Errorf("hosts = %v, want %s", got, want)
+	}
+}
+
+func TestAScanWhoseStepFailsIsFailed(t *testing.T) {
+	e := newEnv(t, true)
+	ctx := context.Background()
+	// The step refuses a banner timeout above its ceiling; the controller
+	// let it through only because this test writes the profile's scan
+	// parameters itself.
+	pr, err := e.svc.CreateProfile(ctx, e.who, ProfileInput{Name: "lo", CIDRs: []string{"127.0.0.1"}, Agent: "scanner", Ports: []string{"9"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.BannerTimeout = "1h"
+	if err := e.svc.apply(ctx, cmdProfilePut, profilePutPayload{Profile: pr, Revision: pr.Revision, Actor: "test"}, &pr); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := e.svc.RunProfile(ctx, e.who, "lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d ScanDetail
+	waitFor(t, "the scan to end", func() bool { d, _ = e.svc.GetScan(ctx, sc.ID); return d.Finished() })
+	if d.Status != ScanFailed || !strings.Contains(d.Error, "banner_timeout") {
+		t.Errorf("scan = %s: %q, want failed naming banner_timeout", d.Status, d.Error)
 	}
 }
