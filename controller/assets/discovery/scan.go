@@ -257,8 +257,17 @@ func (s *Service) runScan(ctx context.Context, sc Scan, rule *AutoImport, p *ide
 	switch {
 	case err != nil:
 		if errors.Is(err, context.Canceled) {
-			s.d.Agents.CancelAttempt(context.WithoutCancel(ctx), attempt)
-			fail(ScanCanceled, "canceled")
+			if err := s.d.Agents.CancelAttempt(context.WithoutCancel(ctx), attempt); err != nil {
+				log.Warn("the scan's attempt was not canceled", "attempt_id", attempt, "error", err)
+			}
+			s.mu.Lock()
+			stopping := s.bg != nil && s.bg.Err() != nil
+			s.mu.Unlock()
+			if stopping {
+				fail(ScanFailed, "controller "+s.d.NodeID+" stopped during the scan; run it again")
+			} else {
+				fail(ScanCanceled, "canceled")
+			}
 			return
 		}
 		fail(ScanFailed, err.Error())
