@@ -388,8 +388,15 @@ func newDiscoveryImportCmd(f *apiFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			refused := error(nil)
+			if len(res.Report.Errors) > 0 && !res.Report.Written {
+				refused = fmt.Errorf("nothing imported: the inventory refused %d rows", res.Report.Invalid)
+			}
 			if f.json {
-				return printJSON(cmd.OutOrStdout(), res)
+				if err := printJSON(cmd.OutOrStdout(), res); err != nil {
+					return err
+				}
+				return refused
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "imported %d targets\n", res.Report.Created)
 			for _, a := range slices.Sorted(maps.Keys(res.Skipped)) {
@@ -398,7 +405,7 @@ func newDiscoveryImportCmd(f *apiFlags) *cobra.Command {
 			for _, e := range res.Report.Errors {
 				fmt.Fprintf(cmd.ErrOrStderr(), "row %d %s: %s\n", e.Row, e.Field, e.Message)
 			}
-			return nil
+			return refused
 		}),
 	}
 	cmd.Flags().StringArrayVar(&hosts, "host", nil, "the address of a host the scan found (repeatable)")

@@ -420,3 +420,20 @@ func FuzzParseDiscoverTargets(f *testing.F) {
 		}
 	})
 }
+
+func TestDiscoverNamesHostsByReverseDNS(t *testing.T) {
+	names, err := net.DefaultResolver.LookupAddr(context.Background(), "127.0.0.1")
+	if err != nil || len(names) == 0 {
+		t.Skipf("127.0.0.1 has no name here (%v); nothing to compare with", err)
+	}
+	port := serve(t, func(c net.Conn) {})
+	_, rec, err := run(t, context.Background(), Discover{}, obj{"cidrs": []string{"127.0.0.1"}, "ports": []string{strconv.Itoa(port)},
+		"banner_timeout": "200ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := hostLines(t, rec.stdout())
+	if len(hosts) != 1 || len(hosts[0].Hostnames) == 0 || hosts[0].Hostnames[0] != strings.TrimSuffix(names[0], ".") {
+		t.Fatalf("hosts = %+v, want named %v", hosts, names)
+	}
+}
