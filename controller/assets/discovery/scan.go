@@ -17,6 +17,9 @@ import (
 	"github.com/opsconductor/opsconductor/plugins/builtin"
 )
 
+// logCatchUp is how long a finished attempt's log may lag its end.
+const logCatchUp = 30 * time.Second
+
 var errNotLeader = problem.Unavailable("not_leader", "scans run on the Raft leader (it holds the agents' streams): send this request to the leader")
 
 // Host is a discovered host.
@@ -307,6 +310,7 @@ func (s *Service) follow(ctx context.Context, scanID, attempt string) ([]Host, A
 		seen     = map[string]bool{}
 		lastProg Progress
 		lastSent time.Time
+		endedAt  time.Time
 		bad      int
 	)
 	t := time.NewTicker(s.d.PollInterval)
@@ -355,6 +359,15 @@ func (s *Service) follow(ctx context.Context, scanID, attempt string) ([]Host, A
 		if lastProg != (Progress{}) && time.Since(lastSent) >= time.Second && !st.Finished {
 			if _, err := s.update(ctx, scanUpdatePayload{ID: scanID, Progress: &lastProg}); err == nil {
 				lastSent = time.Now()
+			}
+		}
+		if st.Finished && after < st.LastSeq {
+			// The log is stored a little after the attempt's end; a log
+			// that never catches up would hold the scan open for ever.
+			if endedAt.IsZero() {
+				endedAt = time.Now()
+			} else if time.Since(endedAt) > logCatchUp {
+				return nil, st, fmt.Errorf("attempt %s ended at log seq %d but its log stops at %d", attempt, st.LastSeq, after)
 			}
 		}
 		if st.Finished && after >= st.LastSeq {
