@@ -103,6 +103,8 @@ func TestCredentialVerbsNeverPrintSecrets(t *testing.T) {
 
 	run("", "credential", "replace", "db", "--username", "app2", "--tag", "tier=db")
 	run("new-"+password+"\n", "credential", "replace", "db", "--new-secret", "--stdin")
+	// Attachments name something that exists.
+	run("", "asset", "group", "create", "web", "--selector", "role=web")
 	run("", "credential", "attach", "db", "groups", "web", "--role", "ssh")
 	out = run("", "credential", "show", "db")
 	for _, want := range []string{"app2", "env=prod", "tier=db", "group web (ssh)"} {

@@ -50,7 +50,11 @@ func newRoot() *cobra.Command {
 		newLoginCmd(), newLogoutCmd(), newWhoamiCmd(), newPasswordCmd(),
 		newUserCmd(), newRoleCmd(), newTokenCmd(), newSessionCmd(), newAgentCmd(), newAttemptCmd(),
 		newPluginCmd(), newStepsCmd(), newRelationshipCmd(), newCredentialCmd())
-	root.AddCommand(newAssetCmd())
+	// Relationships are part of the inventory (`asset rel …`); the
+	// top-level `relationship` stays for scripts.
+	asset := newAssetCmd()
+	asset.AddCommand(newRelationshipCmd())
+	root.AddCommand(asset)
 	root.AddCommand(newDiscoveryCmd())
 	return root
 }

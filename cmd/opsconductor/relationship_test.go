@@ -139,7 +139,7 @@ func TestRelationshipCommandsAgainstAController(t *testing.T) {
 	if err == nil || !strings.Contains(errOut+err.Error(), "depends_on would close a cycle: db-1 → web-1 → db-1") {
 		t.Fatalf("a cycle: %v\n%s", err, errOut)
 	}
-	must(t, "", "rel", "add", "db-1", "runs_on", "host-1", addr)
+	must(t, "", "asset", "rel", "add", "db-1", "runs_on", "host-1", addr)
 
 	if out := must(t, "", "rel", "list", "--from", "web-1", addr); !strings.Contains(out, id) || !strings.Contains(out, "port=5432") ||
 		strings.Contains(out, "runs_on") {
