@@ -22,7 +22,9 @@ type caseAgents struct{}
 var caseRelay = assets.AgentInfo{ID: "agt_relay1", Name: "relay-1", Status: "up", Tags: map[string]string{"role": "relay"},
 	Facts: assets.AgentFacts{Hostname: "relay-1", OS: "linux", Addresses: []string{"10.0.0.2"}}}
 
-func (caseAgents) Agents(context.Context) ([]assets.AgentInfo, error) { return []assets.AgentInfo{caseRelay}, nil }
+func (caseAgents) Agents(context.Context) ([]assets.AgentInfo, error) {
+	return []assets.AgentInfo{caseRelay}, nil
+}
 
 func (caseAgents) Agent(_ context.Context, idOrName string) (assets.AgentInfo, error) {
 	if idOrName == caseRelay.ID || idOrName == caseRelay.Name {
