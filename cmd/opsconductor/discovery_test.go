@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,49 +15,13 @@ import (
 
 	"github.com/opsconductor/opsconductor/controller/apiclient"
 	"github.com/opsconductor/opsconductor/controller/config"
-	"github.com/opsconductor/opsconductor/controller/server"
 )
 
 // startDevController runs a dev controller (with its built-in agent) and
 // waits until it is ready.
 func startDevController(t *testing.T) *controller {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := config.Server{
-		DataDir: dir, HTTPAddr: "127.0.0.1:0", AgentAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
-		LogLevel: "info", LogFormat: "json", MaxBodyBytes: 1 << 20, ApplyHold: 5 * time.Second,
-		RateRead: 1000, RateWrite: 1000, RateOperator: 1000, RateLogin: 1000, Batching: true,
-		BootstrapAdminPassword: adminPassword, Dev: true,
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	readyCh := make(chan server.Ready, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, cfg, slog.New(slog.DiscardHandler), io.Discard, func(r server.Ready) { readyCh <- r })
-	}()
-	var r server.Ready
-	select {
-	case r = <-readyCh:
-	case err := <-done:
-		cancel()
-		t.Fatalf("controller exited before it was up: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("controller stopped with: %v", err)
-		}
-	})
-	c, err := apiclient.New(r.HTTPAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer wcancel()
-	if err := c.WaitReady(wctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	return &controller{addr: c.Address(), dataDir: dir}
+	return runController(t, adminPassword, func(c *config.Server) { c.Dev = true })
 }
 
 func TestDiscoveryCommandsAgainstADevController(t *testing.T) {

@@ -33,12 +33,21 @@ type controller struct {
 // the server generate one, as on a first start without configuration.
 func startController(t *testing.T, password string) *controller {
 	t.Helper()
+	return runController(t, password, nil)
+}
+
+// runController is startController with a change to the configuration.
+func runController(t *testing.T, password string, mut func(*config.Server)) *controller {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Server{
 		DataDir: dir, HTTPAddr: "127.0.0.1:0", AgentAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
 		LogLevel: "info", LogFormat: "json", MaxBodyBytes: 1 << 20, ApplyHold: 5 * time.Second,
 		RateRead: 1000, RateWrite: 1000, RateOperator: 1000, RateLogin: 1000, Batching: true,
 		BootstrapAdminPassword: password,
+	}
+	if mut != nil {
+		mut(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	readyCh := make(chan server.Ready, 1)

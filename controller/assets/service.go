@@ -528,21 +528,32 @@ func (v *view) checkDynamic(field string, groups []string) error {
 	return errs.Err()
 }
 
+// writable finds a target p may change: one it cannot read is not found,
+// so that existence does not leak; one it reads outside its write scope
+// is refused.
+func (s *Service) writable(ctx context.Context, p *identity.Principal, idOrName string) (*view, *Target, error) {
+	v, err := s.view(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := v.lookup(idOrName)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !v.allowed(p, identity.PermAssetsRead, t) {
+		return nil, nil, problem.NotFound("target", idOrName)
+	}
+	if err := v.checkWriteScope(p, t, ""); err != nil {
+		return nil, nil, err
+	}
+	return v, t, nil
+}
+
 // Update changes a target. An agent's target takes only tags, groups,
 // owner and notes: the rest is the agent's.
 func (s *Service) Update(ctx context.Context, p *identity.Principal, idOrName string, patch TargetPatch) (Target, error) {
-	v, err := s.view(ctx)
+	v, old, err := s.writable(ctx, p, idOrName)
 	if err != nil {
-		return Target{}, err
-	}
-	old, err := v.lookup(idOrName)
-	if err != nil {
-		return Target{}, err
-	}
-	if !v.allowed(p, identity.PermAssetsRead, old) {
-		return Target{}, problem.NotFound("target", idOrName)
-	}
-	if err := v.checkWriteScope(p, old, ""); err != nil {
 		return Target{}, err
 	}
 	mode := putUpdate
@@ -654,18 +665,8 @@ func (s *Service) Update(ctx context.Context, p *identity.Principal, idOrName st
 // cannot be deleted: it lasts as long as the agent's record (a revoked
 // agent's target stays, marked revoked, so that history keeps naming it).
 func (s *Service) Delete(ctx context.Context, p *identity.Principal, idOrName string) (Target, error) {
-	v, err := s.view(ctx)
+	_, t, err := s.writable(ctx, p, idOrName)
 	if err != nil {
-		return Target{}, err
-	}
-	t, err := v.lookup(idOrName)
-	if err != nil {
-		return Target{}, err
-	}
-	if !v.allowed(p, identity.PermAssetsRead, t) {
-		return Target{}, problem.NotFound("target", idOrName)
-	}
-	if err := v.checkWriteScope(p, t, ""); err != nil {
 		return Target{}, err
 	}
 	if t.overlay() {
