@@ -3,7 +3,9 @@ package schema
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/big"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -170,6 +172,7 @@ func collect(ve *jsonschema.ValidationError, root string, doc any, out *[]FieldE
 	case *kind.MaxProperties:
 		add(at(), "maxProperties", fmt.Sprintf("must have at most %d fields", k.Want))
 	case *kind.PropertyNames:
+		loc = objectWithKey(doc, loc, k.Property)
 		add(at(k.Property), "propertyNames", "is not an allowed name")
 	case *kind.Contains:
 		add(at(), "contains", "must contain an item of the required form")
@@ -239,6 +242,72 @@ func rat(r *big.Rat) string {
 	}
 	f, _ := r.Float64()
 	return strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+// objectWithKey repairs the location of a propertyNames error.
+// jsonschema v6.0.3 stores that error's instance location without copying
+// it (validator.go, propertyNames), so validating a sibling field later may
+// overwrite its tokens: {"env": {"A=B": …}, "command": …} could report
+// the bad name under "command". Only the length is reliable, so look for
+// the object at that depth that holds the key: loc itself if it does, else
+// the first such object in key order.
+func objectWithKey(doc any, loc []string, key string) []string {
+	if obj, ok := valueAt(doc, loc).(map[string]any); ok {
+		if _, has := obj[key]; has {
+			return loc
+		}
+	}
+	var found []string
+	var walk func(v any, path []string)
+	walk = func(v any, path []string) {
+		if found != nil {
+			return
+		}
+		if len(path) == len(loc) {
+			if obj, ok := v.(map[string]any); ok {
+				if _, has := obj[key]; has {
+					found = slices.Clone(path)
+				}
+			}
+			return
+		}
+		switch x := v.(type) {
+		case map[string]any:
+			keys := slices.Sorted(maps.Keys(x))
+			for _, k := range keys {
+				walk(x[k], append(path, k))
+			}
+		case []any:
+			for i, item := range x {
+				walk(item, append(path, strconv.Itoa(i)))
+			}
+		}
+	}
+	walk(doc, make([]string, 0, len(loc)))
+	if found == nil {
+		return loc
+	}
+	return found
+}
+
+// valueAt follows JSON pointer tokens into doc; nil when they lead nowhere.
+func valueAt(doc any, tokens []string) any {
+	v := doc
+	for _, t := range tokens {
+		switch x := v.(type) {
+		case map[string]any:
+			v = x[t]
+		case []any:
+			i, err := strconv.Atoi(t)
+			if err != nil || i < 0 || i >= len(x) {
+				return nil
+			}
+			v = x[i]
+		default:
+			return nil
+		}
+	}
+	return v
 }
 
 // pathOf renders a JSON pointer's tokens as a path a person reads:

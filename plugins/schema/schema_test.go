@@ -243,3 +243,18 @@ func BenchmarkValidate(b *testing.B) {
 		}
 	}
 }
+
+// jsonschema v6.0.3 keeps a propertyNames error's location without copying
+// it, so a sibling validated afterwards (map order is random) could rename
+// the field in the error; objectWithKey repairs it.
+func TestABadPropertyNameIsReportedUnderItsOwnObject(t *testing.T) {
+	schema := json.RawMessage(`{"type":"object","properties":{
+		"command":{"type":"string"},"zeta":{"type":"string"},
+		"env":{"type":"object","propertyNames":{"pattern":"^[A-Z_]+$"}}}}`)
+	for i := range 200 {
+		err := Validate(schema, json.RawMessage(`{"command":"true","env":{"A=B":"x"},"zeta":"z"}`))
+		if err == nil || !strings.Contains(err.Error(), `params.env["A=B"]`) {
+			t.Fatalf("run %d: %v, want the problem at params.env[\"A=B\"]", i, err)
+		}
+	}
+}
