@@ -3,6 +3,7 @@ module github.com/opsconductor/opsconductor
 go 1.26.8
 
 require (
+	github.com/expr-lang/expr v1.17.8
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/go-memdb v1.3.5
