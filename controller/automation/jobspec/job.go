@@ -162,14 +162,14 @@ func batchSizeFromJSON(raw json.RawMessage) (string, error) {
 // UnmarshalYAML accepts batch_size as a string or a number.
 func (r *Rollout) UnmarshalYAML(node *yaml.Node) error {
 	var w struct {
-		BatchSize      *yaml.Node `yaml:"batch_size"`
-		MaxFailPercent *float64   `yaml:"max_fail_percent"`
+		BatchSize      yaml.Node `yaml:"batch_size"`
+		MaxFailPercent *float64  `yaml:"max_fail_percent"`
 	}
 	if err := node.Decode(&w); err != nil {
 		return fmt.Errorf("rollout: %w", err)
 	}
 	*r = Rollout{MaxFailPercent: w.MaxFailPercent}
-	if w.BatchSize != nil && w.BatchSize.ShortTag() != "!!null" {
+	if w.BatchSize.Kind != 0 && w.BatchSize.ShortTag() != "!!null" {
 		if w.BatchSize.Kind != yaml.ScalarNode {
 			return fmt.Errorf("rollout.batch_size: must be a number or a string")
 		}
@@ -213,7 +213,10 @@ type Retries struct {
 }
 
 // IsApproval reports whether the step is the controller-side approval step.
-func (s *Step) IsApproval() bool { return s.Uses == ApprovalStep }
+func (s *Step) IsApproval() bool {
+	name, _, _ := strings.Cut(s.Uses, "@")
+	return name == ApprovalStep
+}
 
 // Backoff is the pause before a retry, with the default applied.
 func (s *Step) Backoff() time.Duration {

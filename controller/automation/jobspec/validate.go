@@ -106,7 +106,29 @@ func (v *validator) job() {
 		}
 		creds[c] = true
 	}
+	from := len(v.probs)
 	v.validateSteps(creds)
+	// Steps are checked in phases (ids, needs, cycles, each step); a
+	// reader wants them step by step.
+	slices.SortStableFunc(v.probs[from:], func(a, b *problem.Error) int {
+		return stepIndex(a.Field) - stepIndex(b.Field)
+	})
+}
+
+// stepIndex reads i from a path "steps[i]…"; -1 for any other path.
+func stepIndex(path string) int {
+	rest, ok := strings.CutPrefix(path, "steps[")
+	if !ok {
+		return -1
+	}
+	n := 0
+	for _, c := range rest {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
 }
 
 func (v *validator) validateParams() {
