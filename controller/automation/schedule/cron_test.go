@@ -6,15 +6,6 @@ import (
 	"time"
 )
 
-func mustZone(t testing.TB, name string) *time.Location {
-	t.Helper()
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return loc
-}
-
 // TestSpecNextAcrossDST pins down what a spec means when the clock
 // changes: specs naming hours follow the wall clock (a skipped time fires
 // when the clock jumps past it, a repeated one fires once), specs for
