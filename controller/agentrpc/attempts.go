@@ -65,6 +65,39 @@ type Attempt struct {
 	// (alias → credential name). Their values went to the agent in the
 	// assignment only, never into the state.
 	Credentials map[string]string `json:"credentials,omitempty"`
+	// RunRef places an attempt made by the run engine in its run; it is
+	// empty for attempts sent by hand.
+	RunRef
+}
+
+// RunRef names the run, target and step an attempt belongs to, and which
+// try of that step on that target it is (1 for the first).
+type RunRef struct {
+	RunID  string `json:"run_id,omitempty"`
+	Target string `json:"target,omitempty"`
+	Step   string `json:"step,omitempty"`
+	Try    int    `json:"try,omitempty"`
+}
+
+// Hooks are told, after the commit, of changes another domain acts on:
+// every change to an attempt that belongs to a run, and every agent that
+// comes up. They run inside the FSM's Apply on every node, so they must
+// not block; a nil hook is skipped.
+type Hooks struct {
+	Attempt func(a *Attempt)
+	AgentUp func(agentID string)
+}
+
+// hooks is Hooks as the apply functions use them.
+type hooks Hooks
+
+// changed tells the attempt hook about a once the transaction commits. a
+// is the row as stored, which is never changed in place.
+func (h hooks) changed(ctx *state.ApplyContext, a *Attempt) {
+	if h.Attempt == nil || a.RunID == "" {
+		return
+	}
+	ctx.Txn.AfterCommit(func() { h.Attempt(a) })
 }
 
 func (a *Attempt) clone() *Attempt {
@@ -90,7 +123,9 @@ func getAttempt(txn reader, id string) (*Attempt, error) {
 	return raw.(*Attempt), nil
 }
 
-func newAttemptID() (string, error) {
+// NewAttemptID returns a fresh attempt ID, for a caller that must know it
+// before dispatch (to record a credential's use against it).
+func NewAttemptID() (string, error) {
 	b := make([]byte, 8)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("generate attempt id: %w", err)
@@ -102,7 +137,7 @@ type attemptCreatePayload struct {
 	Attempt Attempt `json:"attempt"`
 }
 
-func applyAttemptCreate(ctx *state.ApplyContext, p attemptCreatePayload) (any, error) {
+func (h hooks) applyAttemptCreate(ctx *state.ApplyContext, p attemptCreatePayload) (any, error) {
 	if _, err := getAttempt(ctx.Txn, p.Attempt.ID); err == nil {
 		return nil, problem.New(problem.KindConflict, "attempt_exists", "attempt %s already exists", p.Attempt.ID)
 	}
@@ -111,6 +146,7 @@ func applyAttemptCreate(ctx *state.ApplyContext, p attemptCreatePayload) (any, e
 	if err := ctx.Txn.Insert(tableAttempts, a); err != nil {
 		return nil, err
 	}
+	h.changed(ctx, a)
 	return *a, nil
 }
 
@@ -120,7 +156,7 @@ type attemptStartedPayload struct {
 
 // applyAttemptStarted marks a pending attempt running; anything else is
 // left alone (a replayed ack, or an attempt already lost).
-func applyAttemptStarted(ctx *state.ApplyContext, p attemptStartedPayload) (any, error) {
+func (h hooks) applyAttemptStarted(ctx *state.ApplyContext, p attemptStartedPayload) (any, error) {
 	before, err := getAttempt(ctx.Txn, p.ID)
 	if err != nil {
 		return nil, err
@@ -134,6 +170,7 @@ func applyAttemptStarted(ctx *state.ApplyContext, p attemptStartedPayload) (any,
 	if err := ctx.Txn.Insert(tableAttempts, a); err != nil {
 		return nil, err
 	}
+	h.changed(ctx, a)
 	return *a, nil
 }
 
@@ -158,7 +195,7 @@ type attemptFinishedResult struct {
 // applyAttemptFinished records an agent's result once. A result for a
 // lost attempt is kept as late and leaves the outcome alone; a second
 // result for a decided attempt changes nothing.
-func applyAttemptFinished(ctx *state.ApplyContext, p attemptFinishedPayload) (any, error) {
+func (h hooks) applyAttemptFinished(ctx *state.ApplyContext, p attemptFinishedPayload) (any, error) {
 	before, err := getAttempt(ctx.Txn, p.ID)
 	if err != nil {
 		return nil, err
@@ -187,6 +224,7 @@ func applyAttemptFinished(ctx *state.ApplyContext, p attemptFinishedPayload) (an
 	if err := ctx.Txn.Insert(tableAttempts, a); err != nil {
 		return nil, err
 	}
+	h.changed(ctx, a)
 	return attemptFinishedResult{Attempt: *a, Committed: true}, nil
 }
 
@@ -202,10 +240,10 @@ type attemptsLostResult struct {
 // applyAttemptsLost marks every pending or running attempt of the agents
 // lost. The leader appends it to the entry that marks them down, so an
 // agent is never down with an attempt still running.
-func applyAttemptsLost(ctx *state.ApplyContext, p attemptsLostPayload) (any, error) {
+func (h hooks) applyAttemptsLost(ctx *state.ApplyContext, p attemptsLostPayload) (any, error) {
 	var res attemptsLostResult
 	for _, agentID := range p.AgentIDs {
-		lost, err := loseAttempts(ctx, agentID, p.Reason)
+		lost, err := h.loseAttempts(ctx, agentID, p.Reason)
 		if err != nil {
 			return nil, err
 		}
@@ -230,7 +268,7 @@ func openAttempts(txn reader, agentID string) ([]*Attempt, error) {
 }
 
 // loseAttempts marks the agent's pending and running attempts lost.
-func loseAttempts(ctx *state.ApplyContext, agentID, reason string) ([]string, error) {
+func (h hooks) loseAttempts(ctx *state.ApplyContext, agentID, reason string) ([]string, error) {
 	open, err := openAttempts(ctx.Txn, agentID)
 	if err != nil {
 		return nil, err
@@ -243,6 +281,7 @@ func loseAttempts(ctx *state.ApplyContext, agentID, reason string) ([]string, er
 		if err := ctx.Txn.Insert(tableAttempts, a); err != nil {
 			return nil, err
 		}
+		h.changed(ctx, a)
 		ids = append(ids, a.ID)
 	}
 	return ids, nil
@@ -252,7 +291,7 @@ type attemptCancelPayload struct {
 	ID string `json:"id"`
 }
 
-func applyAttemptCancel(ctx *state.ApplyContext, p attemptCancelPayload) (any, error) {
+func (h hooks) applyAttemptCancel(ctx *state.ApplyContext, p attemptCancelPayload) (any, error) {
 	before, err := getAttempt(ctx.Txn, p.ID)
 	if err != nil {
 		return nil, err
@@ -269,5 +308,56 @@ func applyAttemptCancel(ctx *state.ApplyContext, p attemptCancelPayload) (any, e
 	if err := ctx.Txn.Insert(tableAttempts, a); err != nil {
 		return nil, err
 	}
+	h.changed(ctx, a)
 	return *a, nil
 }
+
+type attemptsForgetPayload struct {
+	RunIDs []string `json:"run_ids"`
+}
+
+// ForgetRunAttempts is the command that removes the decided attempts of
+// runs whose record moved to the history store; the run engine appends it
+// to the entry that removes the runs.
+func ForgetRunAttempts(runIDs []string) (state.Command, error) {
+	return state.NewCommand(cmdAttemptsForget, 1, attemptsForgetPayload{RunIDs: runIDs})
+}
+
+func applyAttemptsForget(ctx *state.ApplyContext, p attemptsForgetPayload) (any, error) {
+	n := 0
+	for _, id := range p.RunIDs {
+		it, err := ctx.Txn.Get(tableAttempts, "run", id)
+		if err != nil {
+			return nil, fmt.Errorf("read attempts: %w", err)
+		}
+		var gone []*Attempt
+		for obj := it.Next(); obj != nil; obj = it.Next() {
+			if a := obj.(*Attempt); finalAttempt(a.Status) {
+				gone = append(gone, a)
+			}
+		}
+		for _, a := range gone {
+			if err := ctx.Txn.Delete(tableAttempts, a); err != nil {
+				return nil, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
+// RunAttempts returns the attempts of one run, read from txn.
+func RunAttempts(txn state.Reader, runID string) ([]*Attempt, error) {
+	it, err := txn.Get(tableAttempts, "run", runID)
+	if err != nil {
+		return nil, fmt.Errorf("read run attempts: %w", err)
+	}
+	var out []*Attempt
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		out = append(out, obj.(*Attempt))
+	}
+	return out, nil
+}
+
+// IsFinal reports whether an attempt status is decided.
+func IsFinal(status string) bool { return finalAttempt(status) }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/problem"
+	"github.com/opsconductor/opsconductor/controller/state"
 	"github.com/opsconductor/opsconductor/plugins/schema"
 	"github.com/opsconductor/opsconductor/plugins/sdk"
 	agentv1 "github.com/opsconductor/opsconductor/proto/agent/v1"
@@ -184,6 +185,20 @@ func (s *Service) RunStep(ctx context.Context, agentID string, spec StepSpec, ac
 
 // RunStepWith is RunStep with the resolver for the step's credentials.
 func (s *Service) RunStepWith(ctx context.Context, agentID string, spec StepSpec, actor string, secrets SecretsFunc) (Attempt, error) {
+	with, timeout, err := s.checkStep(ctx, spec, secrets != nil, nil)
+	if err != nil {
+		return Attempt{}, err
+	}
+	if len(spec.Credentials) == 0 {
+		secrets = nil
+	}
+	return s.dispatch(ctx, agentID, spec.Uses, with, timeout, actor, maps.Clone(spec.Credentials), secrets)
+}
+
+// checkStep checks a step's reference, parameters, credentials and
+// timeout, and returns its parameters and timeout. described caches the
+// catalog's answers across the steps of one batch (nil: no cache).
+func (s *Service) checkStep(ctx context.Context, spec StepSpec, canResolve bool, described map[string]sdk.Description) (json.RawMessage, time.Duration, error) {
 	var errs problem.List
 	if len(spec.Credentials) > maxStepCredentials {
 		errs.Add("credentials", "at most %d credentials per step", maxStepCredentials)
@@ -196,7 +211,7 @@ func (s *Service) RunStepWith(ctx context.Context, agentID string, spec StepSpec
 			errs.Add("credentials."+alias, "must name a credential")
 		}
 	}
-	if len(spec.Credentials) > 0 && secrets == nil {
+	if len(spec.Credentials) > 0 && !canResolve {
 		errs.Add("credentials", "this controller cannot resolve credentials for a step")
 	}
 	if !stepRefRE.MatchString(spec.Uses) || spec.Uses == KindCommand {
@@ -214,21 +229,137 @@ func (s *Service) RunStepWith(ctx context.Context, agentID string, spec StepSpec
 		errs = append(errs, terr)
 	}
 	if err := errs.Err(); err != nil {
-		return Attempt{}, err
+		return nil, 0, err
 	}
 	if s.steps != nil {
-		d, err := s.steps.Describe(ctx, spec.Uses)
-		if err != nil {
-			return Attempt{}, err
+		d, ok := described[spec.Uses]
+		if !ok {
+			var err error
+			if d, err = s.steps.Describe(ctx, spec.Uses); err != nil {
+				return nil, 0, err
+			}
+			if described != nil {
+				described[spec.Uses] = d
+			}
 		}
 		if err := schema.Validate(d.Params, with); err != nil {
-			return Attempt{}, err
+			return nil, 0, err
 		}
 	}
-	if len(spec.Credentials) == 0 {
-		secrets = nil
+	return json.RawMessage(with), timeout, nil
+}
+
+// admit refuses work for an agent that cannot take it now.
+func (s *Service) admit(txn reader, agentID string) error {
+	a, err := getAgent(txn, agentID)
+	if err != nil {
+		return err
 	}
-	return s.dispatch(ctx, agentID, spec.Uses, json.RawMessage(with), timeout, actor, maps.Clone(spec.Credentials), secrets)
+	switch {
+	case a.Revoked:
+		return problem.New(problem.KindConflict, "agent_revoked", "agent %s is revoked", agentID)
+	case a.Draining:
+		return errDraining(agentID)
+	case s.reg.stream(agentID) == nil:
+		return errNotConnected(agentID)
+	case s.hist == nil || s.histRead == nil:
+		return errNoHistory
+	}
+	return nil
+}
+
+// StepDispatch is one attempt the run engine sends: a step for one target
+// of a run, under an ID the caller chose (NewAttemptID) so that it could
+// record credential use against it and resolve Secrets first.
+type StepDispatch struct {
+	ID      string
+	AgentID string
+	Spec    StepSpec
+	Actor   string
+	Run     RunRef
+	Secrets map[string]string
+}
+
+// DispatchResult is what became of one StepDispatch: the attempt as
+// created, or why nothing was created (or the assignment not sent, in
+// which case the attempt exists and is marked failed).
+type DispatchResult struct {
+	Attempt Attempt
+	Err     error
+}
+
+// dispatchChunk bounds the attempts created by one Raft entry.
+const dispatchChunk = 1024
+
+// DispatchSteps creates many attempts in as few Raft entries as it can and
+// sends their assignments, so that a run fanned out over a thousand
+// agents costs one round trip rather than a thousand. Results are in the
+// order of ds.
+func (s *Service) DispatchSteps(ctx context.Context, ds []StepDispatch) []DispatchResult {
+	out := make([]DispatchResult, len(ds))
+	if !s.reg.isLeader() {
+		for i := range out {
+			out[i].Err = errNotLeaderAPI
+		}
+		return out
+	}
+	txn := s.txn()
+	described := map[string]sdk.Description{}
+	var cmds []state.Command
+	var idx []int
+	for i, d := range ds {
+		with, timeout, err := s.checkStep(ctx, d.Spec, true, described)
+		if err == nil {
+			err = s.admit(txn, d.AgentID)
+		}
+		if err == nil && d.ID == "" {
+			err = problem.Invalid("id", "the attempt needs an ID from NewAttemptID")
+		}
+		var cmd state.Command
+		if err == nil {
+			cmd, err = state.NewCommand(cmdAttemptCreate, 1, attemptCreatePayload{Attempt: Attempt{ID: d.ID, AgentID: d.AgentID,
+				Kind: d.Spec.Uses, Params: with, Timeout: timeout.String(), CreatedBy: d.Actor,
+				Credentials: maps.Clone(d.Spec.Credentials), RunRef: d.Run}})
+		}
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		cmds, idx = append(cmds, cmd), append(idx, i)
+	}
+	var unsent []state.Command
+	for start := 0; start < len(cmds); start += dispatchChunk {
+		end := min(start+dispatchChunk, len(cmds))
+		res, err := s.applier.Apply(ctx, cmds[start:end]...)
+		for j := start; j < end; j++ {
+			i := idx[j]
+			if err != nil {
+				out[i].Err = fmt.Errorf("create attempt: %w", err)
+				continue
+			}
+			var att Attempt
+			if out[i].Err = res[j-start].Decode(&att); out[i].Err != nil {
+				continue
+			}
+			out[i].Attempt = att
+			ls := s.reg.stream(att.AgentID)
+			s.trips.start(att.ID, time.Now())
+			if ls == nil || !ls.enqueue(assignmentMsg(&att, ds[i].Secrets)) {
+				s.trips.forget(att.ID)
+				out[i].Err = errNotConnected(att.AgentID)
+				if c, err := state.NewCommand(cmdAttemptFinished, 1, attemptFinishedPayload{ID: att.ID, Status: AttemptError,
+					Error: "the agent's stream ended before the assignment was sent"}); err == nil {
+					unsent = append(unsent, c)
+				}
+			}
+		}
+	}
+	if len(unsent) > 0 {
+		if _, err := s.applier.Apply(ctx, unsent...); err != nil {
+			s.log.Warn("attempts whose assignment was not sent are not marked failed", "attempts", len(unsent), "error", err)
+		}
+	}
+	return out
 }
 
 // dispatch creates an attempt of kind and sends it to the agent, with the
@@ -238,21 +369,10 @@ func (s *Service) dispatch(ctx context.Context, agentID, kind string, params jso
 	if !s.reg.isLeader() {
 		return Attempt{}, errNotLeaderAPI
 	}
-	a, err := getAgent(s.txn(), agentID)
-	if err != nil {
+	if err := s.admit(s.txn(), agentID); err != nil {
 		return Attempt{}, err
 	}
-	switch {
-	case a.Revoked:
-		return Attempt{}, problem.New(problem.KindConflict, "agent_revoked", "agent %s is revoked", agentID)
-	case a.Draining:
-		return Attempt{}, errDraining(agentID)
-	case s.reg.stream(agentID) == nil:
-		return Attempt{}, errNotConnected(agentID)
-	case s.hist == nil || s.histRead == nil:
-		return Attempt{}, errNoHistory
-	}
-	id, err := newAttemptID()
+	id, err := NewAttemptID()
 	if err != nil {
 		return Attempt{}, err
 	}
@@ -557,6 +677,10 @@ type ingestItem struct {
 	seq       uint64
 	ticket    *history.Ticket
 	result    *agentv1.Result
+	// run and line are set for a run's new line, told to runLog once
+	// durable.
+	run  *Attempt
+	line LogLine
 }
 
 // ingest turns one stream's chunks into history records and acks them,
@@ -616,7 +740,11 @@ func (ing *ingest) owned(id string) *Attempt {
 // its ack. An error means the chunk could not be submitted.
 func (ing *ingest) chunk(ctx context.Context, c *agentv1.LogChunk) error {
 	s := ing.s
-	if s.hist == nil || c.GetSeq() == 0 || ing.owned(c.GetAttemptId()) == nil {
+	if s.hist == nil || c.GetSeq() == 0 {
+		return nil
+	}
+	owner := ing.owned(c.GetAttemptId())
+	if owner == nil {
 		return nil
 	}
 	t, err := s.tracker(ctx, c.GetAttemptId())
@@ -639,6 +767,9 @@ func (ing *ingest) chunk(ctx context.Context, c *agentv1.LogChunk) error {
 		it.ticket, err = s.hist.Submit(ctx, []history.Record{rec})
 		if err != nil {
 			return err
+		}
+		if s.runLog != nil && owner.RunID != "" {
+			it.run, it.line = owner, LogLine{Seq: rec.Seq, Stream: rec.Fields["stream"], Data: string(rec.Data), Time: rec.Time}
 		}
 	}
 	ing.push(ctx, it)
@@ -718,6 +849,9 @@ func (ing *ingest) handle(ctx context.Context, it ingestItem, pending map[string
 	t.settle(it.seq)
 	t.mu.Unlock()
 	pending[it.attemptID] = true
+	if it.run != nil {
+		s.runLog(it.run, it.line)
+	}
 }
 
 // ack sends what is durable of an attempt and, once its chunks are all
@@ -865,4 +999,10 @@ func ParseSeq(v string) (uint64, error) {
 		return 0, problem.Invalid("after", "must be a sequence number, got %q", v)
 	}
 	return n, nil
+}
+
+// Connected reports whether the agent takes work from this controller now
+// (it leads, the agent's stream is here and it is not draining).
+func (s *Service) Connected(agentID string) bool {
+	return s.reg.isLeader() && s.admit(s.txn(), agentID) == nil
 }

@@ -41,10 +41,17 @@ const (
 	cmdAttemptCancel   = "agentrpc.attempt.cancel"
 
 	cmdAgentCert = "agentrpc.agent.cert"
+
+	cmdAttemptsForget = "agentrpc.attempt.forget"
 )
 
-// Domain returns agentrpc's tables and commands for the state registry.
-func Domain() state.Domain {
+// Domain returns agentrpc's tables and commands for the state registry,
+// telling hk (if given) of the changes it watches.
+func Domain(hk ...Hooks) state.Domain {
+	var h hooks
+	if len(hk) > 0 {
+		h = hooks(hk[0])
+	}
 	id := func(field string) *memdb.IndexSchema {
 		return &memdb.IndexSchema{Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: field}}
 	}
@@ -63,26 +70,28 @@ func Domain() state.Domain {
 			table(tableAgents, func() any { return &Agent{} }, id("ID"),
 				&memdb.IndexSchema{Name: "name", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name", Lowercase: true}}),
 			table(tableAttempts, func() any { return &Attempt{} }, id("ID"),
-				&memdb.IndexSchema{Name: "agent", Indexer: &memdb.StringFieldIndex{Field: "AgentID"}}),
+				&memdb.IndexSchema{Name: "agent", Indexer: &memdb.StringFieldIndex{Field: "AgentID"}},
+				&memdb.IndexSchema{Name: "run", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "RunID"}}),
 		},
 		Commands: map[string]state.Handler{
 			cmdCACreate:    state.V1(applyCACreate),
 			cmdTokenCreate: state.V1(applyTokenCreate),
 			cmdTokenRevoke: state.V1(applyTokenRevoke),
 			cmdEnroll:      state.V1(applyEnroll),
-			cmdAgentRevoke: state.V1(applyAgentRevoke),
-			cmdAgentUp:     state.V1(applyAgentUp),
+			cmdAgentRevoke: state.V1(h.applyAgentRevoke),
+			cmdAgentUp:     state.V1(h.applyAgentUp),
 			cmdAgentDown:   state.V1(applyAgentDown),
 			cmdAgentDrain:  state.V1(applyAgentDrain),
 
-			cmdAttemptCreate:   state.V1(applyAttemptCreate),
-			cmdAttemptStarted:  state.V1(applyAttemptStarted),
-			cmdAttemptFinished: state.V1(applyAttemptFinished),
-			cmdAttemptsLost:    state.V1(applyAttemptsLost),
-			cmdAttemptCancel:   state.V1(applyAttemptCancel),
+			cmdAttemptCreate:   state.V1(h.applyAttemptCreate),
+			cmdAttemptStarted:  state.V1(h.applyAttemptStarted),
+			cmdAttemptFinished: state.V1(h.applyAttemptFinished),
+			cmdAttemptsLost:    state.V1(h.applyAttemptsLost),
+			cmdAttemptCancel:   state.V1(h.applyAttemptCancel),
 
-			cmdAgentCert: state.V1(applyAgentCert),
-			cmdCARewrap:  state.V1(applyCARewrap),
+			cmdAgentCert:      state.V1(applyAgentCert),
+			cmdAttemptsForget: state.V1(applyAttemptsForget),
+			cmdCARewrap:       state.V1(applyCARewrap),
 		},
 	}
 }
@@ -258,7 +267,7 @@ func freeName(txn reader, base string) (string, error) {
 	return "", problem.New(problem.KindConflict, "name_exhausted", "too many agents are named %q: ask for another name", base)
 }
 
-func applyAgentRevoke(ctx *state.ApplyContext, p idPayload) (any, error) {
+func (h hooks) applyAgentRevoke(ctx *state.ApplyContext, p idPayload) (any, error) {
 	before, err := getAgent(ctx.Txn, p.ID)
 	if err != nil {
 		return nil, err
@@ -275,7 +284,7 @@ func applyAgentRevoke(ctx *state.ApplyContext, p idPayload) (any, error) {
 	// A revoked agent is never heard from again, and never marked down:
 	// what it was running is lost now. (Entries from before attempts
 	// existed find none, so replaying them is unchanged.)
-	if _, err := loseAttempts(ctx, p.ID, "the agent was revoked"); err != nil {
+	if _, err := h.loseAttempts(ctx, p.ID, "the agent was revoked"); err != nil {
 		return nil, err
 	}
 	return *a, nil
@@ -293,7 +302,7 @@ type agentUpPayload struct {
 
 // applyAgentUp marks an agent up on a node. A revoked agent stays revoked:
 // its hello may have raced the revocation.
-func applyAgentUp(ctx *state.ApplyContext, p agentUpPayload) (any, error) {
+func (h hooks) applyAgentUp(ctx *state.ApplyContext, p agentUpPayload) (any, error) {
 	before, err := getAgent(ctx.Txn, p.ID)
 	if err != nil {
 		return nil, err
@@ -309,6 +318,9 @@ func applyAgentUp(ctx *state.ApplyContext, p agentUpPayload) (any, error) {
 	a.Plugins = slices.Clone(p.Plugins)
 	if err := ctx.Txn.Insert(tableAgents, a); err != nil {
 		return nil, err
+	}
+	if h.AgentUp != nil {
+		ctx.Txn.AfterCommit(func() { h.AgentUp(p.ID) })
 	}
 	return *a, nil
 }

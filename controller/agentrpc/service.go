@@ -76,6 +76,9 @@ type Deps struct {
 	// Ready reports whether this node's state is current enough to judge
 	// agents (cluster.Node.Ready); nil means always.
 	Ready func() error
+	// RunLog is told, on the leader, of each line of a run's attempt once
+	// it is durable (for live output); it must not block.
+	RunLog func(a *Attempt, line LogLine)
 }
 
 // Service is agent enrolment on one controller.
@@ -97,6 +100,7 @@ type Service struct {
 	plugins  PluginSource
 	steps    StepCatalog
 	ready    func() error
+	runLog   func(*Attempt, LogLine)
 
 	mu sync.Mutex
 	ca *authority // opened once the CA exists; it never changes
@@ -134,7 +138,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	return &Service{cfg: cfg, applier: deps.Applier, store: deps.Store, kr: deps.Keyring, log: deps.Logger, now: deps.Now,
 		lead: deps.Leadership, reg: newRegistry(cfg, deps.Leadership == nil),
-		hist: deps.History, histRead: deps.HistoryReader, tracks: map[string]*tracker{}, trips: newRoundTrips(), plugins: deps.Plugins, steps: deps.Steps, ready: deps.Ready, renewedAt: map[string]time.Time{}}, nil
+		hist: deps.History, histRead: deps.HistoryReader, tracks: map[string]*tracker{}, trips: newRoundTrips(), plugins: deps.Plugins, steps: deps.Steps, ready: deps.Ready, runLog: deps.RunLog, renewedAt: map[string]time.Time{}}, nil
 }
 
 func (s *Service) apply(ctx context.Context, typ string, payload, out any) error {

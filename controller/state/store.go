@@ -315,6 +315,12 @@ func (t *Txn) Delete(table string, obj any) error {
 	return nil
 }
 
+// AfterCommit runs fn once the transaction has committed, so that what
+// fn tells others about is already readable; an aborted transaction (a
+// rejected command, or an entry replayed command by command) drops it.
+// fn must not block: it runs inside the FSM's Apply.
+func (t *Txn) AfterCommit(fn func()) { t.txn.Defer(fn) }
+
 func (t *Txn) abort() { t.txn.Abort() }
 
 func (t *Txn) commit() {
