@@ -368,6 +368,8 @@ type ResolveSpec struct {
 	Selector string   `json:"selector,omitempty"`
 	Group    string   `json:"group,omitempty"`
 	Names    []string `json:"names,omitempty"`
+	// All adds every target the principal holds the permission on.
+	All bool `json:"all,omitempty"`
 }
 
 // Resolve returns the targets spec names on which p holds perm, sorted by
@@ -407,7 +409,7 @@ func (s *Service) Resolve(ctx context.Context, p *identity.Principal, perm ident
 		}
 		return nil, e
 	}
-	if spec.Selector != "" || spec.Group != "" {
+	if spec.Selector != "" || spec.Group != "" || spec.All {
 		q := Query{Group: spec.Group, Selector: spec.Selector, Sort: SortName}
 		if err := s.each(ctx, v, p, perm, q, func(t *Target) error { add(t); return nil }); err != nil {
 			return nil, err

@@ -2,9 +2,7 @@ package gateway
 
 import (
 	"context"
-	"maps"
 	"net/http"
-	"slices"
 	"strconv"
 
 	"github.com/opsconductor/opsconductor/controller/agentrpc"
@@ -128,9 +126,9 @@ func (s *Server) runStep(w http.ResponseWriter, r *http.Request) error {
 
 // stepSecrets resolves a step's credentials for the calling principal once
 // the attempt has its ID: each credential needs credentials:use on it, and
-// each use is recorded against the attempt and the agent. Its fields
-// become the secrets alias.field, which the agent masks in every output;
-// a step's only credential's fields go in unprefixed as well.
+// each use is recorded against the attempt and the agent
+// (credentials.Service.ResolveStep); the agent masks the values in every
+// output.
 func (s *Server) stepSecrets(r *http.Request, spec agentrpc.StepSpec) agentrpc.SecretsFunc {
 	if len(spec.Credentials) == 0 || s.credentials == nil {
 		return nil
@@ -153,28 +151,7 @@ func (s *Server) stepSecrets(r *http.Request, spec agentrpc.StepSpec) agentrpc.S
 					"target %s is outside the scope of your credentials:use permission", t.Name)
 			}
 		}
-		out := map[string]string{}
-		for _, alias := range slices.Sorted(maps.Keys(spec.Credentials)) {
-			values, err := s.credentials.Resolve(ctx, p, spec.Credentials[alias], use)
-			if err != nil {
-				if pr, ok := problem.As(err); ok && pr.Field == "" && pr.Kind != problem.KindUnavailable {
-					moved := *pr
-					moved.Field = "credentials." + alias
-					return nil, &moved
-				}
-				return nil, err
-			}
-			for k, v := range values {
-				out[alias+"."+k] = v
-			}
-			// A step's only credential also goes in unprefixed
-			// (password, private_key …): that is how built-in steps
-			// such as ssh read theirs.
-			if len(spec.Credentials) == 1 {
-				maps.Copy(out, values)
-			}
-		}
-		return out, nil
+		return s.credentials.ResolveStep(ctx, p, spec.Credentials, use)
 	}
 }
 

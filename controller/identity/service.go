@@ -387,6 +387,30 @@ func (s *Service) authenticateAPIToken(_ context.Context, bearer string) (*Princ
 	return &Principal{UserID: owner.ID, Username: owner.Username, TokenID: t.ID, Roles: eff, grants: grants(eff, roles)}, nil
 }
 
+// Acting returns the principal that work started by a person acts as
+// later (a run, a scheduled run): the user as they are now, holding only
+// those of roles (the bindings they had when they started it) that they
+// still cover; nil roles means all they hold now (a schedule acts for its
+// owner as the owner is). A disabled or deleted user acts as nobody.
+func (s *Service) Acting(_ context.Context, userID string, roles []Binding) (*Principal, error) {
+	txn := s.txn()
+	u, err := getUser(txn, userID)
+	if err != nil || u.Disabled {
+		return nil, problem.New(problem.KindForbidden, "user_gone", "user %s is disabled or deleted: work started by them stops", userID)
+	}
+	lookup := roleLookup(txn)
+	if roles == nil {
+		return &Principal{UserID: u.ID, Username: u.Username, Roles: u.Roles, grants: grants(u.Roles, lookup)}, nil
+	}
+	var eff []Binding
+	for _, b := range roles {
+		if covers(u.Roles, b, lookup) {
+			eff = append(eff, b)
+		}
+	}
+	return &Principal{UserID: u.ID, Username: u.Username, Roles: eff, grants: grants(eff, lookup)}, nil
+}
+
 // --- login, refresh, logout ---------------------------------------------
 
 // LoginRequest is a password login.

@@ -653,3 +653,30 @@ func (s *Service) RewrapEnvelopes(ctx context.Context, limit int) (int, error) {
 	}
 	return n, nil
 }
+
+// ResolveStep resolves the credentials a step declared (alias → name) for
+// one attempt: each needs credentials:use and each use is recorded. Each
+// credential's fields become the secrets alias.field; a step's only
+// credential's fields go in unprefixed as well, which is how built-in
+// steps such as ssh read theirs (password, private_key …).
+func (s *Service) ResolveStep(ctx context.Context, p *identity.Principal, creds map[string]string, use Use) (map[string]string, error) {
+	out := map[string]string{}
+	for _, alias := range slices.Sorted(maps.Keys(creds)) {
+		values, err := s.Resolve(ctx, p, creds[alias], use)
+		if err != nil {
+			if pr, ok := problem.As(err); ok && pr.Field == "" && pr.Kind != problem.KindUnavailable {
+				moved := *pr
+				moved.Field = "credentials." + alias
+				return nil, &moved
+			}
+			return nil, err
+		}
+		for k, v := range values {
+			out[alias+"."+k] = v
+		}
+		if len(creds) == 1 {
+			maps.Copy(out, values)
+		}
+	}
+	return out, nil
+}
