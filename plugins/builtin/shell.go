@@ -1,8 +1,12 @@
 package builtin
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -35,7 +39,8 @@ var shellDesc = sdk.Description{
 		processProps + `
   }
 }`),
-	Outputs: []sdk.OutputSpec{{Name: "exit_code", Description: "The command's exit status."}},
+	Outputs: []sdk.OutputSpec{{Name: "exit_code", Description: "The command's exit status."},
+		{Name: "*", Description: "Each line name=value the command writes to the file named by $OPSCONDUCTOR_OUTPUT."}},
 }
 
 // Describe implements sdk.Step.
@@ -91,7 +96,8 @@ var scriptDesc = sdk.Description{
 		processProps + `
   }
 }`),
-	Outputs: []sdk.OutputSpec{{Name: "exit_code", Description: "The script's exit status."}},
+	Outputs: []sdk.OutputSpec{{Name: "exit_code", Description: "The script's exit status."},
+		{Name: "*", Description: "Each line name=value the script writes to the file named by $OPSCONDUCTOR_OUTPUT."}},
 }
 
 // Describe implements sdk.Step.
@@ -153,14 +159,67 @@ func runProcess(ctx context.Context, ps processSpec, out sdk.Output) (sdk.Result
 		argv = append(argv, path)
 	}
 	argv = append(argv, ps.args...)
-	c := runner.Command{Argv: argv, Env: mergeEnv(userEnv, ps.env), Dir: ps.cwd, Credential: cred}
+	// Like GitHub Actions' $GITHUB_OUTPUT: lines name=value written to
+	// this file become the step's outputs, for later steps to use.
+	outFile, err := writeScript("", cred)
+	if err != nil {
+		return sdk.Result{}, err
+	}
+	defer os.Remove(outFile)
+	c := runner.Command{Argv: argv, Env: mergeEnv(userEnv, ps.env, map[string]string{OutputEnv: outFile}), Dir: ps.cwd, Credential: cred}
 	name := "script"
 	if ps.script == "" {
 		name = "command"
 	}
 	res, err := runCommand(ctx, name, c, out)
 	if err == nil {
-		res.Outputs = map[string]string{"exit_code": strconv.Itoa(res.ExitCode)}
+		res.Outputs = readOutputs(outFile, out)
+		res.Outputs["exit_code"] = strconv.Itoa(res.ExitCode)
 	}
 	return res, err
+}
+
+// OutputEnv names the file a shell step or script writes its outputs to,
+// one name=value per line.
+const OutputEnv = "OPSCONDUCTOR_OUTPUT"
+
+// Output limits: outputs travel through Raft with the result.
+const (
+	maxStepOutputs     = 32
+	maxStepOutputBytes = 32 << 10
+)
+
+var outputNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,62}$`)
+
+// readOutputs parses the output file; a bad line is reported on stderr
+// and skipped rather than failing a step that otherwise succeeded.
+func readOutputs(path string, out sdk.Output) map[string]string {
+	outputs := map[string]string{}
+	f, err := os.Open(path)
+	if err != nil {
+		return outputs
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(io.LimitReader(f, maxStepOutputBytes+1))
+	sc.Buffer(make([]byte, 0, 4096), maxStepOutputBytes+1)
+	size, n := 0, 0
+	for sc.Scan() {
+		n++
+		line := sc.Text()
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(line, "=")
+		size += len(line)
+		switch {
+		case !ok || !outputNameRE.MatchString(name):
+			_, _ = fmt.Fprintf(out.Stderr(), "%s line %d: not name=value with a name of letters, digits, '_', '.', '-'; ignored\n", OutputEnv, n)
+		case len(outputs) >= maxStepOutputs || size > maxStepOutputBytes:
+			_, _ = fmt.Fprintf(out.Stderr(), "%s: more than %d outputs or %d bytes; the rest are ignored\n", OutputEnv, maxStepOutputs, maxStepOutputBytes)
+			return outputs
+		default:
+			outputs[name] = value
+		}
+	}
+	return outputs
 }
