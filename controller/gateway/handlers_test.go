@@ -115,6 +115,7 @@ func TestConsistentReads(t *testing.T) {
 	caseCredential(t, f, "admin") // {name} is "admin" below
 	inventory("web-1 env=prod", "+admin web-1")(t, f)
 	scanID := caseDiscovery(t, f, "admin", true)
+	caseSchedule(t, f, "admin") // {name} is "admin" below
 	var consistentRoutes []RouteInfo
 	for _, rt := range f.srv.Routes() {
 		if rt.Consistent {

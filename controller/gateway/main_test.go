@@ -292,6 +292,7 @@ func newFixture(t testing.TB, cfg Config, opts ...func(*Deps)) *fixture {
 	deps.Credentials, deps.Keyring = newTestCredentials(t)
 	deps.Assets = newTestAssets(t)
 	deps.Discovery = newTestDiscovery(t, deps.Assets)
+	deps.Schedules = newTestSchedules(t)
 	for _, o := range opts {
 		o(&deps)
 	}

@@ -481,7 +481,7 @@ func openAPICases() []routeCase {
 			cfg: Config{RateLimits: tight}, repeat: 2},
 	}
 	cases = append(append(append(append(append(cases, identityCases()...), agentCases()...), pluginCases()...), relationshipCases()...), credentialCases()...)
-	return append(append(cases, assetCases()...), discoveryCases()...)
+	return append(append(append(cases, assetCases()...), discoveryCases()...), scheduleCases()...)
 }
 
 // TestOpenAPIResponsesMatchSchemas sends every route its successes and its

@@ -153,7 +153,7 @@ func (s *Server) routeTable() []route {
 		consistent(r(http.MethodGet, "/api/v1/steps", ClassRead, jobsRead, s.stepCatalog)),
 	}
 	// Each domain keeps its routes next to its handlers.
-	return slices.Concat(core, s.assetRoutes(), s.relationshipRoutes(), s.credentialRoutes(), s.discoveryRoutes())
+	return slices.Concat(core, s.assetRoutes(), s.relationshipRoutes(), s.credentialRoutes(), s.discoveryRoutes(), s.scheduleRoutes())
 }
 
 // newRoute builds a route with the server's default body limit.

@@ -17,6 +17,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/assets/credentials"
 	"github.com/opsconductor/opsconductor/controller/assets/discovery"
 	"github.com/opsconductor/opsconductor/controller/assets/graph"
+	"github.com/opsconductor/opsconductor/controller/automation/schedule"
 	"github.com/opsconductor/opsconductor/controller/identity"
 	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/plugins"
@@ -63,6 +64,9 @@ type Deps struct {
 	// Discovery serves /api/v1/discovery; until a controller wires it,
 	// those routes answer 503 discovery_unavailable.
 	Discovery *discovery.Service
+	// Schedules serves /api/v1/schedules; until a controller wires it,
+	// those routes answer 503 schedules_unavailable.
+	Schedules *schedule.Service
 	// Registry receives the Go runtime and process collectors and the HTTP
 	// metrics, and is what /metrics serves; the caller registers its own
 	// (Raft, dispatch …) collectors into it.
@@ -102,6 +106,7 @@ type Server struct {
 	credentials   *credentials.Service
 	keyring       *keyring.Service
 	discovery     *discovery.Service
+	schedules     *schedule.Service
 
 	metrics     *httpMetrics
 	promHandler http.Handler
@@ -150,6 +155,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.relationships = deps.Relationships
 	s.credentials, s.keyring = deps.Credentials, deps.Keyring
 	s.discovery = deps.Discovery
+	s.schedules = deps.Schedules
 	s.sections = append(s.sections, namedSection{name: "raft", fn: s.raftSection})
 	for _, name := range sortedKeys(deps.HealthSections) {
 		s.sections = append(s.sections, namedSection{name: name, fn: deps.HealthSections[name]})
