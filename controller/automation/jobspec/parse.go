@@ -18,8 +18,13 @@ import (
 )
 
 // maxNodes bounds the values a document may expand to, so that YAML
-// aliases cannot turn a small document into a huge one.
-const maxNodes = 100_000
+// aliases cannot turn a small document into a huge one; maxDepth bounds
+// nesting, which no job needs beyond a few levels and which would make
+// building error paths quadratic.
+const (
+	maxNodes = 100_000
+	maxDepth = 64
+)
 
 // Parse decodes a job definition from YAML or JSON (JSON when the first
 // non-space byte is '{'). Decoding is strict: an unknown key, a value of the
@@ -90,12 +95,34 @@ func decodeJSON(data []byte) (any, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, problem.Invalid("", "not valid JSON: data after the job object")
 	}
+	if d := depthOf(v, 0); d > maxDepth {
+		return nil, problem.Invalid("", "nested more than %d levels deep", maxDepth)
+	}
 	var probs problem.List
 	v = normaliseJSON("", v, &probs)
 	if err := probs.Err(); err != nil {
 		return nil, err
 	}
 	return v, nil
+}
+
+// depthOf measures nesting, stopping early once past maxDepth.
+func depthOf(v any, d int) int {
+	if d > maxDepth {
+		return d
+	}
+	deepest := d
+	switch x := v.(type) {
+	case map[string]any:
+		for _, e := range x {
+			deepest = max(deepest, depthOf(e, d+1))
+		}
+	case []any:
+		for _, e := range x {
+			deepest = max(deepest, depthOf(e, d+1))
+		}
+	}
+	return deepest
 }
 
 func normaliseJSON(path string, v any, probs *problem.List) any {
@@ -149,16 +176,30 @@ func decodeYAML(data []byte) (any, error) {
 type yamlConverter struct {
 	probs *problem.List
 	nodes int
+	depth int
+	// active holds the aliased nodes being converted, to refuse an alias
+	// that refers to a node containing it.
+	active map[*yaml.Node]bool
+	failed bool
 }
 
 func (c *yamlConverter) convert(path string, n *yaml.Node) any {
-	c.nodes++
-	if c.nodes > maxNodes {
-		if c.nodes == maxNodes+1 {
-			c.probs.Add(path, "the document expands to more than %d values", maxNodes)
-		}
+	if c.failed {
 		return nil
 	}
+	c.nodes++
+	switch {
+	case c.nodes > maxNodes:
+		c.probs.Add(path, "the document expands to more than %d values", maxNodes)
+		c.failed = true
+		return nil
+	case c.depth > maxDepth:
+		c.probs.Add(path, "nested more than %d levels deep", maxDepth)
+		c.failed = true
+		return nil
+	}
+	c.depth++
+	defer func() { c.depth-- }()
 	switch n.Kind {
 	case yaml.DocumentNode:
 		if len(n.Content) == 0 {
@@ -169,6 +210,16 @@ func (c *yamlConverter) convert(path string, n *yaml.Node) any {
 		if n.Alias == nil {
 			return nil
 		}
+		if c.active == nil {
+			c.active = map[*yaml.Node]bool{}
+		}
+		if c.active[n.Alias] {
+			c.probs.Add(path, "line %d: alias *%s refers to a value that contains it", n.Line, n.Value)
+			c.failed = true
+			return nil
+		}
+		c.active[n.Alias] = true
+		defer delete(c.active, n.Alias)
 		return c.convert(path, n.Alias)
 	case yaml.SequenceNode:
 		out := make([]any, 0, len(n.Content))

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -293,6 +294,16 @@ func TestParseReportsEveryProblemWithItsPath(t *testing.T) {
 			name: "merge keys are refused",
 			src:  "base: &b {uses: noop}\nname: x\nsteps: [{<<: *b, id: a}]\n",
 			want: []string{"steps[0]: line 3: keys must be plain strings (merge keys are not supported)"},
+		},
+		{
+			name: "an alias inside its own anchor",
+			src:  "a: &a [x, *a]\n",
+			want: []string{"a[1][1]: line 1: alias *a refers to a value that contains it"},
+		},
+		{
+			name: "nesting without end",
+			src:  `{"name": "x", "steps": [{"id": "a", "uses": "noop", "with": {"a": ` + strings.Repeat("[", 80) + strings.Repeat("]", 80) + `}}]}`,
+			want: []string{"nested more than 64 levels deep"},
 		},
 		{
 			name: "empty",

@@ -690,7 +690,7 @@ func (v *validator) checkRefs(path, src string, r refs, step int) {
 			// sets whatever it is given).
 			continue
 		}
-		if !slices.ContainsFunc(d.Outputs, func(o sdk.OutputSpec) bool { return o.Name == ref[1] }) {
+		if !slices.ContainsFunc(d.Outputs, func(o sdk.OutputSpec) bool { return o.Name == ref[1] || o.Name == "*" }) {
 			v.add(path, "${{ %s }}: step %q (%s) has no output %q", src, ref[0], v.j.Steps[k].Uses, ref[1])
 		}
 	}
