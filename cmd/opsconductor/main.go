@@ -56,5 +56,6 @@ func newRoot() *cobra.Command {
 	asset.AddCommand(newRelationshipCmd())
 	root.AddCommand(asset)
 	root.AddCommand(newDiscoveryCmd())
+	root.AddCommand(newJobCmd(), newRunCmd())
 	return root
 }
