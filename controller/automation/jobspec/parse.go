@@ -407,6 +407,12 @@ func (d *decoder) decodeOpt(path string, v any, rv reflect.Value, numstr bool) {
 			d.probs.Add(path, "must be a list, not %s", kindOf(v))
 			return
 		}
+		if len(items) == 0 {
+			// Empty and absent mean the same; keeping them apart would
+			// make a job differ from itself after a JSON round trip
+			// (omitempty drops the empty one).
+			return
+		}
 		s := reflect.MakeSlice(t, len(items), len(items))
 		for i, item := range items {
 			d.decode(fmt.Sprintf("%s[%d]", path, i), item, s.Index(i))
@@ -417,6 +423,9 @@ func (d *decoder) decodeOpt(path string, v any, rv reflect.Value, numstr bool) {
 		if !ok {
 			d.probs.Add(path, "must be an object, not %s", kindOf(v))
 			return
+		}
+		if len(m) == 0 {
+			return // as for an empty list
 		}
 		out := reflect.MakeMapWithSize(t, len(m))
 		for _, k := range sortedKeys(m) {
