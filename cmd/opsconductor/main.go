@@ -56,6 +56,7 @@ func newRoot() *cobra.Command {
 	asset.AddCommand(newRelationshipCmd())
 	root.AddCommand(asset)
 	root.AddCommand(newDiscoveryCmd())
+	root.AddCommand(newScheduleCmd())
 	root.AddCommand(newJobCmd(), newRunCmd())
 	return root
 }
