@@ -97,17 +97,20 @@ func TestAutomationErrorsKeepEveryProblem(t *testing.T) {
 		`{"code":"invalid","field":"params[0].type","message":"must be string, integer, number, boolean or secret"}]}}`
 	tests := []struct {
 		name string
-		call func(c *Client, ctx context.Context) error
+		call func(ctx context.Context, c *Client) error
 	}{
-		{"validate", func(c *Client, ctx context.Context) error { return c.ValidateJob(ctx, "web", []byte("name: web\n")) }},
-		{"apply", func(c *Client, ctx context.Context) error { _, err := c.PutJob(ctx, "web", []byte("name: web\n")); return err }},
-		{"run", func(c *Client, ctx context.Context) error { _, err := c.StartRun(ctx, "web", RunRequest{}); return err }},
+		{"validate", func(ctx context.Context, c *Client) error { return c.ValidateJob(ctx, "web", []byte("name: web\n")) }},
+		{"apply", func(ctx context.Context, c *Client) error {
+			_, err := c.PutJob(ctx, "web", []byte("name: web\n"))
+			return err
+		}},
+		{"run", func(ctx context.Context, c *Client) error { _, err := c.StartRun(ctx, "web", RunRequest{}); return err }},
 	}
 	for _, status := range []int{http.StatusBadRequest, http.StatusUnprocessableEntity} {
 		for _, tt := range tests {
 			t.Run(tt.name+" answered "+http.StatusText(status), func(t *testing.T) {
 				c, _ := newRecorded(t, status, body)
-				err := tt.call(c, testCtx(t))
+				err := tt.call(testCtx(t), c)
 				var apiErr *Error
 				if !errors.As(err, &apiErr) || apiErr.Status != status || len(apiErr.Details) != 2 ||
 					apiErr.Details[0].Field != "steps[2].needs[0]" || apiErr.Details[1].Field != "params[0].type" {
@@ -125,47 +128,50 @@ func TestRunRequestsSayWhatTheyAsk(t *testing.T) {
 	since := time.Date(2026, 11, 27, 10, 0, 0, 0, time.FixedZone("CET", 3600))
 	tests := []struct {
 		name     string
-		call     func(c *Client, ctx context.Context) error
+		call     func(ctx context.Context, c *Client) error
 		wantURI  string
 		wantBody string
 	}{
 		{"a run carries its params, targets and version",
-			func(c *Client, ctx context.Context) error {
+			func(ctx context.Context, c *Client) error {
 				_, err := c.StartRun(ctx, "web", RunRequest{Params: map[string]any{"batch": "2"}, Targets: []string{"web1"}, Version: 3})
 				return err
 			}, "/api/v1/jobs/web/runs", `{"params":{"batch":"2"},"targets":["web1"],"version":3}`},
 		{"a run list puts every filter in the query, the time in UTC",
-			func(c *Client, ctx context.Context) error {
+			func(ctx context.Context, c *Client) error {
 				_, err := c.ListRuns(ctx, RunQuery{Job: "web", Status: "failed", Target: "web1", Since: since, Limit: 5, Cursor: "abc.run_1"})
 				return err
 			}, "/api/v1/runs?cursor=abc.run_1&job=web&limit=5&since=2026-11-27T09%3A00%3A00Z&status=failed&target=web1", ""},
 		{"a log page asks from its cursor",
-			func(c *Client, ctx context.Context) error {
+			func(ctx context.Context, c *Client) error {
 				_, err := c.RunLogs(ctx, "run_1", RunLogQuery{Target: "web1", Step: "restart", After: "0:5", Limit: 10})
 				return err
 			}, "/api/v1/runs/run_1/logs?after=0%3A5&limit=10&step=restart&target=web1", ""},
 		{"a whole-run cancel sends no targets",
-			func(c *Client, ctx context.Context) error { _, err := c.CancelRun(ctx, "run_1", nil); return err },
+			func(ctx context.Context, c *Client) error { _, err := c.CancelRun(ctx, "run_1", nil); return err },
 			"/api/v1/runs/run_1/cancel", `{}`},
 		{"a target cancel names them",
-			func(c *Client, ctx context.Context) error { _, err := c.CancelRun(ctx, "run_1", []string{"web2"}); return err },
+			func(ctx context.Context, c *Client) error {
+				_, err := c.CancelRun(ctx, "run_1", []string{"web2"})
+				return err
+			},
 			"/api/v1/runs/run_1/cancel", `{"targets":["web2"]}`},
 		{"a rerun says its mode",
-			func(c *Client, ctx context.Context) error { _, err := c.Rerun(ctx, "run_1", RerunFailed); return err },
+			func(ctx context.Context, c *Client) error { _, err := c.Rerun(ctx, "run_1", RerunFailed); return err },
 			"/api/v1/runs/run_1/rerun", `{"mode":"failed"}`},
 		{"an approval step's ID is escaped in the path",
-			func(c *Client, ctx context.Context) error {
+			func(ctx context.Context, c *Client) error {
 				_, err := c.DecideApproval(ctx, "run_1", "go/no-go", false, "not today")
 				return err
 			}, "/api/v1/runs/run_1/approvals/go%2Fno-go", `{"approve":false,"comment":"not today"}`},
 		{"a job version is asked for by number",
-			func(c *Client, ctx context.Context) error { _, err := c.GetJob(ctx, "web", 2); return err },
+			func(ctx context.Context, c *Client) error { _, err := c.GetJob(ctx, "web", 2); return err },
 			"/api/v1/jobs/web?version=2", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, rc := newRecorded(t, http.StatusOK, `{}`)
-			if err := tt.call(c, testCtx(t)); err != nil {
+			if err := tt.call(testCtx(t), c); err != nil {
 				t.Fatal(err)
 			}
 			got := rc.last(t)
@@ -334,7 +340,7 @@ func TestStreamRunRefusalsAreAPIErrors(t *testing.T) {
 	defer srv.Close()
 	tests := []struct {
 		name, token, run string
-		want           int
+		want             int
 	}{
 		{"a token the server refuses is a 401", "bad", "run_1", http.StatusUnauthorized},
 		{"an unknown run is a 404", "good", "run_9", http.StatusNotFound},
