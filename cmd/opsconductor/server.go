@@ -56,6 +56,10 @@ func serverFlags(fs *pflag.FlagSet, cfg *config.Server, dev bool) *string {
 	fs.DurationVar(&cfg.SessionIdleTimeout, "session-idle-timeout", 7*24*time.Hour, "a login session unused this long ends (its refresh token stops working)")
 	fs.DurationVar(&cfg.SessionMaxLifetime, "session-max-lifetime", 30*24*time.Hour, "a login session ends this long after login however it is used")
 	fs.DurationVar(&cfg.SigningKeyRotation, "signing-key-rotation", 24*time.Hour, "rotate the token signing key this often (old keys verify until their tokens expire)")
+	fs.DurationVar(&cfg.RunRetention, "run-retention", time.Hour, "a finished run stays in the replicated state this long, then is read from the history store")
+	fs.DurationVar(&cfg.RunAgentWait, "run-agent-wait", 10*time.Minute, "a step waits this long for its target's agent to connect before it fails")
+	fs.IntVar(&cfg.MaxActiveRuns, "max-active-runs", 500, "runs running at once; more wait queued")
+	fs.IntVar(&cfg.AgentCapacity, "agent-capacity", 32, "step attempts one agent runs at once")
 	return configFile
 }
 

@@ -33,6 +33,8 @@ type engine struct {
 	busy map[string]int    // agent → open attempts
 	// waitOn lists runs waiting for an agent to come up or to have room.
 	waitOn map[string]map[string]struct{}
+	// queued asks the next pass to look at every queued run.
+	queued bool
 
 	// The rest is the loop goroutine's alone.
 	leading    bool
@@ -52,6 +54,17 @@ func newEngine(s *Service) *engine {
 func (e *engine) mark(runID string) {
 	e.mu.Lock()
 	e.dirty[runID] = struct{}{}
+	e.mu.Unlock()
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// markQueued asks the loop to look at every queued run.
+func (e *engine) markQueued() {
+	e.mu.Lock()
+	e.queued = true
 	e.mu.Unlock()
 	select {
 	case e.kick <- struct{}{}:
@@ -115,9 +128,19 @@ func (e *engine) load(agentID string) int {
 	return e.busy[agentID]
 }
 
-func (e *engine) takeDirty() []string {
+func (e *engine) takeDirty(txn state.Reader) []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.queued {
+		e.queued = false
+		if runs, err := activeRuns(txn, ""); err == nil {
+			for _, r := range runs {
+				if r.Status == RunQueued {
+					e.dirty[r.ID] = struct{}{}
+				}
+			}
+		}
+	}
 	ids := slices.Collect(maps.Keys(e.dirty))
 	clear(e.dirty)
 	return ids
@@ -150,7 +173,7 @@ func (e *engine) run(ctx context.Context) {
 			}
 		}
 		e.pass(ctx)
-		if now.Sub(e.lastExpire) >= time.Minute {
+		if now.Sub(e.lastExpire) >= min(time.Minute, max(e.s.cfg.Retention, time.Second)) {
 			e.lastExpire = now
 			e.expire(ctx, now)
 		}
@@ -220,11 +243,11 @@ func (p *passState) command(typ string, payload any) {
 
 // pass advances every marked run.
 func (e *engine) pass(ctx context.Context) {
-	ids := e.takeDirty()
+	txn := e.s.d.Store.ReadTxn()
+	ids := e.takeDirty(txn)
 	if len(ids) == 0 {
 		return
 	}
-	txn := e.s.d.Store.ReadTxn()
 	ps := &passState{now: e.s.d.Now(), planned: map[string]int{}}
 	if active, err := activeRuns(txn, ""); err == nil {
 		for _, r := range active {

@@ -175,21 +175,21 @@ func (s *Service) ListRuns(ctx context.Context, p *identity.Principal, q RunQuer
 		items = append(items, v)
 	}
 	if s.d.HistoryReader != nil {
-		stored, err := s.listStored(ctx, q, ct, seen)
-		if err != nil {
-			return RunPage{}, err
-		}
-		for _, id := range stored {
+		err := s.listStored(ctx, q, ct, seen, func(id string) bool {
 			sr, targets, err := s.readStoredRun(ctx, id)
-			if err != nil || sr == nil || !inPage(sr.Run.CreatedAt, id) {
-				continue
+			if err != nil || sr == nil || !inPage(sr.Run.CreatedAt, id) || (q.Status != "" && sr.Run.Status != q.Status) {
+				return false
 			}
 			v := storedView(sr, targets, visible)
 			if len(v.Targets) == 0 && v.Hidden > 0 {
-				continue
+				return false
 			}
 			v.Targets = nil
 			items = append(items, v)
+			return true
+		})
+		if err != nil {
+			return RunPage{}, err
 		}
 	}
 	slices.SortFunc(items, func(a, b RunView) int {
@@ -210,9 +210,10 @@ func (s *Service) ListRuns(ctx context.Context, p *identity.Principal, q RunQuer
 	return page, nil
 }
 
-// listStored returns the IDs of finished runs in the history store that
-// match q (one more than a page), skipping those in the state.
-func (s *Service) listStored(ctx context.Context, q RunQuery, until time.Time, skip map[string]bool) ([]string, error) {
+// listStored offers keep the finished runs in the history store that
+// match q, newest first, skipping those in the state, until keep has
+// taken one more than a page.
+func (s *Service) listStored(ctx context.Context, q RunQuery, until time.Time, skip map[string]bool, keep func(id string) bool) error {
 	hq := history.Query{Kind: kindRun, Fields: map[string]string{}, Since: q.Since, Limit: q.Limit + 1}
 	if !until.IsZero() {
 		// Stored times are microseconds: include the cursor's own.
@@ -225,31 +226,34 @@ func (s *Service) listStored(ctx context.Context, q RunQuery, until time.Time, s
 		hq.Fields["status"] = q.Status
 	}
 	if q.Target != "" {
+		// Target records carry the target's status, not the run's: the
+		// run's is checked by keep.
 		hq.Kind, hq.Fields["target"] = kindRunTarget, q.Target
 		delete(hq.Fields, "status")
 	}
-	var ids []string
-	for len(ids) <= q.Limit {
+	kept := 0
+	seen := map[string]bool{}
+	for kept <= q.Limit {
 		page, err := s.d.HistoryReader.Query(ctx, hq)
 		if err != nil {
-			return nil, fmt.Errorf("query run history: %w", err)
+			return fmt.Errorf("query run history: %w", err)
 		}
 		for _, rec := range page.Records {
 			id := rec.Fields["run_id"]
-			if skip[id] || slices.Contains(ids, id) {
+			if skip[id] || seen[id] {
 				continue
 			}
-			if q.Target != "" && q.Status != "" && rec.Fields["status"] == "" {
-				continue
+			seen[id] = true
+			if keep(id) {
+				kept++
 			}
-			ids = append(ids, id)
 		}
 		if page.Next == "" {
 			break
 		}
 		hq.Cursor = page.Next
 	}
-	return ids, nil
+	return nil
 }
 
 // LogLine is one line of a run's output.

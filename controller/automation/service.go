@@ -134,6 +134,10 @@ func NewHooks() *Hooks { return &Hooks{} }
 func (h *Hooks) RunChanged(r *Run) {
 	if s := h.svc.Load(); s != nil {
 		s.eng.mark(r.ID)
+		if finalRun(r.Status) {
+			// A run ending may let a queued one start.
+			s.eng.markQueued()
+		}
 		if s.d.Live != nil {
 			s.d.Live.Publish(r.ID, "run", runEvent(r))
 		}

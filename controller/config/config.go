@@ -220,6 +220,13 @@ type Server struct {
 	SessionMaxLifetime         time.Duration
 	SigningKeyRotation         time.Duration
 	RateLogin                  float64
+	// Runs: how long a finished run stays in the replicated state (then
+	// only the history store has it), how long a step waits for its
+	// target's agent, the runs active at once, the attempts per agent.
+	RunRetention  time.Duration
+	RunAgentWait  time.Duration
+	MaxActiveRuns int
+	AgentCapacity int
 }
 
 // EmbeddedHistory reports whether the history store is the embedded one.
