@@ -175,10 +175,11 @@ func (s *Spec) Latest(after, now time.Time) (time.Time, bool) {
 	// Start a window before now and widen it until it holds a tick, so
 	// that a per-second spec missed for a week costs a minute of steps,
 	// not 600,000.
+	span := now.Sub(after) // saturates rather than overflows
 	for window := time.Minute; ; window *= 2 {
-		from := now.Add(-window)
-		if !from.After(after) {
-			from = after
+		from := after
+		if window > 0 && window < span { // window > 0: doubling cannot wrap past zero
+			from = now.Add(-window)
 		}
 		t := s.Next(from)
 		if !t.IsZero() && !t.After(now) {

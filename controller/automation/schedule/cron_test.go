@@ -107,20 +107,22 @@ func TestSpecLatest(t *testing.T) {
 		return v
 	}
 	tests := []struct {
-		name, spec, after, now string
-		want                   string // "" for none
+		name, spec, tz, after, now string
+		want                       string // "" for none
 	}{
-		{"nothing before the first tick", "0 * * * *", "2026-01-01T00:00:00Z", "2026-01-01T00:59:59Z", ""},
-		{"the tick itself counts", "0 * * * *", "2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z", "2026-01-01T01:00:00Z"},
-		{"the latest of several missed ticks", "0 * * * *", "2026-01-01T00:00:00Z", "2026-01-01T05:30:00Z", "2026-01-01T05:00:00Z"},
-		{"a per-second spec missed for a week", "* * * * * *", "2026-01-01T00:00:00Z", "2026-01-08T00:00:00.7Z", "2026-01-08T00:00:00Z"},
-		{"a yearly spec missed for two years", "0 0 1 1 *", "2024-06-01T00:00:00Z", "2026-06-01T00:00:00Z", "2026-01-01T00:00:00Z"},
-		{"@every from its base", "@every 7m", "2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z", "2026-01-01T00:56:00Z"},
-		{"@every before its first tick", "@every 7m", "2026-01-01T00:00:00Z", "2026-01-01T00:06:59Z", ""},
+		{"nothing before the first tick", "0 * * * *", "", "2026-01-01T00:00:00Z", "2026-01-01T00:59:59Z", ""},
+		{"the tick itself counts", "0 * * * *", "", "2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z", "2026-01-01T01:00:00Z"},
+		{"the latest of several missed ticks", "0 * * * *", "", "2026-01-01T00:00:00Z", "2026-01-01T05:30:00Z", "2026-01-01T05:00:00Z"},
+		{"a per-second spec missed for a week", "* * * * * *", "", "2026-01-01T00:00:00Z", "2026-01-08T00:00:00.7Z", "2026-01-08T00:00:00Z"},
+		{"a yearly spec missed for two years", "0 0 1 1 *", "", "2024-06-01T00:00:00Z", "2026-06-01T00:00:00Z", "2026-01-01T00:00:00Z"},
+		{"@every from its base", "@every 7m", "", "2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z", "2026-01-01T00:56:00Z"},
+		{"@every before its first tick", "@every 7m", "", "2026-01-01T00:00:00Z", "2026-01-01T00:06:59Z", ""},
+		{"a skipped wall time is the tick at the jump", "30 2 * * *", "Europe/Berlin", "2026-03-28T12:00:00Z", "2026-03-29T01:30:00Z", "2026-03-29T01:00:00Z"},
+		{"a repeated wall time is one tick, the first", "30 2 * * *", "Europe/Berlin", "2026-10-24T12:00:00Z", "2026-10-25T02:00:00Z", "2026-10-25T00:30:00Z"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sp, err := ParseSpec(tt.spec, "UTC")
+			sp, err := ParseSpec(tt.spec, tt.tz)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -53,7 +53,15 @@ func FuzzInput(f *testing.F) {
 			t.Fatalf("accepted %q in %q but it does not parse again: %v", sc.Cron, sc.Timezone, err)
 		}
 		prev := from
-		for _, n := range sp.NextN(from, 5) {
+		ticks := sp.NextN(from, 5)
+		if len(ticks) == 5 {
+			// Latest walks back from now; it must agree with walking
+			// forward.
+			if got, ok := sp.Latest(from, ticks[3].Add(-time.Nanosecond)); !ok || !got.Equal(ticks[2]) {
+				t.Fatalf("%q in %q: Latest before %s = %s %v, want %s", sc.Cron, sc.Timezone, ticks[3], got, ok, ticks[2])
+			}
+		}
+		for _, n := range ticks {
 			if !n.After(prev) {
 				t.Fatalf("%q in %q: tick %s is not after %s", sc.Cron, sc.Timezone, n, prev)
 			}
