@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -282,4 +283,49 @@ func TestEngineErrors(t *testing.T) {
 			t.Fatalf("recorded %+v", s.Schedule)
 		}
 	})
+}
+
+// TestLogsLeaveParamsOut: params may carry what a job needs to reach a
+// system (a bucket key, a token), so neither writes nor fires log them.
+func TestLogsLeaveParamsOut(t *testing.T) {
+	e := newEnv(t)
+	var buf syncBuffer
+	svc, err := New(Deps{Applier: e.applier, Store: e.store, Runner: e.runner, Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		IsLeader: e.leader.get, Clock: e.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	in := Input{Name: "hourly", Job: "backup", Params: map[string]any{"target": "s3cr3t-bucket-key"}, Cron: "0 * * * *"}
+	if _, err := svc.Create(ctx, e.admin, in); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Update(ctx, e.admin, "hourly", in); err != nil {
+		t.Fatal(err)
+	}
+	svc.fireDue(ctx, time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC))
+	logs := buf.String()
+	if !strings.Contains(logs, "schedule fired") {
+		t.Fatalf("the fire was not logged:\n%s", logs)
+	}
+	if strings.Contains(logs, "s3cr3t") {
+		t.Fatalf("a param value was logged:\n%s", logs)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -70,7 +70,10 @@ type Service struct {
 	clock Clock
 }
 
-// New checks the dependencies.
+// New checks the dependencies. A controller registers Domain() in its
+// state registry, builds the service over its Raft applier and store with
+// the run engine as Runner, and runs Run(ctx) on every node: the loop
+// fires only while IsLeader says so.
 func New(d Deps) (*Service, error) {
 	if d.Applier == nil || d.Store == nil || d.Runner == nil || d.Logger == nil || d.IsLeader == nil {
 		return nil, errors.New("schedule: Applier, Store, Runner, Logger and IsLeader are required")
