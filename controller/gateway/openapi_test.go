@@ -481,7 +481,7 @@ func openAPICases() []routeCase {
 			cfg: Config{RateLimits: tight}, repeat: 2},
 	}
 	cases = append(append(append(append(append(cases, identityCases()...), agentCases()...), pluginCases()...), relationshipCases()...), credentialCases()...)
-	return append(append(append(cases, assetCases()...), discoveryCases()...), scheduleCases()...)
+	return append(append(append(append(cases, assetCases()...), discoveryCases()...), runStreamCases()...), scheduleCases()...)
 }
 
 // TestOpenAPIResponsesMatchSchemas sends every route its successes and its
@@ -529,7 +529,9 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 	t.Run("every route was exercised with a success", func(t *testing.T) {
 		f := newFixture(t, Config{})
 		for _, rt := range f.srv.Routes() {
-			if !succeeded[rt.Pattern()] {
+			// A websocket succeeds with 101 over a hijacked connection,
+			// which a recorder cannot give; runstream_test.go dials it.
+			if !succeeded[rt.Pattern()] && !rt.WebSocket {
 				t.Errorf("no case drives %s to a 2xx", rt.Pattern())
 			}
 		}

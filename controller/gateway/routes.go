@@ -30,6 +30,10 @@ type RouteInfo struct {
 	// DuringPasswordChange lets a user who must change their password
 	// call the route (only what changing it needs).
 	DuringPasswordChange bool
+	// WebSocket routes upgrade the connection. They also take the bearer
+	// token from Sec-WebSocket-Protocol (a browser cannot set
+	// Authorization on a websocket), and succeed with 101, not 2xx.
+	WebSocket bool
 }
 
 // Pattern is the ServeMux pattern, "METHOD /path".
@@ -153,7 +157,8 @@ func (s *Server) routeTable() []route {
 		consistent(r(http.MethodGet, "/api/v1/steps", ClassRead, jobsRead, s.stepCatalog)),
 	}
 	// Each domain keeps its routes next to its handlers.
-	return slices.Concat(core, s.assetRoutes(), s.relationshipRoutes(), s.credentialRoutes(), s.discoveryRoutes(), s.scheduleRoutes())
+	return slices.Concat(core, s.assetRoutes(), s.relationshipRoutes(), s.credentialRoutes(), s.discoveryRoutes(), s.runStreamRoutes(),
+		s.scheduleRoutes())
 }
 
 // newRoute builds a route with the server's default body limit.
@@ -178,6 +183,9 @@ func (s *Server) wrapRoute(rt route) http.Handler {
 		// principal as well as per address; refuse only after it, so that
 		// a flood of bad tokens is limited like anything else.
 		p, authErr := s.authenticate(r)
+		if rt.WebSocket && p == nil && authErr == nil {
+			p, authErr = s.authenticateSubprotocol(r)
+		}
 		if authErr != nil && rt.Access == AccessPublic {
 			// A public route does not need the credential, so a stale one
 			// must not break it: a health probe with an old token, or a

@@ -64,6 +64,9 @@ type Deps struct {
 	// Discovery serves /api/v1/discovery; until a controller wires it,
 	// those routes answer 503 discovery_unavailable.
 	Discovery *discovery.Service
+	// RunStream serves the live run output websocket; until a controller
+	// wires it, the route answers 503 runs_unavailable.
+	RunStream *RunStream
 	// Schedules serves /api/v1/schedules; until a controller wires it,
 	// those routes answer 503 schedules_unavailable.
 	Schedules *schedule.Service
@@ -106,6 +109,7 @@ type Server struct {
 	credentials   *credentials.Service
 	keyring       *keyring.Service
 	discovery     *discovery.Service
+	runStream     *RunStream
 	schedules     *schedule.Service
 
 	metrics     *httpMetrics
@@ -155,6 +159,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.relationships = deps.Relationships
 	s.credentials, s.keyring = deps.Credentials, deps.Keyring
 	s.discovery = deps.Discovery
+	s.runStream = deps.RunStream
 	s.schedules = deps.Schedules
 	s.sections = append(s.sections, namedSection{name: "raft", fn: s.raftSection})
 	for _, name := range sortedKeys(deps.HealthSections) {
@@ -205,6 +210,7 @@ func (d Deps) validate() error {
 	if d.NodeID == "" {
 		errs = append(errs, fieldErrorf("Deps.NodeID", "required"))
 	}
+	errs = append(errs, d.RunStream.validate())
 	for _, name := range sortedKeys(d.HealthSections) {
 		switch {
 		case name == "" || reservedHealthKey(name):
