@@ -363,12 +363,13 @@ func unifiedDiff(nameA, nameB, a, b string, ctx int) string {
 			case i < n && j < m && ma[i] == mb[j]:
 				ops = append(ops, op{' ', ma[i]})
 				i, j = i+1, j+1
-			case j < m && (i == n || lcs[i][j+1] >= lcs[i+1][j]):
-				ops = append(ops, op{'+', mb[j]})
-				j++
-			default:
+			case i < n && (j == m || lcs[i+1][j] >= lcs[i][j+1]):
+				// Removals go before additions, as diff -u prints them.
 				ops = append(ops, op{'-', ma[i]})
 				i++
+			default:
+				ops = append(ops, op{'+', mb[j]})
+				j++
 			}
 		}
 	} else {
