@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -92,6 +93,11 @@ type Config struct {
 	// RingBytes bounds the Data bytes each run's ring holds (default
 	// 8 MiB), so a run of large log chunks cannot pin RingSize of them.
 	RingBytes int
+	// HubBytes bounds the Data bytes all rings hold together (default
+	// 256 MiB): past it, a run that publishes gives up its own oldest
+	// events, so many busy runs cannot add up to unbounded memory while
+	// quiet runs keep their tails.
+	HubBytes int
 	// QueueSize is how many events a subscriber may trail the live head
 	// by before it is skipped to the head with a gap (default 1024).
 	QueueSize int
@@ -109,6 +115,7 @@ type Config struct {
 const (
 	DefaultRingSize   = 4096
 	DefaultRingBytes  = 8 << 20
+	DefaultHubBytes   = 256 << 20
 	DefaultQueueSize  = 1024
 	DefaultIdleExpiry = 15 * time.Minute
 )
@@ -119,6 +126,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RingBytes <= 0 {
 		c.RingBytes = DefaultRingBytes
+	}
+	if c.HubBytes <= 0 {
+		c.HubBytes = DefaultHubBytes
 	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = DefaultQueueSize
@@ -143,6 +153,10 @@ type Hub struct {
 	log *slog.Logger
 	m   *metrics
 
+	// bytes is the Data held by all rings (atomic: each run updates it
+	// under its own lock).
+	bytes atomic.Int64
+
 	mu        sync.Mutex
 	runs      map[string]*run
 	lastSweep time.Time
@@ -153,7 +167,7 @@ type Hub struct {
 func NewHub(cfg Config) *Hub {
 	cfg = cfg.withDefaults()
 	h := &Hub{cfg: cfg, log: cfg.Logger, runs: map[string]*run{}, lastSweep: cfg.Now()}
-	h.m = newMetrics()
+	h.m = newMetrics(func() float64 { return float64(h.bytes.Load()) })
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(h.m); err != nil {
 			h.log.Warn("live hub metrics not registered", "error", err)
@@ -252,7 +266,10 @@ func (h *Hub) append(runID string, ev Event) {
 	if ev.Type == TypeEnd {
 		r.ended = true
 	}
-	r.push(ev, h.cfg.RingSize, h.cfg.RingBytes)
+	h.bytes.Add(int64(r.push(ev, h.cfg.RingSize, h.cfg.RingBytes)))
+	for h.bytes.Load() > int64(h.cfg.HubBytes) && r.n > 1 {
+		h.bytes.Add(-int64(r.evict()))
+	}
 	r.touched = ev.Time
 	h.m.events.WithLabelValues(ev.Type).Inc()
 	for s := range r.subs {
@@ -298,6 +315,7 @@ func (h *Hub) sweepLocked(now time.Time) {
 		r.mu.Lock()
 		if len(r.subs) == 0 && now.Sub(r.touched) >= h.cfg.IdleExpiry {
 			r.removed = true
+			h.bytes.Add(-int64(r.bytes))
 			delete(h.runs, id)
 		}
 		r.mu.Unlock()
@@ -366,13 +384,12 @@ func (r *run) at(seq uint64) Event {
 }
 
 // push appends ev, evicting the oldest events to stay within size events
-// and maxBytes of Data. The newest event is always kept.
-func (r *run) push(ev Event, size, maxBytes int) {
+// and maxBytes of Data, and returns by how much its Data bytes changed.
+// The newest event is always kept.
+func (r *run) push(ev Event, size, maxBytes int) int {
+	before := r.bytes
 	for r.n > 0 && (r.n >= size || r.bytes+len(ev.Data) > maxBytes) {
-		r.bytes -= len(r.buf[r.start].Data)
-		r.buf[r.start] = Event{} // release Data
-		r.start = (r.start + 1) % len(r.buf)
-		r.n--
+		r.evict()
 	}
 	if r.n == len(r.buf) {
 		grown := make([]Event, min(max(2*len(r.buf), 16), size))
@@ -384,6 +401,17 @@ func (r *run) push(ev Event, size, maxBytes int) {
 	r.buf[(r.start+r.n)%len(r.buf)] = ev
 	r.n++
 	r.bytes += len(ev.Data)
+	return r.bytes - before
+}
+
+// evict drops the oldest event and returns its Data bytes.
+func (r *run) evict() int {
+	n := len(r.buf[r.start].Data)
+	r.bytes -= n
+	r.buf[r.start] = Event{} // release Data
+	r.start = (r.start + 1) % len(r.buf)
+	r.n--
+	return n
 }
 
 // Subscription is one client's view of a run. Its goroutine moves a cursor

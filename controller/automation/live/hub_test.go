@@ -164,6 +164,25 @@ func TestHubDelivery(t *testing.T) {
 	}
 }
 
+func TestHubBoundsAllRingsTogether(t *testing.T) {
+	// Each payload {"n":k} is 7 or 8 bytes; the hub holds at most 40.
+	h := NewHub(Config{HubBytes: 40})
+	publishN(h, "quiet", 1, 3) // 21 bytes
+	publishN(h, "busy", 1, 10) // only what fits beside quiet stays
+	quiet := subscribe(t, h, "quiet", Position{})
+	if got := hello(t, recv(t, quiet)); got.Oldest != 1 {
+		t.Fatalf("the quiet run lost events to the busy one: oldest %d", got.Oldest)
+	}
+	busy := subscribe(t, h, "busy", Position{})
+	got := hello(t, recv(t, busy))
+	if got.Head != 10 || got.Oldest < 8 {
+		t.Fatalf("busy run hello %+v, want head 10 and only its newest events kept", got)
+	}
+	if total := h.bytes.Load(); total > 40 {
+		t.Fatalf("the hub holds %d bytes, want at most 40", total)
+	}
+}
+
 func TestHubHelloStartsAtThePosition(t *testing.T) {
 	h := NewHub(Config{})
 	publishN(h, "r1", 1, 5)

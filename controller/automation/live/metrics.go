@@ -10,9 +10,10 @@ type metrics struct {
 	gaps        *prometheus.CounterVec
 	subscribers prometheus.Gauge
 	runs        prometheus.Gauge
+	ringBytes   prometheus.GaugeFunc
 }
 
-func newMetrics() *metrics {
+func newMetrics(ringBytes func() float64) *metrics {
 	return &metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "opsconductor_live_events_total",
@@ -34,6 +35,10 @@ func newMetrics() *metrics {
 			Name: "opsconductor_live_runs",
 			Help: "Runs the live hub holds a ring for.",
 		}),
+		ringBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "opsconductor_live_ring_bytes",
+			Help: "Event data bytes all live run rings hold (bounded by the hub's budget).",
+		}, ringBytes),
 	}
 }
 
@@ -44,6 +49,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.gaps.Describe(ch)
 	m.subscribers.Describe(ch)
 	m.runs.Describe(ch)
+	m.ringBytes.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -53,4 +59,5 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.gaps.Collect(ch)
 	m.subscribers.Collect(ch)
 	m.runs.Collect(ch)
+	m.ringBytes.Collect(ch)
 }
