@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -74,6 +75,24 @@ func (j *Job) StepsEnv(states map[string]StepState) map[string]StepEnv {
 type programs struct {
 	templates map[string]*template
 	conds     map[string]*vm.Program
+	// vms recycles expr's virtual machines: a VM is reset by each Run,
+	// and reusing one saves its stack and scope allocations on every
+	// evaluation.
+	vms sync.Pool
+}
+
+// run evaluates prog against env on a recycled VM. p may be nil.
+func (p *programs) run(prog *vm.Program, env *Env) (any, error) {
+	if p == nil {
+		return expr.Run(prog, env)
+	}
+	m, _ := p.vms.Get().(*vm.VM)
+	if m == nil {
+		m = &vm.VM{}
+	}
+	out, err := m.Run(prog, env)
+	p.vms.Put(m)
+	return out, err
 }
 
 // template is a string split into literal text and expressions.
@@ -185,23 +204,23 @@ func compileTemplate(s string) (*template, error) {
 	return t, nil
 }
 
-func (t *template) eval(env Env) (any, error) {
+func (t *template) eval(progs *programs, env *Env) (any, error) {
 	if t.whole() {
-		v, err := expr.Run(t.parts[0].prog, env)
+		v, err := progs.run(t.parts[0].prog, env)
 		if err != nil {
 			return nil, fmt.Errorf("${{ %s }}: %s", t.parts[0].src, firstLine(err))
 		}
 		return v, nil
 	}
 	var b strings.Builder
-	for _, p := range t.parts {
-		if p.prog == nil {
-			b.WriteString(p.lit)
+	for _, part := range t.parts {
+		if part.prog == nil {
+			b.WriteString(part.lit)
 			continue
 		}
-		v, err := expr.Run(p.prog, env)
+		v, err := progs.run(part.prog, env)
 		if err != nil {
-			return nil, fmt.Errorf("${{ %s }}: %s", p.src, firstLine(err))
+			return nil, fmt.Errorf("${{ %s }}: %s", part.src, firstLine(err))
 		}
 		b.WriteString(textOf(v))
 	}
@@ -319,7 +338,7 @@ func (s *Step) Render(env Env) (json.RawMessage, error) {
 		return json.RawMessage(`{}`), nil
 	}
 	var probs problem.List
-	out := s.renderValue(s.prefix()+".with", s.With, env, &probs)
+	out := s.renderValue(s.prefix()+".with", s.With, &env, &probs)
 	if err := probs.Err(); err != nil {
 		return nil, err
 	}
@@ -330,7 +349,7 @@ func (s *Step) Render(env Env) (json.RawMessage, error) {
 	return b, nil
 }
 
-func (s *Step) renderValue(path string, v any, env Env, probs *problem.List) any {
+func (s *Step) renderValue(path string, v any, env *Env, probs *problem.List) any {
 	switch x := v.(type) {
 	case string:
 		if !hasTemplate(x) {
@@ -341,7 +360,7 @@ func (s *Step) renderValue(path string, v any, env Env, probs *problem.List) any
 			probs.Add(path, "%v", err)
 			return nil
 		}
-		out, err := t.eval(env)
+		out, err := t.eval(s.progs, env)
 		if err != nil {
 			probs.Add(path, "%v", err)
 			return nil
@@ -377,7 +396,7 @@ func (s *Step) ShouldRun(env Env) (bool, error) {
 	if err != nil {
 		return false, problem.Invalid(s.prefix()+".when", "%v", err)
 	}
-	v, err := expr.Run(prog, env)
+	v, err := s.progs.run(prog, &env)
 	if err != nil {
 		return false, problem.Invalid(s.prefix()+".when", "%s", firstLine(err))
 	}
@@ -402,7 +421,7 @@ func (j *Job) BatchSize(params map[string]any, n int) (int, error) {
 		if err != nil {
 			return 0, problem.Invalid("rollout.batch_size", "%v", err)
 		}
-		if v, err = t.eval(Env{Params: params}); err != nil {
+		if v, err = t.eval(j.progs, &Env{Params: params}); err != nil {
 			return 0, problem.Invalid("rollout.batch_size", "%v", err)
 		}
 	}
