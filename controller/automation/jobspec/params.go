@@ -40,7 +40,9 @@ func (j *Job) ResolveParams(in map[string]any) (map[string]any, error) {
 				}
 				continue
 			}
-			v = p.Default
+			// A run gets its own copy: a list or object default must not
+			// be shared between runs and the job definition.
+			v = clonePlain(p.Default)
 		}
 		val, err := p.coerce(v)
 		if err != nil {
@@ -219,4 +221,23 @@ func describe(v any) string {
 		return strconv.Quote(s)
 	}
 	return kindOf(v)
+}
+
+// clonePlain deep-copies lists and objects of plain values.
+func clonePlain(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = clonePlain(e)
+		}
+		return m
+	case []any:
+		l := make([]any, len(x))
+		for i, e := range x {
+			l[i] = clonePlain(e)
+		}
+		return l
+	}
+	return v
 }

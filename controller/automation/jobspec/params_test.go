@@ -107,3 +107,15 @@ func TestResolveParamsNeverEchoesASecret(t *testing.T) {
 		t.Errorf("SecretParams = %q", s)
 	}
 }
+
+func TestResolveParamsCopiesListDefaults(t *testing.T) {
+	j := mustParse(t, "name: p\nparams: [{name: hosts, type: array, default: [a, b]}]\nsteps: [{id: a, uses: noop}]\n")
+	got, err := j.ResolveParams(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got["hosts"].([]any)[0] = "changed"
+	if j.Params[0].Default.([]any)[0] != "a" {
+		t.Error("changing a run's parameters changed the job's default")
+	}
+}
