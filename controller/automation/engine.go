@@ -221,6 +221,10 @@ type plannedDispatch struct {
 	step   *jobspec.Step
 	try    int
 	with   []byte
+	// uses and creds replace the step's for a target reached through a
+	// relay agent (see relay.go); empty means the step's own.
+	uses  string
+	creds map[string]string
 }
 
 // passState collects what one pass decided for all its runs.
@@ -334,6 +338,7 @@ func (e *engine) advance(ctx context.Context, txn state.Reader, r *Run, ps *pass
 			e.wakeAt(r.ID, deadline)
 		}
 	}
+	e.s.learnHostKeys(ctx, r, atts)
 	for _, a := range atts {
 		if !agentrpc.IsFinal(a.Status) && r.targetCanceled(a.Target) && !e.cancelSent[a.ID] && a.CancelAt == nil {
 			e.cancelSent[a.ID] = true
@@ -374,7 +379,7 @@ func (e *engine) advance(ctx context.Context, txn state.Reader, r *Run, ps *pass
 				}
 				continue
 			}
-			why, err := e.plan(r, ts, st, 1, ps)
+			why, err := e.plan(ctx, r, ts, st, 1, ps)
 			if err != nil {
 				stepErrs = append(stepErrs, StepError{Target: ts.t.Name, Step: id, Error: err.Error()})
 			} else if why != "" {
@@ -393,7 +398,7 @@ func (e *engine) advance(ctx context.Context, txn state.Reader, r *Run, ps *pass
 				waits = append(waits, "a step waits to retry")
 				continue
 			}
-			why, err := e.plan(r, ts, &st, ss.latest.Try+1, ps)
+			why, err := e.plan(ctx, r, ts, &st, ss.latest.Try+1, ps)
 			if err != nil {
 				stepErrs = append(stepErrs, StepError{Target: ts.t.Name, Step: st.ID, Error: err.Error()})
 			} else if why != "" {
@@ -470,7 +475,7 @@ func (e *engine) queueReason(txn state.Reader, r *Run, job *jobspec.Job, active 
 
 // plan decides to send a try of a step to a target's agent, or says why
 // it waits; an error fails the step.
-func (e *engine) plan(r *Run, ts *targetState, st *jobspec.Step, try int, ps *passState) (string, error) {
+func (e *engine) plan(ctx context.Context, r *Run, ts *targetState, st *jobspec.Step, try int, ps *passState) (string, error) {
 	agent := ts.t.AgentID
 	key := r.ID + "\x00" + ts.t.Name + "\x00" + st.ID
 	if !e.s.d.Agents.Connected(agent) {
@@ -496,8 +501,14 @@ func (e *engine) plan(r *Run, ts *targetState, st *jobspec.Step, try int, ps *pa
 	if err != nil {
 		return "", err
 	}
+	pd := plannedDispatch{run: r, target: ts.t, step: st, try: try, with: with}
+	if ts.t.Connection == connSSH {
+		if pd.uses, pd.with, pd.creds, err = e.s.relayed(ctx, ts.t, st, with); err != nil {
+			return "", err
+		}
+	}
 	ps.planned[agent]++
-	ps.dispatches = append(ps.dispatches, plannedDispatch{run: r, target: ts.t, step: st, try: try, with: with})
+	ps.dispatches = append(ps.dispatches, pd)
 	return "", nil
 }
 
@@ -517,9 +528,15 @@ func (e *engine) dispatch(ctx context.Context, ps *passState) {
 			return
 		}
 		spec := agentrpc.StepSpec{Uses: pd.step.Uses, With: pd.with, Timeout: timeoutOf(pd.step)}
+		if pd.uses != "" {
+			spec.Uses = pd.uses
+		}
 		var secrets map[string]string
-		if len(pd.step.Credentials) > 0 {
-			spec.Credentials = map[string]string{}
+		if len(pd.step.Credentials) > 0 || len(pd.creds) > 0 {
+			spec.Credentials = maps.Clone(pd.creds)
+			if spec.Credentials == nil {
+				spec.Credentials = map[string]string{}
+			}
 			for _, c := range pd.step.Credentials {
 				spec.Credentials[jobspec.CredentialAlias(c)] = c
 			}

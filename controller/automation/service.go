@@ -44,6 +44,14 @@ type Inventory interface {
 	Resolve(ctx context.Context, p *identity.Principal, perm identity.Permission, spec assets.ResolveSpec) ([]assets.Target, error)
 	Get(ctx context.Context, idOrName string) (assets.Target, error)
 	Allowed(p *identity.Principal, perm identity.Permission, t assets.Target) bool
+	// CheckHostKey records the SSH host key a step learned on first
+	// contact (trust on first use), or refuses one that differs.
+	CheckHostKey(ctx context.Context, targetID, key string) (assets.Target, error)
+}
+
+// Credentials names a target's default credential in a role ("ssh").
+type Credentials interface {
+	DefaultFor(ctx context.Context, target assets.Target, role string) (string, error)
 }
 
 // Secrets resolves a step's credentials (alias → credential name) for an
@@ -92,17 +100,19 @@ const (
 
 // Deps are the service's collaborators.
 type Deps struct {
-	Applier    Applier
-	Store      *state.Store
-	Logger     *slog.Logger
-	Now        func() time.Time
-	IsLeader   func() bool
-	Agents     Agents
-	Inventory  Inventory
-	Catalog    jobspec.Catalog
-	Secrets    Secrets
-	Principals Principals
-	History    HistoryWriter
+	Applier   Applier
+	Store     *state.Store
+	Logger    *slog.Logger
+	Now       func() time.Time
+	IsLeader  func() bool
+	Agents    Agents
+	Inventory Inventory
+	Catalog   jobspec.Catalog
+	Secrets   Secrets
+	// Credentials finds the credential an SSH target is reached with.
+	Credentials Credentials
+	Principals  Principals
+	History     HistoryWriter
 	// HistoryReader reads finished runs back (history.Store).
 	HistoryReader history.Store
 	Live          Live
@@ -266,6 +276,11 @@ func (s *Service) PutJob(ctx context.Context, p *identity.Principal, name string
 	if err != nil {
 		return JobPutResult{}, err
 	}
+	return s.saveJob(ctx, p.Name(), name, body, job)
+}
+
+// saveJob commits a parsed definition as the job's next version.
+func (s *Service) saveJob(ctx context.Context, by, name string, body []byte, job *jobspec.Job) (JobPutResult, error) {
 	spec, err := json.Marshal(job)
 	if err != nil {
 		return JobPutResult{}, fmt.Errorf("encode job: %w", err)
@@ -273,7 +288,7 @@ func (s *Service) PutJob(ctx context.Context, p *identity.Principal, name string
 	sum := sha256.Sum256(spec)
 	var res JobPutResult
 	err = s.apply(ctx, cmdJobPut, jobPutPayload{Description: job.Description, Version: JobVersion{Name: name, Source: string(body),
-		Spec: spec, Digest: hex.EncodeToString(sum[:]), CreatedBy: p.Name()}}, &res)
+		Spec: spec, Digest: hex.EncodeToString(sum[:]), CreatedBy: by}}, &res)
 	return res, err
 }
 
@@ -561,4 +576,18 @@ func prefixField(err error, prefix string) error {
 		}
 	}
 	return &c
+}
+
+// EnsureJob saves a job unless one of that name exists, as by: the dev
+// server's example job, which an operator's own edits must survive.
+func (s *Service) EnsureJob(ctx context.Context, by, name string, body []byte) (bool, error) {
+	if _, err := getJob(s.txn(), name); err == nil {
+		return false, nil
+	}
+	job, err := s.ParseJob(ctx, name, body)
+	if err != nil {
+		return false, err
+	}
+	_, err = s.saveJob(ctx, by, name, body, job)
+	return err == nil, err
 }

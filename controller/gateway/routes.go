@@ -157,7 +157,7 @@ func (s *Server) routeTable() []route {
 		consistent(r(http.MethodGet, "/api/v1/steps", ClassRead, jobsRead, s.stepCatalog)),
 	}
 	// Each domain keeps its routes next to its handlers.
-	return slices.Concat(core, s.assetRoutes(), s.relationshipRoutes(), s.credentialRoutes(), s.discoveryRoutes(), s.runStreamRoutes(),
+	return slices.Concat(core, s.assetRoutes(), s.relationshipRoutes(), s.credentialRoutes(), s.discoveryRoutes(), s.runStreamRoutes(), s.jobRoutes(),
 		s.scheduleRoutes())
 }
 

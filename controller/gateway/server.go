@@ -17,6 +17,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/assets/credentials"
 	"github.com/opsconductor/opsconductor/controller/assets/discovery"
 	"github.com/opsconductor/opsconductor/controller/assets/graph"
+	"github.com/opsconductor/opsconductor/controller/automation"
 	"github.com/opsconductor/opsconductor/controller/automation/schedule"
 	"github.com/opsconductor/opsconductor/controller/identity"
 	"github.com/opsconductor/opsconductor/controller/keyring"
@@ -64,12 +65,15 @@ type Deps struct {
 	// Discovery serves /api/v1/discovery; until a controller wires it,
 	// those routes answer 503 discovery_unavailable.
 	Discovery *discovery.Service
-	// RunStream serves the live run output websocket; until a controller
-	// wires it, the route answers 503 runs_unavailable.
-	RunStream *RunStream
 	// Schedules serves /api/v1/schedules; until a controller wires it,
 	// those routes answer 503 schedules_unavailable.
 	Schedules *schedule.Service
+	// Automation serves jobs and runs; until a controller wires it, those
+	// routes answer 503 automation_unavailable.
+	Automation *automation.Service
+	// RunStream serves the live run output websocket; until a controller
+	// wires it, the route answers 503 runs_unavailable.
+	RunStream *RunStream
 	// Registry receives the Go runtime and process collectors and the HTTP
 	// metrics, and is what /metrics serves; the caller registers its own
 	// (Raft, dispatch …) collectors into it.
@@ -109,8 +113,9 @@ type Server struct {
 	credentials   *credentials.Service
 	keyring       *keyring.Service
 	discovery     *discovery.Service
-	runStream     *RunStream
 	schedules     *schedule.Service
+	runStream     *RunStream
+	automation    *automation.Service
 
 	metrics     *httpMetrics
 	promHandler http.Handler
@@ -159,8 +164,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.relationships = deps.Relationships
 	s.credentials, s.keyring = deps.Credentials, deps.Keyring
 	s.discovery = deps.Discovery
-	s.runStream = deps.RunStream
 	s.schedules = deps.Schedules
+	s.runStream = deps.RunStream
+	s.automation = deps.Automation
 	s.sections = append(s.sections, namedSection{name: "raft", fn: s.raftSection})
 	for _, name := range sortedKeys(deps.HealthSections) {
 		s.sections = append(s.sections, namedSection{name: name, fn: deps.HealthSections[name]})

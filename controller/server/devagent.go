@@ -13,6 +13,7 @@ import (
 	"github.com/opsconductor/opsconductor/agent/node"
 	"github.com/opsconductor/opsconductor/agent/runner"
 	"github.com/opsconductor/opsconductor/controller/agentrpc"
+	"github.com/opsconductor/opsconductor/controller/automation"
 	"github.com/opsconductor/opsconductor/controller/problem"
 	"github.com/opsconductor/opsconductor/internal/buildinfo"
 )
@@ -92,4 +93,54 @@ func (a *localAgent) enrol(ctx context.Context) (*enroll.Identity, error) {
 	}
 	a.log.Info("enrolled the built-in agent", "name", res.Name, "agent_id", res.AgentID)
 	return enroll.LoadIdentity(a.dir)
+}
+
+// exampleJob is the dev server's first job, so that the first thing a
+// newcomer runs is a real job: opsconductor job run hello --follow.
+const exampleJob = `name: hello
+description: The dev server's example job, on its built-in agent. Run it with: opsconductor job run hello -p who=you --follow
+params:
+  - {name: who, type: string, default: world, description: Who to greet}
+targets: {names: [local]}
+steps:
+  - id: greet
+    uses: shell
+    with:
+      command: |
+        echo "hello ${{ params.who }} from $(hostname)"
+        echo "greeted=${{ params.who }}" >> "$OPSCONDUCTOR_OUTPUT"
+  - id: facts
+    uses: shell
+    needs: [greet]
+    with: {command: "uname -srm; uptime"}
+  - id: done
+    uses: shell
+    needs: [facts]
+    with: {command: "echo 'greeted ${{ steps.greet.outputs.greeted }}; see the run with: opsconductor run show ${{ run.id }}'"}
+`
+
+// ensureExampleJob saves the example job once the controller takes
+// writes; an operator who edits or deletes it keeps their change until
+// the next start (which only saves it when it is missing).
+func ensureExampleJob(ctx context.Context, svc *automation.Service, ready func() error, log *slog.Logger) {
+	for {
+		if ready() == nil {
+			created, err := svc.EnsureJob(ctx, "dev", "hello", []byte(exampleJob))
+			switch {
+			case err == nil:
+				if created {
+					log.Info("saved the example job: opsconductor job run hello --follow")
+				}
+				return
+			case !problem.Is(err, problem.KindUnavailable):
+				log.Warn("the example job was not saved", "error", err)
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

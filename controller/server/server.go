@@ -27,6 +27,8 @@ import (
 	"github.com/opsconductor/opsconductor/controller/assets/credentials"
 	"github.com/opsconductor/opsconductor/controller/assets/discovery"
 	"github.com/opsconductor/opsconductor/controller/assets/graph"
+	"github.com/opsconductor/opsconductor/controller/automation"
+	"github.com/opsconductor/opsconductor/controller/automation/schedule"
 	"github.com/opsconductor/opsconductor/controller/cluster"
 	"github.com/opsconductor/opsconductor/controller/config"
 	"github.com/opsconductor/opsconductor/controller/gateway"
@@ -86,13 +88,17 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	reg := state.NewRegistry()
 	reg.MustRegister(probe.Domain())
 	reg.MustRegister(identity.Domain())
-	reg.MustRegister(agentrpc.Domain())
+	// The run engine hears of attempt and run changes as they commit.
+	autoHooks := automation.NewHooks()
+	reg.MustRegister(agentrpc.Domain(agentrpc.Hooks{Attempt: autoHooks.Attempt, AgentUp: autoHooks.AgentUp}))
 	reg.MustRegister(plugins.Domain())
 	reg.MustRegister(assets.Domain())
 	reg.MustRegister(graph.Domain(graph.WithNodeCheck(targetExists)))
 	reg.MustRegister(keyring.Domain())
 	reg.MustRegister(credentials.Domain())
 	reg.MustRegister(discovery.Domain())
+	reg.MustRegister(automation.Domain(autoHooks.RunChanged))
+	reg.MustRegister(schedule.Domain())
 	store, err := state.NewStore(reg, log)
 	if err != nil {
 		return err
@@ -208,7 +214,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	agents, err := agentrpc.New(agentrpc.Config{NodeID: nodeID, Advertise: agentAdvertise},
 		agentrpc.Deps{Applier: node, Store: store, Keyring: ring, Logger: log.With("component", "agentrpc"),
 			Leadership: clusterLeadership{node}, History: writer, HistoryReader: hist, Plugins: pluginBuilds{pluginReg},
-			Steps: pluginReg, Ready: node.Ready})
+			Steps: pluginReg, Ready: node.Ready, RunLog: autoHooks.RunLog})
 	if err != nil {
 		return err
 	}
@@ -264,6 +270,17 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	go func() { defer bgWG.Done(); disc.Run(bg, 10*time.Second) }()
 
 	registry := prometheus.NewRegistry()
+	auto, err := newAutomation(cfg, node, store, autoHooks, newHub(registry, log), agents, inv, creds, ident, pluginReg, writer, hist, log)
+	if err != nil {
+		return err
+	}
+	bgWG.Add(2)
+	go func() { defer bgWG.Done(); auto.svc.Run(bg) }()
+	go func() { defer bgWG.Done(); auto.schedules.Run(bg) }()
+	if cfg.Dev {
+		bgWG.Add(1)
+		go func() { defer bgWG.Done(); ensureExampleJob(bg, auto.svc, node.Ready, log.With("component", "automation")) }()
+	}
 	if err := registry.Register(node.Metrics()); err != nil {
 		return fmt.Errorf("register raft metrics: %w", err)
 	}
@@ -283,6 +300,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	}, gateway.Deps{
 		Logger: log, Cluster: node, Probes: probe.NewService(nodeID, node, store), Identity: ident, Agents: agents, Plugins: pluginReg,
 		Assets: inv, Credentials: creds, Keyring: ring, Relationships: rels, Discovery: disc,
+		Automation: auto.svc, Schedules: auto.schedules, RunStream: auto.stream,
 		Registry: registry, Version: buildinfo.Version(), NodeID: nodeID,
 		HealthSections: map[string]gateway.HealthSection{"history": monitor.section, "agents": agents.HealthSection},
 		ReadyChecks:    map[string]func(context.Context) error{"history": monitor.ready, "identity": ident.Ready},
