@@ -236,28 +236,44 @@ func TestRenderIsSafeForConcurrentUse(t *testing.T) {
 	}
 }
 
-// BenchmarkRenderAndShouldRun1000Targets measures one step's when and with
-// for a 1,000-target run, the work the engine does per step per batch.
+// BenchmarkRenderAndShouldRun1000Targets measures a step's when and with
+// for a 1,000-target run, the work the engine does per step per batch: the
+// issue example's restart step (one template, no when) and a wide step (a
+// when and thirteen templated values holding seventeen expressions).
 func BenchmarkRenderAndShouldRun1000Targets(b *testing.B) {
-	j := mustParse(b, renderJob)
-	envs := make([]Env, 1000)
-	for i := range envs {
-		envs[i] = renderEnv()
-		envs[i].Target.Name = fmt.Sprintf("web%04d", i)
-		envs[i].Target.Address = fmt.Sprintf("10.0.%d.%d", i/256, i%256)
+	example, err := Parse(readExample(b))
+	if err != nil {
+		b.Fatal(err)
 	}
-	s := &j.Steps[1]
-	b.ReportAllocs()
-	for b.Loop() {
-		for k := range envs {
-			ok, err := s.ShouldRun(envs[k])
-			if err != nil || !ok {
-				b.Fatal(ok, err)
+	wide := mustParse(b, renderJob)
+	for _, bc := range []struct {
+		name string
+		step *Step
+	}{
+		{"example restart step", &example.Steps[1]},
+		{"wide step", &wide.Steps[1]},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			envs := make([]Env, 1000)
+			for i := range envs {
+				envs[i] = renderEnv()
+				envs[i].Params["service"] = "nginx"
+				envs[i].Target.Name = fmt.Sprintf("web%04d", i)
+				envs[i].Target.Address = fmt.Sprintf("10.0.%d.%d", i/256, i%256)
 			}
-			if _, err := s.Render(envs[k]); err != nil {
-				b.Fatal(err)
+			b.ReportAllocs()
+			for b.Loop() {
+				for k := range envs {
+					ok, err := bc.step.ShouldRun(envs[k])
+					if err != nil || !ok {
+						b.Fatal(ok, err)
+					}
+					if _, err := bc.step.Render(envs[k]); err != nil {
+						b.Fatal(err)
+					}
+				}
 			}
-		}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/target")
+		})
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/target")
 }
