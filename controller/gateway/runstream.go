@@ -416,7 +416,7 @@ func (s *Server) proxyToLeader(w http.ResponseWriter, r *http.Request, leader cl
 		},
 	}
 	log.Debug("live stream proxied to the leader", "leader_id", leader.ID)
-	proxy.ServeHTTP(w, r)
+	proxy.ServeHTTP(hijacker{w}, r)
 }
 
 // hijacker gives gorilla/websocket, which type-asserts http.Hijacker, the
@@ -425,5 +425,25 @@ func (s *Server) proxyToLeader(w http.ResponseWriter, r *http.Request, leader cl
 type hijacker struct{ http.ResponseWriter }
 
 func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return http.NewResponseController(h.ResponseWriter).Hijack()
+	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err == nil {
+		markSwitched(h.ResponseWriter)
+	}
+	return conn, brw, err
+}
+
+// markSwitched records 101 in the access log and HTTP metrics: the
+// response goes out on the hijacked connection, past the recorder.
+func markSwitched(w http.ResponseWriter) {
+	for {
+		if rec, ok := w.(*recorder); ok {
+			rec.status, rec.wroteHeader = http.StatusSwitchingProtocols, true
+			return
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		w = u.Unwrap()
+	}
 }

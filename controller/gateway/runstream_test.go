@@ -115,13 +115,18 @@ type streamServer struct {
 
 func newStreamServer(t *testing.T, hubCfg live.Config, tune func(*RunStream), opts ...func(*Deps)) *streamServer {
 	t.Helper()
+	return newStreamServerWith(t, Config{}, hubCfg, tune, opts...)
+}
+
+func newStreamServerWith(t *testing.T, cfg Config, hubCfg live.Config, tune func(*RunStream), opts ...func(*Deps)) *streamServer {
+	t.Helper()
 	ss := &streamServer{hub: live.NewHub(hubCfg)}
 	rs := &RunStream{Hub: ss.hub, Access: testRunAccess, Leader: leaderIs("n1", "")}
 	if tune != nil {
 		tune(rs)
 	}
 	opts = append([]func(*Deps){func(d *Deps) { d.RunStream = rs }}, opts...)
-	ss.f = newFixture(t, Config{}, opts...)
+	ss.f = newFixture(t, cfg, opts...)
 	ss.srv = httptest.NewServer(ss.f.srv.Handler())
 	t.Cleanup(ss.srv.Close)
 	return ss
@@ -204,6 +209,25 @@ func expectClose(t *testing.T, conn *websocket.Conn, code int, text string) {
 	}
 }
 
+// logText is everything logged so far.
+func logText(b *syncBuffer) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitFor polls cond until it holds or streamWait passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(streamWait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestRunStreamAuthentication(t *testing.T) {
 	ss := newStreamServer(t, live.Config{}, nil)
 	token := ss.f.ident.adminToken
@@ -225,6 +249,8 @@ func TestRunStreamAuthentication(t *testing.T) {
 			subprotocols: []string{streamBearerPrefix + token}, wantStatus: 401},
 		{name: "two bearer subprotocols are a 401", path: "/api/v1/runs/r1/stream",
 			subprotocols: []string{streamSubprotocol, streamBearerPrefix + token, streamBearerPrefix + token}, wantStatus: 401},
+		{name: "a client that accepts gzip still gets a websocket", path: "/api/v1/runs/r1/stream",
+			header: http.Header{"Authorization": {"Bearer " + token}, "Accept-Encoding": {"gzip, deflate"}}, wantStatus: 101},
 		{name: "a run the caller may not see is a 404", path: "/api/v1/runs/hidden/stream", header: ss.bearer(), wantStatus: 404},
 	}
 	for _, tc := range cases {
@@ -264,20 +290,21 @@ func TestRunStreamAuthentication(t *testing.T) {
 		}
 	})
 	t.Run("the token is never logged", func(t *testing.T) {
-		if strings.Contains(ss.f.logs.buf.String(), strings.Split(token, ".")[2]) {
+		if strings.Contains(logText(ss.f.logs), strings.Split(token, ".")[2]) {
 			t.Fatal("a log line holds the token's signature")
 		}
 	})
 }
 
 func TestRunStreamOrigin(t *testing.T) {
-	ss := newStreamServer(t, live.Config{}, nil)
+	ss := newStreamServerWith(t, Config{CORSAllowedOrigins: []string{"https://ui.example"}}, live.Config{}, nil)
 	cases := []struct {
 		name   string
 		origin func(ss *streamServer) string
 		want   int
 	}{
 		{name: "a page served by the controller itself may connect", origin: func(ss *streamServer) string { return ss.srv.URL }, want: 101},
+		{name: "an origin CORS allows may connect", origin: func(*streamServer) string { return "https://ui.example" }, want: 101},
 		{name: "a page from another origin may not", origin: func(*streamServer) string { return "https://evil.example" }, want: 403},
 	}
 	for _, tc := range cases {
@@ -302,6 +329,14 @@ func TestRunStreamEvents(t *testing.T) {
 		ss.hub.End("r1")
 		expectEvents(t, conn, []string{live.TypeRun, live.TypeLog, live.TypeEnd}, []uint64{1, 2, 3})
 		expectClose(t, conn, websocket.CloseNormalClosure, "run ended")
+		waitFor(t, "the stream's access log line, with status 101", func() bool {
+			for _, l := range ss.f.logs.lines(t) {
+				if l["msg"] == "http request" && l["route"] == "/api/v1/runs/{id}/stream" {
+					return l["status"] == float64(http.StatusSwitchingProtocols)
+				}
+			}
+			return false
+		})
 	})
 	t.Run("a client resumes after the last seq it handled", func(t *testing.T) {
 		ss := newStreamServer(t, live.Config{}, nil)
@@ -532,6 +567,14 @@ func TestRunStreamFollowerProxiesToLeader(t *testing.T) {
 		_, resp, _ := dial(t, nil, follower.url("/api/v1/runs/hidden/stream"), follower.bearer())
 		if resp == nil || resp.StatusCode != http.StatusNotFound {
 			t.Fatalf("status %s, want 404", status(resp))
+		}
+	})
+	t.Run("neither node logs the token", func(t *testing.T) {
+		sig := strings.Split(follower.f.ident.adminToken, ".")[2]
+		for name, logs := range map[string]*syncBuffer{"leader": leader.f.logs, "follower": follower.f.logs} {
+			if strings.Contains(logText(logs), sig) {
+				t.Errorf("the %s logged the token", name)
+			}
 		}
 	})
 	t.Run("an unreachable leader is a 503", func(t *testing.T) {
