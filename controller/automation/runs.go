@@ -283,6 +283,21 @@ type LogPage struct {
 	Next  string    `json:"next"`
 }
 
+// parseLogCursor reads a log cursor: the index of the attempt in the
+// run's order and the last seq read of it.
+func parseLogCursor(after string) (int, uint64, error) {
+	if after == "" {
+		return 0, 0, nil
+	}
+	a, b, ok := strings.Cut(after, ":")
+	i, err1 := strconv.Atoi(a)
+	n, err2 := strconv.ParseUint(b, 10, 64)
+	if !ok || err1 != nil || err2 != nil || i < 0 || i > maxRunTargets*jobspec.MaxSteps*16 {
+		return 0, 0, problem.Invalid("after", "not a cursor this server returned")
+	}
+	return i, n, nil
+}
+
 // RunLogs reads a run's output target by target, step by step, try by
 // try, from the history store.
 func (s *Service) RunLogs(ctx context.Context, p *identity.Principal, id string, q LogQuery) (LogPage, error) {
@@ -292,15 +307,9 @@ func (s *Service) RunLogs(ctx context.Context, p *identity.Principal, id string,
 	if q.Limit > history.MaxPage {
 		return LogPage{}, problem.Invalid("limit", "must be 1-%d, got %d", history.MaxPage, q.Limit)
 	}
-	idx, seq := 0, uint64(0)
-	if q.After != "" {
-		a, b, ok := strings.Cut(q.After, ":")
-		i, err1 := strconv.Atoi(a)
-		n, err2 := strconv.ParseUint(b, 10, 64)
-		if !ok || err1 != nil || err2 != nil || i < 0 {
-			return LogPage{}, problem.Invalid("after", "not a cursor this server returned")
-		}
-		idx, seq = i, n
+	idx, seq, err := parseLogCursor(q.After)
+	if err != nil {
+		return LogPage{}, err
 	}
 	v, err := s.GetRun(ctx, p, id)
 	if err != nil {

@@ -3,6 +3,7 @@ package builtin
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -193,4 +194,47 @@ func reqWith(t *testing.T, params obj) sdk.Request {
 		t.Fatal(err)
 	}
 	return sdk.Request{AttemptID: "a1", Params: raw}
+}
+
+// Lines name=value written to $OPSCONDUCTOR_OUTPUT become outputs; bad
+// lines are reported and skipped, and the file is gone afterwards.
+func TestShellSetsOutputsFromItsOutputFile(t *testing.T) {
+	tests := []struct {
+		name       string
+		command    string
+		want       map[string]string
+		wantStderr string
+	}{
+		{name: "name=value lines", command: `echo version=1.2.3 >> "$OPSCONDUCTOR_OUTPUT"; echo "note=a=b c" >> "$OPSCONDUCTOR_OUTPUT"`,
+			want: map[string]string{"version": "1.2.3", "note": "a=b c", "exit_code": "0"}},
+		{name: "a bad line is skipped and reported", command: `printf '1bad=x\nok=yes\n\nnoequals\n' > "$OPSCONDUCTOR_OUTPUT"`,
+			want: map[string]string{"ok": "yes", "exit_code": "0"}, wantStderr: "OPSCONDUCTOR_OUTPUT line 1"},
+		{name: "too many outputs are cut", command: `for i in $(seq 1 40); do echo "o$i=$i"; done > "$OPSCONDUCTOR_OUTPUT"`,
+			wantStderr: "more than 32 outputs"},
+		{name: "no file written, only exit_code", command: "true", want: map[string]string{"exit_code": "0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, rec, err := run(t, context.Background(), Shell{}, obj{"command": tt.command + `; echo "$OPSCONDUCTOR_OUTPUT" > /dev/null`})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.want != nil && !maps.Equal(res.Outputs, tt.want) {
+				t.Errorf("outputs = %v, want %v", res.Outputs, tt.want)
+			}
+			if tt.want == nil && len(res.Outputs) != maxStepOutputs+1 {
+				t.Errorf("%d outputs, want the first %d and exit_code", len(res.Outputs), maxStepOutputs)
+			}
+			if !strings.Contains(rec.stderr(), tt.wantStderr) {
+				t.Errorf("stderr = %q, want it to mention %q", rec.stderr(), tt.wantStderr)
+			}
+		})
+	}
+	res, _, err := run(t, context.Background(), Shell{}, obj{"command": `echo "path=$OPSCONDUCTOR_OUTPUT" >> "$OPSCONDUCTOR_OUTPUT"`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(res.Outputs["path"]); !os.IsNotExist(err) {
+		t.Errorf("the output file %s is left behind: %v", res.Outputs["path"], err)
+	}
 }
