@@ -279,7 +279,10 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	go func() { defer bgWG.Done(); auto.schedules.Run(bg) }()
 	if cfg.Dev {
 		bgWG.Add(1)
-		go func() { defer bgWG.Done(); ensureExampleJob(bg, auto.svc, node.Ready, log.With("component", "automation")) }()
+		go func() {
+			defer bgWG.Done()
+			ensureExampleJob(bg, auto.svc, node.Ready, log.With("component", "automation"))
+		}()
 	}
 	if err := registry.Register(node.Metrics()); err != nil {
 		return fmt.Errorf("register raft metrics: %w", err)
