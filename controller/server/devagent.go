@@ -98,7 +98,7 @@ func (a *localAgent) enrol(ctx context.Context) (*enroll.Identity, error) {
 // exampleJob is the dev server's first job, so that the first thing a
 // newcomer runs is a real job: opsconductor job run hello --follow.
 const exampleJob = `name: hello
-description: The dev server's example job, on its built-in agent. Run it with: opsconductor job run hello -p who=you --follow
+description: "The dev server's example job, on its built-in agent. Run it with: opsconductor job run hello -p who=you --follow"
 params:
   - {name: who, type: string, default: world, description: Who to greet}
 targets: {names: [local]}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,5 +54,27 @@ func poll(ctx context.Context, t testing.TB, what string, fn func() error) {
 			t.Fatalf("waiting for %s: %v", what, err)
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// TestDevServerRunsItsExampleJob: the first thing a newcomer runs works.
+func TestDevServerRunsItsExampleJob(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Dev = true
+	r := start(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	waitLocalAgent(ctx, t, r)
+	poll(ctx, t, "the example job", func() error {
+		_, err := r.client.GetJob(ctx, "hello", 0)
+		return err
+	})
+	run := waitRun(ctx, t, r.client, startRun(ctx, t, r.client, "hello", map[string]any{"who": "newcomer"}).ID)
+	if run.Status != "succeeded" {
+		t.Fatalf("example run %s: %s", run.Status, stepStates(run))
+	}
+	logs, err := r.client.AllRunLogs(ctx, run.ID, apiclient.RunLogQuery{Step: "done"})
+	if err != nil || len(logs) != 1 || !strings.HasPrefix(logs[0].Data, "greeted newcomer;") {
+		t.Fatalf("done step's log = %+v, %v", logs, err)
 	}
 }
