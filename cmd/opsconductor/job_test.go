@@ -195,6 +195,51 @@ steps:
 		}
 	})
 
+	t.Run("an approval step waits for a person, and the decision decides the run", func(t *testing.T) {
+		gated := write("gated.yaml", `name: gated
+targets: {names: [local]}
+steps:
+  - id: prep
+    uses: shell
+    with: {command: "echo prepared"}
+  - id: gate
+    uses: approval
+    needs: [prep]
+    with: {message: "go ahead?", timeout: 1h}
+  - id: go
+    uses: shell
+    needs: [gate]
+    with: {command: "echo went"}
+`)
+		must(t, "", "job", "apply", "-f", gated, addr)
+		for _, tc := range []struct {
+			verb, done string
+			code       int
+		}{{"approve", "approved", 0}, {"reject", "rejected", 1}} {
+			id := runIDOf(t, must(t, "", "job", "run", "gated", addr))
+			var show string
+			waitFor(t, "the approval", func() bool {
+				show = must(t, "", "run", "show", id, addr)
+				return strings.Contains(show, "approval gate: pending")
+			})
+			if !strings.Contains(show, "go ahead?") || !strings.Contains(show, "local gate: waiting: waiting for approval") {
+				t.Errorf("run show of a run waiting for approval:\n%s", show)
+			}
+			if out := must(t, "", "run", tc.verb, id, "gate", "--comment", "by the test", addr); out != tc.done+" step gate of run "+id+"\n" {
+				t.Errorf("run %s: %q", tc.verb, out)
+			}
+			out, errOut, err := runIn(t, "", "run", "logs", id, "-f", addr)
+			if exitCode(err) != tc.code || !strings.Contains(out, "local prep | prepared") {
+				t.Fatalf("run logs -f after %s: %v\nstdout: %s\nstderr: %s", tc.verb, err, out, errOut)
+			}
+			show = must(t, "", "run", "show", id, addr)
+			if !strings.Contains(show, "approval gate: "+tc.done+` by admin ("by the test")`) ||
+				(tc.code == 0) != strings.Contains(out, "local go | went") {
+				t.Errorf("after %s:\nlogs: %s\nshow: %s", tc.verb, out, show)
+			}
+		}
+	})
+
 	t.Run("validate names every problem with its path and exits 1", func(t *testing.T) {
 		bad := write("bad.yaml", "name: bad\ntargets: {names: [local]}\nsteps:\n  - id: a\n    uses: shell\n    with: {command: \"true\"}\n"+
 			"  - id: b\n    uses: nosuch@1\n    needs: [chek]\n")
