@@ -339,7 +339,12 @@ func (s *Server) writeStream(ctx context.Context, conn *websocket.Conn, sub *liv
 		select {
 		case ev, ok := <-sub.C():
 			if !ok {
-				closeWith(websocket.CloseGoingAway, "server shutting down")
+				if errors.Is(sub.Err(), live.ErrReset) {
+					// 1012: reconnect; a follower now proxies to the new leader.
+					closeWith(websocket.CloseServiceRestart, "leadership moved: reconnect")
+				} else {
+					closeWith(websocket.CloseGoingAway, "server shutting down")
+				}
 				return
 			}
 			b, err := json.Marshal(ev)

@@ -593,6 +593,14 @@ func TestRunStreamFollowerProxiesToLeader(t *testing.T) {
 	})
 }
 
+func TestRunStreamLeadershipChange(t *testing.T) {
+	ss := newStreamServer(t, live.Config{}, nil)
+	conn := mustDial(t, ss, "/api/v1/runs/r1/stream")
+	readEvent(t, conn)
+	ss.hub.Reset()
+	expectClose(t, conn, websocket.CloseServiceRestart, "leadership moved: reconnect")
+}
+
 func TestRunStreamServerShutdown(t *testing.T) {
 	hub := live.NewHub(live.Config{})
 	f := newFixture(t, Config{ShutdownTimeout: time.Second}, func(d *Deps) {

@@ -205,6 +205,34 @@ func (h *Hub) End(runID string) {
 	h.append(runID, Event{Type: TypeEnd})
 }
 
+// ErrReset is why a subscription closed when its hub was reset: the node
+// stopped (or started) leading, so the client must reconnect, which takes
+// it to the hub that is fed now.
+var ErrReset = errors.New("live hub reset: leadership changed")
+
+// Reset forgets every run and closes every subscription without an end
+// (Err says ErrReset). The run engine calls it whenever this node gains or
+// loses leadership: a hub that is no longer fed would otherwise keep its
+// clients waiting forever, and one that starts being fed must not mix its
+// numbering with a stale ring's.
+func (h *Hub) Reset() {
+	h.mu.Lock()
+	runs := h.runs
+	h.runs = map[string]*run{}
+	h.m.runs.Set(0)
+	h.mu.Unlock()
+	for _, r := range runs {
+		r.mu.Lock()
+		r.removed = true
+		h.bytes.Add(-int64(r.bytes))
+		for s := range r.subs {
+			s.reset.Store(true)
+			s.once.Do(s.cancel)
+		}
+		r.mu.Unlock()
+	}
+}
+
 // Subscribe streams the run's events after seq after, whatever the epoch;
 // see SubscribeAt.
 func (h *Hub) Subscribe(ctx context.Context, runID string, after uint64) (*Subscription, error) {
@@ -427,6 +455,8 @@ type Subscription struct {
 	cancel context.CancelFunc
 	once   sync.Once
 	hello  Event
+	reset  atomic.Bool
+	ended  atomic.Bool
 
 	// Only the pump goroutine touches these after Subscribe returns.
 	cursor uint64 // last seq handed out (or skipped by a gap)
@@ -447,6 +477,23 @@ func (s *Subscription) Close() {
 // Done is closed once the subscription's goroutine has stopped.
 func (s *Subscription) Done() <-chan struct{} { return s.done }
 
+// Err says why C closed, once it has: nil after the run's end, ErrReset
+// when the hub was reset, else the context's error (Close included).
+func (s *Subscription) Err() error {
+	select {
+	case <-s.done:
+	default:
+		return nil
+	}
+	switch {
+	case s.ended.Load():
+		return nil
+	case s.reset.Load():
+		return ErrReset
+	}
+	return s.ctx.Err()
+}
+
 func (s *Subscription) pump() {
 	defer close(s.done)
 	defer close(s.out)
@@ -464,7 +511,11 @@ func (s *Subscription) pump() {
 				return
 			}
 		}
-		if !s.send(ev) || ev.Type == TypeEnd {
+		if !s.send(ev) {
+			return
+		}
+		if ev.Type == TypeEnd {
+			s.ended.Store(true)
 			return
 		}
 	}

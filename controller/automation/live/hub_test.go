@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -357,6 +358,41 @@ func TestHubSubscriptionLifetime(t *testing.T) {
 			t.Fatal("Subscribe with a cancelled context succeeded")
 		}
 	})
+}
+
+func TestHubReset(t *testing.T) {
+	h := NewHub(Config{})
+	publishN(h, "r1", 1, 3)
+	s := subscribe(t, h, "r1", Position{})
+	first := hello(t, recv(t, s))
+	ended := subscribe(t, h, "r2", Position{})
+	hello(t, recv(t, ended))
+	h.End("r2")
+	expect(t, ended, end(1))
+	expectClosed(t, ended)
+
+	h.Reset()
+	// What was already queued may still arrive; then the channel closes.
+	for range s.C() {
+	}
+	if err := s.Err(); !errors.Is(err, ErrReset) {
+		t.Fatalf("Err after Reset = %v, want ErrReset", err)
+	}
+	if err := ended.Err(); err != nil {
+		t.Fatalf("Err after the end = %v, want nil", err)
+	}
+	again := subscribe(t, h, "r1", Position{After: 3, Epoch: first.Epoch})
+	if got := hello(t, recv(t, again)); got.Epoch == first.Epoch || got.Head != 0 || !got.Restarted {
+		t.Fatalf("after Reset: hello %+v, want a new, empty epoch", got)
+	}
+	if got := h.bytes.Load(); got != 0 {
+		t.Fatalf("the hub still counts %d bytes", got)
+	}
+	closed := subscribe(t, h, "r3", Position{})
+	closed.Close()
+	if err := closed.Err(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Err after Close = %v, want context.Canceled", err)
+	}
 }
 
 type fakeClock struct {
