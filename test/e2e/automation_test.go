@@ -121,10 +121,19 @@ steps:
 	}
 	t.Logf("%d attempts started %v after the first run was asked for; killing the leader node%d", total,
 		time.Since(dispatchStart).Round(time.Millisecond), leader)
+	// The kill is timed to land late in a second, after that second's
+	// tick fired and shortly before the next: the time without a leader
+	// (an election, then up to a second before the new leader's scheduler
+	// looks) then spans two ticks or more, and a scheduler that fired only
+	// the latest tick owed would skip the others.
+	if err := waitPhase(ctx, 500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
 	killed, err := c.Kill(ctx, leader)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("SIGKILL sent %v into a second", time.Duration(killed.From.Nanosecond()).Round(time.Millisecond))
 	// The steps finish while there is no leader: their results and the
 	// rest of their output wait in the agents' outboxes.
 	if err := os.WriteFile(filepath.Join(ledgerDir, "release"), nil, 0o600); err != nil {
@@ -250,7 +259,14 @@ steps:
 			t.Errorf("no run for ticks %v: the leader was killed at %s, the next run was created %v later",
 				missing, killed.From.UTC().Format("15:04:05.000"), firstAfter.Round(time.Millisecond))
 		}
-		t.Logf("%d ticks from %s to %s", len(ticks), ticks[0].fire.Format(time.TimeOnly), ticks[len(ticks)-1].fire.Format(time.TimeOnly))
+		// The ticks due from the kill until the first run the new leader
+		// created: the ones the failover put to the test.
+		owed := 0
+		for m := killed.From.Truncate(tickEvery).Add(tickEvery); !m.After(killed.From.Add(firstAfter)); m = m.Add(tickEvery) {
+			owed++
+		}
+		t.Logf("%d ticks from %s to %s; %d fell due while there was no leader", len(ticks), ticks[0].fire.Format(time.TimeOnly),
+			ticks[len(ticks)-1].fire.Format(time.TimeOnly), owed)
 	})
 	t.Logf("figures: failover (kill to agreed leader) %v; agents back %v; all %d runs terminal %v after the kill",
 		elected.Round(time.Millisecond), reconnected.Round(time.Millisecond), len(runs), finished.Round(time.Millisecond))
@@ -356,6 +372,23 @@ func startAutomationCluster(ctx context.Context, t *testing.T) *localcluster.Clu
 	flags := strings.TrimSpace(os.Getenv("OPSCONDUCTOR_SERVER_FLAGS") + " --run-agent-wait " + agentWait.String())
 	t.Setenv("OPSCONDUCTOR_SERVER_FLAGS", flags)
 	return startCluster(ctx, t)
+}
+
+// waitPhase waits until the wall clock is phase past a whole second.
+func waitPhase(ctx context.Context, phase time.Duration) error {
+	now := time.Now()
+	at := now.Truncate(time.Second).Add(phase)
+	if !at.After(now) {
+		at = at.Add(time.Second)
+	}
+	timer := time.NewTimer(at.Sub(now))
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
 }
 
 // testAgent is one agent running in the test process.
