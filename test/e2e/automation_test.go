@@ -44,8 +44,8 @@ const (
 	ledgerLines = 40
 	// tickEvery is the test schedule's period (tickCron): one second, so
 	// that the time without a leader (about a second to elect, and up to
-	// a second more before the new leader's scheduler looks) always spans
-	// a tick, and usually two.
+	// a second more before the new leader's scheduler looks) spans a tick,
+	// and, with the kill timed late in a second, usually two.
 	tickEvery = 1 * time.Second
 	tickCron  = "* * * * * *"
 	// agentWait is --run-agent-wait: how long a step waits for a target's
@@ -165,6 +165,11 @@ steps:
 	if err := apiJSON(ctx, c, survivors[0], http.MethodPost, "/api/v1/schedules/e2e-tick/disable", nil, nil); err != nil {
 		t.Fatalf("disable the schedule: %v", err)
 	}
+	var tickRuns []string
+	for _, tk := range ticks {
+		tickRuns = append(tickRuns, tk.run)
+	}
+	waitRunsFinished(ctx, t, api, tickRuns, 30*time.Second)
 
 	t.Run("every attempt ran at most once", func(t *testing.T) {
 		entries, err := readLedgers(ledgerDir)
@@ -581,9 +586,12 @@ func waitRunsFinished(ctx context.Context, t *testing.T, c *apiclient.Client, id
 	return out
 }
 
-// tick is one run of the e2e-tick schedule: the slot it was fired for
+// tick is one run of the e2e-tick schedule, the slot it was fired for
 // and when the run was created.
-type tick struct{ fire, created time.Time }
+type tick struct {
+	run           string
+	fire, created time.Time
+}
 
 // waitTicks lists the runs of the e2e-tick schedule on node n, oldest
 // slot first, until ok accepts them.
@@ -603,7 +611,7 @@ func waitTicks(ctx context.Context, c *localcluster.Cluster, n int, ok func([]ti
 				if r.Trigger.Kind != "schedule" || r.Trigger.FireTime == nil {
 					return fmt.Errorf("run %s of the scheduled job has trigger %+v", r.ID, r.Trigger)
 				}
-				ticks = append(ticks, tick{fire: r.Trigger.FireTime.UTC(), created: r.CreatedAt})
+				ticks = append(ticks, tick{run: r.ID, fire: r.Trigger.FireTime.UTC(), created: r.CreatedAt})
 			}
 			if page.Next == "" {
 				break
