@@ -317,7 +317,8 @@ func (e *engine) advance(ctx context.Context, txn state.Reader, r *Run, ps *pass
 		return err
 	}
 	status := r.Status
-	if status == RunQueued {
+	// A run canceled while queued goes straight to its end.
+	if status == RunQueued && r.CancelRequested == nil {
 		if reason := e.queueReason(txn, r, job, ps.active); reason != "" {
 			if reason != r.Reason {
 				ps.command(cmdRunStatus, runStatusPayload{ID: r.ID, Status: RunQueued, Reason: reason})

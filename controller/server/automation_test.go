@@ -322,6 +322,13 @@ steps:
 	waitRunState(ctx, t, r.client, b.ID, "the second run to queue", func(run apiclient.Run) bool {
 		return run.Status == "queued" && strings.Contains(run.Reason, a.ID)
 	})
+	c := startRun(ctx, t, r.client, "queue", nil)
+	if _, err := r.client.CancelRun(ctx, c.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitRun(ctx, t, r.client, c.ID); got.Status != "canceled" || got.StartedAt == nil {
+		t.Fatalf("a run canceled while queued: %s (%s)", got.Status, got.Reason)
+	}
 	if _, err := r.client.DecideApproval(ctx, a.ID, "gate", true, ""); err != nil {
 		t.Fatal(err)
 	}
