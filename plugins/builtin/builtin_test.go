@@ -59,7 +59,7 @@ func TestEveryStepNamesTheBadParameter(t *testing.T) {
 		{"service", obj{"name": "-H evil", "action": "start"}, "params.name"},
 		{"package", obj{"name": "-y evil"}, "params.name"},
 		{"package", obj{"name": "x", "action": "upgrade"}, "params.action"},
-		{"ssh", obj{"command": "true"}, "params.user"},
+		{"ssh", obj{"command": "true", "host_key_policy": "sometimes"}, "params.host_key_policy"},
 		{"ssh", obj{"user": "u", "command": "true", "port": 70000}, "params.port"},
 		{"noop", obj{"lines": -1}, "params.lines"},
 	}

@@ -250,20 +250,23 @@ func TestSSH(t *testing.T) {
 	otherPub, _, _ := ed25519.GenerateKey(rand.Reader)
 	otherKey, _ := ssh.NewPublicKey(otherPub)
 	marker := filepath.Join(t.TempDir(), "ran")
+	_, strangerPriv, _ := ed25519.GenerateKey(rand.Reader)
+	strangerKey := string(writePEM(t, filepath.Join(t.TempDir(), "stranger"), strangerPriv))
 	keyAuth := map[string]string{"private_key": s.key}
 	tests := []struct {
-		name       string
-		params     obj
-		secrets    map[string]string
-		target     sdk.Target
-		needPass   bool
-		wantStatus sdk.Status
-		wantCode   int
-		wantOut    string
-		wantErrOut string
-		wantErr    error  // errors.Is
-		wantErrMsg string // substring
-		wantParam  string
+		name        string
+		params      obj
+		secrets     map[string]string
+		target      sdk.Target
+		needPass    bool
+		wantStatus  sdk.Status
+		wantCode    int
+		wantOut     string
+		wantErrOut  string
+		wantErr     error  // errors.Is
+		wantErrMsg  string // substring
+		wantParam   string
+		wantHostKey string // the learned host_key output; none when empty
 	}{
 		{name: "key auth runs the command and streams its output",
 			params:  obj{"host": "127.0.0.1", "port": s.port, "user": s.user, "command": "echo hello; echo oops >&2", "host_key": s.hostKeyLine()},
@@ -301,6 +304,34 @@ func TestSSH(t *testing.T) {
 		{name: "no credential is refused",
 			params:    obj{"host": "127.0.0.1", "port": s.port, "user": s.user, "command": "true", "host_key": s.hostKeyLine()},
 			wantParam: "secrets.private_key"},
+		{name: "tofu without a host key learns the host's key and reports it",
+			params:  obj{"host": "127.0.0.1", "port": s.port, "user": s.user, "command": "echo learned", "host_key_policy": "tofu"},
+			secrets: keyAuth, wantOut: "learned\n", wantHostKey: s.hostKeyLine()},
+		{name: "tofu reports the learned key even when the command fails",
+			params:  obj{"host": "127.0.0.1", "port": s.port, "user": s.user, "command": "exit 4", "host_key_policy": "tofu"},
+			secrets: keyAuth, wantStatus: sdk.StatusFailed, wantCode: 4, wantHostKey: s.hostKeyLine()},
+		{name: "tofu reports the learned key even when the login is refused",
+			params:  obj{"host": "127.0.0.1", "port": s.port, "user": s.user, "command": "touch " + marker, "host_key_policy": "tofu"},
+			secrets: map[string]string{"private_key": strangerKey}, wantErrMsg: "unable to authenticate", wantHostKey: s.hostKeyLine()},
+		{name: "tofu with a matching host key connects and learns nothing",
+			params:  obj{"host": "127.0.0.1", "port": s.port, "user": s.user, "command": "echo pinned", "host_key_policy": "tofu", "host_key": s.hostKeyLine()},
+			secrets: keyAuth, wantOut: "pinned\n"},
+		{name: "tofu with a host key that does not match is refused before authenticating",
+			params:  obj{"host": "127.0.0.1", "port": s.port, "user": s.user, "command": "touch " + marker, "host_key_policy": "tofu", "host_key": strings.TrimSpace(string(ssh.MarshalAuthorizedKey(otherKey)))},
+			secrets: keyAuth, wantErr: ErrHostKeyMismatch, wantErrMsg: "refusing to connect"},
+		{name: "an unknown host key policy is refused",
+			params:  obj{"host": "127.0.0.1", "port": s.port, "user": s.user, "command": "true", "host_key_policy": "trust-me"},
+			secrets: keyAuth, wantParam: "params.host_key_policy"},
+		{name: "the user comes from the credential's username when the parameters omit it",
+			params:  obj{"host": "127.0.0.1", "port": s.port, "command": "echo by-secret", "host_key": s.hostKeyLine()},
+			secrets: map[string]string{"private_key": s.key, "username": s.user}, wantOut: "by-secret\n"},
+		{name: "the ssh alias's secrets win over another credential's unprefixed ones",
+			params:  obj{"host": "127.0.0.1", "port": s.port, "command": "echo aliased", "host_key": s.hostKeyLine()},
+			secrets: map[string]string{"ssh.private_key": s.key, "ssh.username": s.user, "private_key": "-----BEGIN NONSENSE-----", "username": "nobody-here"},
+			wantOut: "aliased\n"},
+		{name: "no user and no username secret is refused",
+			params:  obj{"host": "127.0.0.1", "port": s.port, "command": "true", "host_key": s.hostKeyLine()},
+			secrets: keyAuth, wantParam: "params.user"},
 		{name: "a private key that does not parse is refused",
 			params:  obj{"host": "127.0.0.1", "port": s.port, "user": s.user, "command": "true", "host_key": s.hostKeyLine()},
 			secrets: map[string]string{"private_key": "-----BEGIN NONSENSE-----"}, wantParam: "secrets.private_key"},
@@ -329,6 +360,9 @@ func TestSSH(t *testing.T) {
 				if _, err := os.Stat(marker); err == nil {
 					t.Fatalf("the command ran although the connection was refused")
 				}
+				if got := res.Outputs["host_key"]; got != tt.wantHostKey {
+					t.Errorf("host_key output = %q, want %q", got, tt.wantHostKey)
+				}
 			case err != nil:
 				t.Fatalf("Run: %v", err)
 			default:
@@ -337,6 +371,9 @@ func TestSSH(t *testing.T) {
 				}
 				if rec.stdout() != tt.wantOut || rec.stderr() != tt.wantErrOut {
 					t.Errorf("stdout %q stderr %q, want %q and %q", rec.stdout(), rec.stderr(), tt.wantOut, tt.wantErrOut)
+				}
+				if got := res.Outputs["host_key"]; got != tt.wantHostKey {
+					t.Errorf("host_key output = %q, want %q", got, tt.wantHostKey)
 				}
 			}
 			if s.password != "" && strings.Contains(rec.stdout()+rec.stderr()+fmt.Sprint(err), s.password) {
