@@ -228,7 +228,9 @@ func (s *Server) streamRun(w http.ResponseWriter, r *http.Request) error {
 	leader, err := rs.Leader(r.Context())
 	switch {
 	case err != nil:
-		return problem.Unavailable("leader_unreachable", "cannot reach the leader, which serves live run output: %v", err)
+		// The cause names addresses; it goes to the log, not the client.
+		loggerFrom(r.Context()).Warn("live stream: leader lookup failed", "error", err)
+		return problem.Unavailable("leader_unreachable", "cannot reach the leader, which serves live run output")
 	case leader.ID == "":
 		return problem.Unavailable("no_leader", "no leader is known; live run output is served by the leader")
 	case leader.ID != s.nodeID:
@@ -258,11 +260,14 @@ func (s *Server) streamRun(w http.ResponseWriter, r *http.Request) error {
 		Subprotocols:     []string{streamSubprotocol},
 		CheckOrigin:      s.sameOrAllowedOrigin,
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
-			kind := problem.KindInvalid
-			if status == http.StatusForbidden {
-				kind = problem.KindForbidden
+			switch {
+			case status >= http.StatusInternalServerError: // no hijackable connection
+				writeError(w, r, fmt.Errorf("websocket upgrade: %w", reason))
+			case status == http.StatusForbidden:
+				writeError(w, r, problem.New(problem.KindForbidden, "websocket_origin", "%v", reason))
+			default:
+				writeError(w, r, problem.New(problem.KindInvalid, "websocket_handshake", "%v", reason))
 			}
-			writeError(w, r, problem.New(kind, "websocket_handshake", "%v", reason))
 		},
 	}
 	conn, err := up.Upgrade(hijacker{w}, r, nil)
