@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -343,4 +344,108 @@ func TestFollowFallsBackToPollingWithoutTheStream(t *testing.T) {
 			}
 		})
 	}
+}
+
+// applyUnified applies a diff made by unifiedDiff to the lines of a; it
+// fails the test on a hunk that does not fit a.
+func applyUnified(t *testing.T, a []string, diff string) []string {
+	t.Helper()
+	if diff == "" {
+		return a
+	}
+	dl := strings.Split(strings.TrimSuffix(diff, "\n"), "\n")
+	if len(dl) < 3 || !strings.HasPrefix(dl[0], "--- ") || !strings.HasPrefix(dl[1], "+++ ") {
+		t.Fatalf("no diff header:\n%s", diff)
+	}
+	var out []string
+	next := 0 // the next line of a not yet copied
+	for _, l := range dl[2:] {
+		if strings.HasPrefix(l, "@@ ") {
+			var oStart, oc, ns, nc int
+			head := strings.Fields(l)
+			parse := func(s string, start, count *int) {
+				*count = 1
+				if i := strings.IndexByte(s, ','); i >= 0 {
+					_, _ = fmt.Sscanf(s[i+1:], "%d", count)
+					s = s[:i]
+				}
+				_, _ = fmt.Sscanf(s, "%d", start)
+			}
+			parse(strings.TrimPrefix(head[1], "-"), &oStart, &oc)
+			parse(strings.TrimPrefix(head[2], "+"), &ns, &nc)
+			from := oStart - 1
+			if oc == 0 {
+				from = oStart
+			}
+			if from < next || from > len(a) {
+				t.Fatalf("hunk %q starts at line %d, after line %d of %d", l, from+1, next, len(a))
+			}
+			out, next = append(out, a[next:from]...), from
+			continue
+		}
+		if l == "" {
+			t.Fatalf("an empty diff line in:\n%s", diff)
+		}
+		switch body := l[1:]; l[0] {
+		case ' ', '-':
+			if next >= len(a) || a[next] != body {
+				t.Fatalf("line %q does not match line %d of a", l, next+1)
+			}
+			if l[0] == ' ' {
+				out = append(out, body)
+			}
+			next++
+		case '+':
+			out = append(out, body)
+		default:
+			t.Fatalf("line %q is not context, removal or addition", l)
+		}
+	}
+	return append(out, a[next:]...)
+}
+
+func FuzzUnifiedDiff(f *testing.F) {
+	f.Add("a\nb\nc\n", "a\nB\nc\nd\n", 3)
+	f.Add("", "x\n", 0)
+	f.Add("x\ny\nz\n", "", 1)
+	f.Add("a\nb\nc\nd\ne\nf\ng\nh\ni\n", "a\nX\nc\nd\ne\nf\ng\nY\ni\n", 2)
+	f.Add("same\n", "same\n", 3)
+	f.Fuzz(func(t *testing.T, a, b string, ctx int) {
+		if len(a) > 4096 || len(b) > 4096 || ctx < 0 || ctx > 10 {
+			t.Skip()
+		}
+		split := func(s string) []string {
+			if s == "" {
+				return nil
+			}
+			return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+		}
+		diff := unifiedDiff("a", "b", a, b, ctx)
+		if got, want := applyUnified(t, split(a), diff), split(b); strings.Join(got, "\n") != strings.Join(want, "\n") || len(got) != len(want) {
+			t.Fatalf("the diff does not turn a into b:\n%s\ngot  %q\nwant %q", diff, got, want)
+		}
+	})
+}
+
+func FuzzParseParams(f *testing.F) {
+	f.Add("batch=2", "service=nginx")
+	f.Add("=x", "y")
+	f.Add("a=1", "a=2")
+	f.Add("q=a=b", "empty=")
+	f.Fuzz(func(t *testing.T, p1, p2 string) {
+		got, err := parseParams([]string{p1, p2})
+		if err != nil {
+			var ue usageError
+			if !errors.As(err, &ue) {
+				t.Fatalf("a bad -p is not a usage error: %v", err)
+			}
+			return
+		}
+		for _, kv := range []string{p1, p2} {
+			k, v, _ := strings.Cut(kv, "=")
+			if got[strings.TrimSpace(k)] != v {
+				t.Fatalf("-p %q became %#v", kv, got)
+			}
+		}
+	})
 }
