@@ -75,11 +75,24 @@ func (s *Service) due(sc *Schedule, now time.Time) (plan, bool) {
 		s.d.Logger.Warn("schedule cannot be read", "schedule", sc.Name, "schedule_id", sc.ID, "error", err)
 		return plan{}, false
 	}
-	slot, ok := sp.Latest(s.base(sc), now)
-	if !ok {
+	base := s.base(sc)
+	first := sp.Next(base)
+	if first.IsZero() || first.After(now) {
 		return plan{}, false
 	}
-	return plan{slot: slot, missed: now.Sub(slot) > s.d.Grace}, true
+	if now.Sub(first) <= s.d.Grace {
+		// Within the grace every tick is fired, oldest first: a leader
+		// that took over after a short gap owes each tick of the gap.
+		return plan{slot: first}, true
+	}
+	// Ticks missed by more than the grace are dealt with together, as
+	// the latest of them, by the catch-up policy; the ticks within the
+	// grace after it fire one by one on the next looks.
+	slot, ok := sp.Latest(base, now.Add(-s.d.Grace))
+	if !ok {
+		slot = first
+	}
+	return plan{slot: slot, missed: true}, true
 }
 
 // base is the time after which sc's ticks count.
@@ -128,11 +141,25 @@ func (s *Service) fireDue(ctx context.Context, now time.Time) {
 		if ctx.Err() != nil {
 			return
 		}
-		if p, ok := s.due(sc, now); ok {
+		// A schedule may owe several ticks (a failover spanned them):
+		// fire them in order while each one is recorded.
+		for range maxTicksPerLook {
+			p, ok := s.due(sc, now)
+			if !ok {
+				break
+			}
 			s.fire(ctx, sc, p)
+			next, err := byName(s.d.Store.ReadTxn(), sc.Name)
+			if err != nil || next.ID != sc.ID || next.LastFireTime == nil || !next.LastFireTime.Equal(p.slot) {
+				break // not recorded (retried at the next look) or changed meanwhile
+			}
+			sc = next
 		}
 	}
 }
+
+// maxTicksPerLook bounds the ticks one schedule fires in one look.
+const maxTicksPerLook = 100
 
 // fire deals with one tick: it starts the tick's run (idempotent by
 // schedule and slot) and then commits the slot. If this controller dies

@@ -3,6 +3,7 @@ package schedule
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -328,4 +329,27 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// A leader that takes over after a short gap owes every tick of the gap:
+// they fire oldest first, none skipped and none twice.
+func TestTicksOwedWithinTheGraceAllFire(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.create(t, Input{Name: "tens", Job: "backup", Params: map[string]any{"target": "db"}, Cron: "*/10 * * * * *", Overlap: "allow"})
+	start := at(t, "2026-11-02T10:00:00Z")
+	e.svc.fireDue(ctx, start)
+	before := len(e.runner.created())
+	// The leader was away from 10:00:00 to 10:00:35.
+	e.svc.fireDue(ctx, start.Add(35*time.Second))
+	e.svc.fireDue(ctx, start.Add(36*time.Second))
+	got := e.runner.created()[before:]
+	var ticks []time.Time
+	for _, tk := range got {
+		ticks = append(ticks, tk.FireTime)
+	}
+	want := []time.Time{start.Add(10 * time.Second), start.Add(20 * time.Second), start.Add(30 * time.Second)}
+	if !slices.EqualFunc(ticks, want, time.Time.Equal) {
+		t.Fatalf("fired %s, want %v", fmtTicks(got), want)
+	}
 }
