@@ -116,6 +116,9 @@ func TestConsistentReads(t *testing.T) {
 	inventory("web-1 env=prod", "+admin web-1")(t, f)
 	scanID := caseDiscovery(t, f, "admin", true)
 	caseSchedule(t, f, "admin") // {name} is "admin" below
+	// Job "admin" and a run of it that waits for its agent ({id} of /runs/).
+	caseJob(t, f, "admin", caseJobYAML)
+	runID := caseRun(t, f, "admin").ID
 	var consistentRoutes []RouteInfo
 	for _, rt := range f.srv.Routes() {
 		if rt.Consistent {
@@ -151,6 +154,9 @@ func TestConsistentReads(t *testing.T) {
 				}
 				if strings.HasPrefix(rt.Path, "/api/v1/discovery/scans/") {
 					id = scanID
+				}
+				if strings.HasPrefix(rt.Path, "/api/v1/runs/") {
+					id = runID
 				}
 				name := "admin"
 				if strings.HasPrefix(rt.Path, "/api/v1/plugins/") {

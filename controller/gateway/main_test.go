@@ -293,6 +293,7 @@ func newFixture(t testing.TB, cfg Config, opts ...func(*Deps)) *fixture {
 	deps.Assets = newTestAssets(t)
 	deps.Discovery = newTestDiscovery(t, deps.Assets)
 	deps.Schedules = newTestSchedules(t)
+	deps.Automation = newTestAutomation(t, deps.Assets, f.ident.svc, deps.Plugins)
 	for _, o := range opts {
 		o(&deps)
 	}

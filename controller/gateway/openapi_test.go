@@ -481,7 +481,8 @@ func openAPICases() []routeCase {
 			cfg: Config{RateLimits: tight}, repeat: 2},
 	}
 	cases = append(append(append(append(append(cases, identityCases()...), agentCases()...), pluginCases()...), relationshipCases()...), credentialCases()...)
-	return append(append(append(append(cases, assetCases()...), discoveryCases()...), runStreamCases()...), scheduleCases()...)
+	cases = append(append(append(append(cases, assetCases()...), discoveryCases()...), runStreamCases()...), scheduleCases()...)
+	return append(cases, automationCases()...)
 }
 
 // TestOpenAPIResponsesMatchSchemas sends every route its successes and its
