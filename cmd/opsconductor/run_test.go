@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,8 +13,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/spf13/cobra"
+	"go.uber.org/goleak"
 
 	"github.com/opsconductor/opsconductor/controller/apiclient"
 )
@@ -448,4 +452,93 @@ func FuzzParseParams(f *testing.F) {
 			}
 		}
 	})
+}
+
+// resumingController serves a run whose live stream breaks once: the
+// first connection sends a hello and one event and drops; the run ends
+// on the second, which must resume after that event, in that epoch.
+type resumingController struct {
+	mu      sync.Mutex
+	queries []string
+}
+
+func (rc *resumingController) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rc.mu.Lock()
+	conns := len(rc.queries)
+	rc.mu.Unlock()
+	run := apiclient.Run{ID: "run_1", Status: "running", Summary: apiclient.RunSummary{Targets: 1, Running: 1},
+		Targets: []apiclient.RunTarget{{Name: "local", Status: "running", Steps: []apiclient.RunStep{step("hello", "pending")}}}}
+	if conns == 1 {
+		run.Targets[0].Steps[0].Status = "running"
+	}
+	if conns >= 2 {
+		run.Status, run.Summary = "succeeded", apiclient.RunSummary{Targets: 1, Succeeded: 1}
+		run.Targets[0].Status, run.Targets[0].Steps[0].Status = "succeeded", "succeeded"
+	}
+	if r.URL.Path != "/api/v1/runs/run_1/stream" {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(run)
+		return
+	}
+	up := websocket.Upgrader{Subprotocols: []string{"opsconductor.v1"}}
+	conn, err := up.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	rc.mu.Lock()
+	rc.queries = append(rc.queries, r.URL.RawQuery)
+	rc.mu.Unlock()
+	send := func(seq uint64, typ, data string) {
+		ev := apiclient.RunEvent{Seq: seq, Type: typ}
+		if data != "" {
+			ev.Data = json.RawMessage(data)
+		}
+		b, _ := json.Marshal(ev)
+		_ = conn.WriteMessage(websocket.TextMessage, b)
+	}
+	if conns == 0 {
+		send(0, "hello", `{"run_id":"run_1","epoch":"e1","head":0,"oldest":1}`)
+		send(1, "attempt", `{"target":"local","step":"hello","attempt_id":"att_1","try":1,"status":"running"}`)
+		return // dropped without a close frame, as by a leader that died
+	}
+	send(1, "hello", `{"run_id":"run_1","epoch":"e1","head":1,"oldest":1}`)
+	send(2, "log", `{"target":"local","step":"hello","attempt_id":"att_1","try":1,"seq":1,"data":"hi\n"}`)
+	send(3, "run", `{"id":"run_1","status":"succeeded"}`)
+	send(4, "end", "")
+	_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "run ended"))
+}
+
+func TestWatcherResumesABrokenStreamWhereItLeftOff(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	rc := &resumingController{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	c, err := apiclient.New(srv.URL, apiclient.WithToken("oct_test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress, notes, logs strings.Builder
+	lp := newLogPrinter(&logs, "", "")
+	w := &watcher{c: c, id: "run_1", poll: time.Hour, note: &notes, onView: newRunProgress(&progress, false).update, onLog: lp.print}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := w.watch(ctx)
+	if err != nil || r.Status != "succeeded" {
+		t.Fatalf("watch = %s, %v", r.Status, err)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.queries) != 2 || rc.queries[0] != "" || rc.queries[1] != "after=1&epoch=e1" {
+		t.Fatalf("stream queries %q, want a fresh start and then after=1&epoch=e1", rc.queries)
+	}
+	if notes.Len() != 0 {
+		t.Errorf("the watcher fell back to polling: %s", notes.String())
+	}
+	if want := lines("run run_1: running", "local hello: running", "run run_1: succeeded", "local hello: succeeded"); progress.String() != want {
+		t.Errorf("progress:\n%s\nwant:\n%s", progress.String(), want)
+	}
+	if logs.String() != "local hello | hi\n" {
+		t.Errorf("logs: %q", logs.String())
+	}
 }
