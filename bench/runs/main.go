@@ -21,6 +21,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,6 +30,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -119,7 +121,9 @@ func main() {
 
 // controller is what the scenarios need of the controller under test.
 type controller struct {
-	admin      *apiclient.Client
+	admin *apiclient.Client
+	// httpAddr is the leader's API address, for /metrics.
+	httpAddr   string
 	agentAddrs []string
 	pids       func() []int // for CPU figures
 	setup      string
@@ -168,6 +172,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		if c.admin, err = srv.Admin(setupCtx); err != nil {
 			return err
 		}
+		c.httpAddr = srv.HTTPAddr
 		c.agentAddrs, c.pids, c.setup = []string{srv.AgentAddr}, func() []int { return []int{srv.Pid()} }, "1 node, embedded history"
 	}
 
@@ -208,6 +213,10 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	}
 
 	var fan []runTiming
+	fanRaft0, err := scrapeRaft(ctx, c.httpAddr)
+	if err != nil {
+		return err
+	}
 	for i := range o.fanoutRuns {
 		fl.ResetAnswerTimes()
 		t0 := time.Now()
@@ -220,6 +229,10 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		fmt.Fprintf(os.Stderr, "fan-out run %d/%d over %d agents: %.0f ms (created %.0f ms, first answer %.0f ms, last answer %.0f ms, finished_at %.0f ms)\n",
 			i+1, o.fanoutRuns, o.agents, ms(t.seen), ms(t.created), ms(t.firstAnswer), ms(t.lastAnswer), ms(t.finished))
 		fan = append(fan, t)
+	}
+	fanRaft1, err := scrapeRaft(ctx, c.httpAddr)
+	if err != nil {
+		return err
 	}
 	tp, err := throughput(ctx, c, fl, o)
 	if err != nil {
@@ -251,12 +264,15 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		med := slices.Sorted(slices.Values(seen))[(len(seen)-1)/2]
 		fmt.Fprintf(out, "| fan-out: one run, one noop step over %d agents, POST → run succeeded seen on its stream (each run) | %s ms (median %.2f s) | <= 2 s for 1,000: %s |\n",
 			o.agents, strings.Join(cells, ", "), med.Seconds(), verdict(o.agents >= 1000 && med <= targetFanout))
+		fmt.Fprintf(out, "| fan-out: the leader's Raft entries per run / commands per entry / mean Apply wait | %s | — |\n",
+			fanRaft1.sub(fanRaft0).per(len(fan)))
 		fmt.Fprintf(out, "| fan-out phases since the POST: created / first agent answered / last agent answered / run finished_at (ms, each run) | %s | — |\n",
 			strings.Join(phases, "; "))
 	}
 	fmt.Fprintf(out, "| throughput (%s): %d clients × runs over %d agents, 1 noop step, for %s | %.0f attempts/s (%d runs, %d attempts; agents answered %.0f/s) | >= %.0f/s: %s |\n",
 		target, o.workers, o.tpAgents, o.duration, tp.rate, tp.runs, tp.attempts, tp.answeredRate, tpTarget, verdict(tp.rate >= tpTarget))
 	fmt.Fprintf(out, "| run latency under that load: POST → succeeded | p50 %.0f ms, p99 %.0f ms | — |\n", ms(tp.p50), ms(tp.p99))
+	fmt.Fprintf(out, "| throughput: the leader's Raft entries per run / commands per entry / mean Apply wait | %s | — |\n", tp.raft.per(tp.runs))
 	fmt.Fprintf(out, "| controller CPU during the window | %.0f%% of one core (this driver and its agents: %.0f%%) | — |\n", tp.cpu, tp.driverCPU)
 	return nil
 }
@@ -293,7 +309,7 @@ func startCluster(ctx context.Context, o options, dir string, flags []string, c 
 	if err != nil {
 		return nil, errors.Join(err, stop(err))
 	}
-	c.admin = lc.Client(leader)
+	c.admin, c.httpAddr = lc.Client(leader), lc.HTTPAddr(leader)
 	for i := range 3 {
 		c.agentAddrs = append(c.agentAddrs, net.JoinHostPort("127.0.0.1", strconv.Itoa(base+10*i+1)))
 	}
@@ -409,6 +425,7 @@ func waitEnd(ctx context.Context, c *apiclient.Client, r apiclient.Run) (apiclie
 }
 
 type tpFigures struct {
+	raft               raftStats
 	rate, answeredRate float64
 	runs, attempts     int
 	p50, p99           time.Duration
@@ -474,6 +491,7 @@ func throughput(ctx context.Context, c controller, fl *simagent.Fleet, o options
 		return tpFigures{}, err
 	}
 	self0, _ := serverproc.CPUTime(os.Getpid())
+	raft0, rerr := scrapeRaft(ctx, c.httpAddr)
 	a0 := fl.Answered()
 	t0 := time.Now()
 	measuring.Store(true)
@@ -483,22 +501,90 @@ func throughput(ctx context.Context, c controller, fl *simagent.Fleet, o options
 	a1 := fl.Answered()
 	cpu1, cerr := cpuTimes(c.pids())
 	self1, _ := serverproc.CPUTime(os.Getpid())
+	raft1, rerr1 := scrapeRaft(ctx, c.httpAddr)
 	cancel(nil)
 	wg.Wait()
 	if !ok {
 		return tpFigures{}, context.Cause(wctx)
 	}
-	if cerr != nil {
-		return tpFigures{}, cerr
+	if err := errors.Join(cerr, rerr, rerr1); err != nil {
+		return tpFigures{}, err
 	}
 	slices.Sort(lat)
-	f := tpFigures{runs: runs, attempts: runs * o.tpAgents, answeredRate: float64(a1-a0) / window.Seconds(),
+	f := tpFigures{raft: raft1.sub(raft0), runs: runs, attempts: runs * o.tpAgents, answeredRate: float64(a1-a0) / window.Seconds(),
 		cpu: 100 * float64(cpu1-cpu0) / float64(window), driverCPU: 100 * float64(self1-self0) / float64(window)}
 	f.rate = float64(f.attempts) / window.Seconds()
 	if len(lat) > 0 {
 		f.p50, f.p99 = lat[(len(lat)-1)/2], lat[(len(lat)-1)*99/100]
 	}
 	return f, nil
+}
+
+// raftStats are the leader's Raft write counters from /metrics: entries
+// the batcher formed, the commands in them, and Apply calls with the
+// seconds they waited (batching, fsync and FSM apply included).
+type raftStats struct {
+	entries, commands, applies, applySeconds float64
+}
+
+func (a raftStats) sub(b raftStats) raftStats {
+	return raftStats{a.entries - b.entries, a.commands - b.commands, a.applies - b.applies, a.applySeconds - b.applySeconds}
+}
+
+// per renders the counters per run.
+func (a raftStats) per(runs int) string {
+	if runs == 0 || a.entries == 0 || a.applies == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f entries / %.0f commands / %.1f ms (%d runs: %.0f entries, %.0f Apply calls)",
+		a.entries/float64(runs), a.commands/a.entries, 1000*a.applySeconds/a.applies, runs, a.entries, a.applies)
+}
+
+// scrapeRaft reads the Raft write counters from a node's /metrics.
+func scrapeRaft(ctx context.Context, addr string) (raftStats, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return raftStats{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return raftStats{}, fmt.Errorf("GET /metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return raftStats{}, fmt.Errorf("GET /metrics: status %d", resp.StatusCode)
+	}
+	var st raftStats
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok || strings.HasPrefix(name, "#") {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			continue
+		}
+		// Labels (the apply outcome) are summed over.
+		if i := strings.IndexByte(name, '{'); i >= 0 {
+			name = name[:i]
+		}
+		switch name {
+		case "opsconductor_raft_batch_commands_count":
+			st.entries += v
+		case "opsconductor_raft_batch_commands_sum":
+			st.commands += v
+		case "opsconductor_raft_apply_duration_seconds_count":
+			st.applies += v
+		case "opsconductor_raft_apply_duration_seconds_sum":
+			st.applySeconds += v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return raftStats{}, fmt.Errorf("read /metrics: %w", err)
+	}
+	return st, nil
 }
 
 // cpuTimes sums the CPU time of pids.
