@@ -278,6 +278,9 @@ type StepDispatch struct {
 	Actor   string
 	Run     RunRef
 	Secrets map[string]string
+	// Stored, when set, is what the attempt keeps of the parameters: Spec.With
+	// with the secret values in it masked. Spec.With goes to the agent only.
+	Stored json.RawMessage
 }
 
 // DispatchResult is what became of one StepDispatch: the attempt as
@@ -317,8 +320,12 @@ func (s *Service) DispatchSteps(ctx context.Context, ds []StepDispatch) []Dispat
 		}
 		var cmd state.Command
 		if err == nil {
+			stored := with
+			if d.Stored != nil {
+				stored = d.Stored
+			}
 			cmd, err = state.NewCommand(cmdAttemptCreate, 1, attemptCreatePayload{Attempt: Attempt{ID: d.ID, AgentID: d.AgentID,
-				Kind: d.Spec.Uses, Params: with, Timeout: timeout.String(), CreatedBy: d.Actor,
+				Kind: d.Spec.Uses, Params: stored, Timeout: timeout.String(), CreatedBy: d.Actor,
 				Credentials: maps.Clone(d.Spec.Credentials), RunRef: d.Run}})
 		}
 		if err != nil {
@@ -344,7 +351,12 @@ func (s *Service) DispatchSteps(ctx context.Context, ds []StepDispatch) []Dispat
 			out[i].Attempt = att
 			ls := s.reg.stream(att.AgentID)
 			s.trips.start(att.ID, time.Now())
-			if ls == nil || !ls.enqueue(assignmentMsg(&att, ds[i].Secrets)) {
+			sent := att
+			if ds[i].Stored != nil {
+				// The agent gets the parameters as rendered; the state keeps them masked.
+				sent.Params = json.RawMessage(bytes.TrimSpace(ds[i].Spec.With))
+			}
+			if ls == nil || !ls.enqueue(assignmentMsg(&sent, ds[i].Secrets)) {
 				s.trips.forget(att.ID)
 				out[i].Err = errNotConnected(att.AgentID)
 				if c, err := state.NewCommand(cmdAttemptFinished, 1, attemptFinishedPayload{ID: att.ID, Status: AttemptError,

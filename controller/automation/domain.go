@@ -28,6 +28,7 @@ const (
 	cmdRunStepError = "automation.run.step_error"
 	cmdRunCancel    = "automation.run.cancel"
 	cmdRunExpire    = "automation.run.expire"
+	cmdRunRewrap    = "automation.run.rewrap"
 )
 
 // Notify is told, after the commit, of every run that changed; the engine
@@ -66,6 +67,7 @@ func Domain(notify Notify) state.Domain {
 			cmdRunStepError: state.V1(d.applyRunStepError),
 			cmdRunCancel:    state.V1(d.applyRunCancel),
 			cmdRunExpire:    state.V1(d.applyRunExpire),
+			cmdRunRewrap:    state.V1(d.applyRunRewrap),
 		},
 	}
 }

@@ -158,11 +158,17 @@ func (e *engine) run(ctx context.Context) {
 		case <-tick.C:
 		}
 		if !e.s.d.IsLeader() {
+			if e.leading && e.s.d.Live != nil {
+				e.s.d.Live.Reset()
+			}
 			e.leading = false
 			continue
 		}
 		if !e.leading {
 			e.leading = true
+			if e.s.d.Live != nil {
+				e.s.d.Live.Reset()
+			}
 			e.becomeLeader()
 		}
 		now := e.s.d.Now()
@@ -225,6 +231,15 @@ type plannedDispatch struct {
 	// relay agent (see relay.go); empty means the step's own.
 	uses  string
 	creds map[string]string
+	// secrets are the run's secret parameter values: sent for masking,
+	// and masked in the parameters the attempt stores.
+	secrets map[string]string
+}
+
+// runParams are a run's parameters opened for rendering.
+type runParams struct {
+	all     map[string]any
+	secrets map[string]string
 }
 
 // passState collects what one pass decided for all its runs.
@@ -233,6 +248,7 @@ type passState struct {
 	cmds       []state.Command
 	dispatches []plannedDispatch
 	planned    map[string]int // agent → attempts planned this pass
+	params     map[string]runParams
 	finishing  []*finishingRun
 	cancels    []string
 	active     int
@@ -252,7 +268,7 @@ func (e *engine) pass(ctx context.Context) {
 	if len(ids) == 0 {
 		return
 	}
-	ps := &passState{now: e.s.d.Now(), planned: map[string]int{}}
+	ps := &passState{now: e.s.d.Now(), planned: map[string]int{}, params: map[string]runParams{}}
 	if active, err := activeRuns(txn, ""); err == nil {
 		for _, r := range active {
 			if r.Status != RunQueued {
@@ -498,11 +514,20 @@ func (e *engine) plan(ctx context.Context, r *Run, ts *targetState, st *jobspec.
 		e.waitFor(agent, r.ID)
 		return "waiting for room on the agent of " + ts.t.Name, nil
 	}
-	with, err := st.Render(env(r, ts.t, ts.steps))
+	params, ok := ps.params[r.ID]
+	if !ok {
+		full, secrets, err := e.s.openParams(r)
+		if err != nil {
+			return "", err
+		}
+		params = runParams{all: full, secrets: secrets}
+		ps.params[r.ID] = params
+	}
+	with, err := st.Render(env(r, params.all, ts.t, ts.steps))
 	if err != nil {
 		return "", err
 	}
-	pd := plannedDispatch{run: r, target: ts.t, step: st, try: try, with: with}
+	pd := plannedDispatch{run: r, target: ts.t, step: st, try: try, with: with, secrets: params.secrets}
 	if ts.t.Connection == connSSH {
 		if pd.uses, pd.with, pd.creds, err = e.s.relayed(ctx, ts.t, st, with); err != nil {
 			return "", err
@@ -547,8 +572,16 @@ func (e *engine) dispatch(ctx context.Context, ps *passState) {
 				continue
 			}
 		}
-		ds = append(ds, agentrpc.StepDispatch{ID: id, AgentID: pd.target.AgentID, Spec: spec, Actor: "run:" + pd.run.ID,
-			Run: agentrpc.RunRef{RunID: pd.run.ID, Target: pd.target.Name, Step: pd.step.ID, Try: pd.try}, Secrets: secrets})
+		d := agentrpc.StepDispatch{ID: id, AgentID: pd.target.AgentID, Spec: spec, Actor: "run:" + pd.run.ID,
+			Run: agentrpc.RunRef{RunID: pd.run.ID, Target: pd.target.Name, Step: pd.step.ID, Try: pd.try}, Secrets: secrets}
+		if len(pd.secrets) > 0 {
+			d.Stored = maskSecrets(pd.with, pd.secrets)
+			if d.Secrets == nil {
+				d.Secrets = map[string]string{}
+			}
+			maps.Copy(d.Secrets, pd.secrets)
+		}
+		ds = append(ds, d)
 		keep = append(keep, pd)
 	}
 	results := e.s.d.Agents.DispatchSteps(ctx, ds)

@@ -205,7 +205,7 @@ func (s *Service) readStoredRun(ctx context.Context, id string) (*storedRun, []s
 // storedView is a run read back from history as the API shows it.
 func storedView(sr *storedRun, targets []storedTarget, visible func(*RunTarget) bool) RunView {
 	r := sr.Run
-	v := RunView{ID: r.ID, Job: r.Job, Version: r.Version, Params: r.Params, Trigger: r.Trigger, Status: r.Status, Reason: r.Reason,
+	v := RunView{ID: r.ID, Job: r.Job, Version: r.Version, Params: viewParams(&r), Trigger: r.Trigger, Status: r.Status, Reason: r.Reason,
 		BatchSize: r.BatchSize, CancelRequested: r.CancelRequested, CanceledBy: r.CanceledBy, CreatedAt: r.CreatedAt,
 		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Targets: []TargetView{}}
 	for _, a := range r.Approvals {

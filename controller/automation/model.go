@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 
 	"github.com/opsconductor/opsconductor/controller/identity"
+	"github.com/opsconductor/opsconductor/controller/keyring"
 	"maps"
 	"slices"
 	"time"
@@ -148,7 +149,12 @@ type Run struct {
 	Version int             `json:"version"`
 	Spec    json.RawMessage `json:"spec"`
 	Params  map[string]any  `json:"params"`
-	Trigger Trigger         `json:"trigger"`
+	// Secret holds the secret parameters, sealed by the keyring for this
+	// run (secrets.go); Params never has them.
+	Secret keyring.Sealed `json:"secret_params,omitzero"`
+	// SecretNames names what Secret holds, for showing them masked.
+	SecretNames []string `json:"secret_names,omitempty"`
+	Trigger Trigger        `json:"trigger"`
 	// Status is the run's state; Reason says why it waits or how it ended.
 	Status    string      `json:"status"`
 	Reason    string      `json:"reason,omitempty"`
@@ -180,6 +186,7 @@ func (r *Run) clone() *Run {
 		c.Approvals[k] = &cp
 	}
 	c.StepErrors = slices.Clone(r.StepErrors)
+	c.SecretNames = slices.Clone(r.SecretNames)
 	c.CancelTargets = slices.Clone(r.CancelTargets)
 	return &c
 }

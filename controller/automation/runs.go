@@ -436,17 +436,18 @@ func (s *Service) Rerun(ctx context.Context, p *identity.Principal, id string, r
 	if len(names) == 0 {
 		return RunView{}, problem.Invalid("mode", "run %s has no target that did not succeed", id)
 	}
-	params := map[string]any{}
-	if m, ok := old.Params.(map[string]any); ok {
-		params = m
-	}
-	for _, k := range job.SecretParams(params) {
-		delete(params, k) // masked in the view; the old run's row has them
-	}
+	// The old run's row has its parameters (the secret ones sealed to it).
+	var oldRow *Run
 	if r, err := getRun(s.txn(), id); err == nil {
-		params = r.Params
+		oldRow = r
 	} else if sr, _, err := s.readStoredRun(ctx, id); err == nil && sr != nil {
-		params = sr.Run.Params
+		oldRow = &sr.Run
+	} else {
+		return RunView{}, problem.NotFound("run", id)
+	}
+	full, _, err := s.openParams(oldRow)
+	if err != nil {
+		return RunView{}, err
 	}
 	newID, err := newRunID()
 	if err != nil {
@@ -461,11 +462,15 @@ func (s *Service) Rerun(ctx context.Context, p *identity.Principal, id string, r
 	for i := range targets {
 		targets[i].Keep = keep[targets[i].Name]
 	}
-	batch, err := job.BatchSize(params, len(targets))
+	batch, err := job.BatchSize(full, len(targets))
 	if err != nil {
 		return RunView{}, err
 	}
-	run := Run{ID: newID, Job: old.Job, Version: old.Version, Spec: detail.Version.Spec, Params: params,
+	params, sealed, names, err := s.sealParams(job, newID, full)
+	if err != nil {
+		return RunView{}, err
+	}
+	run := Run{ID: newID, Job: old.Job, Version: old.Version, Spec: detail.Version.Spec, Params: params, Secret: sealed, SecretNames: names,
 		Trigger: Trigger{Kind: "rerun", RerunOf: id, By: p.Name(), UserID: p.UserID, Roles: slices.Clone(p.Roles)},
 		Targets: targets, BatchSize: batch, Approvals: map[string]*Approval{}}
 	if run.Trigger.Roles == nil {

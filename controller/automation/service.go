@@ -21,6 +21,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/automation/jobspec"
 	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/identity"
+	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/problem"
 	"github.com/opsconductor/opsconductor/controller/state"
 )
@@ -74,6 +75,9 @@ type HistoryWriter interface {
 type Live interface {
 	Publish(runID string, typ string, data any)
 	End(runID string)
+	// Reset forgets every run and closes every stream: the hub is fed
+	// on the leader, and a leadership change makes its sequence moot.
+	Reset()
 }
 
 // Config tunes the engine.
@@ -118,6 +122,9 @@ type Deps struct {
 	Live          Live
 	// Hooks must be the Hooks given to Domain and agentrpc.Domain.
 	Hooks *Hooks
+	// Sealer keeps secret parameters (the keyring); without it a run with
+	// secret parameters is refused.
+	Sealer keyring.Sealer
 }
 
 // Service is the automation domain on one controller.
@@ -431,7 +438,12 @@ func (s *Service) createRun(ctx context.Context, p *identity.Principal, id, name
 	if trig.Roles == nil {
 		trig.Roles = []identity.Binding{}
 	}
-	run := Run{ID: id, Job: name, Version: detail.Version.Version, Spec: detail.Version.Spec, Params: params, Trigger: trig,
+	open, sealed, names, err := s.sealParams(job, id, params)
+	if err != nil {
+		return nil, err
+	}
+	run := Run{ID: id, Job: name, Version: detail.Version.Version, Spec: detail.Version.Spec, Params: open, Secret: sealed,
+		SecretNames: names, Trigger: trig,
 		Targets: targets, BatchSize: batch, Approvals: map[string]*Approval{}}
 	var res RunCreateResult
 	if err := s.apply(ctx, cmdRunCreate, runCreatePayload{Run: run, Concurrency: job.ConcurrencyPolicy()}, &res); err != nil {

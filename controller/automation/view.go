@@ -162,9 +162,12 @@ func retryDue(st *jobspec.Step, a *agentrpc.Attempt, canceled bool) *time.Time {
 }
 
 // env is what a step's expressions see on a target.
-func env(r *Run, t *RunTarget, steps map[string]*stepState) jobspec.Env {
+// params are the run's parameters: without the secret ones when the
+// state is read (a when: condition sees the same on every node), with
+// them when the leader renders a step.
+func env(r *Run, params map[string]any, t *RunTarget, steps map[string]*stepState) jobspec.Env {
 	e := jobspec.Env{
-		Params: r.Params,
+		Params: params,
 		Target: jobspec.TargetEnv{Name: t.Name, Address: t.Address, Tags: t.Tags, Facts: t.Facts},
 		Steps:  make(map[string]jobspec.StepEnv, len(steps)),
 		Run:    jobspec.RunEnv{ID: r.ID, Job: r.Job, Version: r.Version, TriggeredBy: r.Trigger.By},
@@ -322,7 +325,7 @@ func deriveTarget(r *Run, job *jobspec.Job, t *RunTarget, batch int, atts map[st
 	// the next round until nothing new is decided.
 	for round := 0; round <= len(job.Steps)+1; round++ {
 		eval := func(st *jobspec.Step) (bool, error) {
-			return st.ShouldRun(env(r, t, ts.steps))
+			return st.ShouldRun(env(r, r.Params, t, ts.steps))
 		}
 		dec := job.Plan(states, canceled, eval)
 		changed := false
@@ -375,7 +378,7 @@ func changedOf(s *stepState) bool {
 
 // view renders a run for the API; visible filters targets (nil: all).
 func view(r *Run, job *jobspec.Job, d *derivation, visible func(*RunTarget) bool) RunView {
-	v := RunView{ID: r.ID, Job: r.Job, Version: r.Version, Params: maskedParams(job, r.Params), Trigger: r.Trigger, Status: r.Status,
+	v := RunView{ID: r.ID, Job: r.Job, Version: r.Version, Params: viewParams(r), Trigger: r.Trigger, Status: r.Status,
 		Reason: r.Reason, BatchSize: r.BatchSize, CancelRequested: r.CancelRequested, CanceledBy: r.CanceledBy,
 		CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Targets: []TargetView{}}
 	v.Trigger.Roles = nil
@@ -465,17 +468,4 @@ func (s *Summary) count(status string) {
 	case targetSkipped:
 		s.Skipped++
 	}
-}
-
-// maskedParams hides the values of parameters the job marks secret.
-func maskedParams(job *jobspec.Job, params map[string]any) map[string]any {
-	secret := job.SecretParams(params)
-	if len(secret) == 0 {
-		return params
-	}
-	out := maps.Clone(params)
-	for _, k := range secret {
-		out[k] = "********"
-	}
-	return out
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/gateway"
 	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/identity"
+	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/problem"
 	"github.com/opsconductor/opsconductor/controller/state"
 )
@@ -59,15 +60,17 @@ type automationParts struct {
 // the credentials, the scheduler that starts runs through it, and the
 // live hub the engine and agentrpc feed.
 func newAutomation(cfg config.Server, node *cluster.Node, store *state.Store, hooks *automation.Hooks, hub *live.Hub, agents *agentrpc.Service,
-	inv *assets.Service, creds *credentials.Service, ident *identity.Service, catalog jobspec.Catalog,
+	inv *assets.Service, creds *credentials.Service, ident *identity.Service, ring *keyring.Service, catalog jobspec.Catalog,
 	w *history.Writer, hist history.Store, log *slog.Logger) (automationParts, error) {
 	svc, err := automation.New(automation.Config{MaxActiveRuns: cfg.MaxActiveRuns, AgentCapacity: cfg.AgentCapacity,
 		AgentWait: cfg.RunAgentWait, Retention: cfg.RunRetention}, automation.Deps{Applier: node, Store: store, Logger: log.With("component", "automation"),
 		IsLeader: node.IsLeader, Agents: agents, Inventory: inv, Catalog: catalog, Secrets: stepSecrets{creds: creds, inv: inv}, Credentials: stepSecrets{creds: creds, inv: inv},
-		Principals: ident, History: w, HistoryReader: hist, Live: hub, Hooks: hooks})
+		Principals: ident, History: w, HistoryReader: hist, Live: hub, Hooks: hooks, Sealer: ring})
 	if err != nil {
 		return automationParts{}, err
 	}
+	// Runs with secret parameters keep envelopes: re-wrapped after a rotation.
+	ring.Register("automation", svc)
 	sched, err := schedule.New(schedule.Deps{Applier: node, Store: store, Runner: svc, Logger: log.With("component", "schedules"),
 		IsLeader: node.IsLeader})
 	if err != nil {

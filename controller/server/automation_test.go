@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -485,4 +486,74 @@ func httpStatus(err error) int {
 		return apiErr.Status
 	}
 	return 0
+}
+
+// TestSecretParamsStayOutOfTheState: a secret parameter is sealed in the
+// run, masked in its view, the attempt's stored parameters and the
+// step's output, and found nowhere in the data dir; a rerun gets it too.
+func TestSecretParamsStayOutOfTheState(t *testing.T) {
+	dir := t.TempDir()
+	r := start(t, testConfig(dir))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	startAgents(ctx, t, r, []string{"vault-1"}, map[string]string{"role": "vault"})
+	putJob(ctx, t, r.client, "login", `
+name: login
+params:
+  - {name: token, type: string, secret: true, required: true}
+  - {name: user, type: string, default: ops}
+targets: {names: [vault-1]}
+steps:
+  - id: use
+    uses: shell
+    with: {command: "echo user ${{ params.user }} token ${{ params.token }}; test $(printf %s '${{ params.token }}' | wc -c) -eq 15"}
+`)
+	const secret = "Tr0ub4dor-and-3"
+	run := waitRun(ctx, t, r.client, startRun(ctx, t, r.client, "login", map[string]any{"token": secret}).ID)
+	if run.Status != "succeeded" {
+		t.Fatalf("run %s: %s", run.Status, stepStates(run))
+	}
+	params, _ := run.Params.(map[string]any)
+	if params["token"] != "********" || params["user"] != "ops" {
+		t.Errorf("run params shown as %v", run.Params)
+	}
+	step := stepOf(t, run, "vault-1", "use")
+	att, err := r.client.GetAttempt(ctx, step.AttemptID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(att.Params), secret) || !strings.Contains(string(att.Params), "********") {
+		t.Errorf("the attempt stores %s", att.Params)
+	}
+	logs, err := r.client.AllRunLogs(ctx, run.ID, apiclient.RunLogQuery{})
+	if err != nil || len(logs) != 1 || strings.Contains(logs[0].Data, secret) || !strings.Contains(logs[0].Data, "user ops token") {
+		t.Fatalf("output %+v, %v: want it masked", logs, err)
+	}
+	again, err := r.client.Rerun(ctx, run.ID, apiclient.RerunAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := waitRun(ctx, t, r.client, again.ID); got.Status != "succeeded" {
+		t.Fatalf("rerun %s: the secret did not reach it (%s)", got.Status, stepStates(got))
+	}
+	if _, err := r.client.StartRun(ctx, "login", apiclient.RunRequest{Params: map[string]any{"token": "abc"}}); httpStatus(err) != http.StatusBadRequest {
+		t.Errorf("a 3-character secret: %v, want 400", err)
+	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		assertNoPlaintext(t, path, data, secret)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

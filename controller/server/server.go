@@ -256,11 +256,8 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	if err != nil {
 		return err
 	}
-	// The re-wrap starts once every holder is registered: a pass that
-	// missed one would retire a key that still wraps its envelopes.
-	bgWG.Add(2)
+	bgWG.Add(1)
 	go func() { defer bgWG.Done(); creds.Run(bg, 30*time.Second) }()
-	go func() { defer bgWG.Done(); ring.Run(bg, 30*time.Second) }()
 
 	disc, err := newDiscovery(node, store, agents, inv, writer, hist, node.IsLeader, nodeID, cfg.Dev, log)
 	if err != nil {
@@ -270,11 +267,15 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	go func() { defer bgWG.Done(); disc.Run(bg, 10*time.Second) }()
 
 	registry := prometheus.NewRegistry()
-	auto, err := newAutomation(cfg, node, store, autoHooks, newHub(registry, log), agents, inv, creds, ident, pluginReg, writer, hist, log)
+	auto, err := newAutomation(cfg, node, store, autoHooks, newHub(registry, log), agents, inv, creds, ident, ring, pluginReg, writer, hist, log)
 	if err != nil {
 		return err
 	}
-	bgWG.Add(2)
+	// The re-wrap starts once every holder (the last is automation) is
+	// registered: a pass that missed one would retire a key that still
+	// wraps its envelopes.
+	bgWG.Add(3)
+	go func() { defer bgWG.Done(); ring.Run(bg, 30*time.Second) }()
 	go func() { defer bgWG.Done(); auto.svc.Run(bg) }()
 	go func() { defer bgWG.Done(); auto.schedules.Run(bg) }()
 	if cfg.Dev {
