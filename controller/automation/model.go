@@ -154,7 +154,7 @@ type Run struct {
 	Secret keyring.Sealed `json:"secret_params,omitzero"`
 	// SecretNames names what Secret holds, for showing them masked.
 	SecretNames []string `json:"secret_names,omitempty"`
-	Trigger Trigger        `json:"trigger"`
+	Trigger     Trigger  `json:"trigger"`
 	// Status is the run's state; Reason says why it waits or how it ended.
 	Status    string      `json:"status"`
 	Reason    string      `json:"reason,omitempty"`
