@@ -560,6 +560,15 @@ func (s *Service) CheckJob(ctx context.Context, name string, params map[string]a
 	if err != nil {
 		return err
 	}
-	_, err = job.ResolveParams(params)
-	return err
+	if _, err = job.ResolveParams(params); err != nil {
+		return err
+	}
+	// A schedule keeps its params in the clear in the state.
+	var errs problem.List
+	for _, name := range secretNames(job) {
+		if _, ok := params[name]; ok {
+			errs.Add("params."+name, "is a secret parameter, which a schedule cannot keep: give it a default-free job a credential instead")
+		}
+	}
+	return errs.Err()
 }
