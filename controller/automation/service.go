@@ -259,9 +259,9 @@ func (s *Service) ParseJob(ctx context.Context, name string, body []byte) (*jobs
 	if len(body) > maxSource {
 		return nil, problem.Invalid("body", "a job definition is at most %d bytes, got %d", maxSource, len(body))
 	}
-	job, err := jobspec.Parse(body)
-	if err != nil {
-		return nil, err
+	job, perr := jobspec.ParsePartial(body)
+	if job == nil {
+		return nil, perr
 	}
 	switch job.Name {
 	case "":
@@ -270,10 +270,57 @@ func (s *Service) ParseJob(ctx context.Context, name string, body []byte) (*jobs
 	default:
 		return nil, problem.Invalid("name", "the definition names job %q but was sent for %q", job.Name, name)
 	}
-	if err := job.Validate(ctx, s.d.Catalog); err != nil {
-		return nil, err
+	verr := job.Validate(ctx, s.d.Catalog)
+	if perr == nil {
+		if verr != nil {
+			return nil, verr
+		}
+		return job, nil
 	}
-	return job, nil
+	if verr != nil {
+		if _, ok := problem.As(verr); !ok {
+			return nil, verr
+		}
+	}
+	return nil, mergeProblems(perr, verr)
+}
+
+// mergeProblems reports the decoding problems and then the validation
+// problems of what did decode, leaving out any about a value that did
+// not decode (its zero value would only repeat the first complaint).
+func mergeProblems(decodeErr, validateErr error) error {
+	var out problem.List
+	flatten := func(err error) []*problem.Error {
+		p, ok := problem.As(err)
+		if !ok || p == nil {
+			return nil
+		}
+		if len(p.Details) == 0 {
+			return []*problem.Error{p}
+		}
+		var ds []*problem.Error
+		for i := range p.Details {
+			ds = append(ds, &p.Details[i])
+		}
+		return ds
+	}
+	bad := map[string]bool{}
+	for _, p := range flatten(decodeErr) {
+		bad[p.Field] = true
+		out = append(out, p)
+	}
+	for _, p := range flatten(validateErr) {
+		under := false
+		for f := range bad {
+			if f != "" && (p.Field == f || strings.HasPrefix(p.Field, f+".") || strings.HasPrefix(p.Field, f+"[")) {
+				under = true
+			}
+		}
+		if !under {
+			out = append(out, p)
+		}
+	}
+	return out.Err()
 }
 
 // PutJob saves a new version of a job (none when the definition did not

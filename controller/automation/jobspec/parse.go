@@ -47,6 +47,20 @@ func Parse(data []byte) (*Job, error) {
 	return j, nil
 }
 
+// ParsePartial is Parse that also returns what did decode when some
+// values did not (nil only when the document itself is unreadable), so
+// that a caller can validate the rest and report every problem at once.
+func ParsePartial(data []byte) (*Job, error) {
+	tree, err := decodeTree(data)
+	if err != nil {
+		return nil, err
+	}
+	j := &Job{}
+	err = fromTree(tree, j)
+	j.Compile()
+	return j, err
+}
+
 // UnmarshalJSON decodes a job exactly as Parse does, so that a job read back
 // from storage equals the one that was parsed (numbers keep their integer
 // or float type) and has its expressions compiled.
