@@ -93,8 +93,8 @@ func (s *Service) relayed(ctx context.Context, t *RunTarget, st *jobspec.Step, w
 				probs.Add(path+".with."+u.field, "not supported on SSH target %s: %s", t.Name, u.why)
 			}
 		}
-		cmd, ok := params["command"]
-		if !ok {
+		cmd := params["command"]
+		if !hasParam(params, "command") {
 			probs.Add(path+".with.command", "required: a step on SSH target %s runs a command line", t.Name)
 		}
 		if err := probs.Err(); err != nil {

@@ -292,3 +292,70 @@ func mustKeyLine(t *testing.T, seed byte) string {
 	}
 	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
 }
+
+// FuzzRelayed feeds rendered parameters of any shape to relayed: it never
+// panics, and what it sends is a JSON object that, for a shell step,
+// is an ssh step aimed at the target and carries no shell-only field.
+func FuzzRelayed(f *testing.F) {
+	f.Add("shell", []byte(`{"command":"uptime"}`))
+	f.Add("shell@1", []byte(`{"command":"x","env":{"A":"1"},"cwd":"/"}`))
+	f.Add("ssh", []byte(`{"command":"x","host":"10.0.0.5","port":"22"}`))
+	f.Add("ssh", []byte(`{"command":"x","host":null,"host_key":null}`))
+	f.Add("noop", []byte(`[]`))
+	f.Add("shell", []byte(`null`))
+	f.Add("service@1", []byte(`{}`))
+	inv := &fakeInventory{targets: map[string]assets.Target{
+		"t": sshTarget("t", assets.Connection{Port: 2200, Username: "u", HostKeyPolicy: assets.HostKeyTOFU}, "10.0.0.5"),
+	}}
+	s := relayService(inv, fakeCredentials{"t/ssh": "login"})
+	f.Fuzz(func(t *testing.T, uses string, with []byte) {
+		st := &jobspec.Step{ID: "s", Uses: uses}
+		gotUses, out, _, err := s.relayed(context.Background(), &RunTarget{Name: "t", Connection: connSSH}, st, with)
+		if err != nil {
+			return
+		}
+		name, _, _ := strings.Cut(uses, "@")
+		if name == stepNoop {
+			if gotUses != "" || !bytes.Equal(out, with) {
+				t.Fatalf("noop changed: %q %s", gotUses, out)
+			}
+			return
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(out, &m); err != nil || m == nil {
+			t.Fatalf("not a JSON object: %s (%v)", out, err)
+		}
+		if name == stepShell {
+			if !strings.HasPrefix(gotUses, stepSSH) || string(m["host"]) != `"10.0.0.5"` {
+				t.Fatalf("shell became %q %s", gotUses, out)
+			}
+			for _, u := range shellUnsupported {
+				if _, ok := m[u.field]; ok && u.field != "user" {
+					t.Fatalf("%s passed on: %s", u.field, out)
+				}
+			}
+		}
+	})
+}
+
+// FuzzLearnHostKeys feeds agent-reported outputs and parameters of any
+// shape: only a key that parses, reported for the target's own address,
+// is ever recorded.
+func FuzzLearnHostKeys(f *testing.F) {
+	f.Add("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", []byte(`{"host":"10.0.0.5"}`))
+	f.Add("ssh-ed25519", []byte(`{"host":"10.0.0.5","port":22}`))
+	f.Add("", []byte(`{"host":1}`))
+	f.Add("ssh-rsa AAAA\n", []byte(`not json`))
+	f.Fuzz(func(t *testing.T, key string, params []byte) {
+		inv := &fakeInventory{targets: map[string]assets.Target{"t": sshTarget("t", assets.Connection{}, "10.0.0.5")}}
+		s := relayService(inv, nil)
+		s.learnHostKeys(context.Background(), &Run{ID: "r"}, []*agentrpc.Attempt{{ID: "a", Kind: "ssh", Status: agentrpc.AttemptSucceeded,
+			Params: params, Outputs: map[string]string{"host_key": key}, RunRef: agentrpc.RunRef{Target: "t"}}})
+		for _, c := range inv.checked {
+			k := strings.TrimPrefix(c, "id-t ")
+			if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k)); err != nil {
+				t.Fatalf("recorded a key that does not parse: %q", k)
+			}
+		}
+	})
+}

@@ -402,3 +402,33 @@ func TestSSHCancel(t *testing.T) {
 		t.Errorf("Run returned %s after the cancel", d)
 	}
 }
+
+// FuzzPinHostKey feeds host_key values of any shape: each is either
+// refused as a params.host_key problem or pins a key that refuses a host
+// presenting another one.
+func FuzzPinHostKey(f *testing.F) {
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	key, _ := ssh.NewPublicKey(pub)
+	f.Add(strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))))
+	f.Add("host.example,10.0.0.1 " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))))
+	f.Add(ssh.FingerprintSHA256(key))
+	f.Add("ssh-ed25519 notbase64")
+	f.Add("ecdsa-")
+	f.Add("")
+	// The host presents a fixed key no input can be expected to match.
+	stranger, _ := ssh.NewPublicKey(ed25519.PublicKey(bytes.Repeat([]byte{9}, ed25519.PublicKeySize)))
+	strangerLine := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(stranger)))
+	f.Fuzz(func(t *testing.T, pin string) {
+		check, _, err := pinHostKey(pin)
+		if err != nil {
+			wantParamError(t, err, "params.host_key")
+			return
+		}
+		if strings.Contains(pin, strings.Fields(strangerLine)[1]) || strings.Contains(pin, ssh.FingerprintSHA256(stranger)) {
+			return
+		}
+		if err := check("h:22", nil, stranger); !errors.Is(err, ErrHostKeyMismatch) {
+			t.Fatalf("pin %q accepted another host's key (err %v)", pin, err)
+		}
+	})
+}
