@@ -35,7 +35,7 @@ type SSH struct{}
 var sshDesc = sdk.Description{
 	Name:    "ssh",
 	Version: Version,
-	Summary: "Run a command on a host without an agent over SSH, with its host key pinned.",
+	Summary: "Run a command on a host without an agent over SSH, its host key pinned or learned on first use.",
 	Params: mustSchema(`{
   "type": "object",
   "additionalProperties": false,
