@@ -121,7 +121,7 @@ func (s *Service) relayed(ctx context.Context, t *RunTarget, st *jobspec.Step, w
 		case live.Connection.HostKey != "":
 			out["host_key"] = jsonString(live.Connection.HostKey)
 		case live.Connection.HostKeyPolicy == assets.HostKeyPinned:
-			return "", nil, nil, problem.Invalid("targets", "target %s has the pinned host key policy but no host_key: set it with opsconductor target update", t.Name)
+			return "", nil, nil, problem.Invalid("targets", "target %s has the pinned host key policy but no host_key: opsconductor target update %s --host-key \"ssh-ed25519 AAAA…\"", t.Name, t.Name)
 		default:
 			// Trust on first use: the step learns the key and reports it;
 			// learnHostKeys records it and later attempts pin it.
