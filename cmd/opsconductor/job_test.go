@@ -88,6 +88,13 @@ steps:
 `)
 	must(t, "", "job", "apply", "-f", greet, addr)
 
+	t.Run("the dev server's example job is there and runs", func(t *testing.T) {
+		waitFor(t, "the example job", func() bool { return strings.Contains(must(t, "", "job", "list", addr), "hello ") })
+		out, errOut, err := runIn(t, "", "job", "run", "hello", "-p", "who=newcomer", "--follow", addr)
+		if err != nil || !strings.Contains(out, "local greet | hello newcomer from") || !strings.Contains(out, " succeeded: 1 (1 succeeded)") {
+			t.Fatalf("job run hello --follow: %v\nstdout: %s\nstderr: %s", err, out, errOut)
+		}
+	})
 	t.Run("a job runs on the built-in agent and --follow shows its progress and output", func(t *testing.T) {
 		out, errOut, err := runIn(t, "", "job", "run", "greet", "-p", "who=tester", "--follow", addr)
 		if err != nil {
@@ -242,13 +249,14 @@ steps:
 
 	t.Run("validate names every problem with its path and exits 1", func(t *testing.T) {
 		bad := write("bad.yaml", "name: bad\ntargets: {names: [local]}\nsteps:\n  - id: a\n    uses: shell\n    with: {command: \"true\"}\n"+
-			"  - id: b\n    uses: nosuch@1\n    needs: [chek]\n")
+			"  - id: b\n    uses: nosuch@1\n    needs: [chek]\n    timeout: soon\n")
 		out, errOut, err := runIn(t, "", "job", "validate", "-f", bad, addr)
 		if exitCode(err) != 1 {
 			t.Fatalf("validate: %v\nstdout: %s\nstderr: %s", err, out, errOut)
 		}
-		if !strings.Contains(out, "steps[1].needs[0]: ") || !strings.Contains(out, "chek") || !strings.Contains(out, "steps[1].uses: ") {
-			t.Errorf("validate did not name both problems:\n%s", out)
+		if !strings.Contains(out, "steps[1].needs[0]: ") || !strings.Contains(out, "chek") || !strings.Contains(out, "steps[1].uses: ") ||
+			!strings.Contains(out, "steps[1].timeout: ") {
+			t.Errorf("validate did not name every problem:\n%s", out)
 		}
 		if out := must(t, "", "job", "validate", "-f", flaky, addr); out != "job flaky: valid\n" {
 			t.Errorf("validate of a good job: %q", out)
