@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -179,6 +181,20 @@ func (e *Executor) Assign(a *agentv1.Assignment, draining bool) *agentv1.Assignm
 	return ack
 }
 
+// SecretEnv names the environment variable a command gets a secret in:
+// "db.password" → OPSCONDUCTOR_SECRET_DB_PASSWORD.
+func SecretEnv(name string) string {
+	b := []byte("OPSCONDUCTOR_SECRET_")
+	for _, r := range strings.ToUpper(name) {
+		if (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			b = append(b, byte(r))
+		} else {
+			b = append(b, '_')
+		}
+	}
+	return string(b)
+}
+
 // work runs one accepted attempt, streaming its output through emit; it
 // returns the step's own result for steps (nil for commands).
 type work func(ctx context.Context, emit func(runner.Line) error) (runner.Result, *sdk.Result)
@@ -200,6 +216,18 @@ func (e *Executor) validate(a *agentv1.Assignment) (work, error) {
 			return nil, err
 		}
 		cmd.Timeout = timeout
+		// A command reads its credentials from the environment; the
+		// masker hides them in what it prints.
+		if len(a.GetSecrets()) > 0 {
+			env := maps.Clone(cmd.Env)
+			if env == nil {
+				env = map[string]string{}
+			}
+			for k, v := range a.GetSecrets() {
+				env[SecretEnv(k)] = v
+			}
+			cmd.Env = env
+		}
 		return func(ctx context.Context, emit func(runner.Line) error) (runner.Result, *sdk.Result) {
 			return e.cfg.Run(ctx, cmd, emit), nil
 		}, nil

@@ -215,7 +215,7 @@ func (e exitCodeError) Error() string { return fmt.Sprintf("exit status %d", e.c
 
 func newExecCmd(f *apiFlags) *cobra.Command {
 	var spec apiclient.CommandSpec
-	var env []string
+	var env, creds []string
 	var poll time.Duration
 	cmd := &cobra.Command{
 		Use:   "exec ID [--shell LINE | -- ARGV...]",
@@ -236,6 +236,10 @@ func newExecCmd(f *apiFlags) *cobra.Command {
 			if (len(spec.Argv) == 0) == (spec.Shell == "") {
 				return usageError{fmt.Errorf("give the command either after -- or with --shell, not both")}
 			}
+			var err error
+			if spec.Credentials, err = credentialFlags(creds); err != nil {
+				return err
+			}
 			att, err := c.RunCommand(cmd.Context(), args[0], spec)
 			if err != nil {
 				return err
@@ -245,6 +249,7 @@ func newExecCmd(f *apiFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&spec.Shell, "shell", "", "a command line run with /bin/sh -c instead of argv")
 	cmd.Flags().StringArrayVar(&env, "env", nil, "NAME=VALUE for the command's environment (repeatable)")
+	cmd.Flags().StringArrayVar(&creds, "credential", nil, "ALIAS=NAME: the command reads the credential's fields from OPSCONDUCTOR_SECRET_<ALIAS>_<FIELD> (repeatable; needs credentials:use)")
 	cmd.Flags().StringVar(&spec.Dir, "dir", "", "the working directory on the agent")
 	cmd.Flags().StringVar(&spec.Timeout, "timeout", "", "kill the command after this long (default 1h on the agent)")
 	cmd.Flags().DurationVar(&poll, "poll", 250*time.Millisecond, "how often to ask for new output")
@@ -254,7 +259,7 @@ func newExecCmd(f *apiFlags) *cobra.Command {
 func newStepCmd(f *apiFlags) *cobra.Command {
 	var spec apiclient.StepSpec
 	var with string
-	var params []string
+	var params, creds []string
 	var poll time.Duration
 	cmd := &cobra.Command{
 		Use:   "step ID STEP [--with JSON | --param NAME=VALUE...]",
@@ -291,6 +296,10 @@ The controller checks them against the step's schema before sending it.
 				}
 				spec.With, _ = json.Marshal(m)
 			}
+			var err error
+			if spec.Credentials, err = credentialFlags(creds); err != nil {
+				return err
+			}
 			att, err := c.RunStep(cmd.Context(), args[0], spec)
 			if err != nil {
 				return err
@@ -300,6 +309,7 @@ The controller checks them against the step's schema before sending it.
 	}
 	cmd.Flags().StringVar(&with, "with", "", "the step's parameters as a JSON object")
 	cmd.Flags().StringArrayVar(&params, "param", nil, "NAME=VALUE, one parameter (repeatable)")
+	cmd.Flags().StringArrayVar(&creds, "credential", nil, "ALIAS=NAME: the step gets the credential's fields as secrets ALIAS.FIELD (repeatable; needs credentials:use)")
 	cmd.Flags().StringVar(&spec.Timeout, "timeout", "", "end the step after this long (default 1h)")
 	cmd.Flags().DurationVar(&poll, "poll", 250*time.Millisecond, "how often to ask for new output")
 	return cmd
@@ -458,4 +468,20 @@ func printAttempt(cmd *cobra.Command, f *apiFlags, a apiclient.Attempt) error {
 		{"created by", a.CreatedBy}, {"started", when(a.StartedAt)}, {"finished", when(a.FinishedAt)},
 		{"output lines", strconv.FormatUint(a.LastSeq, 10)}, {"cancel requested", when(a.CancelAt)}, {"late result", late},
 	})
+}
+
+// credentialFlags reads --credential ALIAS=NAME flags.
+func credentialFlags(flags []string) (map[string]string, error) {
+	if len(flags) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, f := range flags {
+		alias, name, ok := strings.Cut(f, "=")
+		if !ok || alias == "" || name == "" {
+			return nil, usageError{fmt.Errorf("--credential %q: want ALIAS=NAME", f)}
+		}
+		out[alias] = name
+	}
+	return out, nil
 }

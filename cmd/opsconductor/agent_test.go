@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -217,5 +218,25 @@ func TestAgentEnrolmentEndToEnd(t *testing.T) {
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&health); err != nil || health.Agents == nil || health.Agents.Revoked != 1 {
 		t.Fatalf("health agents section: %+v, %v", health.Agents, err)
+	}
+}
+
+func TestCredentialFlags(t *testing.T) {
+	tests := []struct {
+		flags   []string
+		want    map[string]string
+		wantErr bool
+	}{
+		{flags: nil, want: nil},
+		{flags: []string{"db=db-admin", "api=token-1"}, want: map[string]string{"db": "db-admin", "api": "token-1"}},
+		{flags: []string{"db"}, wantErr: true},
+		{flags: []string{"=x"}, wantErr: true},
+		{flags: []string{"db="}, wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := credentialFlags(tt.flags)
+		if (err != nil) != tt.wantErr || (err == nil && !maps.Equal(got, tt.want)) {
+			t.Errorf("credentialFlags(%q) = %v, %v", tt.flags, got, err)
+		}
 	}
 }

@@ -60,6 +60,11 @@ type CommandSpec struct {
 	Dir   string            `json:"dir,omitempty"`
 	// Timeout is a Go duration ("30s", "5m"); empty means an hour.
 	Timeout string `json:"timeout,omitempty"`
+	// Credentials maps an alias to a credential name, as for a step. The
+	// command gets each field as the environment variable
+	// OPSCONDUCTOR_SECRET_<ALIAS>_<FIELD> (upper case), masked in its
+	// output; the caller resolves them (RunCommandWith).
+	Credentials map[string]string `json:"credentials,omitempty"`
 }
 
 // commandParams is the Assignment's params_json for KindCommand.
@@ -130,15 +135,50 @@ var (
 // down the agent's live stream. Nothing is queued: an agent that is not
 // connected to this (leading) controller, or is draining, is refused.
 func (s *Service) RunCommand(ctx context.Context, agentID string, spec CommandSpec, actor string) (Attempt, error) {
+	return s.RunCommandWith(ctx, agentID, spec, actor, nil)
+}
+
+// RunCommandWith is RunCommand with the resolver for the command's
+// credentials.
+func (s *Service) RunCommandWith(ctx context.Context, agentID string, spec CommandSpec, actor string, secrets SecretsFunc) (Attempt, error) {
 	params, timeout, err := spec.check()
+	errs := checkCredentials(spec.Credentials, secrets != nil)
 	if err != nil {
+		if p, ok := problem.As(err); ok {
+			errs = append(errs, p)
+		}
+	}
+	if err := errs.Err(); err != nil {
 		return Attempt{}, err
 	}
 	raw, err := json.Marshal(params)
 	if err != nil {
 		return Attempt{}, err
 	}
-	return s.dispatch(ctx, agentID, KindCommand, raw, timeout, actor, nil, nil)
+	if len(spec.Credentials) == 0 {
+		secrets = nil
+	}
+	return s.dispatch(ctx, agentID, KindCommand, raw, timeout, actor, maps.Clone(spec.Credentials), secrets)
+}
+
+// checkCredentials checks the credentials an attempt declares.
+func checkCredentials(creds map[string]string, canResolve bool) problem.List {
+	var errs problem.List
+	if len(creds) > maxStepCredentials {
+		errs.Add("credentials", "at most %d credentials per attempt", maxStepCredentials)
+	}
+	for _, alias := range slices.Sorted(maps.Keys(creds)) {
+		if !credentialAliasRE.MatchString(alias) {
+			errs.Add("credentials."+alias, "an alias must be a letter or _ then letters, digits or _ (at most 63)")
+		}
+		if creds[alias] == "" {
+			errs.Add("credentials."+alias, "must name a credential")
+		}
+	}
+	if len(creds) > 0 && !canResolve {
+		errs.Add("credentials", "this controller cannot resolve credentials")
+	}
+	return errs
 }
 
 // StepSpec is one step to run on an agent: a built-in step or a plugin,
@@ -199,21 +239,7 @@ func (s *Service) RunStepWith(ctx context.Context, agentID string, spec StepSpec
 // timeout, and returns its parameters and timeout. described caches the
 // catalog's answers across the steps of one batch (nil: no cache).
 func (s *Service) checkStep(ctx context.Context, spec StepSpec, canResolve bool, described map[string]sdk.Description) (json.RawMessage, time.Duration, error) {
-	var errs problem.List
-	if len(spec.Credentials) > maxStepCredentials {
-		errs.Add("credentials", "at most %d credentials per step", maxStepCredentials)
-	}
-	for alias, name := range spec.Credentials {
-		if !credentialAliasRE.MatchString(alias) {
-			errs.Add("credentials."+alias, "an alias must be a letter or _ then letters, digits or _ (at most 63)")
-		}
-		if name == "" {
-			errs.Add("credentials."+alias, "must name a credential")
-		}
-	}
-	if len(spec.Credentials) > 0 && !canResolve {
-		errs.Add("credentials", "this controller cannot resolve credentials for a step")
-	}
+	errs := checkCredentials(spec.Credentials, canResolve)
 	if !stepRefRE.MatchString(spec.Uses) || spec.Uses == KindCommand {
 		errs.Add("uses", "must be a step name or name@version such as http or disk-usage@1, got %q", spec.Uses)
 	}

@@ -179,6 +179,9 @@ type CommandSpec struct {
 	Env     map[string]string `json:"env,omitempty"`
 	Dir     string            `json:"dir,omitempty"`
 	Timeout string            `json:"timeout,omitempty"`
+	// Credentials maps an alias to a credential name; the command reads
+	// each field from OPSCONDUCTOR_SECRET_<ALIAS>_<FIELD>.
+	Credentials map[string]string `json:"credentials,omitempty"`
 }
 
 // LateResult is what an agent reported for an attempt already lost.

@@ -100,7 +100,7 @@ func (s *Server) runCommand(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &spec); err != nil {
 		return err
 	}
-	a, err := s.agents.RunCommand(r.Context(), r.PathValue("id"), spec, principal(r).Name())
+	a, err := s.agents.RunCommandWith(r.Context(), r.PathValue("id"), spec, principal(r).Name(), s.stepSecrets(r, spec.Credentials))
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func (s *Server) runStep(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &spec); err != nil {
 		return err
 	}
-	a, err := s.agents.RunStepWith(r.Context(), r.PathValue("id"), spec, principal(r).Name(), s.stepSecrets(r, spec))
+	a, err := s.agents.RunStepWith(r.Context(), r.PathValue("id"), spec, principal(r).Name(), s.stepSecrets(r, spec.Credentials))
 	if err != nil {
 		return err
 	}
@@ -129,8 +129,8 @@ func (s *Server) runStep(w http.ResponseWriter, r *http.Request) error {
 // each use is recorded against the attempt and the agent
 // (credentials.Service.ResolveStep); the agent masks the values in every
 // output.
-func (s *Server) stepSecrets(r *http.Request, spec agentrpc.StepSpec) agentrpc.SecretsFunc {
-	if len(spec.Credentials) == 0 || s.credentials == nil {
+func (s *Server) stepSecrets(r *http.Request, creds map[string]string) agentrpc.SecretsFunc {
+	if len(creds) == 0 || s.credentials == nil {
 		return nil
 	}
 	p, agentID := principal(r), r.PathValue("id")
@@ -151,7 +151,7 @@ func (s *Server) stepSecrets(r *http.Request, spec agentrpc.StepSpec) agentrpc.S
 					"target %s is outside the scope of your credentials:use permission", t.Name)
 			}
 		}
-		return s.credentials.ResolveStep(ctx, p, spec.Credentials, use)
+		return s.credentials.ResolveStep(ctx, p, creds, use)
 	}
 }
 

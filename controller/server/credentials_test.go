@@ -109,6 +109,27 @@ func useCredentialsThroughAStep(ctx context.Context, t *testing.T, r *running) [
 	if strings.Contains(log.Items[0].Data, password) {
 		t.Fatalf("the secret is in the step output: %q", log.Items[0].Data)
 	}
+
+	// A raw command gets its credentials in its environment.
+	cmdAt, err := r.client.RunCommand(ctx, local.ID, apiclient.CommandSpec{Credentials: map[string]string{"db": "db"},
+		Shell: `echo "user=$OPSCONDUCTOR_SECRET_DB_USERNAME pw=$OPSCONDUCTOR_SECRET_DB_PASSWORD len=${#OPSCONDUCTOR_SECRET_DB_PASSWORD}"`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(ctx, t, "the command to finish", func() error {
+		got, err := r.client.GetAttempt(ctx, cmdAt.ID)
+		if err == nil && got.Status != "succeeded" {
+			err = fmt.Errorf("status %s (%s)", got.Status, got.Error)
+		}
+		return err
+	})
+	cmdLog, err := r.client.AttemptLog(ctx, cmdAt.ID, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("user=app pw=*** len=%d\n", len(password)); len(cmdLog.Items) != 1 || cmdLog.Items[0].Data != want {
+		t.Fatalf("command log = %+v, want %q", cmdLog.Items, want)
+	}
 	return []string{password, token, passphrase, keyLine}
 }
 
