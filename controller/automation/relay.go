@@ -218,9 +218,7 @@ func (s *Service) learnHostKeys(ctx context.Context, r *Run, atts []*agentrpc.At
 // stepPath names a step in problems. jobspec keeps the step's index path
 // ("steps[2]") unexported, so the step is named by its ID in the form
 // jobspec itself falls back to.
-func stepPath(st *jobspec.Step) string {
-	return "steps[" + strconv.Quote(st.ID) + "]"
-}
+func stepPath(st *jobspec.Step) string { return st.Path() }
 
 func sshPort(p int) int {
 	if p <= 0 {

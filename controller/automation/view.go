@@ -98,7 +98,6 @@ type targetState struct {
 	start    []string // steps whose turn has come
 	done     bool
 	outcome  jobspec.Status
-	errs     map[string]string // when-expressions that failed to evaluate
 }
 
 // derivation is a run's state derived from its row and its attempts.

@@ -530,3 +530,7 @@ func (r *refs) Visit(node *ast.Node) {
 		}
 	}
 }
+
+// Path is the step's place in its job ("steps[2]"), for problems other
+// packages report about it.
+func (s *Step) Path() string { return s.prefix() }
