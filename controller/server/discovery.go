@@ -71,7 +71,7 @@ func (d discoveryAgents) CancelAttempt(ctx context.Context, id string) error {
 
 // newDiscovery builds the discovery service. In dev mode the built-in
 // agent may scan loopback without an admin's ranges.
-func newDiscovery(applier discovery.Applier, store *state.Store, agents *agentrpc.Service, inv *assets.Service,
+func newDiscovery(applier discovery.Applier, store *state.Store, agents *agentrpc.Service, inv *assets.Service, owners discovery.Principals,
 	w *history.Writer, hist history.Store, isLeader func() bool, nodeID string, dev bool, log *slog.Logger) (*discovery.Service, error) {
 	dir := agentDirectory{agents}
 	var loopback func(string) bool
@@ -83,5 +83,5 @@ func newDiscovery(applier discovery.Applier, store *state.Store, agents *agentrp
 	}
 	return discovery.New(discovery.Deps{Applier: applier, Store: store, Agents: discoveryAgents{agents: agents, dir: dir},
 		Inventory: inv, History: w, HistoryReader: hist, Logger: log.With("component", "discovery"),
-		IsLeader: isLeader, NodeID: nodeID, LoopbackAgent: loopback})
+		IsLeader: isLeader, NodeID: nodeID, LoopbackAgent: loopback, Principals: owners})
 }

@@ -259,7 +259,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	bgWG.Add(1)
 	go func() { defer bgWG.Done(); creds.Run(bg, 30*time.Second) }()
 
-	disc, err := newDiscovery(node, store, agents, inv, writer, hist, node.IsLeader, nodeID, cfg.Dev, log)
+	disc, err := newDiscovery(node, store, agents, inv, ident, writer, hist, node.IsLeader, nodeID, cfg.Dev, log)
 	if err != nil {
 		return err
 	}

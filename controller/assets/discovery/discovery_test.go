@@ -692,3 +692,63 @@ func TestAScanWhoseStepFailsIsFailed(t *testing.T) {
 		t.Errorf("scan = %s: %q, want failed naming banner_timeout", d.Status, d.Error)
 	}
 }
+
+// owners is identity's Acting for the tests: alice can act, anyone else
+// is gone.
+type owners struct{}
+
+func (owners) Acting(_ context.Context, userID string, _ []identity.Binding) (*identity.Principal, error) {
+	if userID != "usr_alice" {
+		return nil, problem.New(problem.KindForbidden, "user_gone", "user %s is disabled or deleted", userID)
+	}
+	return &identity.Principal{UserID: userID, Username: "alice"}, nil
+}
+
+// A scheduled scan acts for the user who last saved its profile: its
+// auto-import rule imports as them, and only proposes once they are gone.
+func TestScheduledScansAutoImportAsTheProfilesOwner(t *testing.T) {
+	tests := []struct {
+		name     string
+		owner    string
+		imported int
+	}{
+		{"the owner can act", "usr_alice", 1},
+		{"the owner is gone", "usr_bob", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, true)
+			e.svc.d.Principals = owners{}
+			ctx := context.Background()
+			web := startService(t)
+			wp, _ := strconv.Atoi(web.port())
+			who := &identity.Principal{UserID: tt.owner, Username: "owner"}
+			pr, err := e.svc.CreateProfile(ctx, who, ProfileInput{Name: "lo", CIDRs: []string{"127.0.0.1"}, Agent: "scanner",
+				Ports: []string{web.port()}, BannerTimeout: "500ms", Resolve: new(bool), Schedule: "0 * * * *",
+				AutoImport: &AutoImport{Ports: []int{wp}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pr.OwnerID != tt.owner {
+				t.Fatalf("owner %q, want %q", pr.OwnerID, tt.owner)
+			}
+			e.svc.fireDue(ctx, pr.UpdatedAt.Truncate(time.Hour).Add(time.Hour+time.Second))
+			var sc Scan
+			waitFor(t, "the scheduled scan to end", func() bool {
+				page, err := e.svc.ListScans(ctx, "lo", "", 10)
+				if err != nil || len(page.Items) != 1 {
+					return false
+				}
+				sc = page.Items[0]
+				return sc.Finished()
+			})
+			d, err := e.svc.GetScan(ctx, sc.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Status != ScanSucceeded || d.Summary.AutoImported != tt.imported || d.Summary.Proposed != 1 {
+				t.Fatalf("scan %s: summary %+v, want %d imported", d.Status, d.Summary, tt.imported)
+			}
+		})
+	}
+}

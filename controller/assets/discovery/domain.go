@@ -80,6 +80,9 @@ type Profile struct {
 	LastFire  *time.Time `json:"last_fire,omitempty"`
 	CreatedAt time.Time  `json:"created_at"`
 	CreatedBy string     `json:"created_by,omitempty"`
+	// OwnerID is the user who last saved the profile: its scheduled
+	// scans act for them (an auto-import is written as them).
+	OwnerID string `json:"owner_id,omitempty"`
 	UpdatedAt time.Time  `json:"updated_at"`
 	Revision  uint64     `json:"revision"`
 }
@@ -216,6 +219,7 @@ type profilePutPayload struct {
 	// Revision, when not 0, must be the stored profile's.
 	Revision uint64 `json:"revision,omitempty"`
 	Actor    string `json:"actor"`
+	UserID   string `json:"user_id,omitempty"`
 }
 
 func applyProfilePut(ctx *state.ApplyContext, p profilePutPayload) (any, error) {
@@ -242,7 +246,7 @@ func applyProfilePut(ctx *state.ApplyContext, p profilePutPayload) (any, error) 
 	default:
 		pr.CreatedAt, pr.CreatedBy = ctx.Time, p.Actor
 	}
-	pr.UpdatedAt, pr.Revision = ctx.Time, ctx.Index
+	pr.UpdatedAt, pr.Revision, pr.OwnerID = ctx.Time, ctx.Index, p.UserID
 	if err := ctx.Txn.Insert(tableProfiles, pr); err != nil {
 		return nil, err
 	}

@@ -451,8 +451,11 @@ func (s *Service) finish(ctx context.Context, sc Scan, hosts []Host, rule *AutoI
 		}
 	}
 	if len(auto) > 0 && p == nil {
-		// A scheduled or adopted scan acts for no user, and an import
-		// is written as someone: the hosts stay proposed.
+		p = s.owner(ctx, sc.Profile)
+	}
+	if len(auto) > 0 && p == nil {
+		// A scan that acts for no user (its profile's owner is gone),
+		// and an import is written as someone: the hosts stay proposed.
 		s.d.Logger.Info("auto-import needs a user: the hosts stay proposed", "scan_id", sc.ID, "hosts", len(auto))
 		auto = nil
 	}
@@ -789,4 +792,22 @@ func (s *Service) known(ctx context.Context, p *identity.Principal) (knownSet, e
 		return nil, fmt.Errorf("read the inventory: %w", err)
 	}
 	return k, nil
+}
+
+// owner is the principal a scheduled scan of profile acts for: the user
+// who last saved it, with the roles they hold now; nil when there is none.
+func (s *Service) owner(ctx context.Context, profile string) *identity.Principal {
+	if s.d.Principals == nil {
+		return nil
+	}
+	raw, err := s.d.Store.ReadTxn().First(tableProfiles, "id", profile)
+	if err != nil || raw == nil || raw.(*Profile).OwnerID == "" {
+		return nil
+	}
+	p, err := s.d.Principals.Acting(ctx, raw.(*Profile).OwnerID, nil)
+	if err != nil {
+		s.d.Logger.Info("the profile's owner cannot act: the hosts stay proposed", "profile", profile, "error", err)
+		return nil
+	}
+	return p
 }

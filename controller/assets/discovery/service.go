@@ -106,6 +106,15 @@ type Deps struct {
 	PollInterval time.Duration
 	// ScanTimeout bounds one scan's attempt (an hour when 0).
 	ScanTimeout time.Duration
+	// Principals returns who a scheduled scan acts for: the profile's
+	// owner as they are now (identity.Service.Acting). Without it a
+	// scheduled scan acts for no one, and its auto-import only proposes.
+	Principals Principals
+}
+
+// Principals finds the user a scheduled scan acts for.
+type Principals interface {
+	Acting(ctx context.Context, userID string, roles []identity.Binding) (*identity.Principal, error)
 }
 
 // Service is discovery on one controller.
@@ -453,7 +462,8 @@ func (s *Service) putProfile(ctx context.Context, p *identity.Principal, in Prof
 		return Profile{}, err
 	}
 	var out Profile
-	if err := s.apply(ctx, cmdProfilePut, profilePutPayload{Profile: pr, Create: create, Revision: in.Revision, Actor: p.Name()}, &out); err != nil {
+	if err := s.apply(ctx, cmdProfilePut, profilePutPayload{Profile: pr, Create: create, Revision: in.Revision, Actor: p.Name(),
+		UserID: p.UserID}, &out); err != nil {
 		return Profile{}, err
 	}
 	s.d.Logger.Info("stored a discovery profile", "profile", out.Name, "agent_id", out.Agent, "cidrs", out.CIDRs, "actor", p.Name())
