@@ -360,7 +360,7 @@ func TestStepSecretsAreNamedByAlias(t *testing.T) {
 			req := newRequest("POST", "/api/v1/agents/agt_1/steps", "", "")
 			req.SetPathValue("id", "agt_1")
 			req = req.WithContext(context.WithValue(req.Context(), stateKey{}, &requestState{principal: casePrincipal(t, f.ident, f.ident.adminToken)}))
-			got, err := f.srv.stepSecrets(req, agentrpc.StepSpec{Uses: "noop", Credentials: tt.creds})(context.Background(), "att_1")
+			got, err := f.srv.stepSecrets(req, tt.creds)(context.Background(), "att_1")
 			if err != nil {
 				t.Fatal(err)
 			}

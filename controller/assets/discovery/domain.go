@@ -82,9 +82,9 @@ type Profile struct {
 	CreatedBy string     `json:"created_by,omitempty"`
 	// OwnerID is the user who last saved the profile: its scheduled
 	// scans act for them (an auto-import is written as them).
-	OwnerID string `json:"owner_id,omitempty"`
-	UpdatedAt time.Time  `json:"updated_at"`
-	Revision  uint64     `json:"revision"`
+	OwnerID   string    `json:"owner_id,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Revision  uint64    `json:"revision"`
 }
 
 func (p *Profile) clone() *Profile {
