@@ -42,12 +42,14 @@ type engine struct {
 	waitSince  map[string]time.Time // run/target/step → first wait for its agent
 	cancelSent map[string]bool      // attempts told to cancel
 	lastExpire time.Time
+	// toRecord queues finished runs for the recorder.
+	toRecord chan string
 }
 
 func newEngine(s *Service) *engine {
 	return &engine{s: s, kick: make(chan struct{}, 1), dirty: map[string]struct{}{}, open: map[string]string{},
 		busy: map[string]int{}, waitOn: map[string]map[string]struct{}{}, wake: map[string]time.Time{},
-		waitSince: map[string]time.Time{}, cancelSent: map[string]bool{}}
+		waitSince: map[string]time.Time{}, cancelSent: map[string]bool{}, toRecord: make(chan string, 4096)}
 }
 
 // mark asks the loop to look at a run.
@@ -150,6 +152,10 @@ func (e *engine) takeDirty(txn state.Reader) []string {
 func (e *engine) run(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); e.recorder(ctx) }()
+	defer wg.Wait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -249,7 +255,7 @@ type passState struct {
 	dispatches []plannedDispatch
 	planned    map[string]int // agent → attempts planned this pass
 	params     map[string]runParams
-	finishing  []*finishingRun
+	finishing  []finishingRun
 	cancels    []string
 	active     int
 }
@@ -289,21 +295,27 @@ func (e *engine) pass(ctx context.Context) {
 			e.s.d.Logger.Warn("run not advanced", "run_id", r.ID, "error", err)
 		}
 	}
-	e.commit(ctx, ps.cmds)
 	for _, id := range ps.cancels {
 		if _, err := e.s.d.Agents.CancelAttempt(ctx, id); err != nil && !problem.Is(err, problem.KindConflict) {
 			e.s.d.Logger.Warn("attempt cancel not sent", "attempt_id", id, "error", err)
 			delete(e.cancelSent, id)
 		}
 	}
-	e.dispatch(ctx, ps)
-	e.finish(ctx, ps.finishing)
+	// The pass's decisions ride in the entry that creates its attempts:
+	// one durable write on a run's critical path, not two.
+	committed := e.dispatch(ctx, ps)
+	e.finished(ps.finishing, committed)
 }
+
+// maxExtra bounds the decisions that ride with the attempts; more are
+// committed on their own first.
+const maxExtra = 256
 
 // commit applies a pass's decisions, in entries of bounded size. A
 // rejected command (a run finished meanwhile) is only logged: the next
 // pass sees the state as it is.
-func (e *engine) commit(ctx context.Context, cmds []state.Command) {
+func (e *engine) commit(ctx context.Context, cmds []state.Command) []bool {
+	ok := make([]bool, len(cmds))
 	for start := 0; start < len(cmds); start += 1024 {
 		end := min(start+1024, len(cmds))
 		res, err := e.s.d.Applier.Apply(ctx, cmds[start:end]...)
@@ -312,11 +324,13 @@ func (e *engine) commit(ctx context.Context, cmds []state.Command) {
 			continue
 		}
 		for i, r := range res {
+			ok[start+i] = r.Err == nil
 			if r.Err != nil && r.Err.Kind != problem.KindConflict {
 				e.s.d.Logger.Warn("run decision refused", "type", cmds[start+i].Type, "error", r.Err)
 			}
 		}
 	}
+	return ok
 }
 
 func (e *engine) wakeAt(runID string, at time.Time) {
@@ -364,7 +378,8 @@ func (e *engine) advance(ctx context.Context, txn state.Reader, r *Run, ps *pass
 	}
 	d := derive(r, job, atts)
 	if d.done {
-		ps.finishing = append(ps.finishing, &finishingRun{run: r, job: job, d: d})
+		ps.finishing = append(ps.finishing, finishingRun{id: r.ID, job: r.Job, outcome: d.outcome, cmd: len(ps.cmds)})
+		ps.command(cmdRunStatus, runStatusPayload{ID: r.ID, Status: d.outcome, Reason: finalReason(r, d)})
 		return nil
 	}
 	var waits []string
@@ -539,9 +554,19 @@ func (e *engine) plan(ctx context.Context, r *Run, ts *targetState, st *jobspec.
 }
 
 // dispatch sends the pass's attempts in one batch.
-func (e *engine) dispatch(ctx context.Context, ps *passState) {
-	if len(ps.dispatches) == 0 {
-		return
+// dispatch sends the pass's attempts in one batch with its other
+// decisions, and reports which of those decisions were committed.
+func (e *engine) dispatch(ctx context.Context, ps *passState) []bool {
+	committed := make([]bool, len(ps.cmds))
+	extra := ps.cmds
+	if len(extra) > maxExtra || len(ps.dispatches) == 0 {
+		for i, ok := range e.commit(ctx, ps.cmds) {
+			committed[i] = ok
+		}
+		extra = nil
+		if len(ps.dispatches) == 0 {
+			return committed
+		}
 	}
 	ds := make([]agentrpc.StepDispatch, 0, len(ps.dispatches))
 	keep := make([]plannedDispatch, 0, len(ps.dispatches))
@@ -551,7 +576,7 @@ func (e *engine) dispatch(ctx context.Context, ps *passState) {
 		id, err := agentrpc.NewAttemptID()
 		if err != nil {
 			e.s.d.Logger.Error("no attempt id", "error", err)
-			return
+			continue
 		}
 		spec := agentrpc.StepSpec{Uses: pd.step.Uses, With: pd.with, Timeout: timeoutOf(pd.step)}
 		if pd.uses != "" {
@@ -584,7 +609,13 @@ func (e *engine) dispatch(ctx context.Context, ps *passState) {
 		ds = append(ds, d)
 		keep = append(keep, pd)
 	}
-	results := e.s.d.Agents.DispatchSteps(ctx, ds)
+	results, extraRes := e.s.d.Agents.DispatchStepsWith(ctx, extra, ds)
+	for i, r := range extraRes {
+		committed[i] = r.Err == nil
+		if r.Err != nil && r.Err.Kind != problem.KindConflict {
+			e.s.d.Logger.Warn("run decision refused", "type", extra[i].Type, "error", r.Err)
+		}
+	}
 	for i, res := range results {
 		pd := keep[i]
 		switch {
@@ -607,6 +638,7 @@ func (e *engine) dispatch(ctx context.Context, ps *passState) {
 		}
 	}
 	e.commit(ctx, cmds)
+	return committed
 }
 
 func timeoutOf(st *jobspec.Step) string {

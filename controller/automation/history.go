@@ -37,30 +37,41 @@ type storedTarget struct {
 	View   TargetView `json:"view"`
 }
 
-// finishingRun is a run the pass found decided.
+// finishingRun is a run a pass found decided; cmd indexes its final
+// status among the pass's commands.
 type finishingRun struct {
-	run *Run
-	job *jobspec.Job
-	d   *derivation
+	id, job string
+	outcome string
+	cmd     int
 }
 
-// records turns a finished run into history records; Time is the run's
-// creation so that lists read back in the order runs were made.
-func (f *finishingRun) records(outcome string, now time.Time) ([]history.Record, error) {
-	r := f.run.clone()
-	r.Status, r.FinishedAt = outcome, &now
-	if r.StartedAt == nil {
-		r.StartedAt = &now
+// finalReason says how a decided run ended.
+func finalReason(r *Run, d *derivation) string {
+	switch {
+	case d.stopped:
+		return "stopped: failures passed the job's max_fail_percent"
+	case d.outcome == RunCanceled && r.Reason != "" && r.CancelRequested != nil:
+		return r.Reason
+	case d.outcome == RunCanceled && r.CanceledBy != "":
+		return "canceled by " + r.CanceledBy
 	}
-	v := view(r, f.job, f.d, nil)
-	targets := r.Targets
-	r.Targets = nil
-	r.Trigger.Roles = nil
-	data, err := json.Marshal(storedRun{Run: *r, Summary: v.Summary})
+	return ""
+}
+
+// records turns a finished run (its final row) into history records;
+// Time is the run's creation so that lists read back in the order runs
+// were made.
+func records(r *Run, job *jobspec.Job, d *derivation) ([]history.Record, error) {
+	v := view(r, job, d, nil)
+	row := r.clone()
+	targets := row.Targets
+	row.Targets = nil
+	row.Trigger.Roles = nil
+	data, err := json.Marshal(storedRun{Run: *row, Summary: v.Summary})
 	if err != nil {
 		return nil, fmt.Errorf("encode run: %w", err)
 	}
-	fields := map[string]string{"run_id": r.ID, "job": r.Job, "status": outcome, "trigger": r.Trigger.Kind}
+	fields := map[string]string{"run_id": r.ID, "job": r.Job, "status": r.Status, "trigger": r.Trigger.Kind}
 	if r.Trigger.Schedule != "" {
 		fields["schedule"] = r.Trigger.Schedule
 	}
@@ -77,53 +88,89 @@ func (f *finishingRun) records(outcome string, now time.Time) ([]history.Record,
 	return recs, nil
 }
 
-// finish records decided runs in the history store and then commits their
-// outcome: a run is never final in the state without its record, so the
-// retention that later drops it from the state loses nothing.
-func (e *engine) finish(ctx context.Context, fs []*finishingRun) {
-	if len(fs) == 0 {
+// finished ends the live stream of runs whose outcome was committed and
+// hands them to the recorder.
+func (e *engine) finished(fs []finishingRun, committed []bool) {
+	for _, f := range fs {
+		if f.cmd >= len(committed) || !committed[f.cmd] {
+			continue
+		}
+		e.s.d.Logger.Info("run finished", "run_id", f.id, "job", f.job, "status", f.outcome)
+		if e.s.d.Live != nil {
+			e.s.d.Live.End(f.id)
+		}
+		e.record(f.id)
+	}
+}
+
+// record asks the recorder to write a finished run to the history store.
+// A full queue drops the request: the retention sweep, which moves a run
+// out of the state only once its record is readable, asks again.
+func (e *engine) record(id string) {
+	select {
+	case e.toRecord <- id:
+	default:
+	}
+}
+
+// recorder writes finished runs to the history store off the engine's
+// loop, so that a history fsync (or PostgreSQL round trip) never holds up
+// dispatch. Runs stay in the state until their record is readable, so a
+// write lost to a crash or a failover is written again by the next sweep.
+func (e *engine) recorder(ctx context.Context) {
+	for {
+		var ids []string
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-e.toRecord:
+			ids = append(ids, id)
+		}
+	more:
+		for len(ids) < 256 {
+			select {
+			case id := <-e.toRecord:
+				ids = append(ids, id)
+			default:
+				break more
+			}
+		}
+		e.writeRecords(ctx, ids)
+	}
+}
+
+func (e *engine) writeRecords(ctx context.Context, ids []string) {
+	if e.s.d.History == nil {
 		return
 	}
-	now := e.s.d.Now().UTC()
+	txn := e.s.d.Store.ReadTxn()
 	var recs []history.Record
-	var cmds []state.Command
-	for _, f := range fs {
-		rs, err := f.records(f.d.outcome, now)
+	for _, id := range ids {
+		r, err := getRun(txn, id)
+		if err != nil || !finalRun(r.Status) {
+			continue
+		}
+		job, err := e.s.spec(r.Job, r.Version, r.Spec)
 		if err != nil {
-			e.s.d.Logger.Error("run not recorded", "run_id", f.run.ID, "error", err)
+			e.s.d.Logger.Error("run not recorded", "run_id", id, "error", err)
+			continue
+		}
+		atts, err := agentrpc.RunAttempts(txn, id)
+		if err != nil {
+			continue
+		}
+		rs, err := records(r, job, derive(r, job, atts))
+		if err != nil {
+			e.s.d.Logger.Error("run not recorded", "run_id", id, "error", err)
 			continue
 		}
 		recs = append(recs, rs...)
-		reason := ""
-		switch {
-		case f.d.stopped:
-			reason = "stopped: failures passed the job's max_fail_percent"
-		case f.d.outcome == RunCanceled:
-			reason = f.run.Reason
-			if reason == "" {
-				reason = "canceled by " + f.run.CanceledBy
-			}
-		}
-		if c, err := state.NewCommand(cmdRunStatus, 1, runStatusPayload{ID: f.run.ID, Status: f.d.outcome, Reason: reason}); err == nil {
-			cmds = append(cmds, c)
-		}
 	}
-	if e.s.d.History != nil && len(recs) > 0 {
-		if err := e.s.d.History.Write(ctx, recs); err != nil {
-			// Not final yet: the next pass tries again.
-			e.s.d.Logger.Warn("finished runs not recorded; retrying", "runs", len(fs), "error", err)
-			for _, f := range fs {
-				e.wakeAt(f.run.ID, now.Add(5*time.Second))
-			}
-			return
-		}
+	if len(recs) == 0 {
+		return
 	}
-	e.commit(ctx, cmds)
-	for _, f := range fs {
-		e.s.d.Logger.Info("run finished", "run_id", f.run.ID, "job", f.run.Job, "status", f.d.outcome)
-		if e.s.d.Live != nil {
-			e.s.d.Live.End(f.run.ID)
-		}
+	if err := e.s.d.History.Write(ctx, recs); err != nil && ctx.Err() == nil {
+		e.s.d.Logger.Warn("finished runs not recorded yet; the retention sweep retries", "runs", len(ids), "error", err)
 	}
 }
 
@@ -145,7 +192,13 @@ func (e *engine) expire(ctx context.Context, now time.Time) {
 			continue
 		}
 		recs, err := e.s.d.HistoryReader.Read(ctx, runStream(r.ID), 1, 1, 1)
-		if err != nil || len(recs) == 0 {
+		if err != nil {
+			continue
+		}
+		if len(recs) == 0 {
+			// Finished but not yet recorded (a lost write, a failover):
+			// record it now, and move it out at the next sweep.
+			e.record(r.ID)
 			continue
 		}
 		ids = append(ids, r.ID)

@@ -33,7 +33,9 @@ type Applier interface {
 
 // Agents is what the engine needs of agentrpc.
 type Agents interface {
-	DispatchSteps(ctx context.Context, ds []agentrpc.StepDispatch) []agentrpc.DispatchResult
+	// DispatchStepsWith commits extra (the engine's decisions) and
+	// creates and sends the attempts, in as few Raft entries as it can.
+	DispatchStepsWith(ctx context.Context, extra []state.Command, ds []agentrpc.StepDispatch) ([]agentrpc.DispatchResult, []state.Result)
 	CancelAttempt(ctx context.Context, id string) (agentrpc.Attempt, error)
 	// Connected reports whether the agent has a live stream here and
 	// takes work.

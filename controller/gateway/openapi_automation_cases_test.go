@@ -16,6 +16,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/history/embedded"
 	"github.com/opsconductor/opsconductor/controller/problem"
+	"github.com/opsconductor/opsconductor/controller/state"
 	"github.com/opsconductor/opsconductor/controller/state/statetest"
 )
 
@@ -29,13 +30,13 @@ type offlineAgents struct{ reached atomic.Int32 }
 
 func (a *offlineAgents) Connected(string) bool { return false }
 
-func (a *offlineAgents) DispatchSteps(_ context.Context, ds []agentrpc.StepDispatch) []agentrpc.DispatchResult {
+func (a *offlineAgents) DispatchStepsWith(_ context.Context, _ []state.Command, ds []agentrpc.StepDispatch) ([]agentrpc.DispatchResult, []state.Result) {
 	a.reached.Add(1)
 	out := make([]agentrpc.DispatchResult, len(ds))
 	for i := range out {
 		out[i].Err = problem.Unavailable("agent_offline", "no agent is connected in the gateway's tests")
 	}
-	return out
+	return out, nil
 }
 
 func (a *offlineAgents) CancelAttempt(_ context.Context, id string) (agentrpc.Attempt, error) {
