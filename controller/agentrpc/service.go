@@ -142,15 +142,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 }
 
 func (s *Service) apply(ctx context.Context, typ string, payload, out any) error {
-	cmd, err := state.NewCommand(typ, 1, payload)
-	if err != nil {
-		return err
-	}
-	res, err := s.applier.Apply(ctx, cmd)
-	if err != nil {
-		return fmt.Errorf("%s: %w", typ, err)
-	}
-	return res[0].Decode(out)
+	return state.ApplyOne(ctx, s.applier, typ, payload, out)
 }
 
 func (s *Service) txn() *memdb.Txn { return s.store.ReadTxn() }

@@ -129,15 +129,7 @@ func newID(prefix string) (string, error) {
 }
 
 func (s *Service) apply(ctx context.Context, typ string, payload, out any) error {
-	cmd, err := state.NewCommand(typ, 1, payload)
-	if err != nil {
-		return err
-	}
-	res, err := s.d.Applier.Apply(ctx, cmd)
-	if err != nil {
-		return fmt.Errorf("%s: %w", typ, err)
-	}
-	return res[0].Decode(out)
+	return state.ApplyOne(ctx, s.d.Applier, typ, payload, out)
 }
 
 // view is one consistent read of the inventory: a memdb snapshot, the

@@ -27,9 +27,7 @@ import (
 )
 
 // Applier commits commands through Raft (cluster.Node).
-type Applier interface {
-	Apply(ctx context.Context, cmds ...state.Command) ([]state.Result, error)
-}
+type Applier = state.Applier
 
 // Agents is what the engine needs of agentrpc.
 type Agents interface {
@@ -236,15 +234,7 @@ func (s *Service) Run(ctx context.Context) { s.eng.run(ctx) }
 func (s *Service) txn() state.Reader { return s.d.Store.ReadTxn() }
 
 func (s *Service) apply(ctx context.Context, typ string, payload, out any) error {
-	cmd, err := state.NewCommand(typ, 1, payload)
-	if err != nil {
-		return err
-	}
-	res, err := s.d.Applier.Apply(ctx, cmd)
-	if err != nil {
-		return fmt.Errorf("%s: %w", typ, err)
-	}
-	return res[0].Decode(out)
+	return state.ApplyOne(ctx, s.d.Applier, typ, payload, out)
 }
 
 var jobNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)

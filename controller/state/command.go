@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,4 +91,25 @@ func DecodeEntry(data []byte) (Entry, error) {
 		}
 	}
 	return e, nil
+}
+
+// Applier commits commands through Raft (cluster.Node); every domain
+// service writes through one.
+type Applier interface {
+	Apply(ctx context.Context, cmds ...Command) ([]Result, error)
+}
+
+// ApplyOne commits one version-1 command of type typ and decodes its
+// result into out (nil to discard it), or returns the problem that
+// refused it.
+func ApplyOne(ctx context.Context, a Applier, typ string, payload, out any) error {
+	cmd, err := NewCommand(typ, 1, payload)
+	if err != nil {
+		return err
+	}
+	res, err := a.Apply(ctx, cmd)
+	if err != nil {
+		return fmt.Errorf("%s: %w", typ, err)
+	}
+	return res[0].Decode(out)
 }

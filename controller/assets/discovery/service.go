@@ -221,15 +221,7 @@ func (s *Service) sweep(ctx context.Context) {
 func (s *Service) txn() *memdb.Txn { return s.d.Store.ReadTxn() }
 
 func (s *Service) apply(ctx context.Context, typ string, payload, out any) error {
-	cmd, err := state.NewCommand(typ, 1, payload)
-	if err != nil {
-		return err
-	}
-	res, err := s.d.Applier.Apply(ctx, cmd)
-	if err != nil {
-		return fmt.Errorf("%s: %w", typ, err)
-	}
-	return res[0].Decode(out)
+	return state.ApplyOne(ctx, s.d.Applier, typ, payload, out)
 }
 
 // cronParser reads standard five-field specs and descriptors.

@@ -361,15 +361,7 @@ func (s *Service) view(sc *Schedule) View {
 }
 
 func (s *Service) apply(ctx context.Context, typ string, payload, out any) error {
-	cmd, err := state.NewCommand(typ, 1, payload)
-	if err != nil {
-		return err
-	}
-	res, err := s.d.Applier.Apply(ctx, cmd)
-	if err != nil {
-		return fmt.Errorf("%s: %w", typ, err)
-	}
-	return res[0].Decode(out)
+	return state.ApplyOne(ctx, s.d.Applier, typ, payload, out)
 }
 
 // newID is "sch_" and 16 hex digits; the leader draws it before Apply.
