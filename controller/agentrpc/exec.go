@@ -21,6 +21,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/problem"
 	"github.com/opsconductor/opsconductor/controller/state"
+	"github.com/opsconductor/opsconductor/plugins/builtin"
 	"github.com/opsconductor/opsconductor/plugins/schema"
 	"github.com/opsconductor/opsconductor/plugins/sdk"
 	agentv1 "github.com/opsconductor/opsconductor/proto/agent/v1"
@@ -225,20 +226,23 @@ func (s *Service) RunStep(ctx context.Context, agentID string, spec StepSpec, ac
 
 // RunStepWith is RunStep with the resolver for the step's credentials.
 func (s *Service) RunStepWith(ctx context.Context, agentID string, spec StepSpec, actor string, secrets SecretsFunc) (Attempt, error) {
-	with, timeout, err := s.checkStep(ctx, spec, secrets != nil, nil)
+	kind, with, timeout, err := s.checkStep(ctx, spec, secrets != nil, nil)
 	if err != nil {
 		return Attempt{}, err
 	}
 	if len(spec.Credentials) == 0 {
 		secrets = nil
 	}
-	return s.dispatch(ctx, agentID, spec.Uses, with, timeout, actor, maps.Clone(spec.Credentials), secrets)
+	return s.dispatch(ctx, agentID, kind, with, timeout, actor, maps.Clone(spec.Credentials), secrets)
 }
 
 // checkStep checks a step's reference, parameters, credentials and
-// timeout, and returns its parameters and timeout. described caches the
-// catalog's answers across the steps of one batch (nil: no cache).
-func (s *Service) checkStep(ctx context.Context, spec StepSpec, canResolve bool, described map[string]sdk.Description) (json.RawMessage, time.Duration, error) {
+// timeout, and returns the attempt's kind, its parameters and timeout. A
+// plugin reference ("disk-usage", "disk-usage@1") becomes the exact
+// version the catalog resolved it to, so that the attempt records what it
+// ran and the agent fetches that build. described caches the catalog's
+// answers across the steps of one batch (nil: no cache).
+func (s *Service) checkStep(ctx context.Context, spec StepSpec, canResolve bool, described map[string]sdk.Description) (string, json.RawMessage, time.Duration, error) {
 	errs := checkCredentials(spec.Credentials, canResolve)
 	if !stepRefRE.MatchString(spec.Uses) || spec.Uses == KindCommand {
 		errs.Add("uses", "must be a step name or name@version such as http or disk-usage@1, got %q", spec.Uses)
@@ -255,24 +259,34 @@ func (s *Service) checkStep(ctx context.Context, spec StepSpec, canResolve bool,
 		errs = append(errs, terr)
 	}
 	if err := errs.Err(); err != nil {
-		return nil, 0, err
+		return "", nil, 0, err
 	}
+	kind := spec.Uses
 	if s.steps != nil {
 		d, ok := described[spec.Uses]
 		if !ok {
 			var err error
 			if d, err = s.steps.Describe(ctx, spec.Uses); err != nil {
-				return nil, 0, err
+				return "", nil, 0, err
 			}
 			if described != nil {
 				described[spec.Uses] = d
 			}
 		}
 		if err := schema.Validate(d.Params, with); err != nil {
-			return nil, 0, err
+			return "", nil, 0, err
+		}
+		if name, _, _ := strings.Cut(spec.Uses, "@"); !isBuiltin(name) && d.Version != "" {
+			kind = name + "@" + d.Version
 		}
 	}
-	return json.RawMessage(with), timeout, nil
+	return kind, json.RawMessage(with), timeout, nil
+}
+
+// isBuiltin reports whether name is a step every agent has built in.
+func isBuiltin(name string) bool {
+	_, ok := builtin.Lookup(name)
+	return ok
 }
 
 // admit refuses work for an agent that cannot take it now.
@@ -346,7 +360,7 @@ func (s *Service) DispatchStepsWith(ctx context.Context, extra []state.Command, 
 	var cmds []state.Command
 	var idx []int
 	for i, d := range ds {
-		with, timeout, err := s.checkStep(ctx, d.Spec, true, described)
+		kind, with, timeout, err := s.checkStep(ctx, d.Spec, true, described)
 		if err == nil {
 			err = s.admit(txn, d.AgentID)
 		}
@@ -360,7 +374,7 @@ func (s *Service) DispatchStepsWith(ctx context.Context, extra []state.Command, 
 				stored = d.Stored
 			}
 			cmd, err = state.NewCommand(cmdAttemptCreate, 1, attemptCreatePayload{Attempt: Attempt{ID: d.ID, AgentID: d.AgentID,
-				Kind: d.Spec.Uses, Params: stored, Timeout: timeout.String(), CreatedBy: d.Actor,
+				Kind: kind, Params: stored, Timeout: timeout.String(), CreatedBy: d.Actor,
 				Credentials: maps.Clone(d.Spec.Credentials), RunRef: d.Run}})
 		}
 		if err != nil {

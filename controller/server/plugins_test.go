@@ -101,3 +101,54 @@ func waitLocalAgent(ctx context.Context, t testing.TB, r *running) apiclient.Age
 	})
 	return local
 }
+
+// TestJobsPinPluginVersions: two versions of one plugin are pushed and
+// live side by side; a job's steps pin each, and each attempt runs the
+// version its step asked for (the plugin reports its own version).
+func TestJobsPinPluginVersions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a test plugin twice; skipped with -short")
+	}
+	dir := t.TempDir()
+	schema := json.RawMessage(`{"type":"object","required":["mode"],"additionalProperties":false,"properties":{` +
+		`"mode":{"enum":["noop","echo","secret","fail","error","panic","crash","hang","stop","flood"]},` +
+		`"text":{"type":"string"},"bytes":{"type":"integer","minimum":0},"done_file":{"type":"string"}}}`)
+	cfg := testConfig(t.TempDir())
+	cfg.Dev = true
+	r := start(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	waitLocalAgent(ctx, t, r)
+	for _, v := range []string{"1.4.0", "2.1.0"} {
+		bin := filepath.Join(dir, "teststep-"+v)
+		cmd := exec.Command("go", "build", "-o", bin, "-ldflags", "-X main.version="+v, "../../agent/pluginhost/testdata/teststep")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build teststep %s: %v\n%s", v, err, out)
+		}
+		f, err := os.Open(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.client.PushPlugin(ctx, apiclient.PushPluginRequest{OS: runtime.GOOS, Arch: runtime.GOARCH, Binary: f,
+			Description: apiclient.StepDescription{Name: "teststep", Version: v, Summary: "Behaves as its mode says, for tests.", Params: schema,
+				Outputs: []apiclient.StepOutput{{Name: "pid"}, {Name: "version"}}}})
+		f.Close()
+		if err != nil {
+			t.Fatalf("push %s: %v", v, err)
+		}
+	}
+	putJob(ctx, t, r.client, "pinned", `
+name: pinned
+targets: {names: [local]}
+steps:
+  - {id: old, uses: teststep@1, with: {mode: noop}}
+  - {id: new, uses: teststep@2, with: {mode: noop}, needs: [old]}
+  - {id: newest, uses: teststep, with: {mode: noop}, needs: [new]}
+`)
+	run := waitRun(ctx, t, r.client, startRun(ctx, t, r.client, "pinned", nil).ID)
+	for step, want := range map[string]string{"old": "1.4.0", "new": "2.1.0", "newest": "2.1.0"} {
+		if got := stepOf(t, run, "local", step); got.Status != "succeeded" || got.Outputs["version"] != want {
+			t.Errorf("step %s: %s, ran version %q, want %s (%s)", step, got.Status, got.Outputs["version"], want, got.Error)
+		}
+	}
+}
