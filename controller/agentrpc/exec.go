@@ -578,11 +578,16 @@ const startedDelay = 50 * time.Millisecond
 func (s *Service) attemptStarted(ctx context.Context, agentID, id string, log *slog.Logger) {
 	// Most steps end within moments of starting; their result, which
 	// carries started_at, makes a commit of "running" redundant. Waiting a
-	// little first saves a Raft command per short attempt.
+	// little first saves a Raft command per short attempt. The ack is the
+	// proof of delivery, though (an attempt still pending when its agent
+	// reconnects is sent again), so a stream that ends meanwhile does not
+	// cancel the commit.
 	select {
 	case <-time.After(startedDelay):
 	case <-ctx.Done():
-		return
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
 	}
 	a, err := getAttempt(s.txn(), id)
 	if err != nil || a.AgentID != agentID {
@@ -706,7 +711,7 @@ func (s *Service) resumeAttempts(ctx context.Context, ls *liveStream, running []
 				Error: "the assignment never reached the agent and its credentials are resolved only once: run it again"}, &res); err != nil {
 				log.Warn("undelivered attempt with credentials not marked failed", "attempt_id", a.ID, "error", err)
 			}
-		case a.Status == AttemptPending:
+		case a.Status == AttemptPending && !s.hasOutput(ctx, a.ID):
 			log.Info("sending an undelivered assignment again", "attempt_id", a.ID)
 			ls.enqueue(assignmentMsg(a, nil))
 		default:
@@ -739,6 +744,17 @@ func (s *Service) resumeAttempts(ctx context.Context, ls *liveStream, running []
 			ls.enqueue(ackMsg(a.ID, through, false))
 		}
 	}
+}
+
+// hasOutput reports whether any of an attempt's output is stored: proof
+// that the agent had it, even if its acknowledgement was never committed.
+// A pending attempt with output is never sent again (at most once).
+func (s *Service) hasOutput(ctx context.Context, id string) bool {
+	if s.histRead == nil {
+		return false
+	}
+	recs, err := s.histRead.Read(ctx, LogStream(id), 1, history.MaxSeq, 1)
+	return err != nil || len(recs) > 0
 }
 
 // storedThrough is the last seq of an attempt's log once everything the
