@@ -669,7 +669,11 @@ func (w *watcher) consume(ctx context.Context, s *apiclient.RunStream, r apiclie
 				}
 			case apiclient.EventRun:
 				var st apiclient.RunEventState
-				if json.Unmarshal(ev.Data, &st) == nil && st.Status != "" && st.Status != r.Status {
+				// The stream replays from the run's start, so an event may be
+				// older than the run as first read: a run never goes back
+				// to queued, nor leaves a final state.
+				if json.Unmarshal(ev.Data, &st) == nil && st.Status != "" && st.Status != r.Status &&
+					!(st.Status == apiclient.RunQueued && r.Status != apiclient.RunQueued) && !apiclient.RunFinal(r.Status) {
 					r.Status, r.Reason = st.Status, st.Reason
 					w.onView(r)
 				}
