@@ -26,8 +26,9 @@
 //     seen before is refused with 409 and gives its token back.
 //
 // Expressions see payload (the decoded body), headers (lower-case names,
-// repeated values joined with ", ") and query (the first value of each
-// query parameter). A field that is absent reads as nil, so a filter such as
+// repeated values joined with ", "; never Authorization, Cookie or
+// Proxy-Authorization, so that a mapping cannot copy a credential into a
+// run's parameters) and query (the first value of each query parameter). A field that is absent reads as nil, so a filter such as
 // `payload.ref == "refs/heads/main"` is simply false for an event without
 // a ref, while a parameter whose expression yields nil is an error naming
 // the parameter; write `payload.x ?? "default"` to allow its absence.

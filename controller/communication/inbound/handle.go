@@ -125,6 +125,11 @@ type Outcome struct {
 // field is `param_map.<name>`), 429 (rate limit). Any other error is the
 // server's (the secret store, the replay store, a stored trigger that no
 // longer compiles).
+//
+// An accepted delivery is already remembered: if the caller then fails to
+// start the run, a retry with the same delivery ID is refused as a replay,
+// so the caller should record the failure against the delivery rather
+// than expect the sender to retry.
 func (h *Handler) Handle(ctx context.Context, trig Trigger, req *http.Request) (Outcome, error) {
 	log := h.cfg.Logger.With("trigger_id", trig.ID)
 	if !trig.Enabled {
@@ -210,7 +215,9 @@ func (h *Handler) replayKey(req *http.Request, trig Trigger, deliveryID string, 
 		return "id:" + deliveryID, now.Add(h.cfg.ReplayTTL)
 	}
 	if trig.Auth == AuthHMACOpsConductor {
-		return "sig:" + strings.TrimSpace(req.Header.Get(HeaderSignature)), now.Add(2 * MaxClockSkew)
+		// Lower-cased because hex decoding ignores case: "AB" and "ab"
+		// are the same signature and must be the same delivery.
+		return "sig:" + strings.ToLower(strings.TrimSpace(req.Header.Get(HeaderSignature))), now.Add(2 * MaxClockSkew)
 	}
 	return "", time.Time{}
 }

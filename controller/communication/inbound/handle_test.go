@@ -196,6 +196,15 @@ func TestHandleOpsConductorScheme(t *testing.T) {
 		e.clock.Advance(time.Minute)
 		mustStatus(t, send(ts, ""), http.StatusConflict)
 	})
+	t.Run("an exact replay with the signature in upper case is still a replay", func(t *testing.T) {
+		ts := e.clock.Now().Add(-time.Second)
+		sig, stamp := opsSignature(secret, ts, body)
+		h := map[string]string{"Content-Type": "application/json", "X-OpsConductor-Timestamp": stamp}
+		h["X-OpsConductor-Signature"] = sig
+		mustStatus(t, e.post("/hooks/ops", h, body), http.StatusOK)
+		h["X-OpsConductor-Signature"] = "sha256=" + strings.ToUpper(strings.TrimPrefix(sig, "sha256="))
+		mustStatus(t, e.post("/hooks/ops", h, body), http.StatusConflict)
+	})
 	t.Run("the same body signed again is a new delivery", func(t *testing.T) {
 		mustStatus(t, send(e.clock.Now(), ""), http.StatusOK)
 	})

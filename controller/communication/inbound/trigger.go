@@ -90,8 +90,10 @@ func (t *Trigger) Validate() error {
 	return err
 }
 
-// Env is what expressions see. Missing fields read as nil (payload) or nil
-// (headers and query, which are maps of any for that reason).
+// Env is what expressions see. A missing payload field, header or query
+// parameter reads as nil (headers and query are maps of any for that
+// reason, where a map of strings would read ""). Authorization, Cookie and
+// Proxy-Authorization are left out of headers.
 type Env struct {
 	Payload any            `expr:"payload"`
 	Headers map[string]any `expr:"headers"`
