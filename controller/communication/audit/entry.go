@@ -219,6 +219,9 @@ func decode(data []byte) (e Entry, computed string, err error) {
 	if e.Hash != stored {
 		return Entry{}, "", errors.New("not an audit entry: more than one hash")
 	}
+	if len(e.Diff) == 0 {
+		e.Diff = nil // as prepare leaves it, so that equal entries compare equal
+	}
 	h := sha256.New()
 	h.Write(data[:n-hashSuffixLen])
 	h.Write([]byte{'}'})
