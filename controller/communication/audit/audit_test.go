@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -462,8 +463,7 @@ func TestLogVerifyNotices(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		l.store = hidingStore{s, 3}
-		rep, err := l.Verify(context.Background())
+		rep, err := l.verifyWith(context.Background(), hidingStore{s, 3})
 		if err != nil || rep.FirstBroken == nil || *rep.FirstBroken != (Broken{4, "entries after 3 are missing: the writer stored up to 5"}) {
 			t.Fatalf("%+v %+v %v", rep, rep.FirstBroken, err)
 		}
@@ -679,4 +679,48 @@ func TestOpenRefusesABadNode(t *testing.T) {
 			t.Errorf("node %q: %v", node, err)
 		}
 	}
+}
+
+// TestLogsNeverHoldTheEntry checks what the Log writes to its logger when
+// a write fails: the count and the store's error, never an entry's diff.
+func TestLogsNeverHoldTheEntry(t *testing.T) {
+	var buf syncBuffer
+	fs := &failingStore{Store: newEmbedded(t)}
+	l, err := Open(context.Background(), Config{Store: fs, Node: "n1", Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.set(true, false)
+	e := userEntry(0)
+	e.Diff = map[string]any{"note": "s3cr3t-note", "password": "hunter2"}
+	if _, err := l.Append(context.Background(), e); err == nil {
+		t.Fatal("append succeeded against a failing store")
+	}
+	closeLog(t, l)
+	out := buf.String()
+	if !strings.Contains(out, "audit entries not recorded") {
+		t.Fatalf("the failure was not logged: %s", out)
+	}
+	for _, s := range []string{"s3cr3t-note", "hunter2", "user/u0000"} {
+		if strings.Contains(out, s) {
+			t.Fatalf("the log holds %q: %s", s, out)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -153,6 +153,9 @@ func (l *Log) loadHead(ctx context.Context) error {
 // request. A canceled ctx returns at once, but the entry may yet be
 // written.
 func (l *Log) Append(ctx context.Context, e Entry) (Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return Entry{}, fmt.Errorf("audit entry %q: %w", e.Action, err)
+	}
 	e, err := prepare(e, l.now())
 	if err != nil {
 		return Entry{}, err

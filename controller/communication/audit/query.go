@@ -99,10 +99,30 @@ func ParseFilter(q url.Values) (Filter, error) {
 			f.Limit = n
 		}
 	}
+	// Validate what did parse too, so one answer names every problem; a
+	// parameter already named for failing to parse is not named twice.
+	if p, ok := problem.As(f.Validate()); ok {
+		named := map[string]bool{}
+		for _, e := range l {
+			named[e.Field] = true
+		}
+		more := []*problem.Error{p}
+		if len(p.Details) > 0 {
+			more = more[:0]
+			for i := range p.Details {
+				more = append(more, &p.Details[i])
+			}
+		}
+		for _, e := range more {
+			if !named[e.Field] {
+				l = append(l, e)
+			}
+		}
+	}
 	if err := l.Err(); err != nil {
 		return Filter{}, err
 	}
-	return f, f.Validate()
+	return f, nil
 }
 
 func knownParam(k string) bool {

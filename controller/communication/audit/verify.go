@@ -94,8 +94,12 @@ func VerifyAll(ctx context.Context, s history.Store) ([]Report, error) {
 // it knows it stored has disappeared from the end, which the chain alone
 // cannot show.
 func (l *Log) Verify(ctx context.Context) (Report, error) {
+	return l.verifyWith(ctx, l.store)
+}
+
+func (l *Log) verifyWith(ctx context.Context, s chainReader) (Report, error) {
 	head, _ := l.Head()
-	rep, err := Verify(ctx, l.store, l.node)
+	rep, err := Verify(ctx, s, l.node)
 	if err != nil {
 		return rep, err
 	}
