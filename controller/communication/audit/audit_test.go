@@ -128,6 +128,10 @@ func TestChainOnEachBackend(t *testing.T) {
 			if err != nil || len(reps) != 1 || reps[0].Node != node || !reps[0].OK() {
 				t.Fatalf("VerifyAll: %+v, %v", reps, err)
 			}
+			reps, err = VerifyAll(ctx, s, node, "ctl-2")
+			if err != nil || len(reps) != 2 || reps[1].Node != "ctl-2" || reps[1].Entries != 0 || !reps[1].OK() {
+				t.Fatalf("VerifyAll with a member that never wrote: %+v, %v", reps, err)
+			}
 
 			t.Run("a restart continues the chain", func(t *testing.T) {
 				closeLog(t, l)

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/opsconductor/opsconductor/controller/history"
@@ -73,11 +74,19 @@ func Verify(ctx context.Context, s chainReader, node string) (Report, error) {
 	}
 }
 
-// VerifyAll verifies every registered chain, in registry order.
-func VerifyAll(ctx context.Context, s history.Store) ([]Report, error) {
+// VerifyAll verifies every registered chain, in registry order, then the
+// chains of the nodes in also that the registry does not list (pass the
+// cluster's members: a registration deleted from storage would otherwise
+// hide a whole chain).
+func VerifyAll(ctx context.Context, s history.Store, also ...string) ([]Report, error) {
 	nodes, err := Nodes(ctx, s)
 	if err != nil {
 		return nil, err
+	}
+	for _, n := range also {
+		if !slices.Contains(nodes, n) {
+			nodes = append(nodes, n)
+		}
 	}
 	reps := make([]Report, 0, len(nodes))
 	for _, n := range nodes {
