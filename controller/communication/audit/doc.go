@@ -46,6 +46,17 @@
 // controllers configured with one node id) would otherwise lose entries
 // silently; instead that Append fails.
 //
+// # Wiring
+//
+// The gateway wraps its mutating routes in Middleware, which holds each
+// response until the request's entry is durable and answers 503 (or the
+// gateway's Fail) instead when it is not; Describe supplies the actor,
+// action, resource, request ID, source IP and diff from what the gateway
+// knows. Domains that audit events of their own (identity's logins and
+// token changes, agent enrolment, cluster membership) call Log.Append,
+// and fail their operation when it fails. The API and CLI use Query with
+// ParseFilter, Export with NewJSONLWriter or NewCSVWriter, and VerifyAll.
+//
 // # What it must never do
 //
 // Store a secret: Diff values under keys that look secret (password,
