@@ -27,9 +27,8 @@ type backend struct {
 
 type storage interface {
 	open(t *testing.T) history.Store
-	// change rewrites the stored bytes of entry seq of node's chain (the
-	// store is closed around it for the embedded file); fix recomputes
-	// the stored hash of the changed entry too.
+	// change rewrites the stored unit (bbolt chunk, chunk row) holding
+	// entry seq of node's chain with edit; the store must be closed.
 	change(t *testing.T, node string, seq uint64, edit func([]byte) []byte)
 	// dropChunk deletes whatever unit of storage holds seq (a bbolt chunk
 	// or a chunk row, several entries) and returns the first seq deleted.
