@@ -19,6 +19,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/assets/graph"
 	"github.com/opsconductor/opsconductor/controller/automation"
 	"github.com/opsconductor/opsconductor/controller/automation/schedule"
+	"github.com/opsconductor/opsconductor/controller/communication/audit"
 	"github.com/opsconductor/opsconductor/controller/identity"
 	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/plugins"
@@ -68,6 +69,9 @@ type Deps struct {
 	// Schedules serves /api/v1/schedules; until a controller wires it,
 	// those routes answer 503 schedules_unavailable.
 	Schedules *schedule.Service
+	// Audit records every mutating request (communication/audit); nil
+	// records none.
+	Audit *audit.Log
 	// Automation serves jobs and runs; until a controller wires it, those
 	// routes answer 503 automation_unavailable.
 	Automation *automation.Service
@@ -116,6 +120,7 @@ type Server struct {
 	schedules     *schedule.Service
 	runStream     *RunStream
 	automation    *automation.Service
+	audit         *audit.Log
 
 	metrics     *httpMetrics
 	promHandler http.Handler
@@ -167,6 +172,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.schedules = deps.Schedules
 	s.runStream = deps.RunStream
 	s.automation = deps.Automation
+	s.audit = deps.Audit
 	s.sections = append(s.sections, namedSection{name: "raft", fn: s.raftSection})
 	for _, name := range sortedKeys(deps.HealthSections) {
 		s.sections = append(s.sections, namedSection{name: name, fn: deps.HealthSections[name]})
@@ -184,7 +190,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.routes = s.routeTable()
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes {
-		s.mux.Handle(rt.Pattern(), s.wrapRoute(rt))
+		s.mux.Handle(rt.Pattern(), s.auditRoute(rt, s.wrapRoute(rt)))
 	}
 	s.handler = s.chain()
 	return s, nil

@@ -15,7 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opsconductor/opsconductor/controller/communication/audit"
 	"github.com/opsconductor/opsconductor/controller/config"
+	"github.com/opsconductor/opsconductor/controller/gateway"
 	"github.com/opsconductor/opsconductor/controller/identity"
 	"github.com/opsconductor/opsconductor/controller/identity/password"
 	"github.com/opsconductor/opsconductor/controller/keyring"
@@ -55,7 +57,7 @@ func loadKeyring(cfg config.Server, log *slog.Logger) (*keyring.Keyring, error) 
 }
 
 // newIdentity builds the identity service from the server configuration.
-func newIdentity(cfg config.Server, applier identity.Applier, store *state.Store, kr keyring.Sealer, log *slog.Logger) (*identity.Service, error) {
+func newIdentity(cfg config.Server, applier identity.Applier, store *state.Store, kr keyring.Sealer, auditLog *audit.Log, log *slog.Logger) (*identity.Service, error) {
 	// Each argon2id hash holds 19 MiB; two per core bounds that memory and
 	// keeps logins from starving the rest of the controller.
 	hasher, err := password.NewHasher(password.DefaultParams, 2*runtime.GOMAXPROCS(0))
@@ -65,7 +67,30 @@ func newIdentity(cfg config.Server, applier identity.Applier, store *state.Store
 	return identity.New(identity.Config{
 		AccessTTL: cfg.AccessTokenTTL, RefreshIdle: cfg.SessionIdleTimeout, RefreshMax: cfg.SessionMaxLifetime,
 		KeyRotation: cfg.SigningKeyRotation,
-	}, identity.Deps{Applier: applier, Store: store, Keyring: kr, Hasher: hasher, Logger: log.With("component", "identity")})
+	}, identity.Deps{Applier: applier, Store: store, Keyring: kr, Hasher: hasher, Logger: log.With("component", "identity"),
+		Audit: identityAudit(auditLog, log)})
+}
+
+// identityAudit writes the identity service's events (logins and their
+// failures, refresh-token reuse, user and role changes) to the audit log.
+func identityAudit(l *audit.Log, log *slog.Logger) func(context.Context, identity.AuditEvent) {
+	if l == nil {
+		return nil
+	}
+	return func(ctx context.Context, e identity.AuditEvent) {
+		entry := audit.Entry{Actor: e.Actor, ActorType: audit.ActorUser, SourceIP: e.SourceIP, Action: e.Action, Resource: e.Target,
+			Outcome: e.Outcome, RequestID: gateway.RequestID(ctx)}
+		if entry.Actor == "" {
+			entry.Actor = "anonymous"
+		}
+		if e.Detail != "" {
+			entry.Diff = map[string]any{"detail": e.Detail}
+		}
+		// A client that hung up must not cancel the record of what it did.
+		if _, err := l.Append(context.WithoutCancel(ctx), entry); err != nil {
+			log.Error("an identity event was not recorded in the audit log", "action", e.Action, "actor", e.Actor, "error", err)
+		}
+	}
 }
 
 // bootstrapPassword returns the first admin's password and whether it was

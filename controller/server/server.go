@@ -29,6 +29,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/assets/graph"
 	"github.com/opsconductor/opsconductor/controller/automation"
 	"github.com/opsconductor/opsconductor/controller/automation/schedule"
+	"github.com/opsconductor/opsconductor/controller/communication/audit"
 	"github.com/opsconductor/opsconductor/controller/cluster"
 	"github.com/opsconductor/opsconductor/controller/config"
 	"github.com/opsconductor/opsconductor/controller/gateway"
@@ -161,6 +162,19 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 			log.Error("history writer", "error", err)
 		}
 	}()
+	// Every mutating request and every login is recorded in this
+	// controller's hash chain in the history store (communication/audit).
+	auditLog, err := audit.Open(ctx, audit.Config{Store: hist, Node: nodeID, Logger: log.With("component", "audit")})
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	defer func() {
+		actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := auditLog.Close(actx); err != nil {
+			log.Error("audit log", "error", err)
+		}
+	}()
 	monitor := &historyMonitor{backend: historyBackend(cfg), store: hist, writer: writer}
 	bg, stopBG := context.WithCancel(ctx)
 	var bgWG sync.WaitGroup
@@ -198,7 +212,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 		watchKeyring(bg, ring, log.With("component", "keyring"))
 	}()
 
-	ident, err := newIdentity(cfg, node, store, ring, log)
+	ident, err := newIdentity(cfg, node, store, ring, auditLog, log)
 	if err != nil {
 		return err
 	}
@@ -304,7 +318,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	}, gateway.Deps{
 		Logger: log, Cluster: node, Probes: probe.NewService(nodeID, node, store), Identity: ident, Agents: agents, Plugins: pluginReg,
 		Assets: inv, Credentials: creds, Keyring: ring, Relationships: rels, Discovery: disc,
-		Automation: auto.svc, Schedules: auto.schedules, RunStream: auto.stream,
+		Automation: auto.svc, Schedules: auto.schedules, RunStream: auto.stream, Audit: auditLog,
 		Registry: registry, Version: buildinfo.Version(), NodeID: nodeID,
 		HealthSections: map[string]gateway.HealthSection{"history": monitor.section, "agents": agents.HealthSection},
 		ReadyChecks:    map[string]func(context.Context) error{"history": monitor.ready, "identity": ident.Ready},
