@@ -42,8 +42,9 @@
 // [MaxString] bytes, lists such as .Run.FailedTargets and .Digest.Events to
 // the limits named by the Max constants. A render is bounded too: each field's
 // output is at most [MaxOutput] bytes, every value a function returns at most
-// MaxOutput bytes, and range iterations plus template calls share a budget of
-// [MaxSteps] per render, with a deadline of [RenderTimeout]. Go templates
+// MaxOutput bytes, range iterations plus template calls share a budget of
+// [MaxSteps] per render, template calls alone (and so recursion depth) are
+// limited to [MaxCalls], and a render has a deadline of [RenderTimeout]. Go templates
 // cannot loop forever, but nested ranges, range over a number and mutual
 // {{template}} calls can do exponential work; the budget turns those into an
 // error instead of a stuck delivery worker.

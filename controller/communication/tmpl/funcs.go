@@ -29,7 +29,8 @@ const maxWidth = 1000
 // (see guard.go); at compile time it is a no-op.
 func funcs(guard func() (bool, error)) map[string]any {
 	return map[string]any{
-		guardFunc: guard,
+		guardFunc:     guard,
+		callGuardFunc: guard,
 
 		"print":    safePrint,
 		"println":  safePrintln,
@@ -181,7 +182,6 @@ func escaper(esc func(string) string) func(args ...any) (string, error) {
 		return bounded(esc(s))
 	}
 }
-
 
 func trunc(n int, s string) string {
 	if n < 0 {

@@ -12,6 +12,14 @@ import (
 // clash with a function a user expects; calling it by hand only spends budget.
 const guardFunc = "_step"
 
+// callGuardFunc is injected before every {{template}} call. Calls have
+// their own, smaller budget: a recursive template nests Go stack frames
+// per call, and text/template's own depth limit (100000) lets a render grow
+// the stack to hundreds of megabytes before it stops.
+const callGuardFunc = "_call"
+
+var errCalls = fmt.Errorf("the template makes more than %d template calls", MaxCalls)
+
 var errBudget = fmt.Errorf("the template does more than %d loop iterations and template calls", MaxSteps)
 
 var errDeadline = errors.New("rendering took longer than " + RenderTimeout.String())
@@ -22,6 +30,19 @@ var errDeadline = errors.New("rendering took longer than " + RenderTimeout.Strin
 type budget struct {
 	ctx   context.Context
 	steps int
+	calls int
+}
+
+func (b *budget) call() (bool, error) {
+	b.calls++
+	if b.calls > MaxCalls {
+		return false, errCalls
+	}
+	return b.step()
+}
+
+func (b *budget) funcs() map[string]any {
+	return map[string]any{guardFunc: b.step, callGuardFunc: b.call}
 }
 
 func (b *budget) step() (bool, error) {
@@ -40,7 +61,8 @@ func (b *budget) step() (bool, error) {
 func noStep() (bool, error) { return true, nil }
 
 // injectGuards rewrites a parsed tree in place: every range body starts with
-// {{if _step}}{{end}}, and every {{template}} call is preceded by one. The
+// {{if _step}}{{end}}, and every {{template}} call is preceded by
+// {{if _call}}{{end}}. The
 // injected nodes carry the position of the range or call they guard, so an
 // error raised by the budget names the user's line.
 func injectGuards(t *parse.Tree) {
@@ -69,9 +91,9 @@ func guardList(l *parse.ListNode) {
 			if n.List == nil {
 				n.List = &parse.ListNode{NodeType: parse.NodeList, Pos: n.Pos}
 			}
-			n.List.Nodes = append([]parse.Node{guardNode(n.Pos, n.Line)}, n.List.Nodes...)
+			n.List.Nodes = append([]parse.Node{guardNode(guardFunc, n.Pos, n.Line)}, n.List.Nodes...)
 		case *parse.TemplateNode:
-			nodes = append(nodes, guardNode(n.Pos, n.Line))
+			nodes = append(nodes, guardNode(callGuardFunc, n.Pos, n.Line))
 		}
 		nodes = append(nodes, n)
 	}
@@ -80,8 +102,8 @@ func guardList(l *parse.ListNode) {
 
 // guardNode builds {{if _step}}{{end}}: an if, unlike an action, writes
 // nothing, so html/template's escaper leaves it alone in every context.
-func guardNode(pos parse.Pos, line int) *parse.IfNode {
-	id := parse.NewIdentifier(guardFunc).SetPos(pos)
+func guardNode(name string, pos parse.Pos, line int) *parse.IfNode {
+	id := parse.NewIdentifier(name).SetPos(pos)
 	cmd := &parse.CommandNode{NodeType: parse.NodeCommand, Pos: pos, Args: []parse.Node{id}}
 	pipe := &parse.PipeNode{NodeType: parse.NodePipe, Pos: pos, Line: line, Cmds: []*parse.CommandNode{cmd}}
 	return &parse.IfNode{BranchNode: parse.BranchNode{

@@ -25,6 +25,9 @@ const (
 	MaxOutput = 256 << 10
 	// MaxSteps bounds range iterations plus template calls in one render.
 	MaxSteps = 100_000
+	// MaxCalls bounds {{template}} calls in one render, and so the depth
+	// of a recursive template.
+	MaxCalls = 1000
 	// RenderTimeout bounds the time of one render.
 	RenderTimeout = 2 * time.Second
 )
@@ -325,17 +328,27 @@ func Validate(ctx context.Context, t Template) (*Compiled, error) {
 		types = EventTypes()
 	}
 	var diags []Diagnostic
-	seen := map[Diagnostic]bool{}
+	// Samples differ in their data, so one mistake gives different
+	// messages; its place in the source is what matters.
+	type place struct {
+		field        string
+		line, column int
+	}
+	seen := map[place]bool{}
 	for _, et := range types {
 		_, err := c.Render(ctx, Sample(et))
 		var terr *Error
 		switch {
 		case errors.As(err, &terr):
 			for _, d := range terr.Diagnostics {
-				if seen[d] {
+				p := place{d.Field, d.Line, d.Column}
+				if d.Field == "body" && strings.Contains(d.Message, "not JSON") {
+					p = place{field: "body"} // positions in outputs differ
+				}
+				if seen[p] {
 					continue
 				}
-				seen[d] = true
+				seen[p] = true
 				d.Event = et
 				diags = append(diags, d)
 			}
@@ -354,7 +367,7 @@ func execText(t *texttemplate.Template, b *budget, e Event) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("clone: %w", err)
 	}
-	x.Funcs(map[string]any{guardFunc: b.step})
+	x.Funcs(b.funcs())
 	var buf capBuffer
 	if err := x.Execute(&buf, e); err != nil {
 		return "", err
@@ -367,7 +380,7 @@ func (c *Compiled) execHTML(b *budget, e Event) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("clone: %w", err)
 	}
-	x.Funcs(map[string]any{guardFunc: b.step})
+	x.Funcs(b.funcs())
 	var buf capBuffer
 	if err := x.Execute(&buf, e); err != nil {
 		return "", err
@@ -389,10 +402,15 @@ func compactJSON(s string) (json.RawMessage, *Diagnostic) {
 	if strings.TrimSpace(s) == "" {
 		return nil, &Diagnostic{Field: "body", Message: "rendered to nothing; the body must be JSON"}
 	}
-	var buf bytes.Buffer
-	err := json.Compact(&buf, []byte(s))
+	// Unmarshal, unlike Compact, reports the offset of a syntax error.
+	var raw json.RawMessage
+	err := json.Unmarshal([]byte(s), &raw)
 	if err == nil {
-		return json.RawMessage(buf.Bytes()), nil
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, raw); err == nil {
+			return json.RawMessage(buf.Bytes()), nil
+		}
+		return raw, nil
 	}
 	var se *json.SyntaxError
 	if !errors.As(err, &se) {
@@ -410,7 +428,7 @@ func compactJSON(s string) (json.RawMessage, *Diagnostic) {
 		text = text[:i]
 	}
 	return nil, &Diagnostic{Field: "body", Line: line, Column: col,
-		Message: fmt.Sprintf("rendered output is not JSON at line %d, column %d of the output (%s): %q", line, col, se.Error(), trunc(80, text))}
+		Message: fmt.Sprintf("rendered output is not JSON: %s; line %d of the output is %q", se.Error(), line, trunc(80, text))}
 }
 
 // Go's template errors read "template: NAME:LINE[:COL]: MESSAGE"
@@ -426,12 +444,12 @@ func diagnose(field string, err error) Diagnostic {
 	switch {
 	case errors.Is(err, errTooLarge):
 		d.Message = fmt.Sprintf("output exceeds %d bytes", MaxOutput)
-	case errors.Is(err, errBudget), errors.Is(err, errDeadline):
-		if errors.Is(err, errBudget) {
-			d.Message = errBudget.Error()
-		} else {
-			d.Message = errDeadline.Error()
-		}
+	case errors.Is(err, errBudget):
+		d.Message = errBudget.Error()
+	case errors.Is(err, errCalls):
+		d.Message = errCalls.Error()
+	case errors.Is(err, errDeadline):
+		d.Message = errDeadline.Error()
 	}
 	var ee texttemplate.ExecError
 	msg := err.Error()
@@ -465,4 +483,3 @@ func diagnose(field string, err error) Diagnostic {
 	d.Message = msg
 	return d
 }
-
