@@ -82,9 +82,7 @@ func slackPayload(m Message) slackMessage {
 // slackEscape escapes the three characters Slack's mrkdwn gives meaning to,
 // so that text from a run's output cannot turn into <!channel> mentions or
 // links.
-func slackEscape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
+var slackEscape = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace
 
 type mattermostMessage struct {
 	Text string `json:"text"`
@@ -100,8 +98,17 @@ func mattermostPayload(m Message) mattermostMessage {
 		}
 	}
 	b.WriteString(m.Text)
-	return mattermostMessage{Text: truncate(b.String(), mattermostTextMax)}
+	return mattermostMessage{Text: truncate(mattermostEscape(b.String()), mattermostTextMax)}
 }
+
+// mattermostEscape keeps text from a run's output from paging a whole
+// channel: Mattermost turns Slack's <!channel> into a mention and honours
+// @channel, @all and @here, so the brackets are escaped and a zero-width
+// space breaks the mention words.
+var mattermostEscape = strings.NewReplacer(
+	"&", "&amp;", "<", "&lt;", ">", "&gt;",
+	"@channel", "@\u200bchannel", "@all", "@\u200ball", "@here", "@\u200bhere",
+).Replace
 
 type teamsTextBlock struct {
 	Type   string `json:"type"`
