@@ -355,11 +355,27 @@ func Validate(ctx context.Context, t Template) (*Compiled, error) {
 		case err != nil:
 			return nil, err
 		}
+		if exhausted(diags) {
+			// Running out of budget or time is the template's doing, not
+			// the sample's; the other samples would only repeat it, each
+			// taking up to RenderTimeout.
+			break
+		}
 	}
 	if len(diags) > 0 {
 		return nil, &Error{Diagnostics: diags}
 	}
 	return c, nil
+}
+
+func exhausted(diags []Diagnostic) bool {
+	for _, d := range diags {
+		switch d.Message {
+		case errBudget.Error(), errCalls.Error(), errDeadline.Error():
+			return true
+		}
+	}
+	return false
 }
 
 func execText(t *texttemplate.Template, b *budget, e Event) (string, error) {
@@ -482,4 +498,14 @@ func diagnose(field string, err error) Diagnostic {
 	}
 	d.Message = msg
 	return d
+}
+
+// Preview compiles t and renders it with the sample event of type et, as
+// the preview endpoint shows it; errors carry lines as in Compile.
+func Preview(ctx context.Context, t Template, et EventType) (Rendered, error) {
+	c, err := Compile(t)
+	if err != nil {
+		return Rendered{}, err
+	}
+	return c.Render(ctx, Sample(et))
 }

@@ -346,3 +346,46 @@ func TestSamplesAreDeterministicAndCarryTheirSections(t *testing.T) {
 		}
 	}
 }
+
+func TestOneCompiledTemplateRendersConcurrently(t *testing.T) {
+	c, err := Compile(Builtin(EventDigest, ChannelEmail))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := c.Render(context.Background(), Sample(EventDigest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for range 20 {
+				got, err := c.Render(context.Background(), Sample(EventDigest))
+				if err == nil && got.HTML != want.HTML {
+					err = errors.New("renders differ")
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestPreviewRendersTheSampleAndReportsLines(t *testing.T) {
+	out, err := Preview(context.Background(), Builtin(EventAgentDown, ChannelChat), EventAgentDown)
+	if err != nil || !strings.Contains(out.Text, "Agent web-03.eu is down") {
+		t.Fatalf("out %+v, err %v", out, err)
+	}
+	_, err = Preview(context.Background(), Template{Channel: ChannelChat, Text: "ok\n{{.Agent.Nmae}}"}, EventAgentDown)
+	if err == nil || !strings.HasPrefix(err.Error(), "text: line 2, column 9: at <.Agent.Nmae>") {
+		t.Fatalf("err = %v", err)
+	}
+}
