@@ -95,7 +95,7 @@ func TestChatIsPostedUnsigned(t *testing.T) {
 	}))
 	defer srv.Close()
 	cfg := Config{Kind: KindChat, Chat: &ChatConfig{Flavor: FlavorMattermost, URL: srv.URL + "/hooks/abc"}}
-	r := NewSender().Send(context.Background(), cfg, "ignored", chatMessage)
+	r := newTestSender(t).Send(context.Background(), cfg, "ignored", chatMessage)
 	if r.Err != nil || r.Code != 200 {
 		t.Fatalf("Send = %+v, want 200", r)
 	}

@@ -259,3 +259,37 @@ func TestEmailFailuresAreClassified(t *testing.T) {
 		})
 	}
 }
+
+func TestEmailMessagesThatCannotBeBuiltAreNotSent(t *testing.T) {
+	srv := startSMTP(t, smtpOptions{mode: TLSNone})
+	cases := []struct {
+		name string
+		msg  Message
+	}{
+		{name: "a delivery ID that could break the Message-ID header", msg: Message{Subject: "s", Text: "t", DeliveryID: "a>\r\nBcc: x@evil.example"}},
+		{name: "a message without a body", msg: Message{Subject: "only a subject", DeliveryID: "d-1"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := (&Sender{}).Send(context.Background(), emailConfig(srv.port, TLSNone, ""), "", tc.msg)
+			if r.Err == nil || r.Retryable {
+				t.Errorf("Send = %+v, want a permanent error", r)
+			}
+		})
+	}
+	if n := len(srv.received()); n != 0 {
+		t.Errorf("server received %d mails, want none", n)
+	}
+}
+
+func TestEmailWithOnlyAnHTMLBodyIsSentAsHTML(t *testing.T) {
+	srv := startSMTP(t, smtpOptions{mode: TLSNone})
+	r := (&Sender{}).Send(context.Background(), emailConfig(srv.port, TLSNone, ""), "", Message{Subject: "s", HTML: "<p>hi</p>", DeliveryID: "d-2"})
+	if r.Err != nil {
+		t.Fatalf("Send: %v", r.Err)
+	}
+	m := parseMail(t, srv.received()[0].Data)
+	if got := strings.TrimSpace(m.Parts["text/html"]); got != "<p>hi</p>" || len(m.Parts) != 1 {
+		t.Errorf("parts = %q, want one text/html part", m.Parts)
+	}
+}

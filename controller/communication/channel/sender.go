@@ -48,14 +48,26 @@ type Sender struct {
 func NewSender() *Sender {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 16
-	return &Sender{
-		HTTP: &http.Client{
-			Transport: tr,
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
-		},
+	return &Sender{HTTP: &http.Client{Transport: tr, CheckRedirect: noRedirect}}
+}
+
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// CloseIdle closes the kept-alive HTTP connections (and so their
+// goroutines); the delivery worker calls it when it stops.
+func (s *Sender) CloseIdle() {
+	if s.HTTP != nil {
+		s.HTTP.CloseIdleConnections()
 	}
+}
+
+func (s *Sender) httpClient() *http.Client {
+	if s.HTTP != nil {
+		return s.HTTP
+	}
+	// A zero Sender shares the default transport's pool but, like
+	// NewSender's, never follows a redirect.
+	return &http.Client{Transport: http.DefaultTransport, CheckRedirect: noRedirect}
 }
 
 func (s *Sender) now() time.Time {
@@ -156,11 +168,7 @@ func (s *Sender) post(ctx context.Context, what, target string, h http.Header, b
 	req.Header = h
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", s.userAgent())
-	client := s.HTTP
-	if client == nil {
-		client = NewSender().HTTP
-	}
-	resp, err := client.Do(req)
+	resp, err := s.httpClient().Do(req)
 	if err != nil {
 		// Connection refused, reset, DNS failure, TLS handshake, timeout:
 		// all may pass. A bad certificate will not, but the dead letter

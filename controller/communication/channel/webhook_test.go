@@ -63,7 +63,7 @@ func TestWebhookReceiverVerifiesSignatureAndSeesIdempotencyKey(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, got := signedReceiver(t, "whsec-1")
-			s := NewSender()
+			s := newTestSender(t)
 			r := s.Send(context.Background(), webhookConfig(srv.URL+"/hook"), "whsec-1", tc.msg)
 			if r.Err != nil || r.Code != http.StatusAccepted || r.Response != `{"ok":true}` {
 				t.Fatalf("Send = %+v, want 202 delivered", r)
@@ -92,7 +92,7 @@ func TestWebhookReceiverVerifiesSignatureAndSeesIdempotencyKey(t *testing.T) {
 
 func TestWebhookWithTheWrongSecretIsRefusedByTheReceiver(t *testing.T) {
 	srv, got := signedReceiver(t, "receiver-secret")
-	r := NewSender().Send(context.Background(), webhookConfig(srv.URL), "other-secret", Message{Text: "x", DeliveryID: "d"})
+	r := newTestSender(t).Send(context.Background(), webhookConfig(srv.URL), "other-secret", Message{Text: "x", DeliveryID: "d"})
 	if r.Code != http.StatusUnauthorized || r.Retryable || r.Err == nil {
 		t.Errorf("Send = %+v, want a permanent 401", r)
 	}
@@ -157,7 +157,7 @@ func TestWebhookStatusMapping(t *testing.T) {
 			defer close(release)
 			cfg := webhookConfig(srv.URL)
 			cfg.Webhook.Timeout = Duration(200 * time.Millisecond)
-			s := NewSender()
+			s := newTestSender(t)
 			s.Now = func() time.Time { return now }
 			r := s.Send(context.Background(), cfg, "k", Message{JSON: json.RawMessage(`{}`), DeliveryID: "d-1"})
 			if r.OK() != tc.wantOK || r.Code != tc.wantCode || r.Retryable != tc.wantRetry || r.RetryAfter != tc.wantRetryAfter {
@@ -188,7 +188,7 @@ func TestWebhookSendRefusesWhatItCannotSign(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := NewSender().Send(context.Background(), webhookConfig(srv.URL), tc.secret, tc.msg)
+			r := newTestSender(t).Send(context.Background(), webhookConfig(srv.URL), tc.secret, tc.msg)
 			if r.Err == nil || r.Retryable {
 				t.Errorf("Send = %+v, want a permanent error", r)
 			}
@@ -207,7 +207,7 @@ func TestNetworkErrorsAreRetriedAndDoNotLeakTheURL(t *testing.T) {
 	addr := ln.Addr().String()
 	_ = ln.Close()
 	cfg := Config{Kind: KindChat, Chat: &ChatConfig{Flavor: FlavorSlack, URL: "http://" + addr + "/services/T000/B000/XXXXSECRETXXXX"}}
-	r := NewSender().Send(context.Background(), cfg, "", Message{Text: "hi"})
+	r := newTestSender(t).Send(context.Background(), cfg, "", Message{Text: "hi"})
 	if r.Err == nil || !r.Retryable || r.Code != 0 {
 		t.Fatalf("Send = %+v, want a retryable network error", r)
 	}
@@ -217,7 +217,7 @@ func TestNetworkErrorsAreRetriedAndDoNotLeakTheURL(t *testing.T) {
 }
 
 func TestAnInvalidConfigIsAPermanentFailure(t *testing.T) {
-	r := NewSender().Send(context.Background(), Config{Kind: KindWebhook, Webhook: &WebhookConfig{URL: "ftp://x"}}, "k", Message{})
+	r := newTestSender(t).Send(context.Background(), Config{Kind: KindWebhook, Webhook: &WebhookConfig{URL: "ftp://x"}}, "k", Message{})
 	if r.Err == nil || r.Retryable || !strings.Contains(r.Err.Error(), "webhook.url") {
 		t.Errorf("Send = %+v, want a permanent error naming webhook.url", r)
 	}
@@ -236,7 +236,7 @@ func BenchmarkWebhookDeliveries(b *testing.B) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer srv.Close()
-	s := NewSender()
+	s := newTestSender(b)
 	cfg := webhookConfig(srv.URL)
 	msg := Message{JSON: json.RawMessage(`{"event":"run.failed","run":{"id":"r-1","job":"nightly-backup","status":"failed"}}`),
 		DeliveryID: "dlv-bench", Event: "run.failed"}
