@@ -96,7 +96,9 @@ func builtinSpecs(t EventType) builtinSpec {
 // Builtin returns the built-in template for an event type and channel kind.
 // Email templates have a subject, a text and an HTML part; webhook
 // templates send the whole data model as the JSON body; chat templates have
-// a Slack/Mattermost text (mrkdwn) and a Microsoft Teams Adaptive Card body.
+// a one-line subject and a plain text (which channel.ChatPayload turns into
+// the Slack, Mattermost or Teams payload, escaping it for each), and a
+// Microsoft Teams Adaptive Card body for a sender that posts a card as is.
 // An unknown channel kind yields a template that does not compile.
 func Builtin(t EventType, kind ChannelKind) Template {
 	s := builtinSpecs(t)
@@ -114,7 +116,7 @@ func Builtin(t EventType, kind ChannelKind) Template {
 		// envelope names the format so that it can evolve.
 		tp.Body = `{"format": "opsconductor.event.v1", "event": {{json .}}}`
 	case ChannelChat:
-		tp.Text = builtinChat(s)
+		tp.Subject, tp.Text = builtinChat(s)
 		tp.Body = builtinTeams(s)
 	}
 	return tp
@@ -158,18 +160,21 @@ func builtinHTML(s builtinSpec) string {
 	return b.String()
 }
 
-func builtinChat(s builtinSpec) string {
+// builtinChat renders plain text: channel.ChatPayload escapes Subject and
+// Text for each flavor itself (and breaks @channel mentions), so markup
+// here would arrive escaped. Chat services link bare URLs on their own.
+func builtinChat(s builtinSpec) (subject, text string) {
+	subject = `{{if eq .Severity "critical"}}🔴 {{else if eq .Severity "warning"}}⚠️ {{end}}{{` + s.title + `}}`
 	var b strings.Builder
-	b.WriteString(`{{if eq .Severity "critical"}}:red_circle:{{else if eq .Severity "warning"}}:warning:{{else}}:information_source:{{end}} `)
-	b.WriteString("*{{" + s.title + " | slack_escape}}*\n{{slack_escape .Summary}}\n")
+	b.WriteString("{{.Summary}}\n")
 	for _, f := range s.facts {
-		fmt.Fprintf(&b, "*%s:* {{slack_escape (%s)}}\n", f.label, f.value)
+		fmt.Fprintf(&b, "%s: {{%s}}\n", f.label, f.value)
 	}
 	if s.items != "" {
-		fmt.Fprintf(&b, "{{range %s}}• {{slack_escape (%s)}}\n{{end}}", s.items, s.item)
+		fmt.Fprintf(&b, "{{range %s}}• {{%s}}\n{{end}}", s.items, s.item)
 	}
-	fmt.Fprintf(&b, "{{with %s}}<{{.}}|Open in OpsConductor>{{end}}", s.link)
-	return b.String()
+	fmt.Fprintf(&b, "{{with %s}}Open in OpsConductor: {{.}}{{end}}", s.link)
+	return subject, b.String()
 }
 
 // builtinTeams is an incoming-webhook message carrying an Adaptive Card,

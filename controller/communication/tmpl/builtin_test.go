@@ -45,7 +45,7 @@ func TestEveryBuiltinCompilesAndRendersItsSample(t *testing.T) {
 						t.Errorf("body carries %q/%q, want the %s event", got.Format, got.Event.Type, et)
 					}
 				case ChannelChat:
-					if out.Text == "" || !json.Valid(out.Body) {
+					if out.Subject == "" || out.Text == "" || !json.Valid(out.Body) {
 						t.Fatalf("chat text or Teams body missing or invalid: %+v", out)
 					}
 				}

@@ -62,5 +62,6 @@
 //	time [LAYOUT] T           T in UTC as RFC3339, or in LAYOUT (a Go layout or
 //	                          RFC3339, RFC1123, Kitchen, DateTime, DateOnly)
 //	json V                    V encoded as JSON, for webhook bodies: {"text": {{json .Summary}}}
-//	slack_escape S            S with &, < and > escaped for Slack/Mattermost text
+//	slack_escape S            S with &, < and > escaped, for Slack text inside a
+//	                          webhook body (chat Text is escaped by the channel)
 package tmpl

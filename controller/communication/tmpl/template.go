@@ -41,9 +41,11 @@ const (
 	ChannelEmail ChannelKind = "email"
 	// ChannelWebhook uses Body, which must render to JSON.
 	ChannelWebhook ChannelKind = "webhook"
-	// ChannelChat uses Text as the Slack/Mattermost message and, optionally,
-	// Body as the Microsoft Teams payload (a message with an Adaptive Card);
-	// without a Body, Teams gets {"text": Text}.
+	// ChannelChat uses an optional one-line Subject and Text, from which
+	// the chat channel builds the Slack, Mattermost or Teams payload and
+	// escapes them, so chat text is written plain, without slack_escape.
+	// An optional Body is a complete payload (the built-ins carry a Teams
+	// Adaptive Card) for a sender that posts it as is.
 	ChannelChat ChannelKind = "chat"
 )
 
@@ -65,13 +67,15 @@ type Template struct {
 	// renders the sample of each. Empty means every type, so sections such
 	// as .Run must then be guarded with {{with .Run}}.
 	Events []EventType `json:"events,omitempty"`
-	// Subject is the mail subject (email); rendered newlines become spaces.
+	// Subject is the mail subject (email) or the message heading (chat);
+	// rendered newlines become spaces.
 	Subject string `json:"subject,omitempty"`
 	// Text is the plain-text mail part (email) or the message (chat).
 	Text string `json:"text,omitempty"`
 	// HTML is the HTML mail part (email).
 	HTML string `json:"html,omitempty"`
-	// Body is the JSON request body (webhook) or the Teams payload (chat).
+	// Body is the JSON request body (webhook) or a complete chat payload
+	// such as a Teams Adaptive Card (chat).
 	Body string `json:"body,omitempty"`
 }
 
@@ -184,7 +188,7 @@ func Compile(t Template) (*Compiled, error) {
 			add("body", "a webhook template needs a JSON body")
 		}
 	case ChannelChat:
-		used = map[string]bool{"text": true, "body": true}
+		used = map[string]bool{"subject": true, "text": true, "body": true}
 		if strings.TrimSpace(t.Text) == "" {
 			add("text", "a chat template needs a message text")
 		}

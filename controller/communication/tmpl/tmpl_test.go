@@ -381,7 +381,7 @@ func TestOneCompiledTemplateRendersConcurrently(t *testing.T) {
 
 func TestPreviewRendersTheSampleAndReportsLines(t *testing.T) {
 	out, err := Preview(context.Background(), Builtin(EventAgentDown, ChannelChat), EventAgentDown)
-	if err != nil || !strings.Contains(out.Text, "Agent web-03.eu is down") {
+	if err != nil || !strings.Contains(out.Subject, "Agent web-03.eu is down") {
 		t.Fatalf("out %+v, err %v", out, err)
 	}
 	_, err = Preview(context.Background(), Template{Channel: ChannelChat, Text: "ok\n{{.Agent.Nmae}}"}, EventAgentDown)
