@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/mail"
 	"net/url"
@@ -118,15 +119,23 @@ func (d Duration) Std() time.Duration { return time.Duration(d) }
 // MarshalJSON writes d as a string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
+// invalidDuration marks a timeout that did not parse. UnmarshalJSON keeps
+// going with it so that Validate reports the problem under its field path
+// (`webhook.timeout`), which encoding/json would not give an
+// UnmarshalJSON error.
+const invalidDuration = Duration(math.MinInt64)
+
 // UnmarshalJSON reads a duration string such as "30s".
 func (d *Duration) UnmarshalJSON(data []byte) error {
 	var s string
 	if err := json.Unmarshal(data, &s); err != nil {
-		return fmt.Errorf("duration must be a string such as \"30s\"")
+		*d = invalidDuration
+		return nil
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("duration %q: %w", s, err)
+		*d = invalidDuration
+		return nil
 	}
 	*d = Duration(v)
 	return nil
@@ -188,8 +197,6 @@ func decodeProblem(err error) error {
 	if field, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
 		return problem.Invalid(strings.Trim(field, `"`), "unknown field")
 	}
-	// Errors from Duration.UnmarshalJSON arrive without a field path in
-	// encoding/json v1; the message still names the bad value.
 	return problem.Invalid("", "%s", strings.TrimPrefix(msg, "json: "))
 }
 
@@ -227,7 +234,8 @@ func (c Config) Validate() error {
 	default:
 		l.Add("kind", "unknown kind %q (want email, webhook or chat)", c.Kind)
 	}
-	if set > 1 || (set == 1 && c.section(c.Kind) == nil) {
+	known := c.Kind == KindEmail || c.Kind == KindWebhook || c.Kind == KindChat
+	if known && (set > 1 || (set == 1 && c.section(c.Kind) == nil)) {
 		l.Add("kind", "only the %q section may be set for a channel of kind %q", c.Kind, c.Kind)
 	}
 	return l.Err()
@@ -380,6 +388,10 @@ func checkTemplateName(l *problem.List, field, name string) {
 }
 
 func checkTimeout(l *problem.List, field string, d Duration) {
+	if d == invalidDuration {
+		l.Add(field, "must be a duration such as \"30s\"")
+		return
+	}
 	if d < 0 || d.Std() > MaxTimeout {
 		l.Add(field, "must be between 0 (the default of %s) and %s, not %s", DefaultTimeout, MaxTimeout, d.Std())
 	}

@@ -124,6 +124,9 @@ func (s *Sender) sendWebhook(ctx context.Context, cfg *WebhookConfig, secret str
 		// the controller always keeps a secret for a webhook channel.
 		return Result{Err: errors.New("webhook: the channel has no signing secret")}
 	}
+	if !validHeaderValue(m.Event) || !validHeaderValue(m.DeliveryID) {
+		return Result{Err: errors.New("webhook: event or delivery ID contains control characters")}
+	}
 	body := []byte(m.JSON)
 	if len(body) == 0 {
 		var err error

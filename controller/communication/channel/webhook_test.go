@@ -185,6 +185,7 @@ func TestWebhookSendRefusesWhatItCannotSign(t *testing.T) {
 	}{
 		{name: "an empty secret", secret: "", msg: Message{JSON: json.RawMessage(`{}`)}},
 		{name: "a body that is not JSON", secret: "k", msg: Message{JSON: json.RawMessage(`{"a":`)}},
+		{name: "an event name that would split a header", secret: "k", msg: Message{Event: "run.failed\r\nX-Evil: 1"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
