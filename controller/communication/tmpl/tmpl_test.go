@@ -389,3 +389,34 @@ func TestPreviewRendersTheSampleAndReportsLines(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestTheInjectedGuardsDoNotChangeOutput(t *testing.T) {
+	cases := []struct {
+		name string
+		tmpl Template
+		want string
+	}{
+		{"text with a defined template, a range, break and else",
+			Template{Channel: ChannelChat, Text: `{{define "x"}}[{{.}}]{{end}}{{template "x" .Run.Job}}{{range $i, $t := .Run.FailedTargets}}{{if eq $i 2}}{{break}}{{end}}{{$t}};{{end}}{{range slice .Run.FailedTargets 0 0}}{{else}}none{{end}}`},
+			"[deploy-web]web-03.eu;web-11.eu;none"},
+		{"html in element, attribute and script contexts",
+			Template{Channel: ChannelEmail, Subject: "s", HTML: `{{define "b"}}<b>{{.}}</b>{{end}}<p title="{{range .Run.FailedTargets}}{{.}} {{end}}">{{template "b" .Run.Job}}</p><script>var t = [{{range .Run.FailedTargets}}{{.}},{{end}}];</script>`},
+			`<p title="web-03.eu web-11.eu web-17.eu "><b>deploy-web</b></p><script>var t = ["web-03.eu","web-11.eu","web-17.eu",];</script>`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Compile(tc.tmpl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := c.Render(context.Background(), Sample(EventRunFailed))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := out.Text + out.HTML
+			if got != tc.want {
+				t.Fatalf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
