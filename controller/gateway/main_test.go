@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/opsconductor/opsconductor/controller/cluster"
+	"github.com/opsconductor/opsconductor/controller/communication/audit"
+	"github.com/opsconductor/opsconductor/controller/history"
+	"github.com/opsconductor/opsconductor/controller/history/embedded"
 	"github.com/opsconductor/opsconductor/controller/probe"
 	"github.com/opsconductor/opsconductor/controller/problem"
 )
@@ -267,6 +271,8 @@ type fixture struct {
 	probes  *fakeProbes
 	logs    *syncBuffer
 	reg     *prometheus.Registry
+	// auditStore holds the server's audit chain (node n1).
+	auditStore history.Store
 }
 
 // newFixture builds a server over fakes. Rate limits are off unless cfg sets
@@ -294,6 +300,8 @@ func newFixture(t testing.TB, cfg Config, opts ...func(*Deps)) *fixture {
 	deps.Discovery = newTestDiscovery(t, deps.Assets)
 	deps.Schedules = newTestSchedules(t)
 	deps.Automation = newTestAutomation(t, deps.Assets, f.ident.svc, deps.Plugins)
+	f.auditStore, deps.Audit = newTestAudit(t)
+	deps.AuditStore = f.auditStore
 	for _, o := range opts {
 		o(&deps)
 	}
@@ -303,6 +311,27 @@ func newFixture(t testing.TB, cfg Config, opts ...func(*Deps)) *fixture {
 	}
 	f.srv = srv
 	return f
+}
+
+// newTestAudit is node n1's audit log on an embedded history store of its
+// own, closed when the test ends.
+func newTestAudit(t testing.TB) (history.Store, *audit.Log) {
+	t.Helper()
+	store, err := embedded.Open(filepath.Join(t.TempDir(), "history.db"), embedded.Options{})
+	if err != nil {
+		t.Fatalf("open audit store: %v", err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	l, err := audit.Open(context.Background(), audit.Config{Store: store, Node: "n1"})
+	if err != nil {
+		t.Fatalf("open audit log: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(context.Background()); err != nil {
+			t.Errorf("close audit log: %v", err)
+		}
+	})
+	return store, l
 }
 
 func unlimited() map[RouteClass]Limit {

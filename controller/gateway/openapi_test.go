@@ -482,6 +482,7 @@ func openAPICases() []routeCase {
 	}
 	cases = append(append(append(append(append(cases, identityCases()...), agentCases()...), pluginCases()...), relationshipCases()...), credentialCases()...)
 	cases = append(append(append(append(cases, assetCases()...), discoveryCases()...), runStreamCases()...), scheduleCases()...)
+	cases = append(cases, auditCases()...)
 	return append(cases, automationCases()...)
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/automation"
 	"github.com/opsconductor/opsconductor/controller/automation/schedule"
 	"github.com/opsconductor/opsconductor/controller/communication/audit"
+	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/identity"
 	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/plugins"
@@ -72,6 +73,10 @@ type Deps struct {
 	// Audit records every mutating request (communication/audit); nil
 	// records none.
 	Audit *audit.Log
+	// AuditStore is the history store the audit chains live in, which
+	// the audit read routes query; until a controller wires it, they
+	// answer 503 audit_unavailable.
+	AuditStore history.Store
 	// Automation serves jobs and runs; until a controller wires it, those
 	// routes answer 503 automation_unavailable.
 	Automation *automation.Service
@@ -121,6 +126,7 @@ type Server struct {
 	runStream     *RunStream
 	automation    *automation.Service
 	audit         *audit.Log
+	auditStore    history.Store
 
 	metrics     *httpMetrics
 	promHandler http.Handler
@@ -172,7 +178,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.schedules = deps.Schedules
 	s.runStream = deps.RunStream
 	s.automation = deps.Automation
-	s.audit = deps.Audit
+	s.audit, s.auditStore = deps.Audit, deps.AuditStore
 	s.sections = append(s.sections, namedSection{name: "raft", fn: s.raftSection})
 	for _, name := range sortedKeys(deps.HealthSections) {
 		s.sections = append(s.sections, namedSection{name: name, fn: deps.HealthSections[name]})
