@@ -159,9 +159,11 @@ func (s *Server) exportAudit(w http.ResponseWriter, r *http.Request) error {
 		err = bw.Flush()
 	}
 	if err != nil {
-		// The status is sent; all that is left is to stop (the client sees
-		// a truncated body) and say why.
-		loggerFrom(r.Context()).Warn("audit export stopped", "entries", n, "error", err)
+		// The status is sent: aborting the connection is the only way
+		// left to tell the client that the export is incomplete, rather
+		// than let a short file pass for the whole log.
+		loggerFrom(r.Context()).Warn("audit export failed after streaming began; aborting response", "entries", n, "error", err)
+		panic(http.ErrAbortHandler)
 	}
 	return nil
 }
