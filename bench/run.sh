@@ -183,3 +183,19 @@ echo "\$ $cmd"
 eval "$cmd" | tee "$out/stream.txt" | grep -E '^Benchmark' || true
 awk '/^BenchmarkRunStreamFanout/ { for (i=1;i<=NF;i++) { if ($(i+1)=="p50-µs") p50=$i; if ($(i+1)=="p99-µs") p99=$i }
   printf "\n| figure | p50 ms | p99 ms | target |\n|---|---|---|---|\n| websocket delivery, 100 subscribers | %.1f | %.1f | p99 <= 100 ms: %s |\n", p50/1000, p99/1000, (p99/1000 <= 100 ? "met" : "NOT met") }' "$out/stream.txt"
+echo
+
+echo "## Communication: webhook deliveries to a local receiver (signed, one at a time per worker)"
+cmd="go test ./controller/communication/channel -run '^\$' -bench BenchmarkWebhookDeliveries -benchtime 2s -count 1"
+echo "\$ $cmd"
+eval "$cmd" | tee "$out/webhook.txt" | grep -E '^Benchmark' || true
+awk '/^BenchmarkWebhookDeliveries/ { for (i=1;i<=NF;i++) if ($(i+1)=="deliveries/s") d=$i
+  printf "\n| figure | value | target |\n|---|---|---|\n| webhook deliveries to a local receiver | %s /s | >= 500/s: %s |\n", d, (d+0 >= 500 ? "met" : "NOT met") }' "$out/webhook.txt"
+echo
+
+echo "## Communication: audit entry added to a mutating request (one durable append, embedded store)"
+cmd="go test ./controller/communication/audit -run '^\$' -bench 'BenchmarkAppend\$' -benchtime 2000x -count 1"
+echo "\$ $cmd"
+eval "$cmd" | tee "$out/audit.txt" | grep -E '^Benchmark' || true
+awk '/^BenchmarkAppend/ { for (i=1;i<=NF;i++) { if ($(i+1)=="p50-ms") p50=$i; if ($(i+1)=="p99-ms") p99=$i }
+  printf "\n| figure | p50 ms | p99 ms | target |\n|---|---|---|---|\n| audit overhead per mutating request | %s | %s | p99 <= 2 ms: %s |\n", p50, p99, (p99+0 <= 2 ? "met" : "NOT met (the fsync of this disk)") }' "$out/audit.txt"
