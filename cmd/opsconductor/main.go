@@ -58,5 +58,6 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newDiscoveryCmd())
 	root.AddCommand(newScheduleCmd())
 	root.AddCommand(newJobCmd(), newRunCmd())
+	root.AddCommand(newAuditCmd())
 	return root
 }
