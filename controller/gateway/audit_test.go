@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
+	"io"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -258,5 +263,59 @@ func TestEveryMutatingRouteIsAudited(t *testing.T) {
 	reps, err := audit.VerifyAll(context.Background(), f.auditStore)
 	if err != nil || len(reps) != 1 || !reps[0].OK() || reps[0].Entries != int64(len(page.Entries)) {
 		t.Fatalf("verify: %+v, %v", reps, err)
+	}
+}
+
+// failingQueries is a history store whose Query fails from the n-th call
+// on, for an export that breaks after its status is sent.
+type failingQueries struct {
+	history.Store
+	mu    sync.Mutex
+	calls int
+	after int
+}
+
+func (s *failingQueries) Query(ctx context.Context, q history.Query) (history.Page, error) {
+	s.mu.Lock()
+	s.calls++
+	fail := s.calls > s.after
+	s.mu.Unlock()
+	if fail {
+		return history.Page{}, errors.New("history store went away")
+	}
+	return s.Store.Query(ctx, q)
+}
+
+// TestAuditExportFailingMidStreamAbortsTheConnection: once the 200 is
+// sent, a failure can only be told by breaking the connection, so that a
+// client never takes a short export for the whole log.
+func TestAuditExportFailingMidStreamAbortsTheConnection(t *testing.T) {
+	var fq *failingQueries
+	f := newFixture(t, Config{}, func(d *Deps) {
+		// The check before streaming succeeds; the export's first page
+		// fails.
+		fq = &failingQueries{Store: d.AuditStore, after: 1}
+		d.AuditStore = fq
+	})
+	auditSeed(t, f)
+	srv := httptest.NewServer(f.srv.Handler())
+	defer srv.Close()
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/audit/export", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ident.authorize(req)
+	resp, err := srv.Client().Do(req)
+	if err == nil {
+		defer resp.Body.Close()
+		body, rerr := io.ReadAll(resp.Body)
+		if rerr == nil {
+			t.Fatalf("status %d, a complete body %q: the failure was not told", resp.StatusCode, body)
+		}
+	}
+	fq.mu.Lock()
+	defer fq.mu.Unlock()
+	if fq.calls < 2 {
+		t.Fatalf("the store was queried %d times", fq.calls)
 	}
 }
