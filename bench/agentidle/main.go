@@ -25,7 +25,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -37,6 +36,7 @@ import (
 
 	"github.com/opsconductor/opsconductor/agent/enroll"
 	"github.com/opsconductor/opsconductor/agent/session"
+	"github.com/opsconductor/opsconductor/bench/internal/profile"
 	"github.com/opsconductor/opsconductor/bench/internal/serverproc"
 	"github.com/opsconductor/opsconductor/controller/apiclient"
 	agentv1 "github.com/opsconductor/opsconductor/proto/agent/v1"
@@ -85,21 +85,16 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if o.cpuProfile != "" {
-		f, err := os.Create(o.cpuProfile)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "agentidle: -cpuprofile:", err)
-			os.Exit(2)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := profile.StartCPU("agentidle", o.cpuProfile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
 	}
+	defer stopProfile()
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "agentidle:", err)
 		stop()
-		pprof.StopCPUProfile()
+		stopProfile()
 		os.Exit(1)
 	}
 }

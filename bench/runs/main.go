@@ -34,7 +34,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,6 +42,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opsconductor/opsconductor/bench/internal/profile"
 	"github.com/opsconductor/opsconductor/bench/internal/serverproc"
 	"github.com/opsconductor/opsconductor/bench/runs/simagent"
 	"github.com/opsconductor/opsconductor/controller/apiclient"
@@ -100,21 +100,16 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if o.cpuProfile != "" {
-		f, err := os.Create(o.cpuProfile)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "runs: -cpuprofile:", err)
-			os.Exit(2)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := profile.StartCPU("runs", o.cpuProfile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
 	}
+	defer stopProfile()
 	if err := run(ctx, o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "runs:", err)
 		stop()
-		pprof.StopCPUProfile()
+		stopProfile()
 		os.Exit(1)
 	}
 }
