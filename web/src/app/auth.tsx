@@ -1,0 +1,55 @@
+import { createContext, useContext, useEffect, useState, useSyncExternalStore, type ReactNode } from 'react';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { api, csrfToken, session } from '../api/client';
+
+export interface Me {
+  user: { id: string; username: string; display_name: string; email: string; must_change_password: boolean; totp_enabled: boolean };
+  permissions: string[];
+  session_id?: string;
+}
+
+interface AuthState {
+  me: Me | null;
+  /** True while the page is finding out whether the cookie holds a session. */
+  restoring: boolean;
+  can: (permission: string | undefined) => boolean;
+  logout: () => Promise<void>;
+}
+
+const AuthContext = createContext<AuthState | null>(null);
+
+export function useAuth(): AuthState {
+  const a = useContext(AuthContext);
+  if (!a) throw new Error('useAuth outside AuthProvider');
+  return a;
+}
+
+/** Restores the session from the refresh cookie on load, then loads /me. */
+export function AuthProvider({ children }: { children: ReactNode }) {
+  const token = useSyncExternalStore((l) => session.subscribe(l), () => session.accessToken);
+  const [restoring, setRestoring] = useState(true);
+  const qc = useQueryClient();
+  useEffect(() => {
+    void session.refresh().finally(() => setRestoring(false));
+  }, []);
+  const me = useQuery({
+    queryKey: ['me', token],
+    queryFn: () => api.get<Me>('/api/v1/me'),
+    enabled: !!token,
+    staleTime: 60_000,
+  });
+  const value: AuthState = {
+    me: token ? (me.data ?? null) : null,
+    restoring: restoring || (!!token && me.isPending),
+    can: (p) => !p || !!me.data?.permissions.includes(p),
+    logout: async () => {
+      try {
+        await api.post('/api/v1/auth/logout', undefined, { headers: { 'X-CSRF-Token': csrfToken() } });
+      } finally {
+        session.set(null);
+        qc.clear();
+      }
+    },
+  };
+  return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
+}
