@@ -75,14 +75,11 @@ export function GroupDetail() {
                   <ConfirmButton
                     label="Delete"
                     title={`Delete group ${g.name}?`}
-                    onConfirm={async () => {
+                    action={async () => {
                       await api.del(`/api/v1/groups/${encodeURIComponent(g.name)}`);
                       await qc.invalidateQueries({ queryKey: ['targets'] });
                       void nav('/inventory/groups');
-                    }}
-                  >
-                    <p>The group is removed; its targets stay.</p>
-                  </ConfirmButton>
+                    }} confirmLabel="Delete" danger body={<><p>The group is removed; its targets stay.</p></>} />
                 </>
               )
             }

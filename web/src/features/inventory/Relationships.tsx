@@ -46,9 +46,7 @@ export function Relationships({ target, writable }: { target: Target; writable: 
                     <td>{Object.entries(e.attributes ?? {}).map(([k, v]) => <span key={k} className="chip">{k}={v}</span>)}</td>
                     {writable && (
                       <td className="inv-row-actions">
-                        <ConfirmButton label="Delete" variant="ghost" ariaLabel={`Delete ${e.from_name} ${e.type} ${e.to_name}`} title="Delete this relationship?" onConfirm={() => remove(e)}>
-                          <p><strong>{e.from_name}</strong> <code>{e.type}</code> <strong>{e.to_name}</strong> is removed.</p>
-                        </ConfirmButton>
+                        <ConfirmButton label="Delete" variant="ghost" title="Delete this relationship?" action={() => remove(e)} confirmLabel="Delete" danger body={<><p><strong>{e.from_name}</strong> <code>{e.type}</code> <strong>{e.to_name}</strong> is removed.</p></>} />
                       </td>
                     )}
                   </tr>

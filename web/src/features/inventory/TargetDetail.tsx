@@ -51,15 +51,12 @@ export function TargetDetail() {
                   <ConfirmButton
                     label="Delete"
                     title={`Delete ${t.name}?`}
-                    onConfirm={async () => {
+                    action={async () => {
                       await api.del(`/api/v1/targets/${encodeURIComponent(t.id)}`);
                       qc.removeQueries({ queryKey: ['targets', 'one', id] });
                       await qc.invalidateQueries({ queryKey: ['targets'] });
                       void nav('/inventory');
-                    }}
-                  >
-                    <p>The target <strong>{t.name}</strong> and its relationships are removed.</p>
-                  </ConfirmButton>
+                    }} confirmLabel="Delete" danger body={<><p>The target <strong>{t.name}</strong> and its relationships are removed.</p></>} />
                 </>
               )
             }

@@ -187,18 +187,14 @@ export function TargetsPage() {
                         <ConfirmButton
                           label="Delete"
                           variant="ghost"
-                          ariaLabel={`Delete ${t.name}`}
                           title={`Delete ${t.name}?`}
-                          onConfirm={async () => {
+                          action={async () => {
                             await api.del(`/api/v1/targets/${encodeURIComponent(t.id)}`);
                             await qc.invalidateQueries({ queryKey: ['targets'] });
-                          }}
-                        >
-                          <p>
+                          }} confirmLabel="Delete" danger body={<><p>
                             The target <strong>{t.name}</strong> and its relationships are removed.
                             {t.connection.type === 'agent' && ' Its agent stays enrolled: only the annotations (tags, groups, owner, notes) go.'}
-                          </p>
-                        </ConfirmButton>
+                          </p></>} />
                       </div>
                     </td>
                   )}
