@@ -263,6 +263,10 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		s.mux.ServeHTTP(w, r)
 		return
 	}
+	if s.ui != nil && uiPath(r) {
+		s.ui.ServeHTTP(w, r)
+		return
+	}
 	fallback := &headerRecorder{header: http.Header{}}
 	h.ServeHTTP(fallback, r)
 	if fallback.status == http.StatusMethodNotAllowed {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -96,6 +97,11 @@ type Deps struct {
 	// addition to the cluster's own readiness; the map key names the
 	// failing dependency in the 503 ("history: connection refused").
 	ReadyChecks map[string]func(ctx context.Context) error
+	// UI is the built web console (package web), served at "/" for every
+	// GET that is not an API, health or metrics path. A UI without
+	// index.html answers a page saying how to build it; nil serves no UI
+	// (unknown paths are JSON 404s).
+	UI fs.FS
 	// ClientName names the client of a request for rate limiting, "" when
 	// anonymous. Rate limits apply per client as well as per address. Nil
 	// means the authenticated principal's name.
@@ -132,7 +138,8 @@ type Server struct {
 	promHandler http.Handler
 	limits      *rateLimiter
 	gzip        *gzipper
-	cors        *cors // nil when CORS is off
+	cors        *cors      // nil when CORS is off
+	ui          *uiHandler // nil without Deps.UI
 
 	routes  []route
 	mux     *http.ServeMux
@@ -179,6 +186,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.runStream = deps.RunStream
 	s.automation = deps.Automation
 	s.audit, s.auditStore = deps.Audit, deps.AuditStore
+	if deps.UI != nil {
+		ui, err := newUIHandler(deps.UI)
+		if err != nil {
+			return nil, err
+		}
+		s.ui = ui
+	}
 	s.sections = append(s.sections, namedSection{name: "raft", fn: s.raftSection})
 	for _, name := range sortedKeys(deps.HealthSections) {
 		s.sections = append(s.sections, namedSection{name: name, fn: deps.HealthSections[name]})

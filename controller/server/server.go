@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net"
@@ -40,6 +41,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/probe"
 	"github.com/opsconductor/opsconductor/controller/state"
 	"github.com/opsconductor/opsconductor/internal/buildinfo"
+	"github.com/opsconductor/opsconductor/web"
 )
 
 // Ready is reported once the HTTP listener is bound and the node runs.
@@ -319,7 +321,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 		Logger: log, Cluster: node, Probes: probe.NewService(nodeID, node, store), Identity: ident, Agents: agents, Plugins: pluginReg,
 		Assets: inv, Credentials: creds, Keyring: ring, Relationships: rels, Discovery: disc,
 		Automation: auto.svc, Schedules: auto.schedules, RunStream: auto.stream, Audit: auditLog, AuditStore: hist,
-		Registry: registry, Version: buildinfo.Version(), NodeID: nodeID,
+		Registry: registry, Version: buildinfo.Version(), NodeID: nodeID, UI: webUI(log),
 		HealthSections: map[string]gateway.HealthSection{"history": monitor.section, "agents": agents.HealthSection},
 		ReadyChecks:    map[string]func(context.Context) error{"history": monitor.ready, "identity": ident.Ready},
 	})
@@ -467,4 +469,14 @@ func replaceHost(addr, host string) (string, error) {
 		return "", fmt.Errorf("%q is not host:port: %w", addr, err)
 	}
 	return net.JoinHostPort(host, port), nil
+}
+
+// webUI is the console embedded in the binary; without a build (`make web`
+// before `make build`) the gateway answers "/" with how to build it.
+func webUI(log *slog.Logger) fs.FS {
+	ui, built := web.Dist()
+	if !built {
+		log.Warn("this binary has no web UI: run make web, then rebuild it")
+	}
+	return ui
 }
