@@ -5,7 +5,10 @@ import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { AuthProvider } from './app/auth';
 import { Layout } from './app/Layout';
 import { featureRoutes } from './app/routes';
+import { applyTheme } from './app/theme';
 import './styles.css';
+
+applyTheme();
 
 const queryClient = new QueryClient({
   defaultOptions: { queries: { retry: 1, refetchOnWindowFocus: false } },

@@ -43,11 +43,14 @@ class Session {
   private refreshing: Promise<boolean> | null = null;
   private listeners = new Set<Listener>();
   mustChangePassword = false;
+  /** The last session ended by itself (refresh refused), not by signing out. */
+  expired = false;
 
   get accessToken(): string | null {
     return this.token;
   }
   set(t: Tokens | null) {
+    if (t) this.expired = false;
     this.token = t?.access_token ?? null;
     this.mustChangePassword = !!t?.must_change_password;
     this.listeners.forEach((l) => l());
@@ -58,6 +61,15 @@ class Session {
   }
   /** Renews the access token from the cookie; false when there is no session. */
   refresh(): Promise<boolean> {
+    // No CSRF cookie means no session cookie either: asking would only
+    // earn a 400 (and an error in the browser's console).
+    if (!this.refreshing && !csrfToken()) {
+      if (this.token !== null) {
+        this.expired = true;
+        this.set(null);
+      }
+      return Promise.resolve(false);
+    }
     this.refreshing ??= (async () => {
       try {
         const res = await fetch('/api/v1/auth/refresh', {
@@ -66,6 +78,7 @@ class Session {
           headers: { 'X-CSRF-Token': csrfToken() },
         });
         if (!res.ok) {
+          this.expired = this.token !== null;
           this.set(null);
           return false;
         }

@@ -13,6 +13,8 @@ interface AuthState {
   /** True while the page is finding out whether the cookie holds a session. */
   restoring: boolean;
   can: (permission: string | undefined) => boolean;
+  /** The session ended by itself (expired or revoked), not by signing out. */
+  expired: boolean;
   logout: () => Promise<void>;
 }
 
@@ -42,6 +44,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     me: token ? (me.data ?? null) : null,
     restoring: restoring || (!!token && me.isPending),
     can: (p) => !p || !!me.data?.permissions.includes(p),
+    expired: session.expired,
     logout: async () => {
       try {
         await api.post('/api/v1/auth/logout', undefined, { headers: { 'X-CSRF-Token': csrfToken() } });

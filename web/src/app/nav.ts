@@ -22,8 +22,18 @@ export const sections: Section[] = [
   { path: '/notifications', label: 'Notifications', group: 'Automate', permission: 'notifications:read', key: 'n' },
   { path: '/inventory', label: 'Inventory', group: 'Inventory', permission: 'assets:read', key: 'i' },
   { path: '/credentials', label: 'Credentials', group: 'Inventory', permission: 'credentials:read', key: 'c' },
-  { path: '/discovery', label: 'Discovery', group: 'Inventory', permission: 'assets:read' },
+  { path: '/discovery', label: 'Discovery', group: 'Inventory', permission: 'assets:read', key: 'v' },
   { path: '/admin', label: 'Users & access', group: 'Settings', permission: 'users:read', key: 'u' },
-  { path: '/audit', label: 'Audit log', group: 'Settings', permission: 'audit:read' },
-  { path: '/cluster', label: 'Cluster', group: 'Settings', permission: 'cluster:admin' },
+  { path: '/audit', label: 'Audit log', group: 'Settings', permission: 'audit:read', key: 'l' },
+  { path: '/cluster', label: 'Cluster', group: 'Settings', permission: 'cluster:admin', key: 'k' },
 ];
+
+/** The section a path belongs to (the longest matching prefix). */
+export function sectionFor(pathname: string): Section | undefined {
+  let best: Section | undefined;
+  for (const s of sections) {
+    const hit = s.path === '/' ? pathname === '/' : pathname === s.path || pathname.startsWith(s.path + '/');
+    if (hit && (!best || s.path.length > best.path.length)) best = s;
+  }
+  return best;
+}

@@ -2,58 +2,58 @@ import { useState, type ReactNode } from 'react';
 import { Button, Dialog, ErrorBox } from './ui';
 
 /**
- * A button that asks before doing something that cannot be undone. The
- * dialog stays open while the action runs (the confirm button shows it is
- * busy) and shows the action's error if it fails; it closes on success.
+ * A button that asks first: it opens a dialog that says what will happen
+ * and runs action on confirmation, showing its error in the dialog.
  */
-export function ConfirmButton({ label, title, confirmLabel, children, onConfirm, variant = 'danger', disabled, ariaLabel }: {
+export function ConfirmButton({
+  label, title, body, confirmLabel, action, variant = 'default', danger, disabled, onDone,
+}: {
   label: ReactNode;
   title: string;
+  body: ReactNode;
   confirmLabel?: string;
-  children: ReactNode;
-  onConfirm: () => Promise<unknown>;
-  variant?: 'default' | 'danger' | 'ghost';
+  action: () => Promise<unknown>;
+  variant?: 'default' | 'primary' | 'danger' | 'ghost';
+  danger?: boolean;
   disabled?: boolean;
-  ariaLabel?: string;
+  onDone?: (result: unknown) => void;
 }) {
   const [open, setOpen] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
-  const close = () => {
-    if (!busy) {
-      setOpen(false);
-      setError(null);
-    }
-  };
-  const run = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      await onConfirm();
-      setOpen(false);
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
   return (
     <>
-      <Button variant={variant} onClick={() => setOpen(true)} disabled={disabled} aria-label={ariaLabel}>
-        {label}
-      </Button>
+      <Button variant={variant} disabled={disabled} onClick={() => { setError(null); setOpen(true); }}>{label}</Button>
       <Dialog
         title={title}
         open={open}
-        onClose={close}
+        onClose={() => !busy && setOpen(false)}
         footer={
           <>
-            <Button onClick={close} disabled={busy}>Cancel</Button>
-            <Button variant="danger" busy={busy} onClick={() => void run()}>{confirmLabel ?? 'Delete'}</Button>
+            <Button onClick={() => setOpen(false)} disabled={busy}>Cancel</Button>
+            <Button
+              variant={danger ? 'danger' : 'primary'}
+              busy={busy}
+              onClick={async () => {
+                setBusy(true);
+                setError(null);
+                try {
+                  const r = await action();
+                  setOpen(false);
+                  onDone?.(r);
+                } catch (e) {
+                  setError(e);
+                } finally {
+                  setBusy(false);
+                }
+              }}
+            >
+              {confirmLabel ?? title}
+            </Button>
           </>
         }
       >
-        {children}
+        {body}
         <ErrorBox error={error} />
       </Dialog>
     </>
