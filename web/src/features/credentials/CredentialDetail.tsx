@@ -88,10 +88,10 @@ export function CredentialDetail() {
                       <td><code>{a.role}</code></td>
                       <td><Time at={a.created_at} /> by {a.created_by}</td>
                       {writable && (
-                        <td className="inv-row-actions">
+                        <td><div className="inv-row-actions">
                           <ConfirmButton label="Detach" confirmLabel="Detach" variant="ghost" danger title="Detach this credential?" action={() => detach(a)}
                             body={<p>{a.scope} <strong>{a.name}</strong> no longer uses {c.name} as its <code>{a.role}</code> credential.</p>} />
-                        </td>
+                        </div></td>
                       )}
                     </tr>
                   ))}

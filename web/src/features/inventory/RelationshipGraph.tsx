@@ -97,6 +97,7 @@ export default function RelationshipGraph({ target }: { target: Target }) {
             edges={flow.edges}
             nodeTypes={nodeTypes}
             fitView
+            fitViewOptions={{ maxZoom: 1 }}
             nodesDraggable={false}
             nodesConnectable={false}
             proOptions={{ hideAttribution: true }}

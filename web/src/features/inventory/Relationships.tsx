@@ -45,9 +45,9 @@ export function Relationships({ target, writable }: { target: Target; writable: 
                     <td>{e.to === target.id ? <strong>{e.to_name}</strong> : <Link to={`/inventory/targets/${encodeURIComponent(e.to)}`}>{e.to_name}</Link>}</td>
                     <td>{Object.entries(e.attributes ?? {}).map(([k, v]) => <span key={k} className="chip">{k}={v}</span>)}</td>
                     {writable && (
-                      <td className="inv-row-actions">
+                      <td><div className="inv-row-actions">
                         <ConfirmButton label="Delete" variant="ghost" title="Delete this relationship?" action={() => remove(e)} confirmLabel="Delete" danger body={<><p><strong>{e.from_name}</strong> <code>{e.type}</code> <strong>{e.to_name}</strong> is removed.</p></>} />
-                      </td>
+                      </div></td>
                     )}
                   </tr>
                 ))}
