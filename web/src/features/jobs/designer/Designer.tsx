@@ -341,7 +341,7 @@ function Designer({ jobName, initial, version, catalog, loadError, initialSaved 
                 onDelete={onDelete}
                 onNodeDragStop={() => savePositions(jobName ?? '', positions)}
                 deleteKeyCode={['Delete', 'Backspace']}
-                fitView
+                fitView={initial.steps.length > 0}
                 fitViewOptions={{ padding: 0.2, maxZoom: 1 }}
                 proOptions={{ hideAttribution: true }}
               >

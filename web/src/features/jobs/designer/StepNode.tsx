@@ -22,12 +22,13 @@ function StepNodeView({ data, selected }: NodeProps<StepFlowNode>) {
       data-testid={`designer-node-${step.id}`}
       title={data.summary}
     >
-      <Handle type="target" position={Position.Top} aria-label={`needs of ${step.id}`} />
+      <Handle type="target" position={Position.Top} aria-label={`connect into ${step.id}`} />
       <div className="step-node-head">
         <strong className="step-node-id">{step.id || '(no id)'}</strong>
         <span className="step-node-uses mono">{step.uses || '?'}</span>
       </div>
       {step.name && <div className="step-node-name">{step.name}</div>}
+      {preview(step) && <div className="step-node-preview mono">{preview(step)}</div>}
       {flags.length > 0 && <div className="step-node-flags">{flags.join(' · ')}</div>}
       {problems.length > 0 && (
         <div className="step-node-error" data-testid="node-error" role="alert">
@@ -35,9 +36,15 @@ function StepNodeView({ data, selected }: NodeProps<StepFlowNode>) {
           {problems.length > 1 && <span className="muted"> (+{problems.length - 1} more)</span>}
         </div>
       )}
-      <Handle type="source" position={Position.Bottom} aria-label={`steps after ${step.id}`} />
+      <Handle type="source" position={Position.Bottom} aria-label={`connect from ${step.id}`} />
     </div>
   );
+}
+
+/** The step's first text parameter (a command, a URL…), to tell similar steps apart. */
+function preview(step: StepDoc): string {
+  const v = Object.values(step.with ?? {}).find((x) => typeof x === 'string' && x.trim() !== '');
+  return typeof v === 'string' ? v.split('\n')[0]! : '';
 }
 
 export const StepNode = memo(StepNodeView);

@@ -1,0 +1,143 @@
+// The visual designer end to end, against a real `opsconductor dev`: build
+// a three-step job by dragging steps from the palette and connecting them
+// (never by pasting YAML), save it, run it on the dev server's built-in
+// `local` agent, watch its log lines arrive live and the run succeed; then
+// break a step and see the server's validation error on its node.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { api, assertNoConsoleErrors, login, openBrowser, screenshot, startServer, waitFor } from './harness.mjs';
+
+let server;
+let browser;
+
+// The validate endpoint answers 400 with the problems while the definition
+// is incomplete: that is the designer working, and Chromium logs each one.
+const validateRefusals = /status of 400 \(Bad Request\) \(\S+\/api\/v1\/jobs\/[^/\s]+\/validate\)/;
+
+before(async () => {
+  server = await startServer();
+  browser = await openBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** Drags a palette entry onto the canvas at (x, y) relative to the canvas. */
+async function dropStep(page, kind, x, y) {
+  const item = page.getByTestId(`step-palette-item-${kind}`);
+  const pane = page.locator('.designer-canvas');
+  await item.dragTo(pane, { targetPosition: { x, y } });
+}
+
+/** Drags from one node's source handle (bottom) to another's target handle (top) with the mouse. */
+async function connectNodes(page, from, to) {
+  const src = page.getByTestId(`designer-node-${from}`).locator('.react-flow__handle.source');
+  const dst = page.getByTestId(`designer-node-${to}`).locator('.react-flow__handle.target');
+  const a = await src.boundingBox();
+  const b = await dst.boundingBox();
+  assert.ok(a && b, `handles of ${from} and ${to} are on screen`);
+  await page.mouse.move(a.x + a.width / 2, a.y + a.height / 2);
+  await page.mouse.down();
+  await page.mouse.move((a.x + b.x) / 2, (a.y + b.y) / 2, { steps: 5 });
+  await page.mouse.move(b.x + b.width / 2, b.y + b.height / 2, { steps: 5 });
+  await page.mouse.up();
+}
+
+/** Clicks an empty spot of the canvas, which shows the job's settings. */
+async function selectJob(page) {
+  const box = await page.locator('.designer-canvas').boundingBox();
+  await page.mouse.click(box.x + box.width - 30, box.y + 20);
+  await page.getByRole('heading', { name: 'Job', exact: true }).waitFor();
+}
+
+async function yamlOf(page) {
+  await page.getByRole('tab', { name: 'YAML' }).click();
+  const text = await page.getByLabel('Job YAML').inputValue();
+  await page.getByRole('tab', { name: 'Canvas' }).click();
+  return text;
+}
+
+describe('visual designer', () => {
+  it('builds a three-step job by dragging and connecting, saves it, runs it on local and watches it succeed', async () => {
+    const page = await browser.newPage('designer-build');
+    await login(page, server);
+    await page.goto(`${server.url}/jobs/new`);
+    await page.getByTestId('step-palette-item-shell').waitFor();
+    await screenshot(page, 'designer-empty');
+
+    await dropStep(page, 'shell', 300, 60);
+    await page.getByTestId('designer-node-shell').waitFor();
+    await dropStep(page, 'shell', 300, 200);
+    await page.getByTestId('designer-node-shell-2').waitFor();
+    await dropStep(page, 'shell', 300, 340);
+    await page.getByTestId('designer-node-shell-3').waitFor();
+
+    await connectNodes(page, 'shell', 'shell-2');
+    await connectNodes(page, 'shell-2', 'shell-3');
+    await waitFor('two edges on the canvas', async () => (await page.locator('.react-flow__edge').count()) === 2);
+
+    for (const [id, n] of [['shell', 1], ['shell-2', 2], ['shell-3', 3]]) {
+      await page.getByTestId(`designer-node-${id}`).click();
+      const cmd = page.getByLabel('command', { exact: true });
+      await cmd.fill(`echo step-${n}-first; sleep 0.5; echo step-${n}-second`);
+    }
+    await selectJob(page);
+    await page.getByLabel('Job name').fill('e2e-three');
+    await page.getByLabel('Target names').fill('local');
+
+    // The connections are the job's needs.
+    const yaml = await yamlOf(page);
+    assert.match(yaml, /- id: shell-2\n\s+uses: shell\n\s+with:\n\s+command: .*\n\s+needs:\n\s+- shell\n/);
+    assert.match(yaml, /- id: shell-3\n\s+uses: shell\n\s+with:\n\s+command: .*\n\s+needs:\n\s+- shell-2\n/);
+
+    await page.locator('.badge[data-status="valid"]').waitFor();
+    await screenshot(page, 'designer-three-steps');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByTestId('save-result').filter({ hasText: 'Saved version 1' }).waitFor();
+    await page.waitForURL(/\/jobs\/e2e-three\/edit$/);
+    const saved = (await api(server, 'GET', '/api/v1/jobs/e2e-three')).body;
+    assert.deepEqual(saved.version.spec.steps.map((s) => [s.id, s.needs ?? []]), [['shell', []], ['shell-2', ['shell']], ['shell-3', ['shell-2']]]);
+
+    await page.goto(`${server.url}/jobs/e2e-three`);
+    await page.getByRole('button', { name: 'Run…' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Start run' }).click();
+    await page.waitForURL(/\/runs\/run_[0-9a-f]+$/);
+    await page.getByTestId('log-line').first().waitFor({ timeout: 30_000 });
+    await waitFor('the run to succeed', async () => (await page.getByTestId('run-status').first().textContent())?.trim() === 'succeeded', { timeoutMs: 60_000 });
+    await waitFor('all six log lines', async () => {
+      const lines = await page.getByTestId('log-line').allTextContents();
+      return ['step-1-first', 'step-1-second', 'step-2-first', 'step-2-second', 'step-3-first', 'step-3-second'].every((w) => lines.some((l) => l.includes(w)));
+    }, { timeoutMs: 15_000 });
+    await screenshot(page, 'designer-run-succeeded');
+    assertNoConsoleErrors(page, { allow: [validateRefusals] });
+  });
+
+  it('shows a validation error on the node of a broken step while typing', async () => {
+    await api(server, 'PUT', '/api/v1/jobs/e2e-broken', {
+      name: 'e2e-broken',
+      targets: { names: ['local'] },
+      steps: [{ id: 'first', uses: 'shell', with: { command: 'true' } }, { id: 'second', uses: 'shell', with: { command: 'true' }, needs: ['first'] }],
+    });
+    const page = await browser.newPage('designer-broken');
+    await login(page, server);
+    await page.goto(`${server.url}/jobs/e2e-broken/edit`);
+    await page.getByTestId('designer-node-second').click();
+    await page.locator('.badge[data-status="valid"]').waitFor();
+    await page.getByRole('textbox', { name: 'Needs', exact: true }).fill('first, ghost');
+    const err = page.getByTestId('designer-node-second').getByTestId('node-error');
+    await err.waitFor();
+    assert.match(await err.textContent(), /unknown step "ghost"/);
+    assert.equal(await page.getByTestId('designer-node-first').getByTestId('node-error').count(), 0);
+    await screenshot(page, 'designer-node-error');
+
+    // Undo takes the change back (and the error with it); redo restores both.
+    await page.locator('.react-flow__pane').click({ position: { x: 10, y: 10 } });
+    await page.keyboard.press('Control+z');
+    await err.waitFor({ state: 'detached' });
+    await page.keyboard.press('Control+Shift+z');
+    await err.waitFor();
+    assertNoConsoleErrors(page, { allow: [validateRefusals] });
+  });
+});
