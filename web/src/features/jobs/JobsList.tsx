@@ -64,7 +64,7 @@ export function JobsList() {
                 const ss = schedOf.get(j.name) ?? [];
                 return (
                   <tr key={j.name}>
-                    <td><Link to={`/jobs/${encodeURIComponent(j.name)}`}>{j.name}</Link></td>
+                    <td className="nowrap"><Link to={`/jobs/${encodeURIComponent(j.name)}`}>{j.name}</Link></td>
                     <td className="muted">{j.description}</td>
                     <td>v{j.latest_version}</td>
                     <td>{r ? <Link to={`/runs/${r.id}`}><StatusBadge status={r.status} /></Link> : runs.isPending ? <Spinner /> : <span className="muted">never run</span>}{r && <> <Time at={r.created_at} /></>}</td>
