@@ -8,6 +8,8 @@ import (
 	"maps"
 	"time"
 
+	"github.com/opsconductor/opsconductor/controller/communication/notify"
+	"github.com/opsconductor/opsconductor/controller/communication/tmpl"
 	"github.com/opsconductor/opsconductor/controller/problem"
 	"github.com/opsconductor/opsconductor/controller/state"
 )
@@ -86,6 +88,9 @@ type RunRef struct {
 type Hooks struct {
 	Attempt func(a *Attempt)
 	AgentUp func(agentID string)
+	// Emit raises notification events (step failed, agent down or up)
+	// inside the transaction that made them; nil raises none.
+	Emit notify.Emitter
 }
 
 // hooks is Hooks as the apply functions use them.
@@ -225,6 +230,11 @@ func (h hooks) applyAttemptFinished(ctx *state.ApplyContext, p attemptFinishedPa
 		return nil, err
 	}
 	h.changed(ctx, a)
+	if !finalAttempt(before.Status) {
+		if err := h.stepFailed(ctx, a); err != nil {
+			return nil, err
+		}
+	}
 	return attemptFinishedResult{Attempt: *a, Committed: true}, nil
 }
 
@@ -282,6 +292,9 @@ func (h hooks) loseAttempts(ctx *state.ApplyContext, agentID, reason string) ([]
 			return nil, err
 		}
 		h.changed(ctx, a)
+		if err := h.stepFailed(ctx, a); err != nil {
+			return nil, err
+		}
 		ids = append(ids, a.ID)
 	}
 	return ids, nil
@@ -361,3 +374,19 @@ func RunAttempts(txn state.Reader, runID string) ([]*Attempt, error) {
 
 // IsFinal reports whether an attempt status is decided.
 func IsFinal(status string) bool { return finalAttempt(status) }
+
+// stepFailed raises step.failed for a run's attempt that has just failed
+// or been lost.
+func (h hooks) stepFailed(ctx *state.ApplyContext, a *Attempt) error {
+	if h.Emit == nil || a.RunID == "" || (a.Status != AttemptFailed && a.Status != AttemptLost && a.Status != AttemptTimedOut) {
+		return nil
+	}
+	step := &tmpl.Step{ID: a.Step, Target: a.Target, Status: a.Status, Error: a.Error}
+	if a.ExitCode != nil {
+		step.ExitCode = *a.ExitCode
+	}
+	e := tmpl.Event{Type: tmpl.EventStepFailed, Severity: tmpl.SeverityWarning,
+		Summary: fmt.Sprintf("step %s %s on %s (run %s, try %d)", a.Step, a.Status, a.Target, a.RunID, a.Try),
+		Run:     &tmpl.Run{ID: a.RunID, Status: "running"}, Step: step, Target: &tmpl.Target{Name: a.Target}}
+	return h.Emit(ctx, e, notify.Match{Targets: []string{a.Target}})
+}

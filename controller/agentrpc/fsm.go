@@ -2,6 +2,7 @@ package agentrpc
 
 import (
 	"crypto/subtle"
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 
+	"github.com/opsconductor/opsconductor/controller/communication/notify"
+	"github.com/opsconductor/opsconductor/controller/communication/tmpl"
 	"github.com/opsconductor/opsconductor/controller/problem"
 	"github.com/opsconductor/opsconductor/controller/state"
 )
@@ -80,7 +83,7 @@ func Domain(hk ...Hooks) state.Domain {
 			cmdEnroll:      state.V1(applyEnroll),
 			cmdAgentRevoke: state.V1(h.applyAgentRevoke),
 			cmdAgentUp:     state.V1(h.applyAgentUp),
-			cmdAgentDown:   state.V1(applyAgentDown),
+			cmdAgentDown:   state.V1(h.applyAgentDown),
 			cmdAgentDrain:  state.V1(applyAgentDrain),
 
 			cmdAttemptCreate:   state.V1(h.applyAttemptCreate),
@@ -322,6 +325,11 @@ func (h hooks) applyAgentUp(ctx *state.ApplyContext, p agentUpPayload) (any, err
 	if h.AgentUp != nil {
 		ctx.Txn.AfterCommit(func() { h.AgentUp(p.ID) })
 	}
+	if before.Status != StatusUp {
+		if err := h.agentEvent(ctx, a, tmpl.EventAgentUp); err != nil {
+			return nil, err
+		}
+	}
 	return *a, nil
 }
 
@@ -333,7 +341,7 @@ type agentDownPayload struct {
 
 // applyAgentDown marks an up agent down; any other status is left alone
 // (a revoked agent stays revoked).
-func applyAgentDown(ctx *state.ApplyContext, p agentDownPayload) (any, error) {
+func (h hooks) applyAgentDown(ctx *state.ApplyContext, p agentDownPayload) (any, error) {
 	before, err := getAgent(ctx.Txn, p.ID)
 	if err != nil {
 		return nil, err
@@ -345,6 +353,9 @@ func applyAgentDown(ctx *state.ApplyContext, p agentDownPayload) (any, error) {
 	seen := p.LastSeen
 	a.Status, a.ConnectedTo, a.LastSeen = StatusDown, "", &seen
 	if err := ctx.Txn.Insert(tableAgents, a); err != nil {
+		return nil, err
+	}
+	if err := h.agentEvent(ctx, a, tmpl.EventAgentDown); err != nil {
 		return nil, err
 	}
 	return *a, nil
@@ -395,4 +406,18 @@ func applyAgentCert(ctx *state.ApplyContext, p agentCertPayload) (any, error) {
 		return nil, err
 	}
 	return *a, nil
+}
+
+// agentEvent raises agent.up or agent.down.
+func (h hooks) agentEvent(ctx *state.ApplyContext, a *Agent, t tmpl.EventType) error {
+	if h.Emit == nil {
+		return nil
+	}
+	sev, verb := tmpl.SeverityInfo, "is up"
+	if t == tmpl.EventAgentDown {
+		sev, verb = tmpl.SeverityCritical, "is down"
+	}
+	e := tmpl.Event{Type: t, Severity: sev, Summary: fmt.Sprintf("agent %s %s", a.Name, verb),
+		Agent: &tmpl.Agent{ID: a.ID, Name: a.Name, Status: a.Status, Version: a.Version}}
+	return h.Emit(ctx, e, notify.Match{Targets: []string{a.Name}, Tags: maps.Clone(a.Tags)})
 }

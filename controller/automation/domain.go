@@ -7,6 +7,8 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 
+	"github.com/opsconductor/opsconductor/controller/communication/notify"
+	"github.com/opsconductor/opsconductor/controller/communication/tmpl"
 	"github.com/opsconductor/opsconductor/controller/problem"
 	"github.com/opsconductor/opsconductor/controller/state"
 )
@@ -36,8 +38,13 @@ const (
 type Notify func(r *Run)
 
 // Domain returns automation's tables and commands. notify may be nil.
-func Domain(notify Notify) state.Domain {
-	d := domain{notify: notify}
+func Domain(notify Notify) state.Domain { return DomainWithEvents(notify, nil) }
+
+// DomainWithEvents is Domain that also raises notification events (run
+// started and finished, approval requested) through emit, inside the
+// transaction that makes them.
+func DomainWithEvents(notify Notify, emit notifyEmitter) state.Domain {
+	d := domain{notify: notify, emit: emit}
 	return state.Domain{
 		Name: "automation",
 		Tables: []state.Table{
@@ -72,7 +79,10 @@ func Domain(notify Notify) state.Domain {
 	}
 }
 
-type domain struct{ notify Notify }
+type domain struct {
+	notify Notify
+	emit   notifyEmitter
+}
 
 // put stores a run and tells notify once it is committed.
 func (d domain) put(ctx *state.ApplyContext, r *Run) error {
@@ -288,6 +298,9 @@ func (d domain) applyRunStatus(ctx *state.ApplyContext, p runStatusPayload) (any
 	if err := d.put(ctx, r); err != nil {
 		return nil, err
 	}
+	if err := d.runEvents(ctx, before, r); err != nil {
+		return nil, err
+	}
 	return *r, nil
 }
 
@@ -328,6 +341,14 @@ func (d domain) applyRunApproval(ctx *state.ApplyContext, p runApprovalPayload) 
 	r.Approvals[a.Step] = &a
 	if err := d.put(ctx, r); err != nil {
 		return nil, err
+	}
+	if !p.Decide && d.emit != nil {
+		e := tmpl.Event{Type: tmpl.EventApprovalRequested, Severity: tmpl.SeverityWarning,
+			Summary: fmt.Sprintf("run %s of job %s waits for approval of step %s", r.ID, r.Job, a.Step),
+			Run:     notifyRun(r), Step: &tmpl.Step{ID: a.Step, Status: "awaiting_approval"}}
+		if err := d.emit(ctx, e, notify.Match{Job: r.Job}); err != nil {
+			return nil, err
+		}
 	}
 	return a, nil
 }

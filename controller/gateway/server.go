@@ -21,6 +21,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/automation"
 	"github.com/opsconductor/opsconductor/controller/automation/schedule"
 	"github.com/opsconductor/opsconductor/controller/communication/audit"
+	"github.com/opsconductor/opsconductor/controller/communication/notify"
 	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/identity"
 	"github.com/opsconductor/opsconductor/controller/keyring"
@@ -68,6 +69,8 @@ type Deps struct {
 	// Discovery serves /api/v1/discovery; until a controller wires it,
 	// those routes answer 503 discovery_unavailable.
 	Discovery *discovery.Service
+	// Notify serves /api/v1/notifications; nil answers 503.
+	Notify *notify.Service
 	// Schedules serves /api/v1/schedules; until a controller wires it,
 	// those routes answer 503 schedules_unavailable.
 	Schedules *schedule.Service
@@ -129,6 +132,7 @@ type Server struct {
 	keyring       *keyring.Service
 	discovery     *discovery.Service
 	schedules     *schedule.Service
+	notify        *notify.Service
 	runStream     *RunStream
 	automation    *automation.Service
 	audit         *audit.Log
@@ -183,6 +187,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.credentials, s.keyring = deps.Credentials, deps.Keyring
 	s.discovery = deps.Discovery
 	s.schedules = deps.Schedules
+	s.notify = deps.Notify
 	s.runStream = deps.RunStream
 	s.automation = deps.Automation
 	s.audit, s.auditStore = deps.Audit, deps.AuditStore

@@ -31,6 +31,7 @@ const (
 	PermAgentsRead         Permission = "agents:read"
 	PermAgentsAdmin        Permission = "agents:admin"
 	PermPluginsWrite       Permission = "plugins:write"
+	PermNotificationsRead  Permission = "notifications:read"
 	PermNotificationsWrite Permission = "notifications:write"
 	PermUsersRead          Permission = "users:read"
 	PermUsersAdmin         Permission = "users:admin"
@@ -43,7 +44,7 @@ var Permissions = []Permission{
 	PermJobsRead, PermJobsWrite, PermJobsRun, PermRunsCancel,
 	PermAssetsRead, PermAssetsWrite,
 	PermCredentialsRead, PermCredentialsWrite, PermCredentialsUse,
-	PermAgentsRead, PermAgentsAdmin, PermPluginsWrite, PermNotificationsWrite,
+	PermAgentsRead, PermAgentsAdmin, PermPluginsWrite, PermNotificationsRead, PermNotificationsWrite,
 	PermUsersRead, PermUsersAdmin, PermAuditRead, PermClusterAdmin,
 }
 
@@ -77,11 +78,11 @@ var builtinRoles = sync.OnceValue(func() []Role {
 			Permissions: slices.Clone(Permissions)},
 		{Name: "operator", Builtin: true, Description: "Runs and edits jobs, manages inventory and uses credentials; no user or cluster administration.",
 			Permissions: []Permission{PermJobsRead, PermJobsWrite, PermJobsRun, PermRunsCancel, PermAssetsRead, PermAssetsWrite,
-				PermCredentialsRead, PermCredentialsUse, PermAgentsRead, PermNotificationsWrite}},
+				PermCredentialsRead, PermCredentialsUse, PermAgentsRead, PermNotificationsRead, PermNotificationsWrite}},
 		{Name: "viewer", Builtin: true, Description: "Reads jobs, runs, inventory and agents.",
-			Permissions: []Permission{PermJobsRead, PermAssetsRead, PermCredentialsRead, PermAgentsRead}},
+			Permissions: []Permission{PermJobsRead, PermAssetsRead, PermCredentialsRead, PermAgentsRead, PermNotificationsRead}},
 		{Name: "auditor", Builtin: true, Description: "Reads everything, including users and the audit log; changes nothing.",
-			Permissions: []Permission{PermJobsRead, PermAssetsRead, PermCredentialsRead, PermAgentsRead, PermUsersRead, PermAuditRead}},
+			Permissions: []Permission{PermJobsRead, PermAssetsRead, PermCredentialsRead, PermAgentsRead, PermNotificationsRead, PermUsersRead, PermAuditRead}},
 	}
 })
 

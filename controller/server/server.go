@@ -32,6 +32,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/automation/schedule"
 	"github.com/opsconductor/opsconductor/controller/cluster"
 	"github.com/opsconductor/opsconductor/controller/communication/audit"
+	"github.com/opsconductor/opsconductor/controller/communication/notify"
 	"github.com/opsconductor/opsconductor/controller/config"
 	"github.com/opsconductor/opsconductor/controller/gateway"
 	"github.com/opsconductor/opsconductor/controller/history"
@@ -93,14 +94,16 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	reg.MustRegister(identity.Domain())
 	// The run engine hears of attempt and run changes as they commit.
 	autoHooks := automation.NewHooks()
-	reg.MustRegister(agentrpc.Domain(agentrpc.Hooks{Attempt: autoHooks.Attempt, AgentUp: autoHooks.AgentUp}))
+	// Notification events are routed inside the Apply that raises them.
+	reg.MustRegister(agentrpc.Domain(agentrpc.Hooks{Attempt: autoHooks.Attempt, AgentUp: autoHooks.AgentUp, Emit: notify.Emit}))
 	reg.MustRegister(plugins.Domain())
 	reg.MustRegister(assets.Domain())
 	reg.MustRegister(graph.Domain(graph.WithNodeCheck(targetExists)))
 	reg.MustRegister(keyring.Domain())
 	reg.MustRegister(credentials.Domain())
 	reg.MustRegister(discovery.Domain())
-	reg.MustRegister(automation.Domain(autoHooks.RunChanged))
+	reg.MustRegister(automation.DomainWithEvents(autoHooks.RunChanged, notify.Emit))
+	reg.MustRegister(notify.Domain())
 	reg.MustRegister(schedule.Domain())
 	store, err := state.NewStore(reg, log)
 	if err != nil {
@@ -282,6 +285,13 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	bgWG.Add(1)
 	go func() { defer bgWG.Done(); disc.Run(bg, 10*time.Second) }()
 
+	notifier, err := newNotify(node, store, ring, hist, writer, nodeID, "http://"+httpAdvertise, log)
+	if err != nil {
+		return err
+	}
+	bgWG.Add(1)
+	go func() { defer bgWG.Done(); notifier.Run(bg) }()
+
 	registry := prometheus.NewRegistry()
 	auto, err := newAutomation(cfg, node, store, autoHooks, newHub(registry, log), agents, inv, creds, ident, ring, pluginReg, writer, hist, log)
 	if err != nil {
@@ -320,7 +330,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	}, gateway.Deps{
 		Logger: log, Cluster: node, Probes: probe.NewService(nodeID, node, store), Identity: ident, Agents: agents, Plugins: pluginReg,
 		Assets: inv, Credentials: creds, Keyring: ring, Relationships: rels, Discovery: disc,
-		Automation: auto.svc, Schedules: auto.schedules, RunStream: auto.stream, Audit: auditLog, AuditStore: hist,
+		Automation: auto.svc, Schedules: auto.schedules, Notify: notifier, RunStream: auto.stream, Audit: auditLog, AuditStore: hist,
 		Registry: registry, Version: buildinfo.Version(), NodeID: nodeID, UI: webUI(log),
 		HealthSections: map[string]gateway.HealthSection{"history": monitor.section, "agents": agents.HealthSection},
 		ReadyChecks:    map[string]func(context.Context) error{"history": monitor.ready, "identity": ident.Ready},
