@@ -3,7 +3,7 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, csrfToken, session } from '../api/client';
 
 export interface Me {
-  user: { id: string; username: string; display_name: string; email: string; must_change_password: boolean; totp_enabled: boolean };
+  user: { id: string; username: string; display_name: string; email: string; must_change_password: boolean; totp_enabled: boolean; roles?: { role: string; scope?: Record<string, unknown> }[] };
   permissions: string[];
   session_id?: string;
 }
