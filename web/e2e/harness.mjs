@@ -116,17 +116,28 @@ export async function startServer({ changeAdminPassword = true, extraArgs = [] }
     }, { timeoutMs: startTimeoutMs });
     const bootstrapPassword = (await readFile(path.join(dataDir, 'bootstrap-admin-password'), 'utf8')).trim();
     const server = { url, dataDir, bootstrapPassword, adminPassword: bootstrapPassword, stop, logs, token: null };
-    if (changeAdminPassword) {
-      const first = await loginAPI(url, 'admin', bootstrapPassword);
-      const next = strongPassword();
-      await call(url, first.access_token, 'POST', '/api/v1/me/password', { current_password: bootstrapPassword, new_password: next });
-      server.adminPassword = next;
-    }
+    if (changeAdminPassword) await changeBootstrapPassword(server);
     return server;
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+/**
+ * Changes the admin's bootstrap password through the API (what a test
+ * that did not do it through the UI needs before it can call the API).
+ * A no-op when it was already changed.
+ */
+export async function changeBootstrapPassword(server) {
+  if (server.adminPassword !== server.bootstrapPassword) return;
+  const first = await loginAPI(server.url, 'admin', server.bootstrapPassword);
+  const next = strongPassword();
+  const res = await call(server.url, first.access_token, 'POST', '/api/v1/me/password',
+    { current_password: server.bootstrapPassword, new_password: next });
+  if (!res.ok) throw new Error(`change the bootstrap admin password: HTTP ${res.status}: ${res.text}`);
+  server.adminPassword = next;
+  server.token = null;
 }
 
 async function loginAPI(url, username, password) {
@@ -231,12 +242,21 @@ export async function openBrowser() {
 }
 
 /**
+ * The start-up session probe of a page without a session: POST
+ * /api/v1/auth/refresh with no cookie answers 400 (a bad or expired cookie
+ * is a 401, which is not forgiven) and Chromium logs it. Requested in
+ * notes/requests.md that the client skip the probe without the CSRF
+ * cookie; then this matches nothing.
+ */
+const sessionProbe = /status of 400 .*\/api\/v1\/auth\/refresh/;
+
+/**
  * Fails when the page logged console errors or threw. Expected errors
  * (a 403 a test provokes on purpose shows as "Failed to load resource")
  * can be let through with allow: [/regexp/].
  */
 export function assertNoConsoleErrors(page, { allow = [] } = {}) {
-  const seen = page.consoleErrors.filter((e) => !allow.some((re) => re.test(e)));
+  const seen = page.consoleErrors.filter((e) => !sessionProbe.test(e) && !allow.some((re) => re.test(e)));
   page.consoleErrors.length = 0;
   if (seen.length) throw new Error(`${page.e2eName ?? 'page'}: ${seen.length} console error(s):\n  ${seen.join('\n  ')}`);
 }
