@@ -182,6 +182,9 @@ function Designer({ jobName, initial, version, catalog, loadError, initialSaved 
     setHist((h) => push(h, r.doc));
     setSaved(null);
     setPositions((p) => ({ ...p, [r.id]: at ?? { x: 40, y: 40 + Object.keys(p).length * (nodeHeight + 30) } }));
+    // Select the new step so that the panel opens on it.
+    setSelectedNodes(new Set([String(r.doc.steps.length - 1)]));
+    setSelectedEdges(new Set());
   }, []);
 
   const onDrop = useCallback((e: DragEvent) => {
@@ -191,17 +194,6 @@ function Designer({ jobName, initial, version, catalog, loadError, initialSaved 
     const p = flow.screenToFlowPosition({ x: e.clientX, y: e.clientY });
     add(uses, { x: p.x - nodeWidth / 2, y: p.y - nodeHeight / 2 });
   }, [flow, add]);
-
-  // Newly added step: select it so the panel opens on it.
-  const stepCount = doc.steps.length;
-  const prevCount = useRef(stepCount);
-  useEffect(() => {
-    if (stepCount === prevCount.current + 1) {
-      setSelectedNodes(new Set([String(stepCount - 1)]));
-      setSelectedEdges(new Set());
-    }
-    prevCount.current = stepCount;
-  }, [stepCount]);
 
   const layoutNow = useCallback(() => {
     setPositions(autoLayout(doc));
