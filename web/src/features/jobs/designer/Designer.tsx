@@ -35,8 +35,9 @@ export default function DesignerPage() {
     staleTime: Infinity, // an open editor must not be replaced under the author
   });
   const catalog = useQuery({ queryKey: ['plugins', 'steps'], queryFn: jobsApi.catalog });
-  if (name && job.error) return <ErrorBox error={job.error} />;
-  if (catalog.error) return <ErrorBox error={catalog.error} />;
+  // A failed refetch must not replace an open editor: errors only count before the first load.
+  if (name && job.error && !job.data) return <ErrorBox error={job.error} />;
+  if (catalog.error && !catalog.data) return <ErrorBox error={catalog.error} />;
   if ((name && job.isPending) || catalog.isPending) return <Spinner label="Loading the designer…" />;
   let initial: JobDoc = emptyDoc();
   let loadError: string | undefined;
