@@ -1,6 +1,34 @@
-import { EmptyState } from '../../components/ui';
+import { NavLink, Navigate, Route, Routes } from 'react-router';
+import { EmptyState, PageHeader } from '../../components/ui';
+import { Channels } from './Channels';
+import { TemplateEditor, Templates } from './Templates';
+import { Rules } from './Rules';
+import { Deliveries } from './Deliveries';
+import '../inventory/inventory.css';
 
-// Placeholder until the notifications pages land.
-export default function Routes() {
-  return <EmptyState title="notifications" hint="This page is being built." />;
+// /notifications: channels (with a test send), templates with a live
+// preview, rules, deliveries and dead letters with redeliver.
+export default function NotificationRoutes() {
+  return (
+    <>
+      <PageHeader title="Notifications" />
+      <nav className="inv-tabs" aria-label="Notifications">
+        <NavLink to="/notifications/channels">Channels</NavLink>
+        <NavLink to="/notifications/templates">Templates</NavLink>
+        <NavLink to="/notifications/rules">Rules</NavLink>
+        <NavLink to="/notifications/deliveries">Deliveries</NavLink>
+        <NavLink to="/notifications/dead-letters">Dead letters</NavLink>
+      </nav>
+      <Routes>
+        <Route index element={<Navigate to="channels" replace />} />
+        <Route path="channels" element={<Channels />} />
+        <Route path="templates" element={<Templates />} />
+        <Route path="templates/edit" element={<TemplateEditor />} />
+        <Route path="rules" element={<Rules />} />
+        <Route path="deliveries" element={<Deliveries />} />
+        <Route path="dead-letters" element={<Deliveries key="dead" dead />} />
+        <Route path="*" element={<EmptyState title="No such notifications page" hint="Choose a tab above." />} />
+      </Routes>
+    </>
+  );
 }
