@@ -57,6 +57,20 @@ describe('LogStore', () => {
     expect(store.get(100_000)).toBeUndefined();
   });
 
+  it('appends a large burst over several frames, never all in one', () => {
+    const { store, frames } = manual();
+    let data = '';
+    for (let i = 0; i < 30_000; i++) data += `l${i}\n`;
+    store.add([chunk({ seq: 1, data })]);
+    frames.shift()!();
+    expect(store.length).toBe(25_000);
+    expect(frames).toHaveLength(1); // the rest is asked for
+    frames.shift()!();
+    expect(store.length).toBe(30_000);
+    expect(store.get(29_999)!.text).toBe('l29999');
+    expect(frames).toHaveLength(0);
+  });
+
   it('carries an SGR colour left open into the next lines of the same attempt and stream', () => {
     const { store, runFrames } = manual();
     store.add([
@@ -115,6 +129,7 @@ describe('LogStore', () => {
     store.setFilter({ target: 'elsewhere' });
     expect(store.length).toBe(1);
     expect(store.get(0)!.gap).toEqual({ from: 5, to: 9 });
+    expect(store.gaps).toBe(1);
     expect(store.get(0)!.text).toContain('5 events skipped');
   });
 

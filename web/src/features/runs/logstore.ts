@@ -17,6 +17,8 @@ export interface Line {
   text: string;
   /** The line as shown, for search. */
   plain: string;
+  /** plain in lower case, made on the first search that needs it. */
+  lower?: string;
   /** The SGR style in force at the line's start, when earlier lines left one set. */
   style?: Style;
   /** Set on a marker row: the stream skipped these events. */
@@ -36,6 +38,8 @@ export interface Section {
 }
 
 const chunkSize = 4096;
+/** At most this many lines join per frame, so that a burst (a replay, a stored log) never freezes the page. */
+const maxPerFlush = 25_000;
 
 export type Scheduler = (flush: () => void) => void;
 
@@ -64,6 +68,8 @@ export class LogStore {
   private version = 0;
   /** Changes whenever shown lines are replaced rather than appended (clear, filter). */
   resets = 0;
+  /** How many gap markers the store holds. */
+  gaps = 0;
   private listeners = new Set<() => void>();
   private readonly schedule: Scheduler;
 
@@ -97,6 +103,7 @@ export class LogStore {
     const n = to - from + 1;
     const text = `… ${n} event${n === 1 ? '' : 's'} skipped by the live stream (${from}-${to}); the stored log has them`;
     this.pending.push({ target: '', step: '', attempt: '', stream: 'gap', text, plain: text, gap: { from, to } });
+    this.gaps++;
     this.kick();
   }
 
@@ -109,6 +116,7 @@ export class LogStore {
     this.carry.clear();
     this.sectionList = [];
     this.sectionKeys.clear();
+    this.gaps = 0;
     this.index = this.index ? [] : null;
     this.resets++;
     this.bump();
@@ -124,8 +132,13 @@ export class LogStore {
   flush(): void {
     this.scheduled = false;
     if (this.pending.length === 0) return;
-    const batch = this.pending;
-    this.pending = [];
+    let batch = this.pending;
+    if (batch.length > maxPerFlush) {
+      this.pending = batch.slice(maxPerFlush);
+      batch = batch.slice(0, maxPerFlush);
+    } else {
+      this.pending = [];
+    }
     for (const line of batch) {
       const at = this.total;
       let chunk = this.chunks[this.chunks.length - 1];
@@ -145,6 +158,7 @@ export class LogStore {
       if (this.index && this.matches(line)) this.index.push(at);
     }
     this.bump();
+    this.kick(); // what is left, next frame
   }
 
   private bump() {
@@ -220,8 +234,9 @@ export class LogStore {
     const q = sensitive ? query : query.toLowerCase();
     const out: number[] = [];
     for (let i = from; i < this.length; i++) {
-      const p = this.get(i)!.plain;
-      if ((sensitive ? p : p.toLowerCase()).includes(q)) out.push(i);
+      const l = this.get(i)!;
+      const p = sensitive ? l.plain : (l.lower ??= l.plain.toLowerCase());
+      if (p.includes(q)) out.push(i);
     }
     return out;
   }
