@@ -2,7 +2,7 @@ import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent } fro
 import { useBlocker, useLocation, useNavigate, useParams, Link } from 'react-router';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import {
-  Background, Controls, MiniMap, ReactFlow, ReactFlowProvider, useReactFlow,
+  Background, Controls, ReactFlow, ReactFlowProvider, useReactFlow,
   type Connection, type Edge, type EdgeChange, type NodeChange, type OnDelete,
 } from '@xyflow/react';
 import '@xyflow/react/dist/style.css';
@@ -340,7 +340,6 @@ function Designer({ jobName, initial, version, catalog, loadError, initialSaved 
               >
                 <Background gap={16} />
                 <Controls />
-                <MiniMap pannable zoomable />
               </ReactFlow>
               {doc.steps.length === 0 && (
                 <div className="canvas-empty muted">Drag a step from the catalog on the left to start. Connect a step's bottom handle to another's top to make the second need the first.</div>
