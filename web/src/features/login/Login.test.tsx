@@ -58,7 +58,7 @@ describe('Login', () => {
 
     fireEvent.change(code, { target: { value: '000000' } });
     fireEvent.click(screen.getByRole('button', { name: 'Verify and sign in' }));
-    expect(await screen.findByRole('alert')).toHaveProperty('textContent', 'the two-factor code is wrong');
+    expect(await screen.findByRole('alert')).toHaveProperty('textContent', 'The two-factor code is wrong.');
 
     fireEvent.change(code, { target: { value: ' 123456 ' } });
     fireEvent.click(screen.getByRole('button', { name: 'Verify and sign in' }));

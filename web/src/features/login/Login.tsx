@@ -9,6 +9,13 @@ export function safeNext(next: string | null): string {
   return next;
 }
 
+/** "too many tries" → "Too many tries." */
+function sentence(s: string): string {
+  const t = s.trim();
+  if (!t) return t;
+  return t[0]!.toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? '' : '.');
+}
+
 /** A sign-in failure in words a person can act on. */
 export function loginMessage(err: unknown): string | null {
   if (!(err instanceof ApiError)) return err instanceof Error ? `Could not reach the controller: ${err.message}` : null;
@@ -16,17 +23,13 @@ export function loginMessage(err: unknown): string | null {
     case 'invalid_credentials':
       return 'Wrong username or password.';
     case 'account_locked':
-      return `${err.message}.`.replace(/\.\.$/, '.');
+      return sentence(err.message);
     case 'rate_limited':
-      return `Too many sign-in attempts from here. ${err.message}`;
+      return `Too many sign-in attempts from here. ${sentence(err.message)}`;
     case 'account_disabled':
       return 'This account is disabled. Ask an administrator to enable it.';
-    case 'totp_invalid':
-    case 'invalid_totp':
-    case 'totp_reused':
-      return err.message;
     default:
-      return err.message;
+      return sentence(err.message);
   }
 }
 
