@@ -59,5 +59,6 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newScheduleCmd())
 	root.AddCommand(newJobCmd(), newRunCmd())
 	root.AddCommand(newAuditCmd())
+	root.AddCommand(newNotifyCmd())
 	return root
 }
