@@ -72,7 +72,7 @@ export function Deliveries({ dead }: { dead?: boolean }) {
             <EmptyState title={dead ? 'No dead letters' : 'No deliveries'} hint={dead ? 'Deliveries land here when a channel refused them on every attempt.' : 'Deliveries appear when a rule matches an event, or when you send a channel a test.'} />
           ) : (
             <table aria-label={dead ? 'Dead letters' : 'Deliveries'}>
-              <thead><tr><th>When</th><th>Event</th><th>Rule</th><th>Channel</th><th>State</th><th>Attempts</th><th>Last error</th>{can('notifications:write') && <th aria-label="Actions" />}</tr></thead>
+              <thead><tr><th>When</th><th>Event</th><th>Rule</th><th>Channel</th><th>State</th><th>Attempts</th><th>Last answer</th>{can('notifications:write') && <th aria-label="Actions" />}</tr></thead>
               <tbody>
                 {d.items.map((x) => (
                   <Fragment key={x.id}>

@@ -107,6 +107,8 @@ function Editor({ initial }: { initial: Template | null }) {
     queryFn: () => api.post<Rendered>('/api/v1/notifications/templates/preview', body),
     placeholderData: keepPreviousData,
     retry: false,
+    // Nothing to render yet: the server would only say the fields are empty.
+    enabled: fieldsFor[draft.channel].some((f) => !!draft[f]),
   });
   const diags = { ...diagnostics(saveError), ...diagnostics(preview.error) };
   const fieldDiag = (f: string) => diags[f]?.map((d) => (d.line ? `Line ${d.line}: ${d.message}` : d.message)).join('; ');
