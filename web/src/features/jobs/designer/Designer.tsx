@@ -50,7 +50,7 @@ export default function DesignerPage() {
   }
   return (
     <ReactFlowProvider>
-      <Designer key={name ?? '(new)'} jobName={name} initial={initial} version={job.data?.latest_version} catalog={catalog.data ?? []} loadError={loadError}
+      <Designer key={name ?? '(new)'} jobName={name} initial={initial} initialSource={loadError || job.data?.version.source.trimStart().startsWith('{') ? undefined : job.data?.version.source} version={job.data?.latest_version} catalog={catalog.data ?? []} loadError={loadError}
         initialSaved={(location.state as { saved?: JobPutResult } | null)?.saved} />
     </ReactFlowProvider>
   );
@@ -64,7 +64,7 @@ function problemsOf(e: unknown): Problem[] {
   return [{ field: '', message: e instanceof Error ? e.message : String(e) }];
 }
 
-function Designer({ jobName, initial, version, catalog, loadError, initialSaved }: { jobName?: string; initial: JobDoc; version?: number; catalog: CatalogStep[]; loadError?: string; initialSaved?: JobPutResult }) {
+function Designer({ jobName, initial, initialSource, version, catalog, loadError, initialSaved }: { jobName?: string; initial: JobDoc; initialSource?: string; version?: number; catalog: CatalogStep[]; loadError?: string; initialSaved?: JobPutResult }) {
   const navigate = useNavigate();
   const qc = useQueryClient();
   const flow = useReactFlow();
@@ -92,6 +92,28 @@ function Designer({ jobName, initial, version, catalog, loadError, initialSaved 
     setPositions((p) => completePositions(doc, p));
   }, [doc]);
 
+  // ---- YAML tab ----
+  // The text shown is the author's own while it describes the current
+  // document (typed in the tab, or the saved source with its comments);
+  // any change from the canvas replaces it with the document's YAML.
+  const [yamlState, setYamlState] = useState<{ text: string; doc: JobDoc; error: YamlError | null }>(() => ({
+    text: initialSource ?? toYaml(initial), doc: initial, error: null,
+  }));
+  const yamlCurrent = yamlState.doc === doc;
+  const yamlText = yamlCurrent ? yamlState.text : yaml;
+  const yamlError = yamlCurrent ? yamlState.error : null;
+  /** What is validated and saved: the author's text when it is the document, else the document's YAML. */
+  const source = yamlCurrent && !yamlState.error ? yamlState.text : yaml;
+  const onYamlChange = (text: string) => {
+    try {
+      const next = fromYaml(text);
+      setYamlState({ text, doc: next, error: null });
+      change(() => next, 'yaml');
+    } catch (e) {
+      setYamlState({ text, doc, error: e instanceof YamlError ? e : new YamlError(String(e)) });
+    }
+  };
+
   // ---- validation as you type ----
   const [problems, setProblems] = useState<Problem[]>([]);
   const [checking, setChecking] = useState(false);
@@ -101,7 +123,7 @@ function Designer({ jobName, initial, version, catalog, loadError, initialSaved 
       setChecking(true);
       const local: Problem[] = doc.name ? [] : [{ field: 'name', message: 'required: give the job a name' }];
       jobsApi
-        .validate(doc.name || jobName || 'untitled', yaml, ctl.signal)
+        .validate(doc.name || jobName || 'untitled', source, ctl.signal)
         .then(() => setProblems(local))
         .catch((e: unknown) => {
           if (ctl.signal.aborted) return;
@@ -113,7 +135,7 @@ function Designer({ jobName, initial, version, catalog, loadError, initialSaved 
       clearTimeout(t);
       ctl.abort();
     };
-  }, [yaml, doc.name, jobName]);
+  }, [source, doc.name, jobName]);
   const byStep = useMemo(() => problemsByStep(problems), [problems]);
 
   // ---- graph ----
@@ -227,28 +249,6 @@ function Designer({ jobName, initial, version, catalog, loadError, initialSaved 
     return () => window.removeEventListener('keydown', onKey);
   }, [doUndo, doRedo]);
 
-  // ---- YAML tab ----
-  const [yamlText, setYamlText] = useState(yaml);
-  const [yamlError, setYamlError] = useState<YamlError | null>(null);
-  const fromYamlTab = useRef<JobDoc | null>(null);
-  useEffect(() => {
-    if (doc !== fromYamlTab.current) {
-      setYamlText(yaml);
-      setYamlError(null);
-    }
-  }, [doc, yaml]);
-  const onYamlChange = (text: string) => {
-    setYamlText(text);
-    try {
-      const next = fromYaml(text);
-      fromYamlTab.current = next;
-      setYamlError(null);
-      change(() => next, 'yaml');
-    } catch (e) {
-      setYamlError(e instanceof YamlError ? e : new YamlError(String(e)));
-    }
-  };
-
   // ---- save ----
   const blocker = useBlocker(({ currentLocation, nextLocation }) => dirty && !leaving.current && currentLocation.pathname !== nextLocation.pathname);
   useEffect(() => {
@@ -267,7 +267,7 @@ function Designer({ jobName, initial, version, catalog, loadError, initialSaved 
     setSaving(true);
     setSaveError(null);
     try {
-      const res = await jobsApi.put(target, yaml);
+      const res = await jobsApi.put(target, source);
       setSaved(res);
       setSavedYaml(yaml);
       void qc.invalidateQueries({ queryKey: ['jobs'] });
