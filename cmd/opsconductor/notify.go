@@ -225,7 +225,7 @@ func (cf *channelFlags) apply(cmd *cobra.Command, in *apiclient.NotifyChannelInp
 	}
 	for flag, kinds := range channelFlagKinds {
 		if fl.Changed(flag) && !slices.Contains(kinds, cfg.Kind) {
-			return usageError{fmt.Errorf("--%s is for a %s channel, not %s", flag, strings.Join(kinds, " or "), cfg.Kind)}
+			return usageError{fmt.Errorf("--%s is for %s channels, not %s", flag, strings.Join(kinds, " and "), cfg.Kind)}
 		}
 	}
 	if cf.secretStdin && cf.secretFile != "" {
