@@ -70,8 +70,10 @@ function CreateToken({ open, onClose }: { open: boolean; onClose: () => void }) 
   const [secret, setSecret] = useState<string | null>(null);
   const fe = error instanceof ApiError ? error.fieldErrors() : {};
   const close = () => { setSecret(null); setError(null); setName(''); setDescription(''); setBindings([]); onClose(); };
-  const myRoles = new Set(me?.user.roles?.map((b) => b.role) ?? []);
-  const offered = (roles.data?.items ?? []).filter((r) => myRoles.size === 0 || myRoles.has(r.name));
+  // A token can hold only permissions its owner has: offer the roles
+  // within mine.
+  const mine = new Set(me?.permissions ?? []);
+  const offered = (roles.data?.items ?? []).filter((r) => r.permissions.every((p) => mine.has(p)));
   return (
     <Dialog title="New API token" open={open} onClose={close} footer={secret ? <Button variant="primary" onClick={close}>Done</Button> : (
       <>
