@@ -100,6 +100,9 @@ type Deps struct {
 	// addition to the cluster's own readiness; the map key names the
 	// failing dependency in the 503 ("history: connection refused").
 	ReadyChecks map[string]func(ctx context.Context) error
+	// Events serves the live-update websocket GET /api/v1/events; nil
+	// answers 503.
+	Events *Events
 	// UI is the built web console (package web), served at "/" for every
 	// GET that is not an API, health or metrics path. A UI without
 	// index.html answers a page saying how to build it; nil serves no UI
@@ -144,6 +147,7 @@ type Server struct {
 	gzip        *gzipper
 	cors        *cors      // nil when CORS is off
 	ui          *uiHandler // nil without Deps.UI
+	events      *Events    // nil when not wired
 
 	routes  []route
 	mux     *http.ServeMux
@@ -191,6 +195,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.runStream = deps.RunStream
 	s.automation = deps.Automation
 	s.audit, s.auditStore = deps.Audit, deps.AuditStore
+	s.events = deps.Events
 	if deps.UI != nil {
 		ui, err := newUIHandler(deps.UI)
 		if err != nil {
@@ -247,7 +252,7 @@ func (d Deps) validate() error {
 	if d.NodeID == "" {
 		errs = append(errs, fieldErrorf("Deps.NodeID", "required"))
 	}
-	errs = append(errs, d.RunStream.validate())
+	errs = append(errs, d.RunStream.validate(), d.Events.validate())
 	for _, name := range sortedKeys(d.HealthSections) {
 		switch {
 		case name == "" || reservedHealthKey(name):

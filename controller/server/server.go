@@ -331,7 +331,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 		Logger: log, Cluster: node, Probes: probe.NewService(nodeID, node, store), Identity: ident, Agents: agents, Plugins: pluginReg,
 		Assets: inv, Credentials: creds, Keyring: ring, Relationships: rels, Discovery: disc,
 		Automation: auto.svc, Schedules: auto.schedules, Notify: notifier, RunStream: auto.stream, Audit: auditLog, AuditStore: hist,
-		Registry: registry, Version: buildinfo.Version(), NodeID: nodeID, UI: webUI(log),
+		Registry: registry, Version: buildinfo.Version(), NodeID: nodeID, UI: webUI(log), Events: &gateway.Events{Source: store},
 		HealthSections: map[string]gateway.HealthSection{"history": monitor.section, "agents": agents.HealthSection},
 		ReadyChecks:    map[string]func(context.Context) error{"history": monitor.ready, "identity": ident.Ready},
 	})

@@ -27,6 +27,25 @@ const defaultParse = (t: string) => {
 };
 const defaultText = (v: unknown) => (v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v));
 
+const numParse = (t: string) => {
+  if (t.trim() === '') return { ok: true as const, value: undefined };
+  const n = Number(t);
+  return Number.isFinite(n) ? { ok: true as const, value: n } : { ok: false as const, error: 'must be a number' };
+};
+const enumText = (v: unknown) => (Array.isArray(v) ? v.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join(', ') : '');
+/** Allowed values: numbers and booleans as such, the rest as text. */
+const enumParse = (t: string) => ({
+  ok: true as const,
+  value: t.split(',').map((x) => x.trim()).filter(Boolean).map((x) => {
+    try {
+      const v: unknown = JSON.parse(x);
+      return typeof v === 'number' || typeof v === 'boolean' ? v : x;
+    } catch {
+      return x;
+    }
+  }),
+});
+
 const targetOrder = ['names', 'tags', 'groups', 'selector', 'all'];
 const paramOrder = ['name', 'type', 'description', 'default', 'required', 'pattern', 'min', 'max', 'enum', 'secret'];
 
@@ -82,6 +101,9 @@ export function JobPanel({ doc, nameLocked, problems, onChange }: {
           <DraftInput aria-label="Job timeout" placeholder="1h" value={doc.timeout} format={asString} parse={textOk} onValue={(v) => set('timeout', v)} />
         </Field>
       </div>
+      <Field label="Credentials" error={errOf('credentials')} hint="Credential names the job may use, comma separated; each step lists the ones it receives.">
+        <DraftInput aria-label="Job credentials" value={doc.credentials} format={listText} parse={listParse} onValue={(v) => set('credentials', v)} />
+      </Field>
       <fieldset>
         <legend>Parameters</legend>
         {params.length === 0 && <p className="muted">No parameters. Add one to ask for a value when the job runs.</p>}
@@ -101,6 +123,20 @@ export function JobPanel({ doc, nameLocked, problems, onChange }: {
                 <DraftInput aria-label={`Parameter ${i + 1} default`} value={p.default} format={defaultText} parse={defaultParse} onValue={(v) => setParam(i, 'default', v)} />
               </Field>
             </div>
+            <div className="field-row">
+              <Field label="Min" error={errOf(`params[${i}].min`)}>
+                <DraftInput aria-label={`Parameter ${i + 1} min`} value={p.min} format={asString} parse={numParse} onValue={(v) => setParam(i, 'min', v)} />
+              </Field>
+              <Field label="Max" error={errOf(`params[${i}].max`)}>
+                <DraftInput aria-label={`Parameter ${i + 1} max`} value={p.max} format={asString} parse={numParse} onValue={(v) => setParam(i, 'max', v)} />
+              </Field>
+              <Field label="Pattern" error={errOf(`params[${i}].pattern`)}>
+                <DraftInput aria-label={`Parameter ${i + 1} pattern`} value={p.pattern} format={asString} parse={textOk} onValue={(v) => setParam(i, 'pattern', v)} />
+              </Field>
+            </div>
+            <Field label="Allowed values" error={errOf(`params[${i}].enum`)} hint="Comma separated; empty allows any value.">
+              <DraftInput aria-label={`Parameter ${i + 1} allowed values`} value={p.enum} format={enumText} parse={enumParse} onValue={(v) => setParam(i, 'enum', v)} />
+            </Field>
             <Field label="Description">
               <input aria-label={`Parameter ${i + 1} description`} value={p.description ?? ''} onChange={(e) => setParam(i, 'description', e.target.value)} />
             </Field>

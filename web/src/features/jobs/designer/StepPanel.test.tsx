@@ -25,7 +25,7 @@ function Harness({ initial, onStep }: { initial: StepDoc; onStep: (s: StepDoc) =
     <StepPanel
       step={step}
       catalog={catalog}
-      problems={[{ field: 'steps[0].with.count', message: 'must be at least 1' }, { field: 'steps[0].credentials[0]', message: '"db" is not one of the job\'s credentials' }]}
+      problems={[{ field: 'steps[0].with.count', message: 'must be at least 1' }, { field: 'steps[0].credentials[0]', message: '"db" is not one of the job\'s credentials' }, { field: 'steps[0].idempotent', message: 'must be a boolean' }]}
       onChange={(fn) => setStep((s) => { const n = fn(s); onStep(n); return n; })}
       onRename={(id) => setStep((s) => { const n = { ...s, id }; onStep(n); return n; })}
       onDelete={() => {}}
@@ -41,8 +41,9 @@ describe('StepPanel', () => {
     expect(screen.getByText('command *')).toBeTruthy();
     expect(screen.getByText('What to run.')).toBeTruthy();
     expect(screen.getByText('must be at least 1')).toBeTruthy();
+    expect(screen.getByText(/is not one of the job's credentials/).closest('.field')).toBeTruthy();
     // A problem with no field of its own is listed at the top.
-    expect(screen.getByText(/is not one of the job's credentials/)).toBeTruthy();
+    expect(screen.getByText('must be a boolean').closest('.panel-problems')).toBeTruthy();
   });
 
   it('writes typed values into with, keeps bad text without writing it, and removes cleared keys', () => {

@@ -115,7 +115,7 @@ export function StepPanel({ step, catalog, problems, onChange, onRename, onDelet
   const fields = formFields(catalog?.params);
   const known = new Set(fields.map((f) => f.name));
   const extra = Object.keys(step.with ?? {}).filter((k) => !known.has(k)).map((k) => fieldFor(k, {}, false));
-  const shown = new Set(['id', 'name', 'uses', 'needs', 'when', 'retries.count', 'retries.backoff', 'timeout', 'on_failure', 'continue_on_error',
+  const shown = new Set(['id', 'name', 'uses', 'needs', 'when', 'retries.count', 'retries.backoff', 'timeout', 'on_failure', 'continue_on_error', 'credentials',
     ...[...fields, ...extra].map((f) => `with.${f.name}`)]);
   const other = problems.filter((p) => {
     const f = fieldWithinStep(p.field).replace(/\[\d+\]$/, '');
@@ -171,6 +171,9 @@ export function StepPanel({ step, catalog, problems, onChange, onRename, onDelet
             <DraftInput aria-label="Timeout" placeholder="10m" value={step.timeout} format={asString} parse={textOk} onValue={(v) => set('timeout', v)} />
           </Field>
         </div>
+        <Field label="Credentials" error={errOf('credentials')} hint="Job credentials this step receives, comma separated.">
+          <DraftInput aria-label="Step credentials" value={step.credentials} format={listText} parse={listParse} onValue={(v) => set('credentials', v)} />
+        </Field>
         <label className="check"><input type="checkbox" checked={!!step.on_failure} onChange={(e) => set('on_failure', e.target.checked)} /> Runs only when a step it needs failed (on_failure)</label>
         <label className="check"><input type="checkbox" checked={!!step.continue_on_error} onChange={(e) => set('continue_on_error', e.target.checked)} /> Continue on error</label>
       </fieldset>
