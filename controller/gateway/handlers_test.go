@@ -119,6 +119,8 @@ func TestConsistentReads(t *testing.T) {
 	// Job "admin" and a run of it that waits for its agent ({id} of /runs/).
 	caseJob(t, f, "admin", caseJobYAML)
 	runID := caseRun(t, f, "admin").ID
+	// Channel, template and rule "admin", and a delivery to the channel.
+	deliveryID := caseNotifyAll(t, f, "admin")
 	var consistentRoutes []RouteInfo
 	for _, rt := range f.srv.Routes() {
 		if rt.Consistent {
@@ -158,11 +160,14 @@ func TestConsistentReads(t *testing.T) {
 				if strings.HasPrefix(rt.Path, "/api/v1/runs/") {
 					id = runID
 				}
+				if strings.HasPrefix(rt.Path, "/api/v1/notifications/deliveries/") {
+					id = deliveryID
+				}
 				name := "admin"
 				if strings.HasPrefix(rt.Path, "/api/v1/plugins/") {
 					name = "disk-usage"
 				}
-				target := strings.NewReplacer("{id}", id, "{target}", "web-1", "{user}", "admin", "{name}", name, "{version}", "1", "{agent}", "relay-1").Replace(rt.Path) + tt.query
+				target := strings.NewReplacer("{name...}", name, "{id}", id, "{target}", "web-1", "{user}", "admin", "{name}", name, "{version}", "1", "{agent}", "relay-1").Replace(rt.Path) + tt.query
 				if rec := f.do(t, newRequest(rt.Method, target, "", "")); rec.Code != http.StatusOK {
 					t.Fatalf("status = %d: %s", rec.Code, rec.Body)
 				}

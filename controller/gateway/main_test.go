@@ -300,6 +300,7 @@ func newFixture(t testing.TB, cfg Config, opts ...func(*Deps)) *fixture {
 	deps.Discovery = newTestDiscovery(t, deps.Assets)
 	deps.Schedules = newTestSchedules(t)
 	deps.Automation = newTestAutomation(t, deps.Assets, f.ident.svc, deps.Plugins)
+	deps.Notify = newTestNotify(t)
 	f.auditStore, deps.Audit = newTestAudit(t)
 	deps.AuditStore = f.auditStore
 	for _, o := range opts {

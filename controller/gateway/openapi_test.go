@@ -482,7 +482,7 @@ func openAPICases() []routeCase {
 	}
 	cases = append(append(append(append(append(cases, identityCases()...), agentCases()...), pluginCases()...), relationshipCases()...), credentialCases()...)
 	cases = append(append(append(append(cases, assetCases()...), discoveryCases()...), runStreamCases()...), scheduleCases()...)
-	cases = append(cases, auditCases()...)
+	cases = append(append(cases, auditCases()...), notifyCases()...)
 	return append(cases, automationCases()...)
 }
 
@@ -612,6 +612,10 @@ func TestOpenAPIRefusalsMatchSchemas(t *testing.T) {
 		if rt.Access == perm(identity.PermAssetsRead) {
 			// A viewer reads the inventory; the jobs reader does not.
 			who, token = "a user without assets:read", reader
+		}
+		if rt.Access == perm(identity.PermNotificationsRead) {
+			// A viewer reads notifications; the jobs reader does not.
+			who, token = "a user without notifications:read", reader
 		}
 		if rt.Access == AccessAuthenticated {
 			who, token = "a user who must change their password", pending
