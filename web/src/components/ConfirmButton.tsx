@@ -6,7 +6,7 @@ import { Button, Dialog, ErrorBox } from './ui';
  * and runs action on confirmation, showing its error in the dialog.
  */
 export function ConfirmButton({
-  label, title, body, confirmLabel, action, variant = 'default', danger, disabled, onDone,
+  label, title, body, confirmLabel, action, variant = 'default', danger, disabled, onDone, ariaLabel,
 }: {
   label: ReactNode;
   title: string;
@@ -17,13 +17,15 @@ export function ConfirmButton({
   danger?: boolean;
   disabled?: boolean;
   onDone?: (result: unknown) => void;
+  /** The trigger's accessible name when its label is not enough ("Revoke token t1" in a table row). */
+  ariaLabel?: string;
 }) {
   const [open, setOpen] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   return (
     <>
-      <Button variant={variant} disabled={disabled} onClick={() => { setError(null); setOpen(true); }}>{label}</Button>
+      <Button variant={variant} disabled={disabled} aria-label={ariaLabel} onClick={() => { setError(null); setOpen(true); }}>{label}</Button>
       <Dialog
         title={title}
         open={open}
