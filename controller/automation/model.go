@@ -87,6 +87,9 @@ type Trigger struct {
 	ScheduleID string             `json:"schedule_id,omitempty"`
 	FireTime   *time.Time         `json:"fire_time,omitempty"`
 	RerunOf    string             `json:"rerun_of,omitempty"`
+	// TriggerID and DeliveryID name the inbound webhook that started it.
+	TriggerID  string `json:"trigger_id,omitempty"`
+	DeliveryID string `json:"delivery_id,omitempty"`
 }
 
 // RunTarget is a target as it was when the run was created: expressions

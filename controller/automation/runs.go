@@ -536,6 +536,28 @@ func (s *Service) StartScheduled(ctx context.Context, t schedule.Tick) (string, 
 	return r.ID, nil
 }
 
+// StartTriggered creates the run of one inbound webhook delivery, acting
+// for the trigger's owner. A delivery the sender retries (same delivery
+// ID) gets the same run: the ID is derived from trigger and delivery.
+func (s *Service) StartTriggered(ctx context.Context, owner, triggerID, deliveryID, job string, params map[string]any) (string, error) {
+	p, err := s.d.Principals.Acting(ctx, owner, nil)
+	if err != nil {
+		return "", err
+	}
+	id := ""
+	if deliveryID != "" {
+		sum := sha256.Sum256([]byte("trigger\x00" + triggerID + "\x00" + deliveryID))
+		id = "run_" + hex.EncodeToString(sum[:8])
+	} else if id, err = newRunID(); err != nil {
+		return "", err
+	}
+	r, err := s.createRun(ctx, p, id, job, RunRequest{Params: params}, Trigger{Kind: "webhook", TriggerID: triggerID, DeliveryID: deliveryID})
+	if err != nil {
+		return "", err
+	}
+	return r.ID, nil
+}
+
 // ActiveRun returns a run a schedule started that is not finished.
 func (s *Service) ActiveRun(_ context.Context, scheduleID string) (string, error) {
 	runs, err := activeRuns(s.txn(), "")

@@ -22,6 +22,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/automation/schedule"
 	"github.com/opsconductor/opsconductor/controller/communication/audit"
 	"github.com/opsconductor/opsconductor/controller/communication/notify"
+	"github.com/opsconductor/opsconductor/controller/communication/trigger"
 	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/identity"
 	"github.com/opsconductor/opsconductor/controller/keyring"
@@ -71,6 +72,8 @@ type Deps struct {
 	Discovery *discovery.Service
 	// Notify serves /api/v1/notifications; nil answers 503.
 	Notify *notify.Service
+	// Triggers serves /api/v1/triggers and the hooks; nil answers 503.
+	Triggers *trigger.Service
 	// Schedules serves /api/v1/schedules; until a controller wires it,
 	// those routes answer 503 schedules_unavailable.
 	Schedules *schedule.Service
@@ -136,6 +139,7 @@ type Server struct {
 	discovery     *discovery.Service
 	schedules     *schedule.Service
 	notify        *notify.Service
+	triggers      *trigger.Service
 	runStream     *RunStream
 	automation    *automation.Service
 	audit         *audit.Log
@@ -192,6 +196,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.discovery = deps.Discovery
 	s.schedules = deps.Schedules
 	s.notify = deps.Notify
+	s.triggers = deps.Triggers
 	s.runStream = deps.RunStream
 	s.automation = deps.Automation
 	s.audit, s.auditStore = deps.Audit, deps.AuditStore

@@ -6,6 +6,7 @@ import (
 
 	"github.com/opsconductor/opsconductor/controller/cluster"
 	"github.com/opsconductor/opsconductor/controller/communication/notify"
+	"github.com/opsconductor/opsconductor/controller/communication/trigger"
 	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/state"
@@ -30,5 +31,18 @@ func newNotify(node *cluster.Node, store *state.Store, ring *keyring.Service, hi
 	}
 	// Channel secrets are envelopes: re-wrapped after a key rotation.
 	ring.Register("notify", svc)
+	return svc, nil
+}
+
+// newTriggers builds the inbound webhook triggers; their runs start
+// through automation, acting for each trigger's owner.
+func newTriggers(node *cluster.Node, store *state.Store, ring *keyring.Service, runner trigger.Runner, w *history.Writer,
+	hist history.Store, log *slog.Logger) (*trigger.Service, error) {
+	svc, err := trigger.New(trigger.Deps{Applier: node, Store: store, Sealer: ring, Runner: runner, History: w, Reader: hist,
+		Logger: log.With("component", "triggers"), IsLeader: node.IsLeader})
+	if err != nil {
+		return nil, err
+	}
+	ring.Register("triggers", svc)
 	return svc, nil
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/cluster"
 	"github.com/opsconductor/opsconductor/controller/communication/audit"
 	"github.com/opsconductor/opsconductor/controller/communication/notify"
+	"github.com/opsconductor/opsconductor/controller/communication/trigger"
 	"github.com/opsconductor/opsconductor/controller/config"
 	"github.com/opsconductor/opsconductor/controller/gateway"
 	"github.com/opsconductor/opsconductor/controller/history"
@@ -104,6 +105,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	reg.MustRegister(discovery.Domain())
 	reg.MustRegister(automation.DomainWithEvents(autoHooks.RunChanged, notify.Emit))
 	reg.MustRegister(notify.Domain())
+	reg.MustRegister(trigger.Domain())
 	reg.MustRegister(schedule.Domain())
 	store, err := state.NewStore(reg, log)
 	if err != nil {
@@ -297,8 +299,14 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	if err != nil {
 		return err
 	}
-	// The re-wrap starts once every holder (the last is automation) is
-	// registered: a pass that missed one would retire a key that still
+	triggers, err := newTriggers(node, store, ring, auto.svc, writer, hist, log)
+	if err != nil {
+		return err
+	}
+	bgWG.Add(1)
+	go func() { defer bgWG.Done(); triggers.Run(bg, time.Minute) }()
+	// The re-wrap starts once every holder (the last are automation and
+	// the triggers) is registered: a pass that missed one would retire a key that still
 	// wraps its envelopes.
 	bgWG.Add(3)
 	go func() { defer bgWG.Done(); ring.Run(bg, 30*time.Second) }()
@@ -330,7 +338,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	}, gateway.Deps{
 		Logger: log, Cluster: node, Probes: probe.NewService(nodeID, node, store), Identity: ident, Agents: agents, Plugins: pluginReg,
 		Assets: inv, Credentials: creds, Keyring: ring, Relationships: rels, Discovery: disc,
-		Automation: auto.svc, Schedules: auto.schedules, Notify: notifier, RunStream: auto.stream, Audit: auditLog, AuditStore: hist,
+		Automation: auto.svc, Schedules: auto.schedules, Notify: notifier, Triggers: triggers, RunStream: auto.stream, Audit: auditLog, AuditStore: hist,
 		Registry: registry, Version: buildinfo.Version(), NodeID: nodeID, UI: webUI(log), Events: &gateway.Events{Source: store},
 		HealthSections: map[string]gateway.HealthSection{"history": monitor.section, "agents": agents.HealthSection},
 		ReadyChecks:    map[string]func(context.Context) error{"history": monitor.ready, "identity": ident.Ready},
