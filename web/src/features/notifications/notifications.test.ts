@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { formatParamMap, parseParamMap } from './triggerForm';
 import { ApiError } from '../../api/client';
 import { channelToForm, emptyChannelForm, lineOf, parseHeaders, toChannelRequest, validateChannel } from './channelForm';
 import { emptyRuleForm, ruleToForm, toRule, validateRule } from './ruleForm';
@@ -60,5 +61,18 @@ describe('rule form', () => {
     expect(body).toEqual({ name: 'oncall', description: undefined, events: ['run.failed'], channels: ['pager'], enabled: true,
       filter: { jobs: ['deploy-*'], tags: { env: 'prod' }, min_severity: 'warning' }, throttle: { max: 3, window: '5m' }, revision: 4 });
     expect(ruleToForm(body as never)).toEqual({ ...v, description: '' });
+  });
+});
+
+describe('trigger parameter map', () => {
+  it('reads one param = expression per line and keeps == inside expressions', () => {
+    expect(parseParamMap('ref = payload.ref\nforce = payload.forced == true\n')).toEqual({ map: { ref: 'payload.ref', force: 'payload.forced == true' } });
+    expect(formatParamMap({ a: 'payload.x' })).toBe('a = payload.x');
+  });
+  it('names the bad line', () => {
+    expect(parseParamMap('justtext').error).toMatch(/justtext/);
+    expect(parseParamMap('a == b').error).toMatch(/param = expression/);
+    expect(parseParamMap('1x = y').error).toMatch(/not a parameter name/);
+    expect(parseParamMap('a = 1\na = 2').error).toMatch(/twice/);
   });
 });
