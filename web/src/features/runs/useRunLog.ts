@@ -142,6 +142,8 @@ export function useRunLog(runID: string, run: Run | undefined) {
       onEnd: () => {
         refresh.cancel();
         void qc.invalidateQueries({ queryKey: key });
+        // The run is over and its output stored: fill what the stream skipped.
+        if (store.gaps > 0) readStored(true);
       },
       onState: (state, detail) => setStreamState({ state, detail }),
     }, { open: openSocket, renew: () => session.refresh() });
@@ -150,7 +152,7 @@ export function useRunLog(runID: string, run: Run | undefined) {
       refresh.cancel();
       s.stop();
     };
-  }, [mode, runID, qc, store]);
+  }, [mode, runID, qc, store, readStored]);
 
   const source: LogSource = mode === 'stored' || stored.loading || stored.error
     ? { kind: 'stored', ...stored }
