@@ -249,6 +249,7 @@ func notifyCases() []routeCase {
 	const js = "application/json"
 	const base = "/api/v1/notifications"
 	webhookBody := `{"name":"ops-hook","description":"on-call","config":{"kind":"webhook","webhook":{"url":"https://hooks.example.com/ops","headers":{"X-Team":"ops"},"timeout":"5s"}},"secret":"` + caseNotifySecret + `"}`
+	mailConfig := `{"kind":"email","email":{"host":"smtp.example.com","port":465,"tls":"implicit","username":"ops","from":"ops@example.com","to":["oncall@example.com"]}}`
 	channelView := func(check func(*testing.T, notify.ChannelView)) func(*testing.T, *responseUnderTest) {
 		return noNotifySecret(func(t *testing.T, rec *responseUnderTest) {
 			t.Helper()
@@ -382,9 +383,16 @@ func notifyCases() []routeCase {
 					t.Fatalf("replaced %+v", v)
 				}
 			})},
-		{name: "a channel replaced with an empty secret loses it", method: "PUT", target: base + "/channels/ops-hook",
-			contentType: js, prepare: withNotifyChannel("ops-hook"), want: 200,
-			body: `{"name":"ops-hook","config":{"kind":"webhook","webhook":{"url":"https://hooks.example.com/ops"}},"secret":""}`,
+		{name: "a mail channel replaced with an empty secret loses its password", method: "PUT", target: base + "/channels/ops-mail",
+			contentType: js, want: 200, body: `{"name":"ops-mail","config":` + mailConfig + `,"secret":""}`,
+			prepare: func(t *testing.T, f *fixture) prepared {
+				secret := caseNotifySecret
+				if _, err := f.srv.notify.PutChannel(context.Background(), "admin", notify.ChannelRequest{Name: "ops-mail",
+					Config: json.RawMessage(mailConfig), Secret: &secret}, true); err != nil {
+					t.Fatal(err)
+				}
+				return prepared{}
+			},
 			check: channelView(func(t *testing.T, v notify.ChannelView) {
 				if v.HasSecret {
 					t.Fatalf("replaced %+v", v)
