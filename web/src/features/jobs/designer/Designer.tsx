@@ -74,7 +74,7 @@ function Designer({ jobName, initial, initialSource, version, catalog, loadError
   const yaml = useMemo(() => toYaml(doc), [doc]);
   const dirty = yaml !== savedYaml;
   const leaving = useRef(false);
-  const [positions, setPositions] = useState<Positions>(() => completePositions(initial, loadPositions(jobName ?? '')));
+  const [positions, setPositions] = useState<Positions>(() => completePositions(initial, jobName ? loadPositions(jobName) : {}));
   const [selectedNodes, setSelectedNodes] = useState<Set<string>>(new Set());
   const [selectedEdges, setSelectedEdges] = useState<Set<string>>(new Set());
   const [tab, setTab] = useState<'canvas' | 'yaml'>('canvas');
@@ -224,8 +224,9 @@ function Designer({ jobName, initial, initialSource, version, catalog, loadError
   }, [doc, flow]);
 
   // Positions are saved per job in the browser, never in the definition.
+  // A new job's layout is kept once it has a name (on save).
   useEffect(() => {
-    savePositions(jobName ?? '', positions);
+    if (jobName) savePositions(jobName, positions);
   }, [positions, jobName]);
 
   // ---- undo / redo ----
@@ -332,7 +333,6 @@ function Designer({ jobName, initial, initialSource, version, catalog, loadError
                 onEdgesChange={onEdgesChange}
                 onConnect={onConnect}
                 onDelete={onDelete}
-                onNodeDragStop={() => savePositions(jobName ?? '', positions)}
                 deleteKeyCode={['Delete', 'Backspace']}
                 fitView={initial.steps.length > 0}
                 fitViewOptions={{ padding: 0.2, maxZoom: 1 }}
