@@ -628,7 +628,7 @@ func printOutcome(w io.Writer, what string, d apiclient.NotifyDelivery) error {
 			fmt.Fprintf(&b, " (code %d)", d.LastCode)
 		}
 		if last.Duration != "" {
-			fmt.Fprintf(&b, " in %s", last.Duration)
+			fmt.Fprintf(&b, " in %s", roundDuration(last.Duration))
 		}
 		if d.Attempts > 1 {
 			fmt.Fprintf(&b, " on attempt %d", d.Attempts)
@@ -648,6 +648,19 @@ func printOutcome(w io.Writer, what string, d apiclient.NotifyDelivery) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// roundDuration shows an attempt's duration ("29.521363ms") to the
+// millisecond, or the microsecond below one.
+func roundDuration(s string) string {
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		return s
+	case d >= time.Millisecond:
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Microsecond).String()
 }
 
 func plural(n int, word string) string {
@@ -1439,8 +1452,14 @@ func printDelivery(w io.Writer, d apiclient.NotifyDelivery, now time.Time) error
 		_, err := io.WriteString(w, "no attempts yet\n")
 		return err
 	}
+	// The history keeps the last attempts of every round; the last
+	// d.Attempts of them are this round's.
 	rows := make([][]string, 0, len(d.History))
 	for i, a := range d.History {
+		n := "earlier"
+		if k := d.Attempts - (len(d.History) - 1 - i); k > 0 {
+			n = strconv.Itoa(k)
+		}
 		code := "-"
 		if a.Code != 0 {
 			code = strconv.Itoa(a.Code)
@@ -1454,9 +1473,9 @@ func printDelivery(w io.Writer, d apiclient.NotifyDelivery, now time.Time) error
 		case a.Response != "":
 			result = "ok — " + oneLine(a.Response, 60)
 		}
-		rows = append(rows, []string{strconv.Itoa(i + 1), a.At.UTC().Format(time.RFC3339), code, orDash(a.Duration), result})
+		rows = append(rows, []string{n, a.At.UTC().Format(time.RFC3339), code, orDash(roundDuration(a.Duration)), result})
 	}
-	return table(w, "#\tAT\tCODE\tDURATION\tRESULT", rows)
+	return table(w, "ATTEMPT\tAT\tCODE\tDURATION\tRESULT", rows)
 }
 
 func newDeliveryRedeliverCmd(f *apiFlags) *cobra.Command {

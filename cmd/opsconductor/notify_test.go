@@ -360,7 +360,7 @@ func TestNotifyCommandsAgainstADevController(t *testing.T) {
 		})
 		out := ok("delivery", "show", deadID)
 		contains(t, "show", out, deadID+"  dead  rule hello-runs to channel hook", "run.succeeded (info)", "dead after 3 of 3 attempts",
-			"#  AT", "1  ", "2  ", "3  ", "500", "receiver is down")
+			"ATTEMPT  AT", "\n1  ", "\n2  ", "\n3  ", "500", "receiver is down")
 		out = ok("delivery", "list", "--state", "dead", "--channel", "hook")
 		contains(t, "list", out, "ID", deadID, "dead", "run.succeeded", "hello-runs", "3/3", "500")
 		contains(t, "tests in the list", ok("delivery", "list", "--channel", "hook"), "(test)")
@@ -387,7 +387,12 @@ func TestNotifyCommandsAgainstADevController(t *testing.T) {
 		if _, after, _ := rc.counts(); after != before+1 {
 			t.Fatalf("%d successful requests, want 1", after-before)
 		}
-		contains(t, "show", ok("delivery", "show", deadID), "delivered after 2 of 3 attempts", "redelivered 1 time")
+		out = ok("delivery", "show", deadID)
+		contains(t, "show", out, "delivered after 2 of 3 attempts", "redelivered 1 time", "\n1  ", "\n2  ")
+		// The first round's three attempts stay in the history, marked.
+		if n := strings.Count(out, "\nearlier  "); n != 3 {
+			t.Fatalf("%d earlier attempts, want 3:\n%s", n, out)
+		}
 	})
 	t.Run("redeliver --wait exits 1 when the delivery is dead again", func(t *testing.T) {
 		if deadID == "" {
