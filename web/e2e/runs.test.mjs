@@ -149,6 +149,61 @@ steps:
     await page.close();
   });
 
+  it('says why a run waits, approves it, shows the failure with its exit code and resumes it', async () => {
+    await putJob('deploy', `name: deploy
+params:
+  - {name: version, type: string, default: "1.2.3"}
+  - {name: api_key, type: string, secret: true}
+targets: {names: [local]}
+steps:
+  - id: build
+    uses: shell
+    with: {command: "echo building \${{ params.version }}"}
+  - id: approve
+    uses: approval
+    needs: [build]
+    with: {message: "Ship it?", timeout: 1h}
+  - id: ship
+    uses: shell
+    needs: [approve]
+    with: {command: "echo shipping; exit 3"}
+`);
+    const page = await browser.newPage('runs-approval');
+    await login(page, server);
+    const run = await startRun('deploy', { params: { api_key: 'hunter2-secret' } });
+    await page.goto(`${server.url}/runs/${run.id}`);
+    assert.equal(await waitForStatus(page, ['waiting']), 'waiting');
+    await page.getByTestId('run-reason').getByText(/waiting for approval of step approve/).waitFor();
+    const approval = page.getByTestId('approval-approve');
+    await approval.getByText('Ship it?').waitFor();
+    // The secret parameter is masked; the plain one is shown.
+    assert.ok(!(await page.content()).includes('hunter2-secret'), 'the secret parameter never reaches the page');
+    await page.locator('table.params').getByText('1.2.3').waitFor();
+    await screenshot(page, 'runs-view-waiting-approval');
+
+    await approval.getByLabel('Comment on approve').fill('go ahead');
+    await approval.getByRole('button', { name: 'Approve' }).click();
+    assert.equal(await waitForStatus(page, ['succeeded', 'failed', 'canceled']), 'failed');
+    await waitFor('the exit code in the matrix', async () => /failed.*exit 3/.test(await page.getByTestId('cell-local-ship').textContent()));
+    await page.getByText(/go ahead/).waitFor();
+    const api1 = (await api(server, 'GET', `/api/v1/runs/${run.id}`)).body;
+    assert.equal(api1.approvals[0].status, 'approved');
+    assert.equal(api1.approvals[0].comment, 'go ahead');
+
+    // Clicking the failed cell jumps the log to that step.
+    await page.getByTestId('cell-local-ship').click();
+    await waitFor('the ship line selected', async () => (await page.locator('.log-selected').allTextContents()).some((t) => t.includes('shipping')));
+
+    // Resume keeps build and the approval and runs ship again.
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await page.waitForURL((u) => u.pathname.startsWith('/runs/') && !u.pathname.endsWith(run.id));
+    assert.equal(await waitForStatus(page, ['succeeded', 'failed', 'canceled']), 'failed');
+    assert.match(await page.getByTestId('cell-local-build').textContent(), /succeeded/);
+    assert.match(await page.getByTestId('cell-local-ship').textContent(), /exit 3/);
+    assertNoConsoleErrors(page);
+    await page.close();
+  });
+
   it('downloads the text log of a finished run', async () => {
     const run = await startRun('hello', { params: { who: 'download' } });
     await waitFor('the hello run to finish', async () => (await api(server, 'GET', `/api/v1/runs/${run.id}`)).body.status === 'succeeded', { timeoutMs: 30_000 });
