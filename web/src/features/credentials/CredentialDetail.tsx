@@ -6,7 +6,7 @@ import { useAuth } from '../../app/auth';
 import { Button, ErrorBox, Field, Loading, PageHeader, Time } from '../../components/ui';
 import { ConfirmButton } from '../../components/ConfirmButton';
 import { CredentialForm } from './CredentialForm';
-import { attachmentPath, kindLabels, validRole, type Kind } from './secretFields';
+import { attachmentPath, kindLabels, secretFields, validRole, type Kind } from './secretFields';
 import type { Attachment, Credential } from './types';
 
 export function CredentialDetail() {
@@ -58,7 +58,11 @@ export function CredentialDetail() {
           <section className="card inv-section" aria-label="Metadata">
             <dl className="inv-kv">
               <dt>Kind</dt><dd>{kindLabels[c.kind as Kind] ?? c.kind}</dd>
-              <dt>Secret</dt><dd className="muted">stored encrypted · write-only</dd>
+              <dt>Secret</dt>
+              <dd>
+                <span className="muted">stored encrypted · write-only</span>{' '}
+                ({(secretFields[c.kind as Kind] ?? []).map((f) => f.name).join(', ')})
+              </dd>
               {c.username && <><dt>Username</dt><dd>{c.username}</dd></>}
               {c.description && <><dt>Description</dt><dd>{c.description}</dd></>}
               {c.fingerprint && <><dt>Fingerprint</dt><dd className="mono">{c.fingerprint}</dd></>}

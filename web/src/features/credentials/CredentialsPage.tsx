@@ -5,7 +5,7 @@ import { api, qs } from '../../api/client';
 import { useAuth } from '../../app/auth';
 import { Button, EmptyState, Field, Loading, PageHeader, StatusBadge, Time } from '../../components/ui';
 import { CredentialForm } from './CredentialForm';
-import { kindLabels, kinds, type Kind } from './secretFields';
+import { kindLabels, kinds, secretFields, type Kind } from './secretFields';
 import type { Credential, KeyringStatus } from './types';
 
 export function CredentialsPage() {
@@ -48,13 +48,14 @@ export function CredentialsPage() {
           ) : (
             <table aria-label="Credentials">
               <thead>
-                <tr><th>Name</th><th>Kind</th><th>Username</th><th>Fingerprint / subject</th><th>Tags</th><th>Created</th><th>Rotated</th><th>Last used</th></tr>
+                <tr><th>Name</th><th>Kind</th><th>Secret fields</th><th>Username</th><th>Fingerprint / subject</th><th>Tags</th><th>Created</th><th>Rotated / changed</th><th>Last used</th></tr>
               </thead>
               <tbody>
                 {d.items.map((c) => (
                   <tr key={c.id}>
                     <td><Link to={`/credentials/${encodeURIComponent(c.name)}`}>{c.name}</Link>{c.description && <div className="muted">{c.description}</div>}</td>
                     <td>{kindLabels[c.kind as Kind] ?? c.kind}</td>
+                    <td className="mono">{(secretFields[c.kind as Kind] ?? []).map((f) => f.name).join(', ')}</td>
                     <td>{c.username || <span className="muted">—</span>}</td>
                     <td className="mono">{c.fingerprint || c.subject || <span className="muted">—</span>}</td>
                     <td>{Object.entries(c.tags ?? {}).map(([k, v]) => <span key={k} className="chip">{k}={v}</span>)}</td>
