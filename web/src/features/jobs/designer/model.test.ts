@@ -201,3 +201,43 @@ describe('problems', () => {
     expect(m.get(-1)!.map((p) => p.field)).toEqual(['name']);
   });
 });
+
+describe('YAML round trip over generated documents', () => {
+  // Seeded so that a failure can be replayed; the seed is in the test name.
+  const seed = 20261127;
+  it(`canvas → YAML → canvas is the identity (seed ${seed})`, () => {
+    let s = seed;
+    const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const pick = <T,>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+    const strings = ['', ' ', 'plain', 'a: b', '# not a comment', '- dash', 'yes', 'no', 'on', 'null', '~', '123', '1e3', '0x10', '.5',
+      'true', '${{ params.x }}', 'line1\nline2', 'trailing\n', '  leading', 'tab\there', 'quote"s', "it's", 'ünïcødé ✓', '@at', '`tick`',
+      '{braces}', '[list]', '*star', '&amp', '!bang', '%pct', '|pipe', '>gt', 'a #b', 'x\n\n\ny\n\n'];
+    const value = (depth: number): unknown => {
+      const r = rnd();
+      if (depth > 2 || r < 0.45) return pick(strings);
+      if (r < 0.55) return Math.floor(rnd() * 1000) - 500;
+      if (r < 0.6) return rnd() * 100;
+      if (r < 0.68) return rnd() < 0.5;
+      if (r < 0.72) return null;
+      if (r < 0.86) return Array.from({ length: Math.floor(rnd() * 4) }, () => value(depth + 1));
+      return Object.fromEntries(Array.from({ length: Math.floor(rnd() * 4) }, () => [pick(strings) || 'k', value(depth + 1)]));
+    };
+    for (let n = 0; n < 200; n++) {
+      let doc: JobDoc = setJobKey(emptyDoc(), 'name', pick(strings));
+      const steps = Math.floor(rnd() * 6);
+      for (let i = 0; i < steps; i++) {
+        doc = addStep(doc, pick(['shell', 'http@1', 'noop'])).doc;
+        const w: Record<string, unknown> = {};
+        for (let k = 0; k < 3; k++) w[pick(strings) || 'k'] = value(0);
+        doc = updateStep(doc, i, (st) => setStepKey(setStepKey(st, 'with', w), 'when', pick(strings)));
+        if (i > 0 && rnd() < 0.7) doc = connect(doc, Math.floor(rnd() * i), i);
+      }
+      if (rnd() < 0.5) doc = setJobKey(doc, 'description', pick(strings));
+      const text = toYaml(doc);
+      const back = fromYaml(text);
+      expect(back, text).toEqual(doc);
+      expect(toYaml(back)).toBe(text);
+      expect(toGraph(back)).toEqual(toGraph(doc));
+    }
+  });
+});
