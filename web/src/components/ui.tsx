@@ -115,6 +115,22 @@ export function Dialog({ title, open, onClose, children, footer, wide }: { title
       if (e.key === 'Escape') {
         e.stopPropagation();
         close.current();
+        return;
+      }
+      // Tab stays inside the dialog: from the last control to the first
+      // and back.
+      if (e.key === 'Tab' && ref.current) {
+        const items = [...ref.current.querySelectorAll<HTMLElement>('a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled]), [tabindex="0"]')];
+        const firstItem = items[0];
+        const lastItem = items[items.length - 1];
+        if (!firstItem || !lastItem) return;
+        if (e.shiftKey && document.activeElement === firstItem) {
+          e.preventDefault();
+          lastItem.focus();
+        } else if (!e.shiftKey && document.activeElement === lastItem) {
+          e.preventDefault();
+          firstItem.focus();
+        }
       }
     };
     window.addEventListener('keydown', onKey);
