@@ -28,6 +28,19 @@ func newNotifyCmd() *cobra.Command {
 (email, signed webhooks, chat) rendered by templates. Every notification is a
 delivery, tried until it is delivered or dead; dead ones can be sent again.`}
 	f := addAPIFlags(cmd)
+	// --output json is --json, for those who know it from other tools.
+	var output string
+	cmd.PersistentFlags().StringVarP(&output, "output", "o", "text", "text (tables) or json; --json is --output json")
+	cmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		switch output {
+		case "text", "table":
+		case "json":
+			f.json = true
+		default:
+			return usageError{fmt.Errorf("--output %q: want text or json", output)}
+		}
+		return nil
+	}
 	cmd.AddCommand(newNotifyChannelCmd(f), newNotifyTemplateCmd(f), newNotifyRuleCmd(f), newNotifyDeliveryCmd(f),
 		newNotifyTestCmd(f, "test CHANNEL", "Send a sample event through a channel and wait for the outcome (as 'channel test')"),
 		newNotifyEventsCmd(f))
@@ -94,10 +107,11 @@ func readBodyFile(cmd *cobra.Command, path string, into any, readOnly ...string)
 	return nil
 }
 
-// sameName fills an input's name from the argument, refusing a file that
-// names another.
-func sameName(arg string, name *string) error {
-	if *name != "" && *name != arg {
+// sameName fills an input's name from the argument. Creating, the
+// argument names the copy of what the file holds; updating, a file that
+// names another object is refused.
+func sameName(arg string, name *string, create bool) error {
+	if !create && *name != "" && *name != arg {
 		return usageError{fmt.Errorf("--from-file names %q but the argument is %q", *name, arg)}
 	}
 	*name = arg
@@ -422,7 +436,7 @@ func newChannelCreateCmd(f *apiFlags) *cobra.Command {
 					return err
 				}
 			}
-			if err := sameName(args[0], &in.Name); err != nil {
+			if err := sameName(args[0], &in.Name, true); err != nil {
 				return err
 			}
 			if err := cf.apply(cmd, &in, true); err != nil {
@@ -462,7 +476,7 @@ func newChannelUpdateCmd(f *apiFlags) *cobra.Command {
 					in.Revision = &cur.Revision
 				}
 			}
-			if err := sameName(args[0], &in.Name); err != nil {
+			if err := sameName(args[0], &in.Name, false); err != nil {
 				return err
 			}
 			if err := cf.apply(cmd, &in, false); err != nil {
@@ -793,6 +807,10 @@ func newTemplateSaveCmd(f *apiFlags, create bool) *cobra.Command {
 		RunE: f.run(func(cmd *cobra.Command, args []string, c *apiclient.Client) error {
 			var in apiclient.NotifyTemplateInput
 			var cur apiclient.NotifyTemplate
+			if strings.HasPrefix(args[0], "builtin/") {
+				return usageError{fmt.Errorf("%s is built in and read-only: save a copy under your own name with "+
+					"'opsconductor notify template show %s --json > t.json' and 'opsconductor notify template create NAME --from-file t.json'", args[0], args[0])}
+			}
 			if !create {
 				var err error
 				if cur, err = c.GetNotifyTemplate(cmd.Context(), args[0]); err != nil {
@@ -813,7 +831,7 @@ func newTemplateSaveCmd(f *apiFlags, create bool) *cobra.Command {
 					in.Revision = &cur.Revision
 				}
 			}
-			if err := sameName(args[0], &in.Name); err != nil {
+			if err := sameName(args[0], &in.Name, create); err != nil {
 				return err
 			}
 			if err := tf.apply(cmd, &in); err != nil {
@@ -953,6 +971,9 @@ func newTemplateDeleteCmd(f *apiFlags) *cobra.Command {
 	return &cobra.Command{
 		Use: "delete NAME", Short: "Delete a template no rule uses", Args: exactArgs(1, "the template name"),
 		RunE: f.run(func(cmd *cobra.Command, args []string, c *apiclient.Client) error {
+			if strings.HasPrefix(args[0], "builtin/") {
+				return usageError{fmt.Errorf("%s is built in and cannot be deleted", args[0])}
+			}
 			if err := c.DeleteNotifyTemplate(cmd.Context(), args[0]); err != nil {
 				return err
 			}
@@ -1196,7 +1217,7 @@ func newRuleSaveCmd(f *apiFlags, create bool) *cobra.Command {
 					in.Revision = &cur.Revision
 				}
 			}
-			if err := sameName(args[0], &in.Name); err != nil {
+			if err := sameName(args[0], &in.Name, create); err != nil {
 				return err
 			}
 			if err := rf.apply(cmd, &in); err != nil {

@@ -243,10 +243,19 @@ func TestNotifyCommandsAgainstADevController(t *testing.T) {
 		if !errors.As(err, &apiErr) || apiErr.Status != http.StatusConflict {
 			t.Fatalf("stale revision: %v", err)
 		}
-		_, _, err = notify("", "channel", "create", "other", "--from-file", filepath.Join(dir, "hook.json"))
-		if err == nil || !strings.Contains(err.Error(), `--from-file names "hook" but the argument is "other"`) {
+		// Creating from it makes a copy under the new name (with the secret
+		// given again: it is never shown).
+		out, errOut, err := notify(hookSecret+"\n", "channel", "create", "hook-copy", "--from-file", filepath.Join(dir, "hook.json"), "--secret-stdin")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, errOut)
+		}
+		contains(t, "copy", out, "Created channel hook-copy (revision 1)", "from a file", hook.URL)
+		// Updating with a file about another channel is refused.
+		_, _, err = notify("", "channel", "update", "hook-copy", "--from-file", filepath.Join(dir, "hook.json"))
+		if err == nil || !strings.Contains(err.Error(), `--from-file names "hook" but the argument is "hook-copy"`) {
 			t.Fatalf("err = %v", err)
 		}
+		ok("channel", "delete", "hook-copy")
 		ok("channel", "update", "hook", "--max-attempts", "3")
 	})
 
@@ -286,6 +295,20 @@ func TestNotifyCommandsAgainstADevController(t *testing.T) {
 		out = ok("template", "list", "--builtin")
 		contains(t, "list --builtin", out, "builtin/run.failed/email", "builtin/agent.down/chat")
 		contains(t, "builtin show", ok("template", "show", "builtin/run.failed/email"), "builtin/run.failed/email  channel email", "--- subject ---")
+		// A built-in one is copied, not changed.
+		_, _, err := notify("", "template", "update", "builtin/run.failed/email", "--subject", "x")
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "read-only") {
+			t.Fatalf("err = %v", err)
+		}
+		builtin := write("builtin.json", ok("template", "show", "builtin/run.failed/email", "--output", "json"), 0o600)
+		contains(t, "copy", ok("template", "create", "my-failed-mail", "--from-file", builtin, "--description", "copied"),
+			"Created template my-failed-mail (email, revision 1)")
+		contains(t, "preview of the copy", ok("template", "preview", "my-failed-mail"), "--- subject ---", "--- html ---")
+		ok("template", "delete", "my-failed-mail")
+		if _, _, err := notify("", "rule", "list", "-o", "yaml"); err == nil || !strings.Contains(err.Error(), `--output "yaml"`) {
+			t.Fatalf("err = %v", err)
+		}
 
 		out = ok("template", "preview", "hook-body", "--event", "run.succeeded")
 		contains(t, "preview", out, "--- body ---", `"type": "run.succeeded"`)
