@@ -15,7 +15,7 @@ STATICCHECK_VERSION := v0.8.2
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
-.PHONY: all build dev test bench proto plugins web lint fmt clean
+.PHONY: all build dev test bench proto plugins web web-deps e2e lint fmt clean
 
 all: build
 
@@ -29,16 +29,24 @@ build:
 	CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/opsconductor-agent ./cmd/opsconductor-agent
 
 # The all-in-one controller on http://127.0.0.1:3000 with its data in
-# ./.opsconductor-dev. DEVFLAGS passes extra flags (e.g. --data-dir).
-dev: build
+# ./.opsconductor-dev, serving the UI built first (go:embed takes web/dist
+# at build time). DEVFLAGS passes extra flags (e.g. --data-dir). For hot
+# reload run `cd web && npm run dev` beside it and open :5173.
+dev: web build
 	$(BIN)/opsconductor dev $(DEVFLAGS)
 
 # The whole suite: unit, cluster (in-process), multi-process and the seed
 # corpora of every fuzz target. PostgreSQL-backed tests use
 # OPSCONDUCTOR_TEST_POSTGRES when it is set.
+# The web unit tests (vitest) run too when Node.js is installed; WEB_TEST=0
+# skips them (CI runs them in its web step).
+WEB_TEST ?= 1
 test:
 	$(GO) vet ./...
 	$(GO) test $(RACE) -count=1 -timeout 20m $(GOTESTFLAGS) ./...
+	@if [ "$(WEB_TEST)" = 0 ]; then exit 0; fi; \
+	if ! command -v node >/dev/null; then echo "test: Node.js is not installed: skipping the web unit tests"; exit 0; fi; \
+	$(MAKE) --no-print-directory web-deps && cd web && npx vitest run
 
 # Benchmarks and load drivers; prints a table of the figures the issues name.
 bench: build
@@ -65,10 +73,23 @@ plugins:
 		$(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/plugins/$$n ./$$d || exit 1; \
 	done
 
-# Builds the web UI into web/dist for embedding (npm ci with the lockfile).
-web:
-	@if [ ! -f web/package.json ]; then echo "web: no UI in this tree yet"; exit 0; fi; \
-	cd web && npm ci --no-audit --no-fund && npm run build
+# Builds the web UI into web/dist for embedding; `make build` afterwards
+# puts it in the binary. Prints every chunk's size and fails when the
+# initial JavaScript is over its budget (web/scripts/size.mjs).
+web: web-deps
+	cd web && npm run build && node scripts/size.mjs
+
+# Installs web/node_modules from the lockfile (npm ci) unless it is
+# already installed from this very lockfile.
+web-deps:
+	@command -v node >/dev/null || { echo "web: Node.js 20.19+ is needed to build the UI" >&2; exit 1; }
+	@cd web && if [ node_modules/.package-lock.json -nt package-lock.json ]; then echo "web: node_modules is current"; \
+	else npm ci --no-audit --no-fund; fi
+
+# The browser end-to-end suite (web/e2e) against a binary with the UI in
+# it, in headless Chromium (/usr/bin/chromium, or CHROMIUM=path).
+e2e: web build
+	cd web && OPSCONDUCTOR_BIN=$(CURDIR)/$(BIN)/opsconductor npm run e2e
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
