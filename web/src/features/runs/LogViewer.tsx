@@ -241,8 +241,14 @@ export function LogViewer({ store, runID, source, jump, onLoadStored }: LogViewe
   }, [jump?.n]);
 
   const sections = store.sections();
-  const targets = useMemo(() => [...new Set(sections.map((s) => s.target))], [sections.length]); // eslint-disable-line react-hooks/exhaustive-deps
-  const steps = useMemo(() => [...new Set(sections.map((s) => s.step))], [sections.length]); // eslint-disable-line react-hooks/exhaustive-deps
+  // The option lists change only when a new target/step pair appears,
+  // not on every appended frame (a run on hundreds of targets has
+  // thousands of pairs).
+  const options = useMemo(() => ({
+    targets: [...new Set(sections.map((s) => s.target))].map((t) => <option key={t} value={t}>{t}</option>),
+    steps: [...new Set(sections.map((s) => s.step))].map((s) => <option key={s} value={s}>{s}</option>),
+    jumps: sections.map((s, i) => <option key={i} value={i}>{s.target} · {s.step}</option>),
+  }), [sections.length]); // eslint-disable-line react-hooks/exhaustive-deps
   const filter = store.getFilter();
 
   const download = async () => {
@@ -335,11 +341,11 @@ export function LogViewer({ store, runID, source, jump, onLoadStored }: LogViewe
         <Button variant="ghost" aria-label="Next match" disabled={!matches.length} onClick={() => step(1)}>↓</Button>
         <select aria-label="Show target" value={filter.target ?? ''} onChange={(e) => store.setFilter({ ...filter, target: e.target.value || undefined })}>
           <option value="">All targets</option>
-          {targets.map((t) => <option key={t} value={t}>{t}</option>)}
+          {options.targets}
         </select>
         <select aria-label="Show step" value={filter.step ?? ''} onChange={(e) => store.setFilter({ ...filter, step: e.target.value || undefined })}>
           <option value="">All steps</option>
-          {steps.map((s) => <option key={s} value={s}>{s}</option>)}
+          {options.steps}
         </select>
         <select
           aria-label="Jump to"
@@ -353,7 +359,7 @@ export function LogViewer({ store, runID, source, jump, onLoadStored }: LogViewe
           }}
         >
           <option value="">Jump to…</option>
-          {sections.map((s, i) => <option key={i} value={i}>{s.target} · {s.step}</option>)}
+          {options.jumps}
         </select>
         <span className="log-spacer" />
         <Button variant={follow ? 'ghost' : 'primary'} onClick={() => setFollow(true)} aria-pressed={follow} title="Follow new output (End)">
