@@ -2,12 +2,13 @@ import { useState } from 'react';
 import { Link, useNavigate } from 'react-router';
 import { keepPreviousData, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, qs } from '../../api/client';
+import { useLiveStatus } from '../../api/live';
 import { useAuth } from '../../app/auth';
 import { Button, EmptyState, ErrorBox, Field, Loading, PageHeader, StatusBadge, Time } from '../../components/ui';
 import { ConfirmButton } from '../../components/ConfirmButton';
 import { ProfileDialog } from './ProfileDialog';
 import { ScanProgress } from './ScanProgress';
-import type { Profile, Scan } from './types';
+import { activeScan, type Profile, type Scan } from './types';
 
 interface AgentItem {
   id: string;
@@ -27,11 +28,15 @@ export function DiscoveryPage() {
   const [after, setAfter] = useState<string[]>([]);
   const profiles = useQuery({ queryKey: ['discovery', 'profiles'], queryFn: () => api.get<{ items: Profile[] }>('/api/v1/discovery/profiles') });
   const agents = useQuery({ queryKey: ['agents', 'list', 'names'], queryFn: () => api.get<{ items: AgentItem[] }>('/api/v1/agents'), enabled: can('agents:read') });
+  const live = useLiveStatus();
   const cursor = after[after.length - 1] ?? '';
   const scans = useQuery({
     queryKey: ['discovery', 'scans', profileFilter, cursor],
     queryFn: () => api.get<{ items: Scan[]; next?: string }>(`/api/v1/discovery/scans${qs({ profile: profileFilter, after: cursor, limit: 25 })}`),
     placeholderData: keepPreviousData,
+    // Live updates ("discovery" topic) move running scans along; while
+    // the live connection is down, a running scan is asked for instead.
+    refetchInterval: (q) => (live !== 'live' && q.state.data?.items.some(activeScan) ? 2000 : false),
   });
   const agentName = (id: string) => agents.data?.items.find((a) => a.id === id)?.name ?? id;
   const run = async (name: string) => {

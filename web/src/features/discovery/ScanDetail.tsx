@@ -2,6 +2,7 @@ import { useState } from 'react';
 import { Link, useParams } from 'react-router';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, qs } from '../../api/client';
+import { useLiveStatus } from '../../api/live';
 import { useAuth } from '../../app/auth';
 import { Button, EmptyState, ErrorBox, Field, Loading, PageHeader, StatusBadge, Time } from '../../components/ui';
 import { ScanProgress } from './ScanProgress';
@@ -17,9 +18,13 @@ export function ScanDetail() {
   const { id = '' } = useParams();
   const { can } = useAuth();
   const qc = useQueryClient();
+  const live = useLiveStatus();
   const scan = useQuery({
     queryKey: ['discovery', 'scan', id],
     queryFn: () => api.get<Detail>(`/api/v1/discovery/scans/${encodeURIComponent(id)}`),
+    // The "discovery" topic refreshes a running scan's progress; only
+    // while the live connection is down does the page ask on its own.
+    refetchInterval: (q) => (live !== 'live' && q.state.data && activeScan(q.state.data) ? 2000 : false),
   });
   const [cancelError, setCancelError] = useState<unknown>(null);
   const [canceling, setCanceling] = useState(false);
