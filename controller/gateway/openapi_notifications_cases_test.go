@@ -265,6 +265,12 @@ func notifyCases() []routeCase {
 		return decodeInto[struct{ Items []notify.Template }](t, rec).Items
 	}
 	unwired := func(f *fixture) { f.srv.notify = nil }
+	// Viewers hold notifications:read but not notifications:write.
+	viewers := &caseIdentity{}
+	asViewer := func(t *testing.T, f *fixture) prepared {
+		caseNotifyChannel(t, f, "ops-hook", "https://hooks.example.com/ops")
+		return prepared{header: caseBearer(viewers.viewerToken(t))}
+	}
 	return []routeCase{
 		{name: "the notification event types are listed with their samples", method: "GET", target: base + "/events", want: 200,
 			check: func(t *testing.T, rec *responseUnderTest) {
@@ -282,6 +288,11 @@ func notifyCases() []routeCase {
 			want: 503, setup: unwired, check: wantError("notifications_unavailable", "")},
 		{name: "notification writes answer 503 where the service is not wired", method: "POST", target: base + "/rules",
 			contentType: js, body: `{}`, want: 503, setup: unwired, check: wantError("notifications_unavailable", "")},
+
+		{name: "a viewer reads the notification channels", method: "GET", target: base + "/channels/ops-hook", want: 200,
+			identity: viewers, prepare: asViewer, check: noNotifySecret(nil)},
+		{name: "a viewer may not change a notification channel", method: "DELETE", target: base + "/channels/ops-hook", want: 403,
+			identity: viewers, prepare: asViewer, check: wantError("forbidden", "")},
 
 		// Channels.
 		{name: "a webhook channel is created and its secret is never shown", method: "POST", target: base + "/channels",
