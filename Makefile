@@ -32,7 +32,10 @@ build:
 # ./.opsconductor-dev, serving the UI built first (go:embed takes web/dist
 # at build time). DEVFLAGS passes extra flags (e.g. --data-dir). For hot
 # reload run `cd web && npm run dev` beside it and open :5173.
-dev: web build
+dev:
+	@if command -v node >/dev/null; then $(MAKE) --no-print-directory web; \
+	else echo "dev: Node.js is not installed: the controller runs without the web UI"; fi
+	@$(MAKE) --no-print-directory build
 	$(BIN)/opsconductor dev $(DEVFLAGS)
 
 # The whole suite: unit, cluster (in-process), multi-process and the seed
