@@ -3,7 +3,7 @@
 // page to `pages` when it lands; `ready` is a locator that only exists
 // once the page has loaded its data.
 import { after, before, test } from 'node:test';
-import { assertNoConsoleErrors, login, openBrowser, screenshot, startServer } from './harness.mjs';
+import { api, assertNoConsoleErrors, login, openBrowser, screenshot, startServer, strongPassword, waitFor } from './harness.mjs';
 
 /** @type {{name: string, path: string, ready: (page: import('playwright-core').Page) => import('playwright-core').Locator}[]} */
 const pages = [
@@ -25,11 +25,16 @@ const pages = [
 let server;
 let browser;
 let page;
+/** What the page's live-update socket (/api/v1/events) received. */
+const liveFrames = [];
 
 before(async () => {
   server = await startServer();
   browser = await openBrowser();
   page = await browser.newPage('pages');
+  page.on('websocket', (ws) => {
+    if (ws.url().endsWith('/api/v1/events')) ws.on('framereceived', (f) => liveFrames.push(JSON.parse(String(f.payload))));
+  });
   await login(page, server);
 });
 
@@ -53,3 +58,19 @@ for (const p of pages) {
     assertNoConsoleErrors(page);
   });
 }
+
+test('a change made elsewhere reaches an open page without a reload (live updates)', async () => {
+  await page.goto(`${server.url}/admin`);
+  await page.getByRole('navigation', { name: 'Sections' }).waitFor();
+  await waitFor('the events socket to say hello', () => liveFrames.some((m) => m.type === 'hello'));
+  const hello = liveFrames.find((m) => m.type === 'hello');
+  if (!hello.topics.includes('users')) throw new Error(`the admin does not hear about users: ${hello.topics}`);
+  await page.locator('main .spinner').first().waitFor({ state: 'detached' });
+  const username = `live-${Date.now().toString(36)}`;
+  await api(server, 'POST', '/api/v1/users', { username, password: strongPassword(), roles: ['viewer'] });
+  await waitFor('a "changed" message naming users', () => liveFrames.some((m) => m.type === 'changed' && m.topics.includes('users')));
+  // The users list refetched on its own: the new user is shown.
+  await page.getByRole('main').getByText(username).first().waitFor();
+  await screenshot(page, 'live-update-users');
+  assertNoConsoleErrors(page);
+});
