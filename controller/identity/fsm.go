@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 
+	"github.com/opsconductor/opsconductor/controller/communication/notify"
+	"github.com/opsconductor/opsconductor/controller/communication/tmpl"
 	"github.com/opsconductor/opsconductor/controller/problem"
 	"github.com/opsconductor/opsconductor/controller/state"
 )
@@ -45,7 +47,11 @@ const (
 )
 
 // Domain returns identity's tables and commands for the state registry.
-func Domain() state.Domain {
+func Domain() state.Domain { return DomainWithEvents(nil) }
+
+// DomainWithEvents is Domain that raises login.failures when a user's
+// consecutive failed logins reach the lockout threshold.
+func DomainWithEvents(emit notify.Emitter) state.Domain {
 	id := func(field string) *memdb.IndexSchema {
 		return &memdb.IndexSchema{Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: field}}
 	}
@@ -75,7 +81,7 @@ func Domain() state.Domain {
 			cmdUserUpdate:    state.V1(applyUserUpdate),
 			cmdUserDelete:    state.V1(applyUserDelete),
 			cmdUserPassword:  state.V1(applyUserPassword),
-			cmdLoginFailed:   state.V1(applyLoginFailed),
+			cmdLoginFailed:   state.V1(loginFailedWithEvents(emit)),
 			cmdUserUnlock:    state.V1(applyUserUnlock),
 			cmdUserTOTP:      state.V1(applyUserTOTP),
 			cmdSessionCreate: state.V1(applySessionCreate),
@@ -823,4 +829,33 @@ func applyKeyPrune(ctx *state.ApplyContext, p keyPrunePayload) (any, error) {
 		}
 	}
 	return len(gone), nil
+}
+
+// loginFailureAlarm is the failure count that raises login.failures when
+// no lockout threshold is set.
+const loginFailureAlarm = 5
+
+func loginFailedWithEvents(emit notify.Emitter) func(*state.ApplyContext, loginFailedPayload) (any, error) {
+	return func(ctx *state.ApplyContext, p loginFailedPayload) (any, error) {
+		res, err := applyLoginFailed(ctx, p)
+		if err != nil || emit == nil {
+			return res, err
+		}
+		threshold := p.Policy.Threshold
+		if threshold <= 0 {
+			threshold = loginFailureAlarm
+		}
+		r := res.(loginFailedResult)
+		if r.Failures != threshold {
+			return res, nil
+		}
+		u, err := getUser(ctx.Txn, p.ID)
+		if err != nil {
+			return nil, err
+		}
+		e := tmpl.Event{Type: tmpl.EventLoginFailures, Severity: tmpl.SeverityWarning,
+			Summary: fmt.Sprintf("%d failed logins in a row for %s", r.Failures, u.Username),
+			Login:   &tmpl.Login{Username: u.Username, Failures: r.Failures}}
+		return res, emit(ctx, e, notify.Match{})
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opsconductor/opsconductor/controller/apiclient"
 	"github.com/opsconductor/opsconductor/controller/communication/channel"
 )
 
@@ -57,7 +58,7 @@ func (n *notifyReceiver) find(sub ...string) (string, int) {
 }
 
 // call makes an authenticated JSON request and decodes the answer.
-func call(ctx context.Context, t *testing.T, r *running, method, path string, body any, out any) int {
+func call(ctx context.Context, t testing.TB, r *running, method, path string, body any, out any) int {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -228,5 +229,58 @@ func TestTriggerRunsAJobAndRunEventsAreNotified(t *testing.T) {
 	call(ctx, t, r, "GET", "/api/v1/notifications/deliveries?rule=pushes&limit="+strconv.Itoa(10), nil, &deliveries)
 	if len(deliveries.Items) < 2 {
 		t.Fatalf("notification deliveries = %+v", deliveries.Items)
+	}
+}
+
+// TestDomainEventsReachARule: failed logins over the lockout threshold
+// and a credential's rotation, raised inside the identity and credentials
+// Apply, reach a webhook channel through one rule.
+func TestDomainEventsReachARule(t *testing.T) {
+	r := start(t, testConfig(t.TempDir()))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rcv := &notifyReceiver{}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	if st := call(ctx, t, r, "POST", "/api/v1/notifications/channels", map[string]any{
+		"name": "security", "secret": hookSecret, "config": map[string]any{"kind": "webhook", "webhook": map[string]any{"url": srv.URL}},
+	}, &map[string]any{}); st != http.StatusCreated {
+		t.Fatalf("create channel = %d", st)
+	}
+	if st := call(ctx, t, r, "POST", "/api/v1/notifications/rules", map[string]any{
+		"name": "security", "events": []string{"login.failures", "credential.rotated"}, "channels": []string{"security"}, "enabled": true,
+	}, &map[string]any{}); st != http.StatusCreated {
+		t.Fatalf("create rule = %d", st)
+	}
+	for range 5 {
+		_, err := r.client.Login(ctx, apiclient.LoginRequest{Username: "admin", Password: "not-the-password"})
+		if err == nil {
+			t.Fatal("a wrong password logged in")
+		}
+	}
+	in := apiclient.CredentialInput{Name: "db", Kind: "password", Username: "app", Secret: &apiclient.CredentialSecret{Password: "first-password"}}
+	if _, err := r.client.CreateCredential(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.client.ReplaceCredential(ctx, "db", apiclient.CredentialInput{Username: "app", Secret: &apiclient.CredentialSecret{Password: "second-password"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range [][]string{{`"type":"login.failures"`, `"username":"admin"`}, {`"type":"credential.rotated"`, `"name":"db"`}} {
+		for {
+			b, bad := rcv.find(want...)
+			if bad != 0 {
+				t.Fatalf("%d notifications had a bad signature", bad)
+			}
+			if b != "" {
+				if strings.Contains(b, "second-password") {
+					t.Fatalf("a notification carries the secret: %s", b)
+				}
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("no notification with %v", want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }

@@ -92,7 +92,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 
 	reg := state.NewRegistry()
 	reg.MustRegister(probe.Domain())
-	reg.MustRegister(identity.Domain())
+	reg.MustRegister(identity.DomainWithEvents(notify.Emit))
 	// The run engine hears of attempt and run changes as they commit.
 	autoHooks := automation.NewHooks()
 	// Notification events are routed inside the Apply that raises them.
@@ -101,8 +101,8 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	reg.MustRegister(assets.Domain())
 	reg.MustRegister(graph.Domain(graph.WithNodeCheck(targetExists)))
 	reg.MustRegister(keyring.Domain())
-	reg.MustRegister(credentials.Domain())
-	reg.MustRegister(discovery.Domain())
+	reg.MustRegister(credentials.DomainWithEvents(notify.Emit))
+	reg.MustRegister(discovery.DomainWithEvents(notify.Emit))
 	reg.MustRegister(automation.DomainWithEvents(autoHooks.RunChanged, notify.Emit))
 	reg.MustRegister(notify.Domain())
 	reg.MustRegister(trigger.Domain())

@@ -12,11 +12,14 @@ package credentials
 
 import (
 	"bytes"
+	"fmt"
 	"maps"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
 
+	"github.com/opsconductor/opsconductor/controller/communication/notify"
+	"github.com/opsconductor/opsconductor/controller/communication/tmpl"
 	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/problem"
 	"github.com/opsconductor/opsconductor/controller/state"
@@ -110,7 +113,12 @@ const (
 
 // Domain returns the credentials tables and commands for the state
 // registry.
-func Domain() state.Domain {
+func Domain() state.Domain { return DomainWithEvents(nil) }
+
+// DomainWithEvents is Domain that raises credential.rotated when a
+// credential's secret is replaced and credential.used when a use is
+// recorded.
+func DomainWithEvents(emit notify.Emitter) state.Domain {
 	return state.Domain{
 		Name: "credentials",
 		Tables: []state.Table{
@@ -131,10 +139,10 @@ func Domain() state.Domain {
 			},
 		},
 		Commands: map[string]state.Handler{
-			cmdPut:    state.V1(applyPut),
+			cmdPut:    state.V1(putWithEvents(emit)),
 			cmdDelete: state.V1(applyDelete),
 			cmdRewrap: state.V1(applyRewrap),
-			cmdUsed:   state.V1(applyUsed),
+			cmdUsed:   state.V1(usedWithEvents(emit)),
 			cmdAttach: state.V1(applyAttach),
 			cmdDetach: state.V1(applyDetach),
 		},
@@ -316,4 +324,41 @@ func applyDetach(ctx *state.ApplyContext, p detachPayload) (any, error) {
 		return nil, problem.NotFound("attachment", p.Scope+"/"+p.Name+"/"+p.Role)
 	}
 	return *raw.(*Attachment), ctx.Txn.Delete(tableAttachments, raw)
+}
+
+func credentialEvent(ctx *state.ApplyContext, emit notify.Emitter, t tmpl.EventType, c *row, actor, verb string) error {
+	e := tmpl.Event{Type: t, Severity: tmpl.SeverityInfo, Summary: fmt.Sprintf("credential %s %s by %s", c.Name, verb, actor),
+		Credential: &tmpl.Credential{Name: c.Name, Kind: string(c.Kind), Actor: actor}}
+	return emit(ctx, e, notify.Match{Tags: maps.Clone(c.Tags)})
+}
+
+// putWithEvents raises credential.rotated for a replace with a new secret.
+func putWithEvents(emit notify.Emitter) func(*state.ApplyContext, putPayload) (any, error) {
+	return func(ctx *state.ApplyContext, p putPayload) (any, error) {
+		res, err := applyPut(ctx, p)
+		if err != nil || emit == nil || p.Create || p.KeepSecret {
+			return res, err
+		}
+		return res, credentialEvent(ctx, emit, tmpl.EventCredentialRotated, &p.Row, p.Actor, "rotated")
+	}
+}
+
+// usedWithEvents raises credential.used for each use recorded.
+func usedWithEvents(emit notify.Emitter) func(*state.ApplyContext, usedPayload) (any, error) {
+	return func(ctx *state.ApplyContext, p usedPayload) (any, error) {
+		res, err := applyUsed(ctx, p)
+		if err != nil || emit == nil {
+			return res, err
+		}
+		for _, it := range p.Items {
+			raw, err := ctx.Txn.First(tableCredentials, "id", it.ID)
+			if err != nil || raw == nil {
+				continue
+			}
+			if err := credentialEvent(ctx, emit, tmpl.EventCredentialUsed, raw.(*row), "a run", "used"); err != nil {
+				return nil, err
+			}
+		}
+		return res, nil
+	}
 }

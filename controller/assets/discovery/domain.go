@@ -21,6 +21,8 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 
+	"github.com/opsconductor/opsconductor/controller/communication/notify"
+	"github.com/opsconductor/opsconductor/controller/communication/tmpl"
 	"github.com/opsconductor/opsconductor/controller/problem"
 	"github.com/opsconductor/opsconductor/controller/state"
 )
@@ -187,7 +189,11 @@ func (s *Scan) clone() *Scan {
 }
 
 // Domain returns the discovery tables and commands for the state registry.
-func Domain() state.Domain {
+func Domain() state.Domain { return DomainWithEvents(nil) }
+
+// DomainWithEvents is Domain that raises discovery.found when a scan
+// finds hosts that appeared, changed or disappeared.
+func DomainWithEvents(emit notify.Emitter) state.Domain {
 	return state.Domain{
 		Name: "assets.discovery",
 		Tables: []state.Table{
@@ -207,7 +213,7 @@ func Domain() state.Domain {
 			cmdProfileDelete: state.V1(applyProfileDelete),
 			cmdRangesPut:     state.V1(applyRangesPut),
 			cmdScanCreate:    state.V1(applyScanCreate),
-			cmdScanUpdate:    state.V1(applyScanUpdate),
+			cmdScanUpdate:    state.V1(scanUpdateWithEvents(emit)),
 			cmdScheduleFire:  state.V1(applyScheduleFire),
 		},
 	}
@@ -473,4 +479,27 @@ func applyScheduleFire(ctx *state.ApplyContext, p scheduleFirePayload) (any, err
 	}
 	res.Scan = sc
 	return res, nil
+}
+
+// scanUpdateWithEvents applies a scan update and raises discovery.found
+// when it ends a successful scan that changed what the network holds.
+func scanUpdateWithEvents(emit notify.Emitter) func(*state.ApplyContext, scanUpdatePayload) (any, error) {
+	return func(ctx *state.ApplyContext, p scanUpdatePayload) (any, error) {
+		res, err := applyScanUpdate(ctx, p)
+		if err != nil || emit == nil {
+			return res, err
+		}
+		sc := res.(Scan)
+		if sc.Status != ScanSucceeded || sc.Summary == nil {
+			return res, nil
+		}
+		sum := *sc.Summary
+		if sum.Appeared+sum.Changed+sum.Disappeared == 0 {
+			return res, nil
+		}
+		e := tmpl.Event{Type: tmpl.EventDiscoveryFound, Severity: tmpl.SeverityInfo,
+			Summary:   fmt.Sprintf("discovery %s: %d hosts up, %d new, %d changed, %d gone", sc.Profile, sum.HostsUp, sum.Appeared, sum.Changed, sum.Disappeared),
+			Discovery: &tmpl.Discovery{Profile: sc.Profile, Found: sum.HostsUp, Appeared: sum.Appeared, Changed: sum.Changed, Disappeared: sum.Disappeared}}
+		return res, emit(ctx, e, notify.Match{})
+	}
 }

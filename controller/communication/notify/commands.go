@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opsconductor/opsconductor/controller/communication/channel"
 	"github.com/opsconductor/opsconductor/controller/communication/tmpl"
 	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/problem"
@@ -27,6 +28,9 @@ func applyChannelPut(ctx *state.ApplyContext, p channelPutPayload) (any, error) 
 	if before != nil && p.Create {
 		return nil, problem.New(problem.KindConflict, "channel_exists", "channel %s already exists", c.Name)
 	}
+	if before == nil && !p.Create {
+		return nil, problem.NotFound("channel", c.Name)
+	}
 	var have uint64
 	if before != nil {
 		have = before.Revision
@@ -40,6 +44,10 @@ func applyChannelPut(ctx *state.ApplyContext, p channelPutPayload) (any, error) 
 		if p.KeepSecret {
 			c.Secret = before.Secret
 		}
+	}
+	// The sender signs every webhook: one without a key could only fail.
+	if c.Config.Kind == channel.KindWebhook && c.Secret.IsZero() {
+		return nil, problem.Invalid("secret", "a webhook channel needs a signing secret of at least 16 bytes")
 	}
 	if err := ctx.Txn.Insert(tableChannels, &c); err != nil {
 		return nil, err

@@ -439,6 +439,11 @@ func TestValidation(t *testing.T) {
 			_, err := s.PutChannel(ctx, "", ChannelRequest{Name: "w", Config: json.RawMessage(`{"kind":"pigeon"}`)}, true)
 			return err
 		}, "config"},
+		{"removing a webhook's secret", func() error {
+			empty := ""
+			_, err := s.PutChannel(ctx, "", ChannelRequest{Name: "c", Config: json.RawMessage(`{"kind":"webhook","webhook":{"url":"http://127.0.0.1:9/"}}`), Secret: &empty}, false)
+			return err
+		}, "secret"},
 		{"a rule with an unknown event", func() error {
 			_, err := s.PutRule(ctx, RuleRequest{Rule: Rule{Name: "r", Events: []tmpl.EventType{"run.exploded"}, Channels: []string{"c"}}}, true)
 			return err
@@ -492,5 +497,36 @@ func TestChannelInUseCannotBeDeleted(t *testing.T) {
 	err := s.DeleteChannel(context.Background(), "c")
 	if err == nil || !strings.Contains(err.Error(), "uses-c") {
 		t.Fatalf("delete = %v, want a conflict naming the rule", err)
+	}
+}
+
+func TestChatURLSentBackAsShownIsKept(t *testing.T) {
+	f := newFixture(t)
+	s := f.service(t, func() bool { return true })
+	ctx := context.Background()
+	const hook = "https://hooks.slack.example/services/T000/B000/XXXX"
+	if _, err := s.PutChannel(ctx, "a", ChannelRequest{Name: "chat", Config: json.RawMessage(`{"kind":"chat","chat":{"flavor":"slack","url":"` + hook + `"}}`)}, true); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Channel("chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(v.Config.Chat.URL, "XXXX") {
+		t.Fatalf("the chat URL is shown whole: %s", v.Config.Chat.URL)
+	}
+	back, _ := json.Marshal(v.Config)
+	if _, err := s.PutChannel(ctx, "a", ChannelRequest{Name: "chat", Description: "renamed", Config: back}, false); err != nil {
+		t.Fatal(err)
+	}
+	c, err := getChannel(f.store.ReadTxn(), "chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Config.Chat.URL != hook || c.Description != "renamed" {
+		t.Fatalf("stored chat URL = %q, description %q", c.Config.Chat.URL, c.Description)
+	}
+	if _, err := s.PutChannel(ctx, "a", ChannelRequest{Name: "nope", Config: back}, false); !problem.Is(err, problem.KindNotFound) {
+		t.Fatalf("replacing a missing channel = %v, want not found", err)
 	}
 }

@@ -130,13 +130,20 @@ type ChannelView struct {
 	UpdatedAt   time.Time      `json:"updated_at"`
 }
 
+// cutURL is a chat URL as shown: scheme and host only.
+func cutURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "…"
+	}
+	return u.Scheme + "://" + u.Host + "/…"
+}
+
 func viewChannel(c *Channel) ChannelView {
 	cfg := c.Config
 	if cfg.Chat != nil {
 		cp := *cfg.Chat
-		if u, err := url.Parse(cp.URL); err == nil {
-			cp.URL = u.Scheme + "://" + u.Host + "/…"
-		}
+		cp.URL = cutURL(cp.URL)
 		cfg.Chat = &cp
 	}
 	return ChannelView{Name: c.Name, Description: c.Description, Kind: c.Config.Kind, Config: cfg, HasSecret: !c.Secret.IsZero(),
@@ -166,11 +173,18 @@ func (s *Service) PutChannel(ctx context.Context, actor string, req ChannelReque
 	if req.Secret != nil && len(*req.Secret) > 4096 {
 		errs.Add("secret", "must be at most 4096 bytes")
 	}
-	if cfg.Kind == channel.KindWebhook && create && (req.Secret == nil || len(*req.Secret) < 16) {
+	if cfg.Kind == channel.KindWebhook && (create || req.Secret != nil) && (req.Secret == nil || len(*req.Secret) < 16) {
 		errs.Add("secret", "a webhook channel needs a signing secret of at least 16 bytes")
 	}
 	if err := errs.Err(); err != nil {
 		return ChannelView{}, err
+	}
+	// A chat URL is shown cut to its host (it is the credential), so a
+	// client that sends back what it read keeps the stored one.
+	if cfg.Chat != nil && !create {
+		if cur, err := getChannel(s.txn(), req.Name); err == nil && cur.Config.Chat != nil && cfg.Chat.URL == cutURL(cur.Config.Chat.URL) {
+			cfg.Chat.URL = cur.Config.Chat.URL
+		}
 	}
 	c := Channel{Name: req.Name, Description: req.Description, Config: cfg, MaxAttempts: req.MaxAttempts, CreatedBy: actor}
 	if c.MaxAttempts == 0 {

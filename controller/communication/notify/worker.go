@@ -96,6 +96,7 @@ func (s *Service) lead(ctx context.Context) {
 	defer func() {
 		cancel()
 		wg.Wait()
+		s.d.Sender.CloseIdle()
 		s.d.Logger.Info("notification outbox stopped")
 	}()
 	housekeep := time.NewTicker(time.Second)
