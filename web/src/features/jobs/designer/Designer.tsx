@@ -117,7 +117,15 @@ function Designer({ jobName, initial, initialSource, version, catalog, loadError
   // ---- validation as you type ----
   const [problems, setProblems] = useState<Problem[]>([]);
   const [checking, setChecking] = useState(false);
+  const pristine = !jobName && doc.steps.length === 0;
   useEffect(() => {
+    // A new, empty job has nothing to check yet (and every check would be
+    // a refusal the browser logs as an error).
+    if (pristine) {
+      setProblems([]);
+      setChecking(false);
+      return;
+    }
     const ctl = new AbortController();
     const t = setTimeout(() => {
       setChecking(true);
@@ -135,7 +143,7 @@ function Designer({ jobName, initial, initialSource, version, catalog, loadError
       clearTimeout(t);
       ctl.abort();
     };
-  }, [source, doc.name, jobName]);
+  }, [source, doc.name, jobName, pristine]);
   const byStep = useMemo(() => problemsByStep(problems), [problems]);
 
   // ---- graph ----
@@ -311,7 +319,7 @@ function Designer({ jobName, initial, initialSource, version, catalog, loadError
             </span>
           )}
           {dirty && <StatusBadge status="unsaved changes" tone="warn" />}
-          {checking ? <Spinner label="Checking…" /> : problems.length === 0 ? <StatusBadge status="valid" tone="ok" /> : <StatusBadge status={`${problems.length} problem${problems.length === 1 ? '' : 's'}`} tone="bad" />}
+          {pristine ? <StatusBadge status="empty" tone="idle" /> : checking ? <Spinner label="Checking…" /> : problems.length === 0 ? <StatusBadge status="valid" tone="ok" /> : <StatusBadge status={`${problems.length} problem${problems.length === 1 ? '' : 's'}`} tone="bad" />}
         </div>
       </PageHeader>
       {loadError && <ErrorBox error={new Error(`The saved definition does not read as YAML: ${loadError}`)} />}
@@ -357,7 +365,7 @@ function Designer({ jobName, initial, initialSource, version, catalog, loadError
           )}
           <section className="designer-problems" aria-label="Problems">
             {problems.length === 0 ? (
-              <span className="muted">{checking ? 'Checking the definition…' : 'No problems found.'}</span>
+              <span className="muted">{pristine ? 'Drag a step onto the canvas; the definition is checked as you build it.' : checking ? 'Checking the definition…' : 'No problems found.'}</span>
             ) : (
               <ul>
                 {problems.map((p, i) => {
