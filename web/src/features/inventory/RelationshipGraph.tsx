@@ -4,6 +4,7 @@ import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import { Background, Controls, Handle, MarkerType, Position, ReactFlow, type Edge as FlowEdge, type Node as FlowNode, type NodeProps } from '@xyflow/react';
 import '@xyflow/react/dist/style.css';
 import { api, qs } from '../../api/client';
+import { useTheme } from '../../app/theme';
 import { ErrorBox, Field, Spinner } from '../../components/ui';
 import { layout, layoutInput } from './graphLayout';
 import type { Direction, Graph, Target } from './types';
@@ -23,6 +24,7 @@ function TargetNode({ data }: NodeProps<FlowNode<TargetNodeData>>) {
 
 const nodeTypes = { target: TargetNode };
 
+
 const directions: Record<Direction, string> = {
   both: 'Neighbours (any type, either way)',
   dependencies: 'What it depends on',
@@ -35,6 +37,8 @@ export default function RelationshipGraph({ target }: { target: Target }) {
   const [depth, setDepth] = useState(2);
   const [rankdir, setRankdir] = useState<'LR' | 'TB'>('LR');
   const nav = useNavigate();
+  // The canvas follows the console's light or dark theme.
+  const { theme } = useTheme();
   const graph = useQuery({
     queryKey: ['relationships', 'graph', target.id, direction, depth],
     queryFn: () => api.get<Graph>(`/api/v1/targets/${encodeURIComponent(target.id)}/graph${qs({ direction, depth })}`),
@@ -96,11 +100,11 @@ export default function RelationshipGraph({ target }: { target: Target }) {
             nodes={flow.nodes}
             edges={flow.edges}
             nodeTypes={nodeTypes}
+            colorMode={theme}
             fitView
             fitViewOptions={{ maxZoom: 1 }}
             nodesDraggable={false}
             nodesConnectable={false}
-            proOptions={{ hideAttribution: true }}
             onNodeClick={(_, n) => n.id !== target.id && void nav(`/inventory/targets/${encodeURIComponent(n.id)}`)}
           >
             <Background />
