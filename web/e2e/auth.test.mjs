@@ -79,7 +79,7 @@ test('a viewer sees no admin sections, is refused admin pages and the admin API,
   const token = await userToken(server, viewer.username, viewer.password);
   const users = await api(server, 'GET', '/api/v1/users', undefined, { token, allowError: true });
   assert.equal(users.status, 403, `GET /api/v1/users as a viewer: ${users.text}`);
-  assert.equal(users.body?.error?.kind, 'forbidden');
+  assert.equal(users.body?.error?.code, 'forbidden');
 
   // Sign out: back at /login, and the console needs a new sign-in.
   await page.goto(`${server.url}/`);
