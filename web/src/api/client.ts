@@ -59,7 +59,12 @@ class Session {
     this.listeners.add(l);
     return () => this.listeners.delete(l);
   }
-  /** Renews the access token from the cookie; false when there is no session. */
+  /**
+   * Renews the access token from the cookie: true when renewed, false when
+   * there is no session (it is then cleared). It rejects when the
+   * controller cannot be reached or answers 5xx, keeping the session,
+   * since that says nothing about whether the session is still good.
+   */
   refresh(): Promise<boolean> {
     // No CSRF cookie means no session cookie either: asking would only
     // earn a 400 (and an error in the browser's console).
@@ -77,6 +82,12 @@ class Session {
           credentials: 'same-origin',
           headers: { 'X-CSRF-Token': csrfToken() },
         });
+        if (res.status >= 500 || res.status === 429) {
+          // The controller (or a proxy in front of it) is down or busy:
+          // the session may well be fine, so keep it, and fail rather than
+          // answer "no session" so that callers retry later.
+          throw new Error(`the controller is unavailable (HTTP ${res.status}); try again shortly`);
+        }
         if (!res.ok) {
           this.expired = this.token !== null;
           this.set(null);
@@ -84,8 +95,6 @@ class Session {
         }
         this.set((await res.json()) as Tokens);
         return true;
-      } catch {
-        return false;
       } finally {
         this.refreshing = null;
       }

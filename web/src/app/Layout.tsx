@@ -5,6 +5,7 @@ import { useAuth } from './auth';
 import { useShortcuts } from './shortcuts';
 import { useTheme, type ThemePref } from './theme';
 import { Dialog, EmptyState, Spinner } from '../components/ui';
+import { LiveUpdates, useLiveStatus, type LiveStatus } from '../api/live';
 
 const groups = ['Operate', 'Automate', 'Inventory', 'Settings'] as const;
 
@@ -44,6 +45,7 @@ export function Layout() {
           );
         })}
         <div className="nav-footer">
+          <LiveIndicator />
           <ThemeToggle />
           <button className="btn btn-ghost" onClick={() => setHelp(true)} aria-label="Keyboard shortcuts" title="Keyboard shortcuts (?)">?</button>
           <div className="nav-user">
@@ -53,6 +55,8 @@ export function Layout() {
         </div>
       </nav>
       <main className="content" id="main" tabIndex={-1}>
+        <LiveUpdates />
+        <OfflineBanner />
         {permitted ? (
           <Outlet />
         ) : (
@@ -95,5 +99,36 @@ function ShortcutHelp({ open, onClose, can }: { open: boolean; onClose: () => vo
         </tbody>
       </table>
     </Dialog>
+  );
+}
+
+const liveText: Record<LiveStatus, string> = { live: 'Live', connecting: 'Connecting…', offline: 'Offline' };
+const liveHint: Record<LiveStatus, string> = {
+  live: 'Changes appear as they happen.',
+  connecting: 'Connecting to live updates…',
+  offline: 'Live updates are disconnected; retrying. Pages show what they last loaded.',
+};
+
+/** The live-updates connection's state, always visible in the sidebar. */
+function LiveIndicator() {
+  const s = useLiveStatus();
+  return (
+    <div>
+      <span className={`live live-${s}`} role="status" aria-live="polite" title={liveHint[s]} data-testid="live-status" data-status={s}>
+        <span className="live-dot" aria-hidden />
+        {liveText[s]}
+      </span>
+    </div>
+  );
+}
+
+/** Says so above the page when the console is offline: what you see may be stale. */
+function OfflineBanner() {
+  const s = useLiveStatus();
+  if (s !== 'offline') return null;
+  return (
+    <div className="offline-banner" role="alert">
+      <strong>Offline.</strong> The connection to the controller dropped; reconnecting by itself. What you see may be out of date until it returns.
+    </div>
   );
 }

@@ -32,7 +32,8 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   const [restoring, setRestoring] = useState(true);
   const qc = useQueryClient();
   useEffect(() => {
-    void session.refresh().finally(() => setRestoring(false));
+    // Unreachable controller: show the sign-in page rather than spin.
+    void session.refresh().catch(() => false).finally(() => setRestoring(false));
   }, []);
   const me = useQuery({
     queryKey: ['me', token],
