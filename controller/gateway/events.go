@@ -44,16 +44,21 @@ type eventTopic struct {
 	tables []string
 }
 
-// eventTopics lists every replicated table a page shows. Internal tables
+// eventTopics lists every replicated table a page shows; a table may feed
+// more than one topic. Internal tables
 // (probes, throttles, identity meta, the state's own index) are left out:
 // nothing the UI shows changes with them.
 var eventTopics = []eventTopic{
 	{topic: "runs", perm: identity.PermJobsRead, tables: []string{"automation_runs"}},
 	{topic: "attempts", perm: identity.PermJobsRead, tables: []string{"agentrpc_attempts"}},
 	{topic: "agents", perm: identity.PermAgentsRead, tables: []string{"agentrpc_agents", "agentrpc_join_tokens"}},
-	{topic: "jobs", perm: identity.PermJobsRead, tables: []string{"automation_jobs", "automation_job_versions"}},
+	// Inbound triggers start jobs, and the UI lists them under jobs;
+	// trigger_seen moves with every accepted delivery.
+	{topic: "jobs", perm: identity.PermJobsRead, tables: []string{"automation_jobs", "automation_job_versions", "trigger_triggers", "trigger_seen"}},
 	{topic: "schedules", perm: identity.PermJobsRead, tables: []string{"automation_schedules"}},
-	{topic: "targets", perm: identity.PermAssetsRead, tables: []string{"assets_targets", "assets_groups"}},
+	// An agent's target shows the agent's state (up, last seen), so an
+	// agent's change is a target's change too.
+	{topic: "targets", perm: identity.PermAssetsRead, tables: []string{"assets_targets", "assets_groups", "agentrpc_agents"}},
 	{topic: "relationships", perm: identity.PermAssetsRead, tables: []string{"assets_edges"}},
 	{topic: "credentials", perm: identity.PermCredentialsRead, tables: []string{"credentials", "credential_attachments"}},
 	{topic: "discovery", perm: identity.PermAssetsRead, tables: []string{"assets_discovery_profiles", "assets_discovery_scans", "assets_discovery_ranges"}},

@@ -26,7 +26,7 @@ type eventsRow struct{ ID string }
 // users), so that writing them moves the topics the real ones do, without
 // pulling the domains' services into a gateway test.
 func eventsTestDomain() state.Domain {
-	tables := []string{"automation_runs", "assets_targets", "identity_users", "agentrpc_attempts"}
+	tables := []string{"automation_runs", "assets_targets", "identity_users", "agentrpc_attempts", "agentrpc_agents"}
 	d := state.Domain{Name: "eventstest", Commands: map[string]state.Handler{
 		"eventstest.put": state.V1(func(ctx *state.ApplyContext, p struct{ Table, ID string }) (any, error) {
 			return nil, ctx.Txn.Insert(p.Table, &eventsRow{ID: p.ID})
@@ -132,6 +132,12 @@ func TestEventsTellWhichTopicsChanged(t *testing.T) {
 		es.put(t, "automation_runs")
 		if m := readEvents(t, conn); m.Type != "changed" || !slices.Equal(m.Topics, []string{"runs"}) || m.Index != es.store.LastIndex() {
 			t.Fatalf("got %+v, want changed [runs] at index %d", m, es.store.LastIndex())
+		}
+	})
+	t.Run("a table behind two topics names both", func(t *testing.T) {
+		es.put(t, "agentrpc_agents")
+		if m := readEvents(t, conn); !slices.Equal(m.Topics, []string{"agents", "targets"}) {
+			t.Fatalf("got %+v, want changed [agents targets]", m)
 		}
 	})
 	t.Run("one entry that writes several tables names each topic once", func(t *testing.T) {
