@@ -242,21 +242,12 @@ export async function openBrowser() {
 }
 
 /**
- * The start-up session probe of a page without a session: POST
- * /api/v1/auth/refresh with no cookie answers 400 (a bad or expired cookie
- * is a 401, which is not forgiven) and Chromium logs it. Requested in
- * notes/requests.md that the client skip the probe without the CSRF
- * cookie; then this matches nothing.
- */
-const sessionProbe = /status of 400 .*\/api\/v1\/auth\/refresh/;
-
-/**
  * Fails when the page logged console errors or threw. Expected errors
  * (a 403 a test provokes on purpose shows as "Failed to load resource")
  * can be let through with allow: [/regexp/].
  */
 export function assertNoConsoleErrors(page, { allow = [] } = {}) {
-  const seen = page.consoleErrors.filter((e) => !sessionProbe.test(e) && !allow.some((re) => re.test(e)));
+  const seen = page.consoleErrors.filter((e) => !allow.some((re) => re.test(e)));
   page.consoleErrors.length = 0;
   if (seen.length) throw new Error(`${page.e2eName ?? 'page'}: ${seen.length} console error(s):\n  ${seen.join('\n  ')}`);
 }
