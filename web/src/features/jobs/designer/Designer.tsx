@@ -159,8 +159,12 @@ function Designer({ jobName, initial, initialSource, version, catalog, loadError
     [graph, positions, selectedNodes, byStep, catalog],
   );
   const edges: Edge[] = useMemo(
-    () => graph.edges.map((e) => ({ id: e.id, source: e.source, target: e.target, data: { need: e.need }, selected: selectedEdges.has(e.id), animated: false })),
-    [graph, selectedEdges],
+    () => graph.edges.map((e) => ({
+      id: e.id, source: e.source, target: e.target, data: { need: e.need }, selected: selectedEdges.has(e.id),
+      // An on_failure handler runs only when what it needs failed: drawn dashed.
+      className: doc.steps[Number(e.target)]?.on_failure ? 'edge-on-failure' : undefined,
+    })),
+    [graph, selectedEdges, doc],
   );
 
   const onNodesChange = useCallback((changes: NodeChange<StepFlowNode>[]) => {
