@@ -14,7 +14,7 @@ describe('session.refresh', () => {
   });
 
   it('renews the token with the CSRF header', async () => {
-    const f = vi.fn(async () => new Response(JSON.stringify(tokens), { status: 200 }));
+    const f = vi.fn(async (_url: string, _init?: RequestInit) => new Response(JSON.stringify(tokens), { status: 200 }));
     vi.stubGlobal('fetch', f);
     expect(await session.refresh()).toBe(true);
     expect(session.accessToken).toBe('new');
