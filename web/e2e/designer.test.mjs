@@ -83,7 +83,8 @@ describe('visual designer', () => {
     for (const [id, n] of [['shell', 1], ['shell-2', 2], ['shell-3', 3]]) {
       await page.getByTestId(`designer-node-${id}`).click();
       const cmd = page.getByLabel('command', { exact: true });
-      await cmd.fill(`echo step-${n}-first; sleep 0.5; echo step-${n}-second`);
+      // The last step pauses long enough to see its first line while the run is still going.
+      await cmd.fill(`echo step-${n}-first; sleep ${n === 3 ? 4 : 0.5}; echo step-${n}-second`);
     }
     await selectJob(page);
     await page.getByLabel('Job name').fill('e2e-three');
@@ -106,7 +107,10 @@ describe('visual designer', () => {
     await page.getByRole('button', { name: 'Run…' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Start run' }).click();
     await page.waitForURL(/\/runs\/run_[0-9a-f]+$/);
-    await page.getByTestId('log-line').first().waitFor({ timeout: 30_000 });
+    // Live: step 3's first line shows while the run is still running.
+    await page.getByTestId('log-line').filter({ hasText: 'step-3-first' }).waitFor({ timeout: 30_000 });
+    assert.notEqual((await page.getByTestId('run-status').first().textContent())?.trim(), 'succeeded', 'lines arrive before the run ends');
+    assert.equal(await page.getByTestId('log-line').filter({ hasText: 'step-3-second' }).count(), 0);
     await waitFor('the run to succeed', async () => (await page.getByTestId('run-status').first().textContent())?.trim() === 'succeeded', { timeoutMs: 60_000 });
     await waitFor('all six log lines', async () => {
       const lines = await page.getByTestId('log-line').allTextContents();
