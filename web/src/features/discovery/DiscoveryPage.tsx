@@ -8,6 +8,7 @@ import { Button, EmptyState, ErrorBox, Field, Loading, PageHeader, StatusBadge, 
 import { ConfirmButton } from '../../components/ConfirmButton';
 import { ProfileDialog } from './ProfileDialog';
 import { ScanProgress } from './ScanProgress';
+import { AgentRanges } from './AgentRanges';
 import { activeScan, type Profile, type Scan } from './types';
 
 interface AgentItem {
@@ -159,6 +160,7 @@ export function DiscoveryPage() {
           }
         </Loading>
       </section>
+      {can('agents:admin') && (agents.data?.items.length ?? 0) > 0 && <AgentRanges agents={agents.data!.items} />}
       {editing && <ProfileDialog profile={editing === 'new' ? null : editing} agents={agents.data?.items ?? []} onClose={() => setEditing(null)} />}
     </>
   );
