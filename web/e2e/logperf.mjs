@@ -109,7 +109,7 @@ try {
     requestAnimationFrame(tick);
   });
   const lineCount = () => page.evaluate(() => {
-    const m = document.querySelector('.log-status')?.textContent?.match(/([\d,]+) lines?/);
+    const m = document.querySelector('[data-testid=log-count]')?.textContent?.match(/^([\d,]+) lines?/);
     return m ? Number(m[1].replace(/,/g, '')) : 0;
   });
   await page.getByTestId('log-line').first().waitFor({ timeout: 60_000 });
@@ -120,7 +120,7 @@ try {
   let received = await lineCount();
   for (const deadline = Date.now() + 15_000; received < expected && Date.now() < deadline;) {
     await page.waitForFunction((n) => {
-      const m = document.querySelector('.log-status')?.textContent?.match(/([\d,]+) lines?/);
+      const m = document.querySelector('[data-testid=log-count]')?.textContent?.match(/^([\d,]+) lines?/);
       return m && Number(m[1].replace(/,/g, '')) > n;
     }, received, { timeout: 2000, polling: 100 }).catch(() => {});
     const now = await lineCount();

@@ -369,7 +369,7 @@ export function LogViewer({ store, runID, source, jump, onLoadStored }: LogViewe
       </div>
       <div className="log-status muted">
         <SourceState source={source} />
-        <span>{count.toLocaleString()} line{count === 1 ? '' : 's'}{count !== store.size ? ` shown of ${store.size.toLocaleString()}` : ''}</span>
+        <span data-testid="log-count">{count.toLocaleString()} line{count === 1 ? '' : 's'}{count !== store.size ? ` shown of ${store.size.toLocaleString()}` : ''}</span>
         {store.gaps > 0 && (
           <span className="log-gapnote" data-testid="log-gaps">
             the live stream skipped events {store.gaps === 1 ? 'once' : `${store.gaps} times`}

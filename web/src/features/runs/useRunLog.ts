@@ -142,8 +142,11 @@ export function useRunLog(runID: string, run: Run | undefined) {
       onEnd: () => {
         refresh.cancel();
         void qc.invalidateQueries({ queryKey: key });
-        // The run is over and its output stored: fill what the stream skipped.
-        if (store.gaps > 0) readStored(true);
+        // The run ends only once its output is stored; lines can miss the
+        // stream (a gap, or written as the run ended), so read the stored
+        // log as the CLI does: the store drops what it has. After a gap
+        // start over, so that the lines come in order.
+        readStored(store.gaps > 0);
       },
       onState: (state, detail) => setStreamState({ state, detail }),
     }, { open: openSocket, renew: () => session.refresh() });
