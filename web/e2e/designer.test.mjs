@@ -144,6 +144,15 @@ describe('visual designer', () => {
     await err.waitFor({ state: 'detached' });
     await page.keyboard.press('Control+Shift+z');
     await err.waitFor();
+
+    // Leaving with unsaved changes asks first.
+    await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Jobs', exact: true }).click();
+    const ask = page.getByRole('alertdialog', { name: 'Unsaved changes' });
+    await ask.getByRole('button', { name: 'Stay' }).click();
+    assert.match(page.url(), /\/jobs\/e2e-broken\/edit$/);
+    await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Jobs', exact: true }).click();
+    await ask.getByRole('button', { name: 'Leave' }).click();
+    await page.waitForURL(/\/jobs$/);
     assertNoConsoleErrors(page, { allow: [validateRefusals] });
   });
 });
