@@ -161,36 +161,18 @@ func (s *Service) RewrapEnvelopes(ctx context.Context, limit int) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read runs: %w", err)
 	}
-	var cmds []state.Command
-	for obj := it.Next(); obj != nil && len(cmds) < limit; obj = it.Next() {
+	var stale []keyring.Stale
+	for obj := it.Next(); obj != nil && len(stale) < limit; obj = it.Next() {
 		r := obj.(*Run)
 		if r.Secret.IsZero() || r.Secret.KeyID == active {
 			continue
 		}
-		sealed, err := s.d.Sealer.Rewrap(r.Secret, paramsAAD(r.ID))
-		if err != nil {
-			return 0, fmt.Errorf("run %s: %w", r.ID, err)
-		}
-		c, err := state.NewCommand(cmdRunRewrap, 1, runRewrapPayload{ID: r.ID, From: r.Secret.KeyID, Sealed: sealed})
-		if err != nil {
-			return 0, err
-		}
-		cmds = append(cmds, c)
+		stale = append(stale, keyring.Stale{What: "run " + r.ID, Sealed: r.Secret, AAD: paramsAAD(r.ID),
+			Command: func(sealed keyring.Sealed) (state.Command, error) {
+				return state.NewCommand(cmdRunRewrap, 1, runRewrapPayload{ID: r.ID, From: r.Secret.KeyID, Sealed: sealed})
+			}})
 	}
-	if len(cmds) == 0 {
-		return 0, nil
-	}
-	res, err := s.d.Applier.Apply(ctx, cmds...)
-	if err != nil {
-		return 0, fmt.Errorf("re-wrap run envelopes: %w", err)
-	}
-	n := 0
-	for _, r := range res {
-		if r.Err == nil {
-			n++
-		}
-	}
-	return n, nil
+	return keyring.RewrapStale(ctx, s.d.Sealer, s.d.Applier, stale)
 }
 
 type runRewrapPayload struct {

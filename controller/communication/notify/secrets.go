@@ -2,9 +2,8 @@ package notify
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
+	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/state"
 )
 
@@ -26,40 +25,19 @@ func (s *Service) RewrapEnvelopes(ctx context.Context, limit int) (int, error) {
 		return 0, nil
 	}
 	active := s.d.Sealer.ActiveKeyID()
-	var cmds []state.Command
-	var failed error
+	var stale []keyring.Stale
 	err := s.each(tableChannels, func(obj any) {
 		c := obj.(*Channel)
-		if failed != nil || len(cmds) >= limit || c.Secret.IsZero() || c.Secret.KeyID == active {
+		if len(stale) >= limit || c.Secret.IsZero() || c.Secret.KeyID == active {
 			return
 		}
-		sealed, err := s.d.Sealer.Rewrap(c.Secret, secretAAD(c.Name))
-		if err != nil {
-			failed = fmt.Errorf("channel %s: %w", c.Name, err)
-			return
-		}
-		cmd, err := state.NewCommand(cmdChannelRewrap, 1, channelRewrapPayload{Name: c.Name, From: c.Secret.KeyID, Sealed: sealed})
-		if err != nil {
-			failed = err
-			return
-		}
-		cmds = append(cmds, cmd)
+		stale = append(stale, keyring.Stale{What: "channel " + c.Name, Sealed: c.Secret, AAD: secretAAD(c.Name),
+			Command: func(sealed keyring.Sealed) (state.Command, error) {
+				return state.NewCommand(cmdChannelRewrap, 1, channelRewrapPayload{Name: c.Name, From: c.Secret.KeyID, Sealed: sealed})
+			}})
 	})
-	if err != nil || failed != nil {
-		return 0, fmt.Errorf("re-wrap channel secrets: %w", errors.Join(err, failed))
-	}
-	if len(cmds) == 0 {
-		return 0, nil
-	}
-	res, err := s.d.Applier.Apply(ctx, cmds...)
 	if err != nil {
-		return 0, fmt.Errorf("re-wrap channel secrets: %w", err)
+		return 0, err
 	}
-	n := 0
-	for _, r := range res {
-		if r.Err == nil {
-			n++
-		}
-	}
-	return n, nil
+	return keyring.RewrapStale(ctx, s.d.Sealer, s.d.Applier, stale)
 }

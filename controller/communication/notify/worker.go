@@ -152,6 +152,11 @@ func (w *worker) dispatch(ctx context.Context) <-chan struct{} {
 		go func(d Delivery) {
 			defer func() { <-w.sem }()
 			r := w.attempt(ctx, &d)
+			if ctx.Err() != nil {
+				// The term ended mid-attempt: its failure says nothing
+				// about the receiver. The next leader sends it again.
+				return
+			}
 			select {
 			case w.results <- r:
 			case <-ctx.Done():
@@ -294,6 +299,9 @@ func (w *worker) commit(ctx context.Context) {
 			return
 		case r := <-w.results:
 			batch = append(batch, r)
+		}
+		if ctx.Err() != nil {
+			return
 		}
 	drain:
 		for len(batch) < maxResultBatch {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/state"
 )
 
@@ -33,34 +34,16 @@ func (s *Service) RewrapEnvelopes(ctx context.Context, limit int) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read triggers: %w", err)
 	}
-	var cmds []state.Command
-	for obj := it.Next(); obj != nil && len(cmds) < limit; obj = it.Next() {
+	var stale []keyring.Stale
+	for obj := it.Next(); obj != nil && len(stale) < limit; obj = it.Next() {
 		t := obj.(*Stored)
 		if t.Secret.IsZero() || t.Secret.KeyID == active {
 			continue
 		}
-		sealed, err := s.d.Sealer.Rewrap(t.Secret, secretAAD(t.ID))
-		if err != nil {
-			return 0, fmt.Errorf("trigger %s: %w", t.ID, err)
-		}
-		c, err := state.NewCommand(cmdRewrap, 1, rewrapPayload{ID: t.ID, From: t.Secret.KeyID, Sealed: sealed})
-		if err != nil {
-			return 0, err
-		}
-		cmds = append(cmds, c)
+		stale = append(stale, keyring.Stale{What: "trigger " + t.ID, Sealed: t.Secret, AAD: secretAAD(t.ID),
+			Command: func(sealed keyring.Sealed) (state.Command, error) {
+				return state.NewCommand(cmdRewrap, 1, rewrapPayload{ID: t.ID, From: t.Secret.KeyID, Sealed: sealed})
+			}})
 	}
-	if len(cmds) == 0 {
-		return 0, nil
-	}
-	res, err := s.d.Applier.Apply(ctx, cmds...)
-	if err != nil {
-		return 0, fmt.Errorf("re-wrap trigger secrets: %w", err)
-	}
-	n := 0
-	for _, r := range res {
-		if r.Err == nil {
-			n++
-		}
-	}
-	return n, nil
+	return keyring.RewrapStale(ctx, s.d.Sealer, s.d.Applier, stale)
 }
