@@ -193,6 +193,14 @@ awk '/^BenchmarkWebhookDeliveries/ { for (i=1;i<=NF;i++) if ($(i+1)=="deliveries
   printf "\n| figure | value | target |\n|---|---|---|\n| webhook deliveries to a local receiver | %s /s | >= 500/s: %s |\n", d, (d+0 >= 500 ? "met" : "NOT met") }' "$out/webhook.txt"
 echo
 
+echo "## Communication: webhook deliveries end to end on one node (queued through the API, sent by the leader's outbox, results committed through Raft)"
+cmd="go test ./controller/server -run '^\$' -bench BenchmarkNotifyDeliveries -benchtime ${BENCH_NOTIFY_N:-3000}x -count 1"
+echo "\$ $cmd"
+eval "$cmd" | tee "$out/notify.txt" | grep -E '^Benchmark' || true
+awk '/^BenchmarkNotifyDeliveries/ { for (i=1;i<=NF;i++) if ($(i+1)=="deliveries/s") d=$i
+  printf "\n| figure | value | target |\n|---|---|---|\n| webhook deliveries through the outbox | %s /s | >= 500/s: %s |\n", d, (d+0 >= 500 ? "met" : "NOT met") }' "$out/notify.txt"
+echo
+
 echo "## Communication: audit entry added to a mutating request (one durable append, embedded store)"
 cmd="go test ./controller/communication/audit -run '^\$' -bench 'BenchmarkAppend\$' -benchtime 2000x -count 1"
 echo "\$ $cmd"
