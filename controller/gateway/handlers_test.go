@@ -121,6 +121,7 @@ func TestConsistentReads(t *testing.T) {
 	runID := caseRun(t, f, "admin").ID
 	// Channel, template and rule "admin", and a delivery to the channel.
 	deliveryID := caseNotifyAll(t, f, "admin")
+	caseTriggerAdmin(t, f, "admin") // {ref} is "admin" below
 	var consistentRoutes []RouteInfo
 	for _, rt := range f.srv.Routes() {
 		if rt.Consistent {
@@ -167,7 +168,7 @@ func TestConsistentReads(t *testing.T) {
 				if strings.HasPrefix(rt.Path, "/api/v1/plugins/") {
 					name = "disk-usage"
 				}
-				target := strings.NewReplacer("{name...}", name, "{id}", id, "{target}", "web-1", "{user}", "admin", "{name}", name, "{version}", "1", "{agent}", "relay-1").Replace(rt.Path) + tt.query
+				target := strings.NewReplacer("{name...}", name, "{ref}", "admin", "{id}", id, "{target}", "web-1", "{user}", "admin", "{name}", name, "{version}", "1", "{agent}", "relay-1").Replace(rt.Path) + tt.query
 				if rec := f.do(t, newRequest(rt.Method, target, "", "")); rec.Code != http.StatusOK {
 					t.Fatalf("status = %d: %s", rec.Code, rec.Body)
 				}

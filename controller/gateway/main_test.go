@@ -301,6 +301,7 @@ func newFixture(t testing.TB, cfg Config, opts ...func(*Deps)) *fixture {
 	deps.Schedules = newTestSchedules(t)
 	deps.Automation = newTestAutomation(t, deps.Assets, f.ident.svc, deps.Plugins)
 	deps.Notify = newTestNotify(t)
+	deps.Triggers = newTestTriggers(t, deps.Automation, deps.Keyring)
 	f.auditStore, deps.Audit = newTestAudit(t)
 	deps.AuditStore = f.auditStore
 	for _, o := range opts {
