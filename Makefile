@@ -49,7 +49,7 @@ test:
 	$(GO) test $(RACE) -count=1 -timeout 20m $(GOTESTFLAGS) ./...
 	@if [ "$(WEB_TEST)" = 0 ]; then exit 0; fi; \
 	if ! command -v node >/dev/null; then echo "test: Node.js is not installed: skipping the web unit tests"; exit 0; fi; \
-	$(MAKE) --no-print-directory web-deps && cd web && npx vitest run
+	$(WEB_DEPS) && npx vitest run
 
 # Benchmarks and load drivers; prints a table of the figures the issues name.
 bench: build
@@ -84,10 +84,12 @@ web: web-deps
 
 # Installs web/node_modules from the lockfile (npm ci) unless it is
 # already installed from this very lockfile.
-web-deps:
-	@command -v node >/dev/null || { echo "web: Node.js 20.19+ is needed to build the UI" >&2; exit 1; }
-	@cd web && if [ node_modules/.package-lock.json -nt package-lock.json ]; then echo "web: node_modules is current"; \
+# (A shell snippet rather than a sub-make, so that `make -n test` runs nothing.)
+WEB_DEPS = command -v node >/dev/null || { echo "web: Node.js 20.19+ is needed to build the UI" >&2; exit 1; }; \
+	cd web && if [ node_modules/.package-lock.json -nt package-lock.json ]; then echo "web: node_modules is current"; \
 	else npm ci --no-audit --no-fund; fi
+web-deps:
+	@$(WEB_DEPS)
 
 # The browser end-to-end suite (web/e2e) against a binary with the UI in
 # it, in headless Chromium (/usr/bin/chromium, or CHROMIUM=path).
