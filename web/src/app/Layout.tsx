@@ -49,7 +49,7 @@ export function Layout() {
           <ThemeToggle />
           <button className="btn btn-ghost" onClick={() => setHelp(true)} aria-label="Keyboard shortcuts" title="Keyboard shortcuts (?)">?</button>
           <div className="nav-user">
-            <span className="muted" title={me.user.display_name}>{me.user.username}</span>
+            <NavLink to="/account" className="nav-account" title={`${me.user.display_name || me.user.username}: my account`}>{me.user.username}</NavLink>
             <button className="btn btn-ghost" onClick={() => void logout().then(() => navigate('/login', { replace: true }))}>Sign out</button>
           </div>
         </div>

@@ -47,12 +47,17 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     can: (p) => !p || !!me.data?.permissions.includes(p),
     expired: session.expired,
     logout: async () => {
-      try {
-        await api.post('/api/v1/auth/logout', undefined, { headers: { 'X-CSRF-Token': csrfToken() } });
-      } finally {
-        session.set(null);
-        qc.clear();
-      }
+      // Drop the token from the page first, so that nothing (a query the
+      // live socket invalidates, say) uses it after the server revokes it;
+      // the logout request carries it explicitly.
+      const token = session.accessToken;
+      session.set(null);
+      qc.clear();
+      const headers: Record<string, string> = { 'X-CSRF-Token': csrfToken() };
+      if (token) headers.Authorization = `Bearer ${token}`;
+      await api.post('/api/v1/auth/logout', undefined, { headers }).catch(() => {
+        /* the session ends on this page either way; the server's expires */
+      });
     },
   };
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;

@@ -19,4 +19,5 @@ export const featureRoutes: RouteObject[] = [
   { path: 'admin/*', lazy: feature(() => import('../features/admin/routes')) },
   { path: 'audit/*', lazy: feature(() => import('../features/audit/routes')) },
   { path: 'cluster/*', lazy: feature(() => import('../features/cluster/routes')) },
+  { path: 'account', lazy: feature(() => import('../features/login/Account')) },
 ];

@@ -67,9 +67,13 @@ export default function ChangePassword() {
         <Button variant="primary" type="submit" busy={busy} disabled={!current || !next || next !== confirm}>
           Change password and continue
         </Button>
-        <button type="button" className="btn btn-ghost" onClick={() => void logout().then(() => nav('/login', { replace: true }))}>
-          Sign out instead
-        </button>
+        {forced ? (
+          <button type="button" className="btn btn-ghost" onClick={() => void logout().then(() => nav('/login', { replace: true }))}>
+            Sign out instead
+          </button>
+        ) : (
+          <button type="button" className="btn btn-ghost" onClick={() => nav(after, { replace: true })}>Cancel</button>
+        )}
       </form>
     </div>
   );
