@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"maps"
 	"slices"
 	"time"
 
@@ -157,13 +156,6 @@ type Match struct {
 	Targets []string          `json:"targets,omitempty"`
 	Tags    map[string]string `json:"tags,omitempty"`
 	Groups  []string          `json:"groups,omitempty"`
-}
-
-func (m Match) clone() Match {
-	m.Targets = slices.Clone(m.Targets)
-	m.Tags = maps.Clone(m.Tags)
-	m.Groups = slices.Clone(m.Groups)
-	return m
 }
 
 // Duration is a time.Duration written as "30s" in JSON.

@@ -505,6 +505,11 @@ func (s *Service) get(ref string) (*Stored, error) {
 	return nil, problem.NotFound("trigger", ref)
 }
 
+func (s *Service) exists(id string) bool {
+	raw, err := s.d.Store.ReadTxn().First(tableTriggers, "id", id)
+	return err == nil && raw != nil
+}
+
 // Delivery is the record of one inbound delivery.
 type Delivery struct {
 	Trigger    string         `json:"trigger"`
@@ -531,6 +536,11 @@ type Outcome struct {
 func (s *Service) Handle(ctx context.Context, id string, r *http.Request, source string) (Outcome, error) {
 	rec := Delivery{Trigger: id, Time: s.d.Now().UTC(), Source: source}
 	out, err := s.handle(ctx, id, r, &rec)
+	if problem.Is(err, problem.KindNotFound) && rec.Outcome == "" && !s.exists(id) {
+		// No such hook: recording it would let anyone write history
+		// records under stream names of their choosing.
+		return out, err
+	}
 	if err != nil {
 		rec.Outcome, rec.Reason = "refused", err.Error()
 		if p, ok := problem.As(err); ok {
