@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -146,6 +147,28 @@ func TestEventsTellWhichTopicsChanged(t *testing.T) {
 			t.Fatalf("got %+v, want changed [targets users]", m)
 		}
 	})
+}
+
+func TestEventsReportWhatASnapshotRestoreChanged(t *testing.T) {
+	es := newEventsServer(t, 10*time.Millisecond, nil, nil)
+	es.put(t, "automation_runs")
+	var snap bytes.Buffer
+	if err := es.store.WriteSnapshot(es.store.View(), &snap); err != nil {
+		t.Fatal(err)
+	}
+	es.put(t, "assets_targets") // after the snapshot: a restore takes it back
+	conn, resp, err := es.dial(t, http.Header{"Authorization": {"Bearer " + es.ident.adminToken}})
+	if err != nil {
+		t.Fatalf("dial: %v (%s)", err, status(resp))
+	}
+	readEvents(t, conn) // hello
+	if err := es.store.Restore(&snap); err != nil {
+		t.Fatal(err)
+	}
+	// The targets table's index went back; runs is as it was.
+	if m := readEvents(t, conn); !slices.Equal(m.Topics, []string{"targets"}) {
+		t.Fatalf("after the restore got %+v, want changed [targets]", m)
+	}
 }
 
 func TestEventsCoalesceBursts(t *testing.T) {
