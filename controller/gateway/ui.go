@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -187,8 +188,8 @@ func (h *uiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Revalidated every time: a new release takes effect on reload.
 		hdr.Set("Cache-Control", "no-cache")
 	}
-	if f.gz != nil {
-		hdr.Add("Vary", "Accept-Encoding")
+	if f.gz != nil && !slices.Contains(hdr.Values("Vary"), "Accept-Encoding") {
+		hdr.Add("Vary", "Accept-Encoding") // the gzip middleware usually has
 	}
 	if etagMatches(r.Header.Get("If-None-Match"), f.etag) {
 		w.WriteHeader(http.StatusNotModified)

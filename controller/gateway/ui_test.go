@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -98,6 +99,9 @@ func TestUI(t *testing.T) {
 			}
 			if tt.wantType != "" && h.Get("Content-Type") != tt.wantType {
 				t.Errorf("Content-Type = %q, want %q", h.Get("Content-Type"), tt.wantType)
+			}
+			if vary := h.Values("Vary"); len(slices.DeleteFunc(slices.Clone(vary), func(v string) bool { return v != "Accept-Encoding" })) > 1 {
+				t.Errorf("Vary names Accept-Encoding twice: %q", vary)
 			}
 			if got := h.Get("Content-Encoding"); got != tt.wantEncoding {
 				t.Errorf("Content-Encoding = %q, want %q", got, tt.wantEncoding)
