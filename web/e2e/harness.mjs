@@ -18,7 +18,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,6 +60,16 @@ export function strongPassword() {
   return `e2e-${randomBytes(12).toString('base64url')}-Pw`;
 }
 
+// Controllers still running when this process exits (a script that threw
+// before stop()) are killed rather than left behind.
+const running = new Map(); // process → data dir
+process.on('exit', () => {
+  for (const [p, dir] of running) {
+    p.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 /**
  * Starts `opsconductor dev` in a fresh data dir on ports the kernel picks.
  * With changeAdminPassword (the default) it changes the bootstrap admin
@@ -77,6 +87,7 @@ export async function startServer({ changeAdminPassword = true, extraArgs = [] }
   const env = { ...process.env };
   delete env.OPSCONDUCTOR_BOOTSTRAP_ADMIN_PASSWORD;
   const proc = spawn(binary, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  running.set(proc, dataDir);
   let output = '';
   let url = null;
   let exited = null;
@@ -90,6 +101,7 @@ export async function startServer({ changeAdminPassword = true, extraArgs = [] }
   });
   proc.on('exit', (code, signal) => {
     exited = { code, signal };
+    running.delete(proc);
   });
   const logs = () => output;
   const stop = async () => {
