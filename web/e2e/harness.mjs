@@ -68,6 +68,8 @@ process.on('exit', () => {
     p.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   }
+  // Playwright ends its browsers at exit; their profiles are ours.
+  for (const b of openBrowsers) rmSync(b.profile, { recursive: true, force: true });
 });
 
 /**
@@ -232,6 +234,7 @@ export async function openBrowser() {
   const handle = {
     browser: context,
     context,
+    profile,
     async newPage(name = 'page') {
       const page = await context.newPage();
       page.e2eName = name;
