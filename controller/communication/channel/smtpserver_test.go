@@ -118,7 +118,10 @@ func startSMTP(t *testing.T, opts smtpOptions) *smtpServer {
 		_ = srv.Serve(ln)
 	}()
 	t.Cleanup(func() {
+		// Close finds no listener when Serve has not registered it yet;
+		// closing it here ends Serve either way.
 		_ = srv.Close()
+		_ = ln.Close()
 		<-done
 	})
 	return s

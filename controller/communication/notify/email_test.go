@@ -51,8 +51,15 @@ func startMailbox(t *testing.T) (*mailbox, int) {
 	srv := smtp.NewServer(m)
 	srv.Domain = "localhost"
 	srv.AllowInsecureAuth = true
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		// Close finds no listener when Serve has not registered it yet;
+		// closing it here ends Serve either way.
+		_ = srv.Close()
+		_ = ln.Close()
+		<-done
+	})
 	return m, ln.Addr().(*net.TCPAddr).Port
 }
 
