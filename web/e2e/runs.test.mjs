@@ -198,8 +198,10 @@ steps:
     await page.getByRole('button', { name: 'Resume' }).click();
     await page.waitForURL((u) => u.pathname.startsWith('/runs/') && !u.pathname.endsWith(run.id));
     assert.equal(await waitForStatus(page, ['succeeded', 'failed', 'canceled']), 'failed');
-    assert.match(await page.getByTestId('cell-local-build').textContent(), /succeeded/);
-    assert.match(await page.getByTestId('cell-local-ship').textContent(), /exit 3/);
+    // The state arrives on the run's stream; the matrix cells follow
+    // when the attempts' topic refreshes the run, a moment later.
+    await waitFor('the resumed run\'s matrix', async () => /succeeded/.test(await page.getByTestId('cell-local-build').textContent())
+      && /exit 3/.test(await page.getByTestId('cell-local-ship').textContent()));
     assertNoConsoleErrors(page);
     await page.close();
   });
