@@ -295,37 +295,27 @@ func templatePath(name string) string {
 
 // NotifyEventTypes lists the event types rules can name.
 func (c *Client) NotifyEventTypes(ctx context.Context) ([]NotifyEventType, error) {
-	var out items[NotifyEventType]
-	err := c.do(ctx, http.MethodGet, notifyBase+"/events", nil, &out)
-	return out.Items, err
+	return list[NotifyEventType](ctx, c, notifyBase+"/events")
 }
 
 // ListNotifyChannels returns every channel, by name.
 func (c *Client) ListNotifyChannels(ctx context.Context) ([]NotifyChannel, error) {
-	var out items[NotifyChannel]
-	err := c.do(ctx, http.MethodGet, notifyBase+"/channels", nil, &out)
-	return out.Items, err
+	return list[NotifyChannel](ctx, c, notifyBase+"/channels")
 }
 
 // GetNotifyChannel returns one channel.
 func (c *Client) GetNotifyChannel(ctx context.Context, name string) (NotifyChannel, error) {
-	var out NotifyChannel
-	err := c.do(ctx, http.MethodGet, notifyPath("channels", name), nil, &out)
-	return out, err
+	return call[NotifyChannel](ctx, c, http.MethodGet, notifyPath("channels", name), nil)
 }
 
 // CreateNotifyChannel stores a new channel.
 func (c *Client) CreateNotifyChannel(ctx context.Context, in NotifyChannelInput) (NotifyChannel, error) {
-	var out NotifyChannel
-	err := c.do(ctx, http.MethodPost, notifyBase+"/channels", in, &out)
-	return out, err
+	return call[NotifyChannel](ctx, c, http.MethodPost, notifyBase+"/channels", in)
 }
 
 // UpdateNotifyChannel replaces a channel.
 func (c *Client) UpdateNotifyChannel(ctx context.Context, name string, in NotifyChannelInput) (NotifyChannel, error) {
-	var out NotifyChannel
-	err := c.do(ctx, http.MethodPut, notifyPath("channels", name), in, &out)
-	return out, err
+	return call[NotifyChannel](ctx, c, http.MethodPut, notifyPath("channels", name), in)
 }
 
 // DeleteNotifyChannel deletes a channel no rule uses.
@@ -344,9 +334,7 @@ type NotifyTestInput struct {
 // the controller answers once the single attempt is over (or after 30 s,
 // with the delivery still pending); without, at once.
 func (c *Client) TestNotifyChannel(ctx context.Context, name string, in NotifyTestInput, wait bool) (NotifyDelivery, error) {
-	var out NotifyDelivery
-	err := c.do(ctx, http.MethodPost, notifyPath("channels", name)+"/test?wait="+strconv.FormatBool(wait), in, &out)
-	return out, err
+	return call[NotifyDelivery](ctx, c, http.MethodPost, notifyPath("channels", name)+"/test?wait="+strconv.FormatBool(wait), in)
 }
 
 // ListNotifyTemplates returns the stored templates and, with builtin, the
@@ -363,23 +351,17 @@ func (c *Client) ListNotifyTemplates(ctx context.Context, builtin bool) ([]Notif
 
 // GetNotifyTemplate returns a stored or built-in template.
 func (c *Client) GetNotifyTemplate(ctx context.Context, name string) (NotifyTemplate, error) {
-	var out NotifyTemplate
-	err := c.do(ctx, http.MethodGet, templatePath(name), nil, &out)
-	return out, err
+	return call[NotifyTemplate](ctx, c, http.MethodGet, templatePath(name), nil)
 }
 
 // CreateNotifyTemplate validates (a trial render) and stores a template.
 func (c *Client) CreateNotifyTemplate(ctx context.Context, in NotifyTemplateInput) (NotifyTemplate, error) {
-	var out NotifyTemplate
-	err := c.do(ctx, http.MethodPost, notifyBase+"/templates", in, &out)
-	return out, err
+	return call[NotifyTemplate](ctx, c, http.MethodPost, notifyBase+"/templates", in)
 }
 
 // UpdateNotifyTemplate validates and replaces a template.
 func (c *Client) UpdateNotifyTemplate(ctx context.Context, name string, in NotifyTemplateInput) (NotifyTemplate, error) {
-	var out NotifyTemplate
-	err := c.do(ctx, http.MethodPut, templatePath(name), in, &out)
-	return out, err
+	return call[NotifyTemplate](ctx, c, http.MethodPut, templatePath(name), in)
 }
 
 // DeleteNotifyTemplate deletes a template no rule uses.
@@ -402,30 +384,22 @@ func (c *Client) PreviewNotifyTemplate(ctx context.Context, t NotifyPreviewTempl
 
 // ListNotifyRules returns every rule, by name.
 func (c *Client) ListNotifyRules(ctx context.Context) ([]NotifyRule, error) {
-	var out items[NotifyRule]
-	err := c.do(ctx, http.MethodGet, notifyBase+"/rules", nil, &out)
-	return out.Items, err
+	return list[NotifyRule](ctx, c, notifyBase+"/rules")
 }
 
 // GetNotifyRule returns one rule.
 func (c *Client) GetNotifyRule(ctx context.Context, name string) (NotifyRule, error) {
-	var out NotifyRule
-	err := c.do(ctx, http.MethodGet, notifyPath("rules", name), nil, &out)
-	return out, err
+	return call[NotifyRule](ctx, c, http.MethodGet, notifyPath("rules", name), nil)
 }
 
 // CreateNotifyRule stores a new rule.
 func (c *Client) CreateNotifyRule(ctx context.Context, in NotifyRuleInput) (NotifyRule, error) {
-	var out NotifyRule
-	err := c.do(ctx, http.MethodPost, notifyBase+"/rules", in, &out)
-	return out, err
+	return call[NotifyRule](ctx, c, http.MethodPost, notifyBase+"/rules", in)
 }
 
 // UpdateNotifyRule replaces a rule.
 func (c *Client) UpdateNotifyRule(ctx context.Context, name string, in NotifyRuleInput) (NotifyRule, error) {
-	var out NotifyRule
-	err := c.do(ctx, http.MethodPut, notifyPath("rules", name), in, &out)
-	return out, err
+	return call[NotifyRule](ctx, c, http.MethodPut, notifyPath("rules", name), in)
 }
 
 // DeleteNotifyRule deletes a rule; events it held back go out as a digest.
@@ -448,21 +422,28 @@ func (c *Client) ListNotifyDeliveries(ctx context.Context, f NotifyDeliveryFilte
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var out items[NotifyDelivery]
-	err := c.do(ctx, http.MethodGet, path, nil, &out)
-	return out.Items, err
+	return list[NotifyDelivery](ctx, c, path)
 }
 
 // GetNotifyDelivery returns one delivery with its attempt history.
 func (c *Client) GetNotifyDelivery(ctx context.Context, id string) (NotifyDelivery, error) {
-	var out NotifyDelivery
-	err := c.do(ctx, http.MethodGet, notifyPath("deliveries", id), nil, &out)
-	return out, err
+	return call[NotifyDelivery](ctx, c, http.MethodGet, notifyPath("deliveries", id), nil)
 }
 
 // RedeliverNotify sends a finished delivery again, from attempt one.
 func (c *Client) RedeliverNotify(ctx context.Context, id string) (NotifyDelivery, error) {
-	var out NotifyDelivery
-	err := c.do(ctx, http.MethodPost, notifyPath("deliveries", id)+"/redeliver", nil, &out)
+	return call[NotifyDelivery](ctx, c, http.MethodPost, notifyPath("deliveries", id)+"/redeliver", nil)
+}
+
+// call makes one request and decodes its JSON answer into a T.
+func call[T any](ctx context.Context, c *Client, method, path string, in any) (T, error) {
+	var out T
+	err := c.do(ctx, method, path, in, &out)
 	return out, err
+}
+
+// list reads a {"items": [...]} answer.
+func list[T any](ctx context.Context, c *Client, path string) ([]T, error) {
+	out, err := call[items[T]](ctx, c, http.MethodGet, path, nil)
+	return out.Items, err
 }
