@@ -252,13 +252,6 @@ func insertDelivery(ctx *state.ApplyContext, d *Delivery) error {
 	return ctx.Txn.Insert(tableDeliveries, d)
 }
 
-// reader is a read or write transaction: Apply reads through the write
-// one, the API through a read one.
-type reader interface {
-	First(table, index string, args ...any) (any, error)
-	Get(table, index string, args ...any) (memdb.ResultIterator, error)
-}
-
 func next(txn *state.Txn, name string) (uint64, error) {
 	obj, err := txn.First(tableCounters, "id", name)
 	if err != nil {
@@ -275,7 +268,7 @@ func next(txn *state.Txn, name string) (uint64, error) {
 	return c.N, nil
 }
 
-func getThrottle(txn reader, rule string) (*throttleRow, error) {
+func getThrottle(txn state.Reader, rule string) (*throttleRow, error) {
 	obj, err := txn.First(tableThrottle, "id", rule)
 	if err != nil || obj == nil {
 		return nil, err
@@ -283,52 +276,24 @@ func getThrottle(txn reader, rule string) (*throttleRow, error) {
 	return obj.(*throttleRow), nil
 }
 
-func getChannel(txn reader, name string) (*Channel, error) {
-	obj, err := txn.First(tableChannels, "id", name)
-	if err != nil {
-		return nil, err
-	}
-	if obj == nil {
-		return nil, problem.NotFound("channel", name)
-	}
-	return obj.(*Channel), nil
+func getChannel(txn state.Reader, name string) (*Channel, error) {
+	return state.ByID[Channel](txn, tableChannels, "channel", name)
 }
 
-func getTemplate(txn reader, name string) (*Template, error) {
-	obj, err := txn.First(tableTemplates, "id", name)
-	if err != nil {
-		return nil, err
-	}
-	if obj == nil {
-		return nil, problem.NotFound("template", name)
-	}
-	return obj.(*Template), nil
+func getTemplate(txn state.Reader, name string) (*Template, error) {
+	return state.ByID[Template](txn, tableTemplates, "template", name)
 }
 
-func getRule(txn reader, name string) (*Rule, error) {
-	obj, err := txn.First(tableRules, "id", name)
-	if err != nil {
-		return nil, err
-	}
-	if obj == nil {
-		return nil, problem.NotFound("rule", name)
-	}
-	return obj.(*Rule), nil
+func getRule(txn state.Reader, name string) (*Rule, error) {
+	return state.ByID[Rule](txn, tableRules, "rule", name)
 }
 
-func getDelivery(txn reader, id string) (*Delivery, error) {
-	obj, err := txn.First(tableDeliveries, "id", id)
-	if err != nil {
-		return nil, err
-	}
-	if obj == nil {
-		return nil, problem.NotFound("delivery", id)
-	}
-	return obj.(*Delivery), nil
+func getDelivery(txn state.Reader, id string) (*Delivery, error) {
+	return state.ByID[Delivery](txn, tableDeliveries, "delivery", id)
 }
 
 // rulesUsing names the rules that send to a channel or use a template.
-func rulesUsing(txn reader, use func(*Rule) bool) ([]string, error) {
+func rulesUsing(txn state.Reader, use func(*Rule) bool) ([]string, error) {
 	it, err := txn.Get(tableRules, "id")
 	if err != nil {
 		return nil, err

@@ -557,7 +557,7 @@ func (s *Service) Redeliver(ctx context.Context, id string) (Delivery, error) {
 	return out, err
 }
 
-func (s *Service) txn() reader { return s.d.Store.ReadTxn() }
+func (s *Service) txn() state.Reader { return s.d.Store.ReadTxn() }
 
 func (s *Service) each(table string, fn func(any)) error {
 	it, err := s.d.Store.ReadTxn().Get(table, "id")

@@ -238,7 +238,7 @@ func (w *worker) backoff(attempt int) time.Duration {
 }
 
 // render turns a delivery's event into a message with its template.
-func (s *Service) render(ctx context.Context, txn reader, ch *Channel, d *Delivery) (channel.Message, error) {
+func (s *Service) render(ctx context.Context, txn state.Reader, ch *Channel, d *Delivery) (channel.Message, error) {
 	kind := tmpl.ChannelKind(ch.Config.Kind)
 	t := tmpl.Builtin(d.Event.Type, kind)
 	if d.Template != "" {
