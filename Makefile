@@ -15,7 +15,14 @@ STATICCHECK_VERSION := v0.8.2
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
-.PHONY: all build dev test bench proto plugins web web-deps e2e lint fmt clean
+.PHONY: all build dev test test-extra bench proto plugins web web-deps e2e lint lint-extra fmt clean
+
+# Each area keeps its own targets in mk/NAME.mk (release, deployment checks,
+# benchmarks, chaos). A fragment that has checks for `make test` or `make
+# lint` adds its target's name to TEST_EXTRA or LINT_EXTRA.
+TEST_EXTRA :=
+LINT_EXTRA :=
+-include $(sort $(wildcard mk/*.mk))
 
 all: build
 
@@ -50,10 +57,9 @@ test:
 	@if [ "$(WEB_TEST)" = 0 ]; then exit 0; fi; \
 	if ! command -v node >/dev/null; then echo "test: Node.js is not installed: skipping the web unit tests"; exit 0; fi; \
 	$(WEB_DEPS) && npx vitest run
+	@$(MAKE) --no-print-directory test-extra
 
-# Benchmarks and load drivers; prints a table of the figures the issues name.
-bench: build
-	OPSCONDUCTOR_BIN=$(CURDIR)/$(BIN)/opsconductor bash bench/run.sh
+test-extra: $(TEST_EXTRA)
 
 # Regenerates protobuf Go code from proto/**/*.proto with pinned generators
 # (protoc from Debian's protobuf-compiler).
@@ -102,6 +108,9 @@ lint:
 	$(GO) vet ./...
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(TOOLS)/staticcheck ./...
+	@$(MAKE) --no-print-directory lint-extra
+
+lint-extra: $(LINT_EXTRA)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')
