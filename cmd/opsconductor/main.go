@@ -46,7 +46,7 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
-	root.AddCommand(newServerCmd(), newDevCmd(), newOperatorCmd(), newVersionCmd(),
+	root.AddCommand(newServerCmd(), newDevCmd(), newOperatorCmd(), newVersionCmd(), newHealthCmd(),
 		newLoginCmd(), newLogoutCmd(), newWhoamiCmd(), newPasswordCmd(),
 		newUserCmd(), newRoleCmd(), newTokenCmd(), newSessionCmd(), newAgentCmd(), newAttemptCmd(),
 		newPluginCmd(), newStepsCmd(), newRelationshipCmd(), newCredentialCmd())
