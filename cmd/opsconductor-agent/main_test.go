@@ -35,6 +35,8 @@ func TestCommands(t *testing.T) {
 		{"join refuses malformed tags", []string{"join", "--controller", "127.0.0.1:1", "--token", "ocj_a_b", "--ca-pin", pin, "--data-dir", dir, "--tags", "x"}, "", `tags[0]: "x" is not key=value`, true},
 		{"join refuses a malformed pin", []string{"join", "--controller", "127.0.0.1:1", "--token", "ocj_a_b", "--ca-pin", "sha256:00", "--data-dir", dir}, "", "is not sha256: followed by 64 hex digits", true},
 		{"join refuses an unknown flag", []string{"join", "--bogus"}, "", "unknown flag", true},
+		{"health names a bad --max-disconnected", []string{"health", "--data-dir", dir, "--max-disconnected", "0s"}, "", "--max-disconnected 0s", true},
+		{"health says when no agent runs", []string{"health", "--data-dir", dir}, "", "the agent is not running: no status file", false},
 		{"join reports an unreachable controller", []string{"join", "--controller", "127.0.0.1:1", "--token", "ocj_a_b", "--ca-pin", pin, "--data-dir", dir}, "checking the CA of the controller at 127.0.0.1:1 against the pin", "no controller reachable", false},
 	}
 	for _, c := range cases {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/opsconductor/opsconductor/agent/enroll"
 	"github.com/opsconductor/opsconductor/agent/executor"
+	"github.com/opsconductor/opsconductor/agent/health"
 	"github.com/opsconductor/opsconductor/agent/node"
 	"github.com/opsconductor/opsconductor/agent/outbox"
 	"github.com/opsconductor/opsconductor/agent/runner"
@@ -103,6 +105,13 @@ from OPSCONDUCTOR_AGENT_CONFIG), then the defaults.`,
 			done := make(chan error, 1)
 			go func() { done <- s.Run(sctx) }()
 			go releaseStartupMemory(sctx, s)
+			statusDone := make(chan struct{})
+			go func() {
+				defer close(statusDone)
+				if err := health.Keep(sctx, s, filepath.Join(dataDir, health.FileName), nil); err != nil {
+					log.Warn("cannot keep the status file for `opsconductor-agent health`", "error", err)
+				}
+			}()
 			<-cmd.Context().Done()
 			if n := ex.RunningCount(); n > 0 {
 				fmt.Fprintf(out, "stopping: letting %d running attempt(s) finish for up to %s\n", n, grace)
@@ -114,6 +123,7 @@ from OPSCONDUCTOR_AGENT_CONFIG), then the defaults.`,
 			_ = ex.WaitAcked(wctx)
 			cancelWait()
 			stopSession()
+			<-statusDone
 			if err := <-done; err != nil {
 				return err
 			}

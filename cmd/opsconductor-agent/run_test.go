@@ -178,6 +178,20 @@ func TestRunConnectsToTheLeaderAndStopsOnCancel(t *testing.T) {
 		<-done
 		t.Fatalf("never connected:\n%s", out)
 	}
+	// The probe a container runtime runs sees the connection.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := execute(t, "health", "--data-dir", dir)
+		if err == nil && strings.Contains(got, "healthy: connected to leader n1 at "+addr) {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("health never reported the connection: %q, %v", got, err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the status file the agent writes
+	}
 	cancel() // as SIGTERM does through signal.NotifyContext
 	select {
 	case err := <-done:
@@ -186,6 +200,9 @@ func TestRunConnectsToTheLeaderAndStopsOnCancel(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("run did not stop")
+	}
+	if _, err := execute(t, "health", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "the agent is not running") {
+		t.Errorf("health after stop: %v, want 'the agent is not running'", err)
 	}
 	for _, want := range []string{"agent web-1 (a-1) starting", "connecting to " + addr + "…", "stopped"} {
 		if !strings.Contains(out.String(), want) {
