@@ -28,6 +28,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opsconductor/opsconductor/bench/internal/figure"
 	"github.com/opsconductor/opsconductor/controller/apiclient"
 )
 
@@ -36,8 +37,9 @@ const password = "bench-Harbour-lantern-42"
 func main() {
 	bin := flag.String("bin", "bin", "directory holding opsconductor and opsconductor-agent (make build)")
 	n := flag.Int("n", 200, "round trips to time")
+	jsonPath := flag.String("json", "", "also write the figures as JSON to this file (for bench/report)")
 	flag.Parse()
-	if err := run(*bin, *n); err != nil {
+	if err := run(*bin, *n, *jsonPath); err != nil {
 		fmt.Fprintln(os.Stderr, "agent bench:", err)
 		os.Exit(1)
 	}
@@ -52,7 +54,7 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-func run(bin string, n int) error {
+func run(bin string, n int, jsonPath string) error {
 	agentBin := filepath.Join(bin, "opsconductor-agent")
 	info, err := os.Stat(agentBin)
 	if err != nil {
@@ -210,7 +212,22 @@ func run(bin string, n int) error {
 		n, rt["0.5"]*1000, rt["0.99"]*1000)
 	fmt.Printf("| the same excluding the step's run time (process start included in it) | p50 %.2f ms, p99 %.2f ms | p50 <= 5 ms: %s |\n",
 		ov["0.5"]*1000, ov["0.99"]*1000, verdict(ov["0.5"] > 0 && ov["0.5"] <= 0.005))
-	return nil
+	overhead := figure.New("agent command round trip excluding the step's run time, p50", ov["0.5"]*1000, "ms", figure.AtMost(5))
+	if ov["0.5"] <= 0 { // the leader timed nothing: not a pass
+		overhead.Verdict = figure.Fail
+	}
+	return figure.Write(jsonPath, []figure.Figure{
+		figure.New("agent binary size (stripped)", size, "MB", figure.AtMost(25)),
+		figure.New("agent idle RSS", float64(idle)/1024, "MB", figure.AtMost(20)),
+		figure.New("agent RSS after the round trips", float64(after)/1024, "MB", nil),
+		figure.New("agent command round trip seen by an API client, p50", ms(p50), "ms", nil).WithNote("%d runs; includes the create commit, process start and 1 ms polling", n),
+		figure.New("agent command round trip seen by an API client, p99", ms(p99), "ms", nil),
+		figure.New("step output throughput agent → controller → history", mbs, "MB/s", figure.AtLeast(50)).WithNote("%d MiB in 1 KiB lines", throughputMiB),
+		figure.New("agent round trip on the leader, p50", rt["0.5"]*1000, "ms", nil),
+		figure.New("agent round trip on the leader, p99", rt["0.99"]*1000, "ms", nil),
+		overhead,
+		figure.New("agent command round trip excluding the step's run time, p99", ov["0.99"]*1000, "ms", nil),
+	})
 }
 
 // throughputMiB is the output of the throughput attempt.

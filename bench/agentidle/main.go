@@ -36,6 +36,7 @@ import (
 
 	"github.com/opsconductor/opsconductor/agent/enroll"
 	"github.com/opsconductor/opsconductor/agent/session"
+	"github.com/opsconductor/opsconductor/bench/internal/figure"
 	"github.com/opsconductor/opsconductor/bench/internal/profile"
 	"github.com/opsconductor/opsconductor/bench/internal/serverproc"
 	"github.com/opsconductor/opsconductor/controller/apiclient"
@@ -60,6 +61,7 @@ type options struct {
 	rest     time.Duration
 	deadline time.Duration
 	keep     bool
+	jsonPath string
 	// handshakes bounds the agents' connection setups in flight in this
 	// process (see dial).
 	handshakes int
@@ -78,6 +80,7 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write this driver's CPU profile to the file (to tell the driver's cost from the controller's)")
 	flag.StringVar(&o.agentDir, "agent-dir", "", "parent of the agents' data dirs (default: the temporary directory); a tmpfs such as /dev/shm keeps the agents' fsyncs off the controller's disk")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (controller log, agent identities)")
+	flag.StringVar(&o.jsonPath, "json", "", "also write the figures as JSON to this file (for bench/report)")
 	flag.Parse()
 	if o.agents < 1 || o.inFlight < 1 || o.handshakes < 1 {
 		fmt.Fprintln(os.Stderr, "agentidle: -agents, -enrol-in-flight and -handshakes must be at least 1")
@@ -234,7 +237,19 @@ func run(ctx context.Context, o options) (err error) {
 		n, reconnect, exit, (rs.ready - rs.launch).Seconds(), (rs.all - rs.ready).Seconds(), rs.controllerCount, rs.controller.Seconds(),
 		verdict(rs.welcomed == n && rs.all <= targetReconnect))
 	fmt.Printf("| controller RSS after the reconnect | %.0f MB (peak VmHWM %.0f MB) | — |\n", mb(rs.mem.RSSKB), mb(rs.mem.PeakKB))
-	return nil
+	reconnectFig := figure.New(fmt.Sprintf("reconnect of %d agents after a controller restart", n), rs.all.Seconds(), "s", figure.AtMost(targetReconnect.Seconds())).
+		WithNote("SIGTERM → all welcomed again; %s", exit)
+	if rs.welcomed < n {
+		reconnectFig.Verdict = figure.Fail
+		reconnectFig.Note = reconnect
+	}
+	return figure.Write(o.jsonPath, []figure.Figure{
+		figure.New(fmt.Sprintf("agents enrolled per second, %d in flight", o.inFlight), float64(n)/enrolTime.Seconds(), "agents/s", nil),
+		figure.New(fmt.Sprintf("first connect of %d agents", n), connectTime.Seconds(), "s", nil),
+		figure.New(fmt.Sprintf("controller RSS at rest, %d agents", n), mb(rest.mem.RSSKB), "MB", figure.AtMost(float64(targetRSS)/(1<<20))),
+		figure.New(fmt.Sprintf("controller CPU at rest, %d agents", n), rest.cpu, "% of a core", figure.AtMost(targetCPU)).WithNote("over %s", window),
+		reconnectFig,
+	})
 }
 
 const version = "agentidle"

@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opsconductor/opsconductor/bench/internal/figure"
 	"github.com/opsconductor/opsconductor/controller/apiclient"
 )
 
@@ -40,6 +41,7 @@ func main() {
 	bin := flag.String("bin", "bin/opsconductor", "controller binary (make build)")
 	workers := flag.String("workers", "8,16,32", "concurrent closed-loop clients; a comma-separated list gives one row each")
 	duration := flag.Duration("duration", 10*time.Second, "measurement time per row, after a 2 s warm-up")
+	jsonPath := flag.String("json", "", "also write the figures as JSON to this file (for bench/report)")
 	flag.Parse()
 	var counts []int
 	for _, f := range strings.Split(*workers, ",") {
@@ -50,7 +52,7 @@ func main() {
 		}
 		counts = append(counts, n)
 	}
-	if err := run(*bin, counts, *duration); err != nil {
+	if err := run(*bin, counts, *duration, *jsonPath); err != nil {
 		fmt.Fprintln(os.Stderr, "authload:", err)
 		os.Exit(1)
 	}
@@ -65,7 +67,7 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-func run(bin string, counts []int, duration time.Duration) error {
+func run(bin string, counts []int, duration time.Duration, jsonPath string) error {
 	dir, err := os.MkdirTemp("", "authload-")
 	if err != nil {
 		return err
@@ -111,6 +113,10 @@ func run(bin string, counts []int, duration time.Duration) error {
 	fmt.Println("| figure | value | target |")
 	fmt.Println("|---|---|---|")
 	met := false
+	var figs []figure.Figure
+	// The target holds at some offered load: the best rate among rows
+	// within the p99 bound, or the best rate overall when none is.
+	best, bestWithin := 0.0, 0.0
 	for _, workers := range counts {
 		fmt.Fprintf(os.Stderr, "driving GET /api/v1/me with %d workers for %s (after 2 s warm-up)…\n", workers, duration)
 		rps, p50, p99, err := drive("http://"+addr+"/api/v1/me", tok.AccessToken, workers, duration)
@@ -123,13 +129,25 @@ func run(bin string, counts []int, duration time.Duration) error {
 		}
 		fmt.Printf("| GET /api/v1/me with an access JWT, %d workers | %.0f req/s, p50 %.2f ms, p99 %.2f ms | %s |\n",
 			workers, rps, ms(p50), ms(p99), verdict)
+		figs = append(figs,
+			figure.New(fmt.Sprintf("GET /api/v1/me, %d workers", workers), rps, "req/s", nil).WithNote("p50 %.2f ms, p99 %.2f ms", ms(p50), ms(p99)))
+		best = max(best, rps)
+		if p99 <= targetP99 {
+			bestWithin = max(bestWithin, rps)
+		}
 	}
+	summary := figure.New("GET /api/v1/me with p99 <= 10 ms, best load", bestWithin, "req/s", figure.AtLeast(targetRPS))
+	if bestWithin == 0 {
+		summary = figure.New("GET /api/v1/me with p99 <= 10 ms, best load", best, "req/s", figure.AtLeast(targetRPS)).WithNote("p99 over 10 ms at every load")
+		summary.Verdict = figure.Fail
+	}
+	figs = append([]figure.Figure{summary}, figs...)
 	verdict := "FAIL"
 	if met {
 		verdict = "PASS"
 	}
 	fmt.Printf("\ntarget (>= %d req/s with p99 <= %d ms at some load): %s\n", targetRPS, targetP99/time.Millisecond, verdict)
-	return nil
+	return figure.Write(jsonPath, figs)
 }
 
 // drive runs closed-loop workers against url and returns the throughput

@@ -19,14 +19,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opsconductor/opsconductor/bench/internal/figure"
 	"github.com/opsconductor/opsconductor/plugins/builtin"
 	"github.com/opsconductor/opsconductor/plugins/sdk"
 )
 
 func main() {
 	runs := flag.Int("runs", 3, "scans to time")
+	jsonPath := flag.String("json", "", "also write the figures as JSON to this file (for bench/report)")
 	flag.Parse()
-	if err := run(*runs); err != nil {
+	if err := run(*runs, *jsonPath); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/discovery:", err)
 		os.Exit(1)
 	}
@@ -67,7 +69,7 @@ type out struct{ c *counter }
 func (o out) Stdout() io.Writer { return o.c }
 func (o out) Stderr() io.Writer { return io.Discard }
 
-func run(runs int) error {
+func run(runs int, jsonPath string) error {
 	var ports []string
 	ssh, err := listen(func(c net.Conn) { io.WriteString(c, "SSH-2.0-bench_1.0\r\n"); c.Read(make([]byte, 1)) })
 	if err != nil {
@@ -118,5 +120,8 @@ func run(runs int) error {
 	}
 	fmt.Printf("\n| scan | median | target |\n|---|---|---|\n| 127.0.0.0/24 × 10 ports at %d/s | %s | %s ≤ 10 s |\n",
 		builtin.DiscoverDefaultRate, med.Round(time.Millisecond), verdict)
-	return nil
+	return figure.Write(jsonPath, []figure.Figure{
+		figure.New("discovery of 127.0.0.0/24 × 10 ports, median", med.Seconds(), "s", figure.AtMost(10)).
+			WithNote("%d scans at the default %d probes/s", runs, builtin.DiscoverDefaultRate),
+	})
 }

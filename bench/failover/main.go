@@ -36,6 +36,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opsconductor/opsconductor/bench/internal/figure"
 	"github.com/opsconductor/opsconductor/controller/apiclient"
 	"github.com/opsconductor/opsconductor/test/e2e/localcluster"
 )
@@ -51,6 +52,7 @@ type options struct {
 	interval time.Duration
 	writers  int
 	verbose  bool
+	jsonPath string
 }
 
 func main() {
@@ -62,6 +64,7 @@ func main() {
 	flag.DurationVar(&o.interval, "interval", 5*time.Millisecond, "time between one writer's probe writes")
 	flag.IntVar(&o.writers, "writers", 1, "concurrent writers, each waiting for its previous write's answer")
 	flag.BoolVar(&o.verbose, "v", false, "show cluster.sh output")
+	flag.StringVar(&o.jsonPath, "json", "", "also write the figures as JSON to this file (for bench/report)")
 	flag.Parse()
 
 	// Ctrl-C cancels the runs; the deferred `down` in run still executes.
@@ -148,13 +151,13 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		results = append(results, r)
 		fmt.Fprintf(out, "run %d/%d: %s\n", i, o.runs, r)
 	}
-	report(out, results)
+	figs := report(out, results)
 	for _, r := range results {
 		if r.stale > 0 {
 			return fmt.Errorf("run %d: %d writes sent after the kill were acknowledged at or below index %d, which was acknowledged before it", r.n, r.stale, r.maxBefore)
 		}
 	}
-	return nil
+	return figure.Write(o.jsonPath, figs)
 }
 
 // result is one leader kill.
@@ -417,8 +420,9 @@ func (w *writer) acknowledged(n int) func(context.Context) error {
 	}
 }
 
-// report prints the runs and the summary as markdown tables.
-func report(out io.Writer, rs []result) {
+// report prints the runs and the summary as markdown tables and returns
+// the summary's figures.
+func report(out io.Writer, rs []result) []figure.Figure {
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "| run | killed leader | new leader | failover | writes acked | writes failed | restarted node caught up |")
 	fmt.Fprintln(out, "|----:|---------------|------------|---------:|-------------:|--------------:|-------------------------:|")
@@ -445,6 +449,10 @@ func report(out io.Writer, rs []result) {
 		len(times), secs(times[0]), secs(med), secs(times[len(times)-1]), secs(target), verdict)
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "Failover is timed from the SIGKILL (as cluster.sh reports it) to the first acknowledgement of a write sent after it.")
+	return []figure.Figure{
+		figure.New("failover: leader kill -9 → first write committed by the new leader, median", med.Seconds(), "s", figure.AtMost(target.Seconds())).
+			WithNote("%d kills, min %s, max %s", len(times), secs(times[0]), secs(times[len(times)-1])),
+	}
 }
 
 func median(sorted []time.Duration) time.Duration {
