@@ -59,6 +59,8 @@ type cmdHelp struct {
 	// flags maps every flag (long without "--", short without "-") to
 	// whether it takes a value.
 	flags map[string]bool
+	// defaults holds each flag's default as --help prints it.
+	defaults map[string]string
 }
 
 var (
@@ -113,6 +115,8 @@ var (
 	helpFlagLine = regexp.MustCompile(`^\s+(?:-(\w), )?--([\w-]+)(?: (\w+))?\s{2,}`)
 	// "  join        Enrol this host …"
 	helpCmdLine = regexp.MustCompile(`^  (\S+)\s{2,}`)
+	// `… (default "0.0.0.0:3002")` or `(default 32)` at the end of a flag line
+	helpDefault = regexp.MustCompile(`\(default "?([^"()]*)"?\)$`)
 )
 
 // help runs `binary PATH... --help` once per path and parses its sections.
@@ -129,7 +133,7 @@ func (b *binary) help(path []string) (*cmdHelp, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s %s --help: %w", b.name, key, err)
 	}
-	h := &cmdHelp{subcommands: map[string]bool{}, flags: map[string]bool{}}
+	h := &cmdHelp{subcommands: map[string]bool{}, flags: map[string]bool{}, defaults: map[string]string{}}
 	section := ""
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
 	for sc.Scan() {
@@ -147,6 +151,9 @@ func (b *binary) help(path []string) (*cmdHelp, error) {
 			if m := helpFlagLine.FindStringSubmatch(line); m != nil {
 				takesValue := m[3] != ""
 				h.flags[m[2]] = takesValue
+				if d := helpDefault.FindStringSubmatch(line); d != nil {
+					h.defaults[m[2]] = d[1]
+				}
 				if m[1] != "" {
 					h.flags[m[1]] = takesValue
 				}
@@ -164,10 +171,17 @@ func (b *binary) help(path []string) (*cmdHelp, error) {
 // that the binary does not accept: an unknown subcommand, an unknown flag,
 // or a flag without its value. It returns the subcommand path it found.
 func (b *binary) check(args []string) ([]string, error) {
+	path, _, err := b.parse(args)
+	return path, err
+}
+
+// parse is check that also returns the flags' values, by long name.
+func (b *binary) parse(args []string) ([]string, map[string][]string, error) {
 	var path []string
+	values := map[string][]string{}
 	h, err := b.help(nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var errs []error
 	positional := false
@@ -177,7 +191,7 @@ func (b *binary) check(args []string) ([]string, error) {
 			break
 		}
 		if strings.HasPrefix(a, "-") && len(a) > 1 {
-			name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
 			takesValue, ok := h.flags[name]
 			switch {
 			case !ok:
@@ -185,8 +199,12 @@ func (b *binary) check(args []string) ([]string, error) {
 			case takesValue && !hasValue:
 				if i+1 >= len(args) {
 					errs = append(errs, fmt.Errorf("%s %s: flag %s needs a value", b.name, strings.Join(path, " "), a))
+					break
 				}
 				i++
+				values[name] = append(values[name], args[i])
+			default:
+				values[name] = append(values[name], value)
 			}
 			continue
 		}
@@ -201,13 +219,13 @@ func (b *binary) check(args []string) ([]string, error) {
 		}
 		path = append(path, a)
 		if h, err = b.help(path); err != nil {
-			return path, err
+			return path, values, err
 		}
 	}
 	if len(h.subcommands) > 0 && !positional {
 		errs = append(errs, fmt.Errorf("%s %s: names a command group, not a command", b.name, strings.Join(path, " ")))
 	}
-	return path, errors.Join(errs...)
+	return path, values, errors.Join(errs...)
 }
 
 // An invocation is one call of one of our binaries found in a command
