@@ -191,7 +191,7 @@ func (c *controller) exercise(t *testing.T) {
 }
 
 // scrape returns the metric families c exports, keyed by name.
-func (c *controller) scrape(t *testing.T) map[string]model.MetricType {
+func (c *controller) scrape(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
 	resp, err := http.Get(c.url + "/metrics")
 	if err != nil {
@@ -206,6 +206,11 @@ func (c *controller) scrape(t *testing.T) map[string]model.MetricType {
 	if err != nil {
 		t.Fatalf("parse /metrics: %v", err)
 	}
+	return families
+}
+
+// familyTypes reduces scraped families to their names and types.
+func familyTypes(families map[string]*dto.MetricFamily) map[string]model.MetricType {
 	out := make(map[string]model.MetricType, len(families))
 	for name, f := range families {
 		switch f.GetType() {

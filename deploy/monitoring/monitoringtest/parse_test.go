@@ -46,9 +46,9 @@ func TestSelectedNames(t *testing.T) {
 func TestGrafanaVariablesBecomePromQL(t *testing.T) {
 	for _, tc := range []struct{ name, in, want string }{
 		{"the rate interval becomes a duration", `rate(x[$__rate_interval])`, `rate(x[5m])`},
-		{"a braced variable with a format becomes a value", `x{job=~"${job:regex}"}`, `x{job=~"value"}`},
-		{"a plain variable becomes a value", `x{instance=~"$instance"}`, `x{instance=~"value"}`},
-		{"the old bracket syntax becomes a value", `x{job="[[job]]"}`, `x{job="value"}`},
+		{"a braced variable with a format matches everything", `x{job=~"${job:regex}"}`, `x{job=~".*"}`},
+		{"a plain variable matches everything", `x{instance=~"$instance"}`, `x{instance=~".*"}`},
+		{"the old bracket syntax matches everything", `x{job=~"[[job]]"}`, `x{job=~".*"}`},
 		{"a query without variables is unchanged", `sum(up)`, `sum(up)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
