@@ -210,12 +210,10 @@ func findRun(d *dockerfile, re *regexp.Regexp) (string, int) {
 	return "", -1
 }
 
-// containsWord reports whether want occurs in line between word
-// boundaries (spaces, quotes, line continuations).
+// containsWord reports whether want is one of line's words, the words
+// split at spaces, quotes and line continuations.
 func containsWord(line, want string) bool {
-	fields := strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == '"' || r == '\'' || r == '\\' || r == '\n' || r == '\t' })
-	want = strings.Join(strings.Fields(want), " ")
-	return slices.Contains(fields, want) || strings.Contains(" "+strings.Join(fields, " ")+" ", " "+want+" ")
+	return slices.Contains(strings.FieldsFunc(line, func(r rune) bool { return strings.ContainsRune(" \t\n\"'\\", r) }), want)
 }
 
 func declaresArg(s *instructions.Stage, name string) bool {
