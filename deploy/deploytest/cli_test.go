@@ -255,8 +255,27 @@ func (placeholderEnv) Each(func(name string, vr expand.Variable) bool) {}
 // scriptInvocations parses a POSIX shell script with a real shell parser
 // and returns every call of opsconductor or opsconductor-agent in it, its
 // words expanded and split as the shell would (with every variable set to
-// a placeholder). `exec` and `env`-style prefixes are looked through.
+// a placeholder). `exec` prefixes are looked through.
 func scriptInvocations(t testing.TB, name, script string) ([]invocation, error) {
+	calls, err := scriptCalls(name, script)
+	var out []invocation
+	for _, c := range calls {
+		if b := binaryByName(t, c.fields[0]); b != nil {
+			out = append(out, invocation{bin: b, args: c.fields[1:], line: c.line})
+		}
+	}
+	return out, err
+}
+
+// A scriptCall is one simple command of a script, expanded.
+type scriptCall struct {
+	fields []string
+	line   string
+}
+
+// scriptCalls returns every simple command of a script, expanded as
+// scriptInvocations describes.
+func scriptCalls(name, script string) ([]scriptCall, error) {
 	f, err := syntax.NewParser(syntax.Variant(syntax.LangPOSIX)).Parse(strings.NewReader(script), name)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -268,7 +287,7 @@ func scriptInvocations(t testing.TB, name, script string) ([]invocation, error) 
 			return err
 		},
 	}
-	var out []invocation
+	var out []scriptCall
 	var errs []error
 	syntax.Walk(f, func(node syntax.Node) bool {
 		call, ok := node.(*syntax.CallExpr)
@@ -283,11 +302,8 @@ func scriptInvocations(t testing.TB, name, script string) ([]invocation, error) 
 		for len(fields) > 0 && fields[0] == "exec" {
 			fields = fields[1:]
 		}
-		if len(fields) == 0 {
-			return true
-		}
-		if b := binaryByName(t, fields[0]); b != nil {
-			out = append(out, invocation{bin: b, args: fields[1:], line: fmt.Sprintf("%s:%s", name, call.Pos())})
+		if len(fields) > 0 {
+			out = append(out, scriptCall{fields: fields, line: fmt.Sprintf("%s:%s", name, call.Pos())})
 		}
 		return true
 	})

@@ -357,6 +357,7 @@ func TestComposeClusterIsConsistent(t *testing.T) {
 	if len(published) == 0 {
 		t.Errorf("no controller publishes its HTTP port: the UI would be unreachable")
 	}
+	checkOwnership(t, services, controllers, settings, jobs)
 
 	// PostgreSQL reads the password the servers use.
 	pgPass := envValue(pg.svc, "POSTGRES_PASSWORD_FILE")
@@ -428,6 +429,49 @@ func TestComposeClusterIsConsistent(t *testing.T) {
 		if services[c].svc.HealthCheck == nil {
 			t.Errorf("%s: no healthcheck (the enrol job waits for the controllers to be ready)", c)
 		}
+	}
+}
+
+// checkOwnership: the servers run as their image's USER, so a fresh data
+// volume must start out owned by it (Docker copies the image directory's
+// owner into an empty named volume), and the job that writes the secrets
+// must hand them to that user.
+func checkOwnership(t *testing.T, services map[string]composeService, controllers []string, settings map[string]map[string][]string, jobs []string) {
+	t.Helper()
+	c := services[controllers[0]]
+	user := ""
+	chowned := map[string]string{} // COPY destination → --chown
+	for _, cmd := range c.stage.Commands {
+		switch cmd := cmd.(type) {
+		case *instructions.UserCommand:
+			user = cmd.User
+		case *instructions.CopyCommand:
+			chowned[cmd.DestPath] = cmd.Chown
+		}
+	}
+	dataDir := one(t, controllers[0], settings[controllers[0]], "data-dir")
+	if chowned[dataDir] != user {
+		t.Errorf("%s: the image does not create --data-dir %s owned by its USER %s (a new volume there would not be writable)", c.df.name, dataDir, user)
+	}
+	secretsVol, _ := volumeFor(c.svc, one(t, controllers[0], settings[controllers[0]], "keyring-file"))
+	writers := 0
+	for _, j := range jobs {
+		s := services[j]
+		if vol, ro := volumeFor(s.svc, s.svc.WorkingDir); vol != secretsVol || ro {
+			continue
+		}
+		writers++
+		argv := s.argv()
+		calls, err := scriptCalls(j, argv[len(argv)-1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(calls, func(c scriptCall) bool { return c.fields[0] == "chown" && slices.Contains(c.fields, user) }) {
+			t.Errorf("%s writes the %s volume but never chowns it to the servers' USER %s", j, secretsVol, user)
+		}
+	}
+	if writers != 1 {
+		t.Errorf("%d jobs write the %s volume the servers read, want one", writers, secretsVol)
 	}
 }
 
