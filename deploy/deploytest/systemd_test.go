@@ -27,6 +27,8 @@ var units = []struct {
 	// want are directives the unit must set to exactly these values (a
 	// repeated directive passes when one of its lines has the value).
 	want map[string]string
+	// forbid are settings the unit must not have, each with the reason.
+	forbid map[string]string
 	// maxExposure bounds `systemd-analyze security`'s overall exposure
 	// score (0 = fully confined, 10 = not at all).
 	maxExposure float64
@@ -57,6 +59,9 @@ var units = []struct {
 			"ProtectKernelModules":    "yes",
 			"ProtectKernelTunables":   "yes",
 			"ProtectControlGroups":    "yes",
+		},
+		forbid: map[string]string{
+			"ProcSubset=pid": "it hides /proc/stat, and with it process_start_time_seconds, which the restart alert watches",
 		},
 		maxExposure: 2.0,
 	},
@@ -93,6 +98,12 @@ func TestSystemdUnitsDeclareTheirHardening(t *testing.T) {
 			for name, want := range u.want {
 				if !slices.Contains(got[name], want) {
 					t.Errorf("%s: %s=%q, want %s=%q", u.file, name, got[name], name, want)
+				}
+			}
+			for setting, why := range u.forbid {
+				name, value, _ := strings.Cut(setting, "=")
+				if slices.Contains(got[name], value) {
+					t.Errorf("%s: %s: %s", u.file, setting, why)
 				}
 			}
 			if u.want["User"] == "root" && !bytes.Contains(data, []byte("Why root")) {
