@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -517,4 +518,53 @@ func sortedNames[V any](m map[string]V) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// TestComposeEnvironmentIsRead: every OPSCONDUCTOR_* variable a service
+// sets is one its program reads; a misspelt one would be ignored without a
+// word. Servers read OPSCONDUCTOR_<FLAG> (and a few named ones), agents
+// OPSCONDUCTOR_AGENT_<FLAG of run> and the entrypoint script's variables,
+// the CLI jobs OPSCONDUCTOR_ADDR and OPSCONDUCTOR_CONFIG_DIR.
+func TestComposeEnvironmentIsRead(t *testing.T) {
+	services := composeServices(t)
+	controllers, agents, _, jobs := roles(t, services)
+	entrypoint := string(readRepoFile(t, filepath.Join(dockerDir, "agent-entrypoint.sh")))
+	flagVars := func(b *binary, path []string, prefix string) map[string]bool {
+		h, err := b.help(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for f := range h.flags {
+			out[prefix+strings.ToUpper(strings.ReplaceAll(f, "-", "_"))] = true
+		}
+		return out
+	}
+	server := flagVars(controllerBinary(t), []string{"server"}, "OPSCONDUCTOR_")
+	for _, v := range []string{"OPSCONDUCTOR_HISTORY_DSN", "OPSCONDUCTOR_KEYRING_KEY", "OPSCONDUCTOR_BOOTSTRAP_ADMIN_PASSWORD"} {
+		server[v] = true
+	}
+	agentRun := flagVars(agentBinary(t), []string{"run"}, "OPSCONDUCTOR_AGENT_")
+	cliVars := map[string]bool{"OPSCONDUCTOR_ADDR": true, "OPSCONDUCTOR_CONFIG_DIR": true, "OPSCONDUCTOR_TOKEN": true}
+
+	check := func(name string, reads func(string) bool) {
+		for _, v := range sortedNames(services[name].svc.Environment) {
+			if strings.HasPrefix(v, "OPSCONDUCTOR_") && !reads(v) {
+				t.Errorf("%s: %s is read by nothing the service runs", name, v)
+			}
+		}
+	}
+	for _, c := range controllers {
+		check(c, func(v string) bool { return server[v] })
+	}
+	for _, a := range agents {
+		check(a, func(v string) bool {
+			// The script lists what it reads in its header; the _FILE
+			// forms are read indirectly (from_file), so a word match.
+			return agentRun[v] || regexp.MustCompile(`\b`+v+`\b`).MatchString(entrypoint)
+		})
+	}
+	for _, j := range jobs {
+		check(j, func(v string) bool { return cliVars[v] })
+	}
 }
