@@ -81,7 +81,6 @@ func TestFlagsAreRealFlags(t *testing.T) {
 	ctrlBin, agBin := controllerBin(t), agentBin(t)
 	serverFlags, serverHelp := help(t, ctrlBin, "server")
 	runFlags, _ := help(t, agBin, "run")
-	joinFlags, joinHelp := help(t, agBin, "join")
 	healthFlags, _ := help(t, agBin, "health")
 
 	for _, c := range chartCases() {
@@ -101,35 +100,22 @@ func TestFlagsAreRealFlags(t *testing.T) {
 			if !c.agents {
 				return
 			}
-			pod := r.daemonSets[0].Spec.Template.Spec
-			run := pod.Containers[0]
-			checkKnown(t, "opsconductor-agent run", flags(t, "agent", run.Args[1:]), runFlags)
+			run := r.daemonSets[0].Spec.Template.Spec.Containers[0]
+			checkKnown(t, "opsconductor-agent run", flags(t, "agent", run.Args), runFlags)
+			for _, e := range run.Env {
+				if !strings.HasPrefix(e.Name, "OPSCONDUCTOR_AGENT_") {
+					continue
+				}
+				flag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(e.Name, "OPSCONDUCTOR_AGENT_"), "_", "-"))
+				if !runFlags[flag] {
+					t.Errorf("agent env %s names no flag of opsconductor-agent run", e.Name)
+				}
+			}
 			probe := run.LivenessProbe.Exec.Command
 			if probe[0] != "opsconductor-agent" || probe[1] != "health" {
 				t.Errorf("agent probe %v is not opsconductor-agent health", probe)
 			}
 			checkKnown(t, "opsconductor-agent health", flags(t, "agent probe", probe[2:]), healthFlags)
-
-			script := pod.InitContainers[0].Command[len(pod.InitContainers[0].Command)-1]
-			var line string
-			for _, l := range strings.Split(script, "\n") {
-				if strings.Contains(l, "opsconductor-agent join") {
-					line = l
-				}
-			}
-			if line == "" {
-				t.Fatalf("the join container runs no opsconductor-agent join:\n%s", script)
-			}
-			used := map[string][]string{}
-			for _, m := range regexp.MustCompile(`--([a-z0-9-]+)`).FindAllStringSubmatch(line, -1) {
-				used[m[1]] = nil
-			}
-			checkKnown(t, "opsconductor-agent join", used, joinFlags)
-			for _, e := range pod.InitContainers[0].Env {
-				if strings.HasPrefix(e.Name, "OPSCONDUCTOR_") && !strings.Contains(joinHelp, e.Name) {
-					t.Errorf("join env %s is not named in `opsconductor-agent join --help`", e.Name)
-				}
-			}
 		})
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -501,21 +500,26 @@ func sorted(s []string) []string {
 	return s
 }
 
-// identityFile reads the agent's enrolment file name from the agent's
-// source, so that the join container's "already enrolled" test follows a
-// rename.
-func identityFile(t *testing.T) string {
+// entrypointVars reads the variables the agent image's entrypoint
+// (deploy/docker/agent-entrypoint.sh) documents, so that the DaemonSet's
+// environment follows a rename there.
+func entrypointVars(t *testing.T) map[string]bool {
 	t.Helper()
-	src, err := os.ReadFile("../../../agent/enroll/enroll.go")
+	src, err := os.ReadFile(agentEntrypoint)
 	if err != nil {
-		t.Fatalf("read the agent's enrolment code: %v", err)
+		t.Fatalf("read the agent image's entrypoint: %v", err)
 	}
-	m := regexp.MustCompile(`IdentityFile\s*=\s*"([^"]+)"`).FindSubmatch(src)
-	if m == nil {
-		t.Fatal("agent/enroll/enroll.go declares no IdentityFile")
+	vars := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^#\s+(OPSCONDUCTOR_[A-Z_]+)`).FindAllStringSubmatch(string(src), -1) {
+		vars[m[1]] = true
 	}
-	return string(m[1])
+	if len(vars) < 3 {
+		t.Fatalf("%s documents %d variables; its header format changed?", agentEntrypoint, len(vars))
+	}
+	return vars
 }
+
+const agentEntrypoint = "../../docker/agent-entrypoint.sh"
 
 func checkAgents(t *testing.T, r *rendered, c chartCase, controllerPod corev1.PodTemplateSpec) {
 	t.Helper()
@@ -536,22 +540,22 @@ func checkAgents(t *testing.T, r *rendered, c chartCase, controllerPod corev1.Po
 	if selects(t, ds.Spec.Selector, controllerPod.Labels) || selects(t, r.pdbs[0].Spec.Selector, pod.Labels) {
 		t.Errorf("agent and controller selectors overlap")
 	}
-	if len(pod.Spec.InitContainers) != 1 || len(pod.Spec.Containers) != 1 {
-		t.Fatalf("agent pod has %d init containers and %d containers, want 1 and 1", len(pod.Spec.InitContainers), len(pod.Spec.Containers))
+	if len(pod.Spec.InitContainers) != 0 || len(pod.Spec.Containers) != 1 {
+		t.Fatalf("agent pod has %d init containers and %d containers, want 0 and 1", len(pod.Spec.InitContainers), len(pod.Spec.Containers))
 	}
-	joinC, runC := pod.Spec.InitContainers[0], pod.Spec.Containers[0]
-	if len(runC.Args) == 0 || runC.Args[0] != "run" {
-		t.Fatalf("agent args %v do not start with run", runC.Args)
+	ctr := pod.Spec.Containers[0]
+	if len(ctr.Command) != 0 {
+		t.Errorf("agent command %v replaces the image's entrypoint, which enrols the node", ctr.Command)
 	}
-	f := flags(t, "agent", runC.Args[1:])
-	dataDir := one(t, f, "data-dir")
-	controller := one(t, f, "controller")
-	if got, _ := envValue(joinC, "CONTROLLER"); got != controller {
-		t.Errorf("join enrols with %q but run connects to %q", got, controller)
+	flags(t, "agent", ctr.Args) // every argument is a --flag=value for run
+	known := entrypointVars(t)
+	for _, e := range ctr.Env {
+		if strings.HasPrefix(e.Name, "OPSCONDUCTOR_JOIN") && !known[e.Name] {
+			t.Errorf("env %s is not one the image's entrypoint reads (it reads %v)", e.Name, sortedKeys(known))
+		}
 	}
-	if got, _ := envValue(joinC, "DATA_DIR"); got != dataDir {
-		t.Errorf("join stores the identity in %q but run reads %q", got, dataDir)
-	}
+	dataDir, _ := envValue(ctr, "OPSCONDUCTOR_AGENT_DATA_DIR")
+	controller, _ := envValue(ctr, "OPSCONDUCTOR_AGENT_CONTROLLER")
 	host, _, _ := net.SplitHostPort(controller)
 	if want := "oc-opsconductor.ops.svc"; host != want {
 		t.Errorf("agents connect to %q, want the controllers' Service %q", host, want)
@@ -559,39 +563,41 @@ func checkAgents(t *testing.T, r *rendered, c chartCase, controllerPod corev1.Po
 	if svc := r.services["oc-opsconductor"]; svc == nil || int(servicePort(svc, "agent")) != port(t, controller) {
 		t.Errorf("agents connect to port %d, which is not the Service's agent port", port(t, controller))
 	}
-	script := strings.Join(joinC.Command, " ")
-	if want := path.Join("$DATA_DIR", identityFile(t)); !strings.Contains(script, want) {
-		t.Errorf("the join container does not test for %s before enrolling:\n%s", want, script)
-	}
-	if got := envFieldRef(joinC, "NODE_NAME"); got != "spec.nodeName" {
+	if got := envFieldRef(ctr, "OPSCONDUCTOR_JOIN_NAME"); got != "spec.nodeName" {
 		t.Errorf("agent name comes from %q, want spec.nodeName", got)
 	}
-	if tags, _ := envValue(joinC, "TAGS"); slices.Contains(c.sets, "agent.tags=env=prod,team=ops") && tags != "env=prod,team=ops" {
-		t.Errorf("TAGS=%q, want the values' agent.tags", tags)
+	if tags, _ := envValue(ctr, "OPSCONDUCTOR_JOIN_TAGS"); slices.Contains(c.sets, "agent.tags=env=prod,team=ops") && tags != "env=prod,team=ops" {
+		t.Errorf("OPSCONDUCTOR_JOIN_TAGS=%q, want the values' agent.tags", tags)
 	}
-	probe := runC.LivenessProbe
+	volumes := map[string]corev1.Volume{}
+	for _, v := range pod.Spec.Volumes {
+		volumes[v.Name] = v
+	}
+	for _, name := range []string{"OPSCONDUCTOR_JOIN_TOKEN_FILE", "OPSCONDUCTOR_JOIN_CA_PIN_FILE"} {
+		p, _ := envValue(ctr, name)
+		checkMountedFile(t, ctr, volumes, name, p)
+		if m := mountOf(ctr, p); m != nil && volumes[m.Name].Secret.SecretName != "join" {
+			t.Errorf("%s is not from the join Secret", name)
+		}
+	}
+	if _, inEnv := envValue(ctr, "OPSCONDUCTOR_JOIN_TOKEN"); inEnv || envFieldRef(ctr, "OPSCONDUCTOR_JOIN_TOKEN") != "" {
+		t.Errorf("the join token is in the agent's environment")
+	}
+	probe := ctr.LivenessProbe
 	if probe == nil || probe.Exec == nil || !slices.Contains(probe.Exec.Command, "--data-dir="+dataDir) {
-		t.Errorf("agent liveness probe %+v does not check the agent's data dir", probe)
+		t.Errorf("agent liveness probe %+v does not check the agent's data dir %s", probe, dataDir)
 	}
-	for _, ctr := range []corev1.Container{joinC, runC} {
-		m := mountOf(ctr, dataDir)
-		var v *corev1.Volume
-		for i := range pod.Spec.Volumes {
-			if m != nil && pod.Spec.Volumes[i].Name == m.Name {
-				v = &pod.Spec.Volumes[i]
-			}
-		}
-		if v == nil || v.HostPath == nil {
-			t.Errorf("%s: the agent's data dir %s is not on the node (a new pod would enrol again)", ctr.Name, dataDir)
-		}
-		sc := ctr.SecurityContext
-		privileged := sc != nil && sc.Privileged != nil && *sc.Privileged
-		if privileged != c.hostAccess {
-			t.Errorf("%s: privileged %v, want %v", ctr.Name, privileged, c.hostAccess)
-		}
-		if !c.hostAccess && (sc == nil || sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL")) {
-			t.Errorf("%s: without host access every capability is dropped, got %+v", ctr.Name, sc)
-		}
+	m := mountOf(ctr, dataDir)
+	if m == nil || volumes[m.Name].HostPath == nil {
+		t.Errorf("the agent's data dir %q is not on the node (a new pod would enrol again)", dataDir)
+	}
+	sc := ctr.SecurityContext
+	privileged := sc != nil && sc.Privileged != nil && *sc.Privileged
+	if privileged != c.hostAccess {
+		t.Errorf("privileged %v, want %v", privileged, c.hostAccess)
+	}
+	if !c.hostAccess && (sc == nil || sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL")) {
+		t.Errorf("without host access every capability is dropped, got %+v", sc)
 	}
 	if pod.Spec.HostPID != c.hostAccess || pod.Spec.HostNetwork != c.hostAccess {
 		t.Errorf("hostPID %v hostNetwork %v, want %v", pod.Spec.HostPID, pod.Spec.HostNetwork, c.hostAccess)
@@ -599,7 +605,7 @@ func checkAgents(t *testing.T, r *rendered, c chartCase, controllerPod corev1.Po
 	if c.hostAccess && pod.Spec.DNSPolicy != corev1.DNSClusterFirstWithHostNet {
 		t.Errorf("dnsPolicy %q on the host network: the controllers' Service names would not resolve", pod.Spec.DNSPolicy)
 	}
-	if c.hostAccess && mountOf(runC, "/host/etc") == nil {
+	if c.hostAccess && mountOf(ctr, "/host/etc") == nil {
 		t.Errorf("with host access the node's root is mounted at /host")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,7 +36,7 @@ func TestStatefulSetFormsACluster(t *testing.T) {
 	dsn := historyDatabase(t)
 	ips := []string{"127.0.0.11", "127.0.0.12", "127.0.0.13"}
 	ports := sharedPorts(t, ips, 3)
-	r := must(t, values(t, "history.dsn="+dsn, "server.logFormat=text",
+	r := must(t, values(t, "history.dsn="+dsn, "server.logFormat=text", "agent.enabled=true", "agent.joinSecret=join", "agent.hostAccess=false",
 		fmt.Sprintf("ports.http=%d", ports[0]), fmt.Sprintf("ports.agent=%d", ports[1]), fmt.Sprintf("ports.raft=%d", ports[2])))
 	sts := r.statefulSets[0]
 	pod := sts.Spec.Template.Spec
@@ -81,7 +82,7 @@ func TestStatefulSetFormsACluster(t *testing.T) {
 		}
 		materialize(t, r, pod, ctr, root)
 		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Env = append(os.Environ(), podEnv(t, r, ctr, podName)...)
+		cmd.Env = append(os.Environ(), podEnv(t, r, ctr, map[string]string{"metadata.name": podName})...)
 		p := &proc{name: podName, exited: make(chan error, 1)}
 		cmd.Stdout, cmd.Stderr = &p.logs, &p.logs
 		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
@@ -96,6 +97,7 @@ func TestStatefulSetFormsACluster(t *testing.T) {
 	// Every controller is ready (its readiness probe passes) and all name
 	// the same leader.
 	deadline := time.Now().Add(90 * time.Second)
+	var leader string
 	for {
 		leaders := map[string]bool{}
 		ready := 0
@@ -120,16 +122,155 @@ func TestStatefulSetFormsACluster(t *testing.T) {
 		}
 		if ready == len(ips) && len(leaders) == 1 {
 			for l := range leaders {
-				if !strings.HasPrefix(l, sts.Name+"-") {
-					t.Errorf("leader %q is not named after its pod", l)
-				}
+				leader = l
 			}
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no cluster within 90s: %d of %d ready, leaders seen %v", ready, len(ips), sortedKeys(leaders))
 		}
 		time.Sleep(200 * time.Millisecond) // polling a deadline, not synchronising
+	}
+	if !strings.HasPrefix(leader, sts.Name+"-") {
+		t.Fatalf("leader %q is not named after its pod", leader)
+	}
+	// The Service may hand an agent to any ready controller: give it a
+	// follower, which must redirect it to the leader's advertised name.
+	follower := ips[0]
+	if leader == sts.Name+"-0" {
+		follower = ips[1]
+	}
+	api := fmt.Sprintf("http://%s:%d", follower, ports[0])
+	runAgent(t, ctx, r, api, func(addr string) string {
+		return strings.ReplaceAll(addr, "oc-opsconductor.ops.svc", follower)
+	})
+}
+
+// runAgent runs the DaemonSet's agent container as the kubelet would, with
+// the image's own entrypoint (deploy/docker/agent-entrypoint.sh) and a join
+// Secret made from a real join token, and waits until the agent is enrolled
+// under its node's name and connected.
+func runAgent(t *testing.T, ctx context.Context, r *rendered, api string, resolve func(string) string) {
+	t.Helper()
+	ctrlBin, agBin := controllerBin(t), agentBin(t)
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh to run the agent image's entrypoint")
+	}
+	cliEnv := append(os.Environ(), "OPSCONDUCTOR_CONFIG_DIR="+t.TempDir(), "OPSCONDUCTOR_TOKEN=", "OPSCONDUCTOR_ADDR=")
+	cli := func(stdin string, args ...string) []byte {
+		cmd := exec.CommandContext(ctx, ctrlBin, args...)
+		cmd.Env, cmd.Stdin = cliEnv, strings.NewReader(stdin)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("opsconductor %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	cli(string(r.secrets["oc-opsconductor-admin"].Data["password"]), "login", "--address", api, "--username", "admin", "--password-stdin")
+	var tok struct {
+		Token string `json:"token"`
+		CAPin string `json:"ca_pin"`
+	}
+	if err := json.Unmarshal(cli("", "agent", "join-token", "create", "--address", api, "--max-uses", "3", "--json"), &tok); err != nil || tok.Token == "" || tok.CAPin == "" {
+		t.Fatalf("join token: %v %+v", err, tok)
+	}
+
+	pod := r.daemonSets[0].Spec.Template.Spec
+	ctr := pod.Containers[0]
+	root := t.TempDir()
+	for _, m := range ctr.VolumeMounts {
+		if err := os.MkdirAll(filepath.Join(root, m.MountPath), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The join Secret, as the user creates it and the kubelet mounts it.
+	join := map[string]string{"token": tok.Token, "ca-pin": tok.CAPin}
+	for _, v := range pod.Volumes {
+		if v.Secret == nil || v.Secret.SecretName != "join" {
+			continue
+		}
+		for _, m := range ctr.VolumeMounts {
+			if m.Name != v.Name {
+				continue
+			}
+			for _, it := range v.Secret.Items {
+				if err := os.WriteFile(filepath.Join(root, m.MountPath, it.Path), []byte(join[it.Key]+"\n"), 0o400); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	var env []string
+	var dataDir string
+	for _, kv := range podEnv(t, r, ctr, map[string]string{"spec.nodeName": "node-a"}) {
+		name, val, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(val, "/") && mountOf(ctr, val) != nil {
+			val = filepath.Join(root, val)
+		}
+		if name == "OPSCONDUCTOR_AGENT_DATA_DIR" {
+			dataDir = val
+		}
+		env = append(env, name+"="+resolve(val))
+	}
+	cmd := exec.CommandContext(ctx, "sh", append([]string{agentEntrypoint}, ctr.Args...)...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "OPSCONDUCTOR_") && !strings.HasPrefix(kv, "PATH=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(append(cmd.Env, "PATH="+filepath.Dir(agBin)+":"+os.Getenv("PATH")), env...)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 20 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		<-exited
+		if t.Failed() {
+			t.Logf("----- agent -----\n%s", logs.String())
+		}
+	}()
+
+	// Its liveness probe passes once it is connected.
+	probe := ctr.LivenessProbe.Exec.Command
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		args := slices.Clone(probe[1:])
+		for i, a := range args {
+			if name, val, ok := strings.Cut(a, "="); ok && strings.HasPrefix(val, "/") {
+				args[i] = name + "=" + filepath.Join(root, val)
+			}
+		}
+		if exec.Command(agBin, args...).Run() == nil {
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("agent exited: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent not healthy within 60s")
+		}
+		time.Sleep(200 * time.Millisecond) // polling a deadline, not synchronising
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "agent.json")); err != nil {
+		t.Errorf("no enrolment in the data dir: %v", err)
+	}
+	var agents []struct {
+		Name   string `json:"name"`
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(cli("", "agent", "list", "--address", api, "--json"), &agents); err != nil {
+		t.Fatal(err)
+	}
+	if len(agents) != 1 || agents[0].Name != "node-a" {
+		t.Errorf("agents %+v, want one named after its node, node-a", agents)
 	}
 }
 
@@ -193,15 +334,15 @@ func materialize(t *testing.T, r *rendered, pod corev1.PodSpec, c corev1.Contain
 }
 
 // podEnv is the container's environment as the kubelet builds it.
-func podEnv(t *testing.T, r *rendered, c corev1.Container, podName string) []string {
+func podEnv(t *testing.T, r *rendered, c corev1.Container, fields map[string]string) []string {
 	t.Helper()
 	var env []string
 	for _, e := range c.Env {
 		switch {
 		case e.ValueFrom == nil:
 			env = append(env, e.Name+"="+e.Value)
-		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
-			env = append(env, e.Name+"="+podName)
+		case e.ValueFrom.FieldRef != nil && fields[e.ValueFrom.FieldRef.FieldPath] != "":
+			env = append(env, e.Name+"="+fields[e.ValueFrom.FieldRef.FieldPath])
 		case e.ValueFrom.SecretKeyRef != nil:
 			s := r.secrets[e.ValueFrom.SecretKeyRef.Name]
 			if s == nil {
