@@ -37,9 +37,14 @@ const password = "bench-Harbour-lantern-42"
 func main() {
 	bin := flag.String("bin", "bin", "directory holding opsconductor and opsconductor-agent (make build)")
 	n := flag.Int("n", 200, "round trips to time")
+	outMiB := flag.Int("output-mib", 256, "MiB of output the throughput attempt prints")
 	jsonPath := flag.String("json", "", "also write the figures as JSON to this file (for bench/report)")
 	flag.Parse()
-	if err := run(*bin, *n, *jsonPath); err != nil {
+	if *n < 1 || *outMiB < 1 {
+		fmt.Fprintln(os.Stderr, "agent bench: -n and -output-mib must be at least 1")
+		os.Exit(2)
+	}
+	if err := run(*bin, *n, *outMiB, *jsonPath); err != nil {
 		fmt.Fprintln(os.Stderr, "agent bench:", err)
 		os.Exit(1)
 	}
@@ -54,7 +59,7 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-func run(bin string, n int, jsonPath string) error {
+func run(bin string, n, outMiB int, jsonPath string) error {
 	agentBin := filepath.Join(bin, "opsconductor-agent")
 	info, err := os.Stat(agentBin)
 	if err != nil {
@@ -197,12 +202,12 @@ func run(bin string, n int, jsonPath string) error {
 	fmt.Printf("| RSS of opsconductor-agent run after the round trips | %.1f MB | — |\n", float64(after)/1024)
 	fmt.Printf("| command round trip for `true` seen by an API client (POST → result committed, includes the create commit, process start and 1 ms polling), %d runs | p50 %.2f ms, p99 %.2f ms | — |\n",
 		n, ms(p50), ms(p99))
-	mbs, err := outputThroughput(ctx, c, id)
+	mbs, err := outputThroughput(ctx, c, id, outMiB)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("| step output throughput, agent → controller → history (a command printing %d MiB in 1 KiB lines as fast as it can; dispatch → result committed, every line durable) | %.1f MB/s | >= 50 MB/s: %s |\n",
-		throughputMiB, mbs, verdict(mbs >= 50))
+		outMiB, mbs, verdict(mbs >= 50))
 	q, err := leaderQuantiles(ctx, httpAddr)
 	if err != nil {
 		return err
@@ -222,7 +227,7 @@ func run(bin string, n int, jsonPath string) error {
 		figure.New("agent RSS after the round trips", float64(after)/1024, "MB", nil),
 		figure.New("agent command round trip seen by an API client, p50", ms(p50), "ms", nil).WithNote("%d runs; includes the create commit, process start and 1 ms polling", n),
 		figure.New("agent command round trip seen by an API client, p99", ms(p99), "ms", nil),
-		figure.New("step output throughput agent → controller → history", mbs, "MB/s", figure.AtLeast(50)).WithNote("%d MiB in 1 KiB lines", throughputMiB),
+		figure.New("step output throughput agent → controller → history", mbs, "MB/s", figure.AtLeast(50)).WithNote("%d MiB in 1 KiB lines", outMiB),
 		figure.New("agent round trip on the leader, p50", rt["0.5"]*1000, "ms", nil),
 		figure.New("agent round trip on the leader, p99", rt["0.99"]*1000, "ms", nil),
 		overhead,
@@ -230,17 +235,14 @@ func run(bin string, n int, jsonPath string) error {
 	})
 }
 
-// throughputMiB is the output of the throughput attempt.
-const throughputMiB = 256
-
-// outputThroughput runs a command that writes throughputMiB of 1 KiB lines
+// outputThroughput runs a command that writes outMiB of 1 KiB lines
 // and returns MB/s from dispatch to the committed result, which the
 // controller commits only once every line is durable in history.
-func outputThroughput(ctx context.Context, c *apiclient.Client, agentID string) (float64, error) {
-	fmt.Fprintf(os.Stderr, "streaming %d MiB of output through the agent…\n", throughputMiB)
+func outputThroughput(ctx context.Context, c *apiclient.Client, agentID string, outMiB int) (float64, error) {
+	fmt.Fprintf(os.Stderr, "streaming %d MiB of output through the agent…\n", outMiB)
 	// yes writes in large buffers, so the generator is not the bottleneck
 	// (fold and tr manage about 70 MB/s on their own).
-	shell := fmt.Sprintf("yes \"$(printf '%%01023d' 0)\" | head -c %d", throughputMiB<<20)
+	shell := fmt.Sprintf("yes \"$(printf '%%01023d' 0)\" | head -c %d", outMiB<<20)
 	start := time.Now()
 	at, err := c.RunCommand(ctx, agentID, apiclient.CommandSpec{Shell: shell, Timeout: "10m"})
 	if err != nil {
@@ -259,7 +261,7 @@ func outputThroughput(ctx context.Context, c *apiclient.Client, agentID string) 
 		}
 		time.Sleep(20 * time.Millisecond) // polling the API, as a client would; 20 ms is noise at this size
 	}
-	return float64(throughputMiB<<20) / 1e6 / time.Since(start).Seconds(), nil
+	return float64(outMiB<<20) / 1e6 / time.Since(start).Seconds(), nil
 }
 
 // leaderQuantiles reads the attempt timing summaries from the leader's

@@ -137,15 +137,15 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "- build: %s, git %s%s\n", m.GoVersion, m.GitRev, dirty)
 	fmt.Fprintf(&b, "- result: %d figures met their target, %d missed, %d steps failed\n\n", pass, fail, errs)
 
-	b.WriteString("## Figures against targets\n\n| step | figure | value | target | verdict |\n|---|---|---|---|---|\n")
+	b.WriteString("## Figures against targets\n\n| step | figure | value | target | verdict | note |\n|---|---|---|---|---|---|\n")
 	for _, s := range r.Steps {
 		for _, f := range s.Figures {
 			if f.Target != nil {
-				fmt.Fprintf(&b, "| %s | %s | %s %s | %s %s | %s |\n", cell(s.Name), cell(f.Name), num(f.Value), f.Unit, f.Target, f.Unit, verdictCell(f))
+				fmt.Fprintf(&b, "| %s | %s | %s %s | %s %s | %s | %s |\n", cell(s.Name), cell(f.Name), num(f.Value), f.Unit, f.Target, f.Unit, verdictCell(f), cell(f.Note))
 			}
 		}
 		if s.Error != "" {
-			fmt.Fprintf(&b, "| %s | — | — | — | **error** |\n", cell(s.Name))
+			fmt.Fprintf(&b, "| %s | — | — | — | **error** | %s |\n", cell(s.Name), cell(s.Error))
 		}
 	}
 

@@ -89,8 +89,8 @@ func TestMarkdownShowsFailuresAndErrors(t *testing.T) {
 	}}
 	md := r.markdown()
 	for _, want := range []string{
-		"| a | rate | 400 deliveries/s | >= 500 deliveries/s | **FAIL** |",
-		"| b | — | — | — | **error** |",
+		"| a | rate | 400 deliveries/s | >= 500 deliveries/s | **FAIL** |  |",
+		"| b | — | — | — | **error** | exit status 1 |",
 		"driver: no controller",
 		"Skipped: ansible is not installed",
 		"0 figures met their target, 1 missed, 1 steps failed",
@@ -115,5 +115,14 @@ func TestEveryStepHasACommand(t *testing.T) {
 				t.Errorf("step %q: no command (quick %t)", s.name, quick)
 			}
 		}
+	}
+}
+
+func TestCommandHidesADSNPassword(t *testing.T) {
+	s := step{argv: func(*env) []string { return []string{"go", "test"} },
+		env: []string{"OPSCONDUCTOR_TEST_POSTGRES=postgres://bench:s3cret@127.0.0.1:5432/test", "PLAIN=postgres://postgres@127.0.0.1/test"}}
+	got := s.command(&env{})
+	if strings.Contains(got, "s3cret") || !strings.Contains(got, "bench:REDACTED@") || !strings.Contains(got, "PLAIN=postgres://postgres@127.0.0.1/test") {
+		t.Errorf("command = %q: want the password hidden and the rest as it was", got)
 	}
 }

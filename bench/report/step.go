@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,8 @@ type step struct {
 	scaledDown bool
 	// skip returns why the step cannot run on this machine, or "".
 	skip func(e *env) string
+	// fullOnly steps are too slow for QUICK at any useful scale.
+	fullOnly bool
 	// timeout bounds the step (full parameters; QUICK uses a third).
 	timeout time.Duration
 	// env is added to the command's environment.
@@ -48,7 +51,26 @@ func (s step) command(e *env) string {
 	if s.jsonOut {
 		argv = append(argv, "-json", "FILE")
 	}
-	return strings.Join(append(append([]string{}, s.env...), quoteAll(argv)...), " ")
+	var env []string
+	for _, kv := range s.env {
+		env = append(env, redact(kv))
+	}
+	return strings.Join(append(env, quoteAll(argv)...), " ")
+}
+
+// redact hides the password of a URL-valued setting (a PostgreSQL DSN)
+// in the command the report prints.
+func redact(kv string) string {
+	k, v, _ := strings.Cut(kv, "=")
+	u, err := url.Parse(v)
+	if err != nil || u.User == nil {
+		return kv
+	}
+	if _, ok := u.User.Password(); !ok {
+		return kv
+	}
+	u.User = url.UserPassword(u.User.Username(), "REDACTED")
+	return k + "=" + u.String()
 }
 
 func quoteAll(argv []string) []string {
@@ -79,6 +101,10 @@ const outputTail = 3000
 
 func (e *env) runStep(ctx context.Context, i int, s step) (r stepResult) {
 	r = stepResult{Name: s.name, Command: s.command(e), Figures: []figure.Figure{}}
+	if e.quick && s.fullOnly {
+		r.Skipped = "full run only (make bench without QUICK)"
+		return r
+	}
 	if s.skip != nil {
 		if why := s.skip(e); why != "" {
 			r.Skipped = why
@@ -169,10 +195,15 @@ func tail(b []byte) string {
 // goBench is the command line of `go test -bench` on pkgs; benchtime is
 // the full run's and quickTime QUICK's.
 func goBench(pattern, benchtime, quickTime string, pkgs ...string) func(e *env) []string {
+	return goBenchQuick(pattern, pattern, benchtime, quickTime, pkgs...)
+}
+
+// goBenchQuick is goBench running fewer benchmarks in QUICK.
+func goBenchQuick(pattern, quickPattern, benchtime, quickTime string, pkgs ...string) func(e *env) []string {
 	return func(e *env) []string {
 		t := benchtime
 		if e.quick {
-			t = quickTime
+			t, pattern = quickTime, quickPattern
 		}
 		argv := []string{"go", "test"}
 		for _, p := range pkgs {
