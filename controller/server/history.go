@@ -2,11 +2,17 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/opsconductor/opsconductor/controller/config"
 	"github.com/opsconductor/opsconductor/controller/history"
@@ -37,13 +43,68 @@ func OpenHistory(ctx context.Context, cfg config.Server, log *slog.Logger) (hist
 		}
 		return s, nil
 	}
-	s, err := postgres.Open(ctx, cfg.History, postgres.Options{
-		Logger: log.With("component", "history"), PasswordFile: cfg.HistoryPasswordFile,
+	s, err := openRetrying(ctx, historyStartWait, log, func(ctx context.Context) (history.Store, error) {
+		return postgres.Open(ctx, cfg.History, postgres.Options{
+			Logger: log.With("component", "history"), PasswordFile: cfg.HistoryPasswordFile,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("--history postgres: %w", err)
 	}
 	return s, nil
+}
+
+// historyStartWait bounds how long a starting server waits for PostgreSQL.
+// A controller restarted by its supervisor while the database restarts too
+// (a host reboot, a failover of a managed database) would otherwise exit at
+// once and leave the cluster a voter short; the chaos suite found this.
+const historyStartWait = 2 * time.Minute
+
+// openRetrying calls open until it succeeds, fails for a reason that
+// waiting cannot cure, or wait has passed.
+func openRetrying(ctx context.Context, wait time.Duration, log *slog.Logger, open func(context.Context) (history.Store, error)) (history.Store, error) {
+	deadline := time.Now().Add(wait)
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		s, err := open(ctx)
+		if err == nil {
+			return s, nil
+		}
+		if !transientPG(err) || time.Now().Add(backoff).After(deadline) {
+			return nil, err
+		}
+		log.Warn("history store not reachable yet; retrying", "attempt", attempt, "retry_in", backoff, "error", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w while waiting for the history store (last error: %w)", ctx.Err(), err)
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// transientPG reports whether a PostgreSQL error is one that goes away by
+// itself: the server is not listening yet, is starting, recovering or
+// shutting down, or is full. A wrong password, a missing database or a
+// bad TLS setting is reported at once instead.
+func transientPG(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03", "53300": // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
+			return true
+		}
+		return false
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+		return false // a misspelt host name does not appear by waiting
+	}
+	var ne net.Error
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne)
 }
 
 // historyHealth is the "history" section of /health.
