@@ -3,7 +3,9 @@
 # The OpsConductor agent. Build from the repository root:
 #
 #   docker build -f deploy/docker/agent.Dockerfile \
-#       --build-arg VERSION=$(git describe --tags --always --dirty) -t opsconductor/agent .
+#       --build-arg VERSION=$(git describe --tags --always --dirty) \
+#       --build-arg COMMIT=$(git rev-parse HEAD) --build-arg DATE=$(TZ=UTC git show -s --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ HEAD) \
+#       -t opsconductor/agent .
 #
 # Run it with a join token; it enrols on its first start and keeps its
 # identity in the volume (deploy/docker/agent-entrypoint.sh lists the
@@ -29,13 +31,27 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
+# Stamped as `make release` stamps them: the version, the full commit and
+# the commit's time (not the clock's, so that one commit builds the same).
 ARG VERSION=dev
+ARG COMMIT=
+ARG DATE=
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 go build -trimpath -tags grpcnotrace \
-        -ldflags "-s -w -X github.com/opsconductor/opsconductor/internal/buildinfo.version=${VERSION}" \
+        -ldflags "-s -w -X github.com/opsconductor/opsconductor/internal/buildinfo.version=${VERSION} \
+            -X github.com/opsconductor/opsconductor/internal/buildinfo.commit=${COMMIT} \
+            -X github.com/opsconductor/opsconductor/internal/buildinfo.date=${DATE}" \
         -o /out/opsconductor-agent ./cmd/opsconductor-agent
 
 FROM debian:bookworm-slim AS agent
+ARG VERSION=dev
+ARG COMMIT=
+ARG DATE=
+LABEL org.opencontainers.image.title="OpsConductor agent" \
+      org.opencontainers.image.source="https://github.com/opsconductor/opsconductor" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${COMMIT}" \
+      org.opencontainers.image.created="${DATE}"
 # tini is PID 1: steps leave orphaned grandchildren behind (daemons,
 # background jobs), and PID 1 must reap them or they stay zombies. CA
 # certificates are for the http step and plugin downloads over TLS.

@@ -4,7 +4,9 @@
 # in. Build from the repository root (the context .dockerignore trims):
 #
 #   docker build -f deploy/docker/controller.Dockerfile \
-#       --build-arg VERSION=$(git describe --tags --always --dirty) -t opsconductor/controller .
+#       --build-arg VERSION=$(git describe --tags --always --dirty) \
+#       --build-arg COMMIT=$(git rev-parse HEAD) --build-arg DATE=$(TZ=UTC git show -s --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ HEAD) \
+#       -t opsconductor/controller .
 #
 # The default (last) stage is the controller on distroless/static: no
 # shell and no package manager, but the three things a static Go server
@@ -37,10 +39,16 @@ COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 COPY --from=web /src/web/dist ./web/dist
+# Stamped as `make release` stamps them: the version, the full commit and
+# the commit's time (not the clock's, so that one commit builds the same).
 ARG VERSION=dev
+ARG COMMIT=
+ARG DATE=
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 go build -trimpath -tags grpcnotrace \
-        -ldflags "-s -w -X github.com/opsconductor/opsconductor/internal/buildinfo.version=${VERSION}" \
+        -ldflags "-s -w -X github.com/opsconductor/opsconductor/internal/buildinfo.version=${VERSION} \
+            -X github.com/opsconductor/opsconductor/internal/buildinfo.commit=${COMMIT} \
+            -X github.com/opsconductor/opsconductor/internal/buildinfo.date=${DATE}" \
         -o /out/opsconductor ./cmd/opsconductor && \
     mkdir -p /out/data
 
@@ -52,6 +60,14 @@ COPY --from=build /out/opsconductor /usr/local/bin/opsconductor
 CMD ["opsconductor", "--help"]
 
 FROM gcr.io/distroless/static-debian12:nonroot AS controller
+ARG VERSION=dev
+ARG COMMIT=
+ARG DATE=
+LABEL org.opencontainers.image.title="OpsConductor controller" \
+      org.opencontainers.image.source="https://github.com/opsconductor/opsconductor" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${COMMIT}" \
+      org.opencontainers.image.created="${DATE}"
 COPY --from=build /out/opsconductor /usr/local/bin/opsconductor
 # An empty data directory owned by the server's user, so that a named
 # volume mounted there starts out writable by it.
