@@ -37,13 +37,20 @@ const drainLimit = 3 * time.Minute
 func checkAll(ctx context.Context, r *rig, s *storm) []result {
 	var out []result
 	runs, res := checkRunsTerminal(ctx, r, s)
-	out = append(out, res)
+	out = append(out, res, checkAfterHeal(runs, s.afterHeal))
 	out = append(out, checkLedgers(r, runs))
 	out = append(out, checkLogs(ctx, r, runs))
 	out = append(out, checkSnapshots(ctx, r))
 	out = append(out, checkAudit(ctx, r))
 	out = append(out, checkLeaks(ctx, r, s)...)
-	return out
+	r.mu.Lock()
+	exits := append([]string(nil), r.exits...)
+	r.mu.Unlock()
+	res = result{name: "no process exited by itself", ok: len(exits) == 0, detail: "every exit was a fault the driver injected"}
+	if len(exits) > 0 {
+		res.detail = summarize(exits)
+	}
+	return append(out, res)
 }
 
 func printResults(l *logger, results []result) bool {
@@ -139,6 +146,35 @@ func checkRunsTerminal(ctx context.Context, r *rig, s *storm) ([]apiclient.Run, 
 	res.detail = fmt.Sprintf("%d runs (%d acknowledged) %v, drained %v after healing", len(runs), len(acked), statuses,
 		time.Since(began).Round(time.Second))
 	return runs, res
+}
+
+// checkAfterHeal: faults may fail the steps they hit, but once everything
+// is healed the cluster must be whole again, so a run started then
+// succeeds on every agent.
+func checkAfterHeal(runs []apiclient.Run, id string) result {
+	res := result{name: "a run started after healing succeeds"}
+	if runs == nil {
+		res.detail = "not checked: the runs did not all end"
+		return res
+	}
+	for _, run := range runs {
+		if run.ID != id {
+			continue
+		}
+		res.ok = run.Status == apiclient.RunSucceeded
+		res.detail = fmt.Sprintf("run %s %s on %d of %d targets", id, run.Status, run.Summary.Succeeded, run.Summary.Targets)
+		if !res.ok {
+			for _, tg := range run.Targets {
+				if st, ok := stepOf(tg, "work"); ok && st.Status != "succeeded" {
+					res.detail += fmt.Sprintf("; %s: %s %s", tg.Name, st.Status, st.Error)
+					break
+				}
+			}
+		}
+		return res
+	}
+	res.detail = fmt.Sprintf("run %s is not listed", id)
+	return res
 }
 
 func stepOf(tg apiclient.RunTarget, id string) (apiclient.RunStep, bool) {

@@ -78,6 +78,38 @@ type rig struct {
 	agents      []*agent
 	token       string
 	ledgerDir   string
+
+	mu sync.Mutex
+	// exits are the processes that exited without the driver asking;
+	// closing stops the supervisor from restarting them at teardown.
+	exits   []string
+	closing bool
+}
+
+// supervise is every process's onExit: it records the exit and, as
+// systemd with Restart=always would, starts the process again a second
+// later, so that the storm goes on. The exit itself fails the run.
+func (r *rig) supervise(p *proc) func(string, error) {
+	return func(name string, err error) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.closing {
+			return
+		}
+		r.exits = append(r.exits, fmt.Sprintf("%s at %s (%v)", name, time.Now().UTC().Format("15:04:05.000"), err))
+		r.log.printf("UNEXPECTED EXIT: %s exited by itself (%v); restarting it in 1s, see %s", name, err, p.logPath)
+		time.AfterFunc(time.Second, func() {
+			r.mu.Lock()
+			closing := r.closing
+			r.mu.Unlock()
+			if closing || p.running() {
+				return
+			}
+			if err := p.start(); err != nil {
+				r.log.printf("restart %s: %v", name, err)
+			}
+		})
+	}
 }
 
 func (r *rig) ctl(n int) *controller { return r.controllers[n-1] }
@@ -118,6 +150,7 @@ func (r *rig) setup(ctx context.Context) error {
 			*lp.dst = px
 		}
 		c.proc = &proc{name: c.id(), bin: filepath.Join(r.bin, "opsconductor"), args: r.serverArgs(c, base), logPath: filepath.Join(r.dir, c.id()+".log")}
+		c.proc.onExit = r.supervise(c.proc)
 		r.controllers[n-1] = c
 	}
 	for _, c := range r.controllers {
@@ -319,6 +352,7 @@ func (r *rig) startAgents(ctx context.Context, leader int) error {
 		a.proc = &proc{name: a.name, bin: filepath.Join(r.bin, "opsconductor-agent"),
 			args:    []string{"run", "--data-dir", a.dir, "--log-level", "warn"},
 			logPath: filepath.Join(r.dir, "agents", a.name+".log")}
+		a.proc.onExit = r.supervise(a.proc)
 		if err := a.proc.start(); err != nil {
 			return err
 		}
@@ -359,6 +393,9 @@ func (r *rig) waitAgentsUp(ctx context.Context, limit time.Duration) error {
 
 // teardown stops every process and the proxies. Data and logs stay.
 func (r *rig) teardown() {
+	r.mu.Lock()
+	r.closing = true
+	r.mu.Unlock()
 	var procs []*proc
 	for _, a := range r.agents {
 		if a != nil && a.proc != nil {
@@ -419,18 +456,26 @@ func (r *rig) tailLogs() {
 type proc struct {
 	name, bin, logPath string
 	args               []string
+	// onExit, when set, hears of every exit the driver did not cause.
+	onExit func(name string, err error)
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	done   chan struct{}
-	starts int
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
+	stopped bool // the driver killed or stopped the current process
+	starts  int
 }
 
 func (p *proc) start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd != nil {
-		return fmt.Errorf("%s is already running", p.name)
+		select {
+		case <-p.done:
+			// It exited by itself (onExit has heard): start it again.
+		default:
+			return fmt.Errorf("%s is already running", p.name)
+		}
 	}
 	f, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -448,9 +493,18 @@ func (p *proc) start() error {
 	}
 	f.Close()
 	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	p.cmd, p.done = cmd, done
+	p.cmd, p.done, p.stopped = cmd, done, false
 	p.starts++
+	go func() {
+		err := cmd.Wait()
+		p.mu.Lock()
+		expected := p.stopped || p.cmd != cmd
+		p.mu.Unlock()
+		close(done)
+		if !expected && p.onExit != nil {
+			p.onExit(p.name, err)
+		}
+	}()
 	return nil
 }
 
@@ -472,7 +526,7 @@ func (p *proc) running() bool {
 func (p *proc) kill() int {
 	p.mu.Lock()
 	cmd, done := p.cmd, p.done
-	p.cmd = nil
+	p.stopped = true
 	p.mu.Unlock()
 	if cmd == nil {
 		return 0
@@ -486,7 +540,7 @@ func (p *proc) kill() int {
 func (p *proc) stop(grace time.Duration) {
 	p.mu.Lock()
 	cmd, done := p.cmd, p.done
-	p.cmd = nil
+	p.stopped = true
 	p.mu.Unlock()
 	if cmd == nil {
 		return

@@ -146,6 +146,9 @@ type storm struct {
 	baseline map[int]procFigures
 	// baseLeader is the leader when the baseline was taken.
 	baseLeader int
+	// afterHeal is a run started once everything was healed: a cluster
+	// that recovered runs it on every agent.
+	afterHeal string
 }
 
 const ledgerJobName = "chaos-ledger"
@@ -232,6 +235,19 @@ func (s *storm) run(ctx context.Context) error {
 	if err := s.healAll(ctx); err != nil {
 		return err
 	}
+	err = poll(ctx, 30*time.Second, time.Second, func(ctx context.Context) error {
+		run, err := r.anyClient(ctx).StartRun(ctx, ledgerJobName, apiclient.RunRequest{})
+		if err == nil {
+			s.afterHeal = run.ID
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("start a run after healing: %w", err)
+	}
+	s.mu.Lock()
+	s.acked = append(s.acked, s.afterHeal)
+	s.mu.Unlock()
 	s.mu.Lock()
 	r.log.printf("workload: %d runs acknowledged, %d start requests failed (samples: %s)", len(s.acked), s.startErrors, strings.Join(s.errSamples, " | "))
 	r.log.printf("faults injected: %v", s.faults)
