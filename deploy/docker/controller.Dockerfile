@@ -79,6 +79,8 @@ VOLUME ["/var/lib/opsconductor"]
 # The binary probes itself: the image has no curl. Liveness only; a
 # cluster member waiting for its peers is alive but not ready, and
 # `opsconductor health --ready` is the check for "should get traffic".
+# It dials 127.0.0.1:3000; a server on another --http-addr port needs
+# OPSCONDUCTOR_ADDR=http://127.0.0.1:PORT in the container's environment.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --start-interval=2s --retries=3 \
     CMD ["/usr/local/bin/opsconductor", "health"]
 ENTRYPOINT ["/usr/local/bin/opsconductor"]
