@@ -11,7 +11,13 @@ import { gzipSync } from 'node:zlib';
 
 const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist');
 const args = process.argv.slice(2);
-const budgetKB = Number(args[args.indexOf('--budget-kb') + 1] || process.env.WEB_BUDGET_KB || 300);
+// indexOf is -1 without the flag, and args[0] is then some other flag.
+const budgetAt = args.indexOf('--budget-kb');
+const budgetKB = Number((budgetAt >= 0 && args[budgetAt + 1]) || process.env.WEB_BUDGET_KB || 300);
+if (!(budgetKB > 0)) {
+  console.error(`size: --budget-kb (or WEB_BUDGET_KB) must be a positive number of kilobytes, not ${JSON.stringify(args[budgetAt + 1] ?? process.env.WEB_BUDGET_KB)}`);
+  process.exit(2);
+}
 const asJSON = args.includes('--json');
 
 let html;
