@@ -3,12 +3,14 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -677,5 +679,28 @@ func TestLeaderReportsItsAdvertisedAddressesToFollowers(t *testing.T) {
 	follower := c.others(leader)[0]
 	if got, err := follower.Leader(context.Background()); err != nil || got != want {
 		t.Fatalf("cached Leader() = %+v, %v", got, err)
+	}
+}
+
+// A single server whose history is a local file takes nobody in, even
+// though it was started without cluster flags.
+func TestRefuseJoins(t *testing.T) {
+	ca, err := CreateCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &testCluster{t: t, ca: ca}
+	c.nodes = append(c.nodes, newTestNode(t, ca, "node1", t.TempDir(), "127.0.0.1:0", func(cfg *Config) {
+		cfg.RefuseJoins = "its history is embedded"
+	}))
+	t.Cleanup(c.shutdown)
+	leader := c.waitLeader(nil)
+	body, _ := json.Marshal(joinRequest{ID: "node2", Addr: "127.0.0.1:1"})
+	_, err = leader.handleJoin(context.Background(), "node2", body)
+	if p, ok := problem.As(err); !ok || p.Code != "join_refused" || !strings.Contains(p.Message, "its history is embedded") {
+		t.Fatalf("join answered %v, want join_refused with the reason", err)
+	}
+	if n := len(leader.Status().Peers); n != 1 {
+		t.Fatalf("%d peers after a refused join, want 1", n)
 	}
 }

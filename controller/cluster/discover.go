@@ -70,6 +70,10 @@ func (n *Node) handleJoin(_ context.Context, peer string, body json.RawMessage) 
 	if err := f.Error(); err != nil {
 		return nil, applyError(err)
 	}
+	if n.cfg.RefuseJoins != "" {
+		n.log.Warn("refusing a server that asks to join", "peer_id", req.ID, "raft_addr", req.Addr, "reason", n.cfg.RefuseJoins)
+		return nil, problem.New(problem.KindConflict, "join_refused", "server %q may not join: %s", req.ID, n.cfg.RefuseJoins)
+	}
 	for _, s := range f.Configuration().Servers {
 		if string(s.ID) == req.ID && string(s.Address) == req.Addr {
 			return nil, nil // already a member: a restart with lost data dir rejoining

@@ -49,6 +49,10 @@ type Config struct {
 	// RetryJoin lists Raft addresses of other servers to discover or join.
 	RetryJoin     []string
 	RetryInterval time.Duration
+	// RefuseJoins, when set, is why this server must stay alone (its
+	// history store is a local file): a server asking to join is refused
+	// with it, even though this one was started without cluster flags.
+	RefuseJoins string
 
 	CA *CA
 

@@ -28,6 +28,18 @@ func historyBackend(cfg config.Server) string {
 	return "postgres"
 }
 
+// refuseJoins is why this server may not take other servers in: the
+// embedded history store is a file only this server can read, so a second
+// server would see none of the runs, logs and audit entries. The flags of
+// the joining server are checked at its start; this covers a single server
+// started without cluster flags that others try to join.
+func refuseJoins(cfg config.Server) string {
+	if !cfg.EmbeddedHistory() {
+		return ""
+	}
+	return "this server keeps its history in the embedded store (a file on this server only); restart it with --history postgres://… (env OPSCONDUCTOR_HISTORY_DSN) and move its history with `opsconductor operator history export` and `import` before adding servers"
+}
+
 // OpenHistory opens the configured history store: the embedded file in the
 // data dir, or the shared PostgreSQL database (migrated on open). The
 // operator's history commands use it too.

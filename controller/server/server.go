@@ -138,7 +138,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	node, err := cluster.New(cluster.Config{
 		NodeID: nodeID, DataDir: cfg.DataDir,
 		RaftBind: cfg.RaftAddr, RaftAdvertise: raftAdvertise, HTTPAdvertise: httpAdvertise, AgentAdvertise: agentAdvertise,
-		BootstrapExpect: cfg.BootstrapExpect, RetryJoin: cfg.RetryJoin,
+		BootstrapExpect: cfg.BootstrapExpect, RetryJoin: cfg.RetryJoin, RefuseJoins: refuseJoins(cfg),
 		CA: ca, ApplyHold: cfg.ApplyHold, Batching: cfg.Batching, Logger: log,
 	}, state.NewFSM(store, log))
 	if err != nil {
