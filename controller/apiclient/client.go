@@ -324,10 +324,9 @@ func (c *Client) roundTrip(ctx context.Context, method, path string, body bodyFu
 	return c.attempts(ctx, method, path, body, ctype, fresh)
 }
 
-// attempts sends a request, waiting out rate limits: a rate-limited
-// request was not processed, so it is safe to send again once the server
-// says the bucket has refilled. A locked account is not a rate limit that
-// waiting a few seconds cures, so it is reported at once.
+// attempts sends a request, waiting out rate limits and controllers that
+// are not ready yet: neither request was processed, so it is safe to send
+// it again after the server's Retry-After.
 func (c *Client) attempts(ctx context.Context, method, path string, body bodyFunc, ctype, token string) (*http.Response, error) {
 	for waits := 0; ; waits++ {
 		b, ok := body()
@@ -336,7 +335,7 @@ func (c *Client) attempts(ctx context.Context, method, path string, body bodyFun
 		}
 		resp, err := c.send(ctx, method, path, b, ctype, token)
 		var apiErr *Error
-		if errors.As(err, &apiErr) && apiErr.Status == http.StatusTooManyRequests && apiErr.Code != "account_locked" && waits < maxRateLimitWaits {
+		if errors.As(err, &apiErr) && retryable(apiErr) && waits < maxRateLimitWaits {
 			if _, replayable := body(); !replayable {
 				return nil, err
 			}
@@ -412,4 +411,18 @@ func (c *Client) WaitReady(ctx context.Context, progress func(reason string)) er
 		case <-t.C:
 		}
 	}
+}
+
+// retryable reports whether the server refused a request before handling
+// it, for a reason that waiting cures: a rate limit (but not a locked
+// account, which seconds do not unlock), or a controller that cannot check
+// credentials until it has caught up with its leader.
+func retryable(e *Error) bool {
+	switch e.Status {
+	case http.StatusTooManyRequests:
+		return e.Code != "account_locked"
+	case http.StatusServiceUnavailable:
+		return e.Code == "not_ready"
+	}
+	return false
 }

@@ -13,12 +13,17 @@ import (
 func TestRateLimitedCallsWaitAndRetry(t *testing.T) {
 	tests := []struct {
 		name      string
-		limited   int32 // how many 429s the server answers first
+		limited   int32 // how many refusals the server answers first
+		status    int
+		code      string
 		wantErr   bool
 		wantCalls int32
 	}{
-		{"a call limited twice succeeds on the third try", 2, false, 3},
-		{"a call limited past the retry budget reports the 429", maxRateLimitWaits + 10, true, maxRateLimitWaits + 1},
+		{"a call limited twice succeeds on the third try", 2, http.StatusTooManyRequests, "rate_limited", false, 3},
+		{"a call limited past the retry budget reports the 429", maxRateLimitWaits + 10, http.StatusTooManyRequests, "rate_limited", true, maxRateLimitWaits + 1},
+		{"a locked account is reported at once", 5, http.StatusTooManyRequests, "account_locked", true, 1},
+		{"a controller catching up is asked again", 2, http.StatusServiceUnavailable, "not_ready", false, 3},
+		{"no leader is reported at once: the write may have been applied", 5, http.StatusServiceUnavailable, "no_leader", true, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -27,8 +32,8 @@ func TestRateLimitedCallsWaitAndRetry(t *testing.T) {
 				if calls.Add(1) <= tt.limited {
 					w.Header().Set("Retry-After", "0")
 					w.Header().Set("Content-Type", "application/json")
-					w.WriteHeader(http.StatusTooManyRequests)
-					_, _ = w.Write([]byte(`{"error":{"code":"rate_limited","message":"slow down"}}`))
+					w.WriteHeader(tt.status)
+					_, _ = w.Write([]byte(`{"error":{"code":"` + tt.code + `","message":"not now"}}`))
 					return
 				}
 				w.Header().Set("Content-Type", "application/json")
@@ -45,8 +50,8 @@ func TestRateLimitedCallsWaitAndRetry(t *testing.T) {
 			rec, err := c.WriteProbe(ctx, "p")
 			var apiErr *Error
 			switch {
-			case tt.wantErr && (!errors.As(err, &apiErr) || apiErr.Status != http.StatusTooManyRequests || apiErr.Code != "rate_limited"):
-				t.Fatalf("got %v, want the 429 envelope", err)
+			case tt.wantErr && (!errors.As(err, &apiErr) || apiErr.Status != tt.status || apiErr.Code != tt.code):
+				t.Fatalf("got %v, want the %d %s envelope", err, tt.status, tt.code)
 			case !tt.wantErr && (err != nil || rec.ID != "1"):
 				t.Fatalf("got %+v, %v", rec, err)
 			}

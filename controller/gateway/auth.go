@@ -55,6 +55,16 @@ func (s *Server) authenticate(r *http.Request) (*identity.Principal, error) {
 	}
 	p, err := s.identity.Authenticate(r.Context(), cred)
 	if err != nil {
+		// A node that has just started, or lags, may not have applied the
+		// command that created this token or session yet. A 401 would tell
+		// the client to throw a good credential away; "try again" is true.
+		if problem.Is(err, problem.KindUnauthenticated) {
+			if notReady := s.cluster.Ready(); notReady != nil {
+				e := problem.Unavailable("not_ready", "this controller cannot check credentials yet (%v): retry, or use another controller", notReady)
+				e.RetryAfter = 1
+				return nil, e
+			}
+		}
 		return nil, err
 	}
 	if st := stateFrom(r.Context()); st != nil {

@@ -68,6 +68,7 @@ func mergeOpenAPI(files fs.FS) ([]byte, error) {
 			return nil, fmt.Errorf("openapi fragment %s: %w", path.Base(name), err)
 		}
 	}
+	documentNotReady(doc)
 	out, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("openapi: %w", err)
@@ -140,4 +141,24 @@ func mergeUnique(parent map[string]any, key string, val any, where string) error
 		return fmt.Errorf("%s defined twice: %s", where, strings.Join(dup, ", "))
 	}
 	return nil
+}
+
+// documentNotReady adds a 503 to every operation that checks credentials
+// (those that document a 401): a node that has not applied the log up to
+// its leader's commit index answers 503 not_ready rather than 401 for a
+// credential it cannot find yet (see authenticate). Added here, once, so
+// that no fragment can forget it.
+func documentNotReady(doc map[string]any) {
+	paths, _ := doc["paths"].(map[string]any)
+	for _, item := range paths {
+		ops, _ := item.(map[string]any)
+		for _, op := range ops {
+			o, _ := op.(map[string]any)
+			resp, _ := o["responses"].(map[string]any)
+			if resp == nil || resp["401"] == nil || resp["503"] != nil {
+				continue
+			}
+			resp["503"] = map[string]any{"$ref": "#/components/responses/Unavailable"}
+		}
+	}
 }

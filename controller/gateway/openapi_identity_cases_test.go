@@ -14,6 +14,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/opsconductor/opsconductor/controller/identity"
+	"github.com/opsconductor/opsconductor/controller/problem"
 )
 
 // casePassword is what the users these cases create log in with; the
@@ -311,6 +312,11 @@ func identityCases() []routeCase {
 			header: map[string]string{"Authorization": "Basic YWRtaW46YWRtaW4="}, want: 401, check: wantError("invalid_authorization", "")},
 		{name: "a forged access token is a 401", method: "GET", target: "/api/v1/me",
 			header: caseBearer("eyJhbGciOiJub25lIn0.e30."), want: 401, check: wantError("invalid_token", "")},
+		{name: "a token a node that is not ready cannot find yet is a 503, not a 401", method: "GET", target: "/api/v1/me",
+			header: caseBearer("eyJhbGciOiJub25lIn0.e30."), want: 503, check: wantError("not_ready", ""),
+			setup: func(f *fixture) {
+				f.cluster.readyErr = problem.Unavailable("catching_up", "applied index 3 is behind commit index 9")
+			}},
 		{name: "operator routes need a token", method: "GET", target: "/api/v1/operator/raft/peers", header: anonymousHeader, want: 401},
 		{name: "the signing keys are listed", method: "GET", target: "/api/v1/auth/keys", want: 200},
 		{name: "users are listed", method: "GET", target: "/api/v1/users", want: 200},
