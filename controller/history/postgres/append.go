@@ -86,21 +86,11 @@ func streamKey(dom int, stream string) int32 {
 	return int32(h.Sum32())
 }
 
-// appendRows writes sorted, de-duplicated rows in one transaction of at
-// most three round trips:
-//
-//  1. BEGIN, lock each stream of the batch, and ask which streams already
-//     have a chunk overlapping the batch's seqs;
-//  2. only when some do: take those chunks out (DELETE … RETURNING), to be
-//     merged with the batch, the stored copy of a record winning;
-//  3. insert the chunks built from the batch, and COMMIT.
-//
-// The stream locks are what make the check in 1 hold until the commit:
-// every append to a stream takes its lock before looking, so no other
-// batch can add an overlapping chunk in between. Retention only ever
-// removes records from chunks, which cannot create an overlap. With them,
-// a stream's chunks never overlap, and a record is stored once whatever
-// chunks earlier batches were split into.
+// appendRows writes sorted, de-duplicated rows in one transaction: in one
+// round trip when no stored chunk overlaps them (insertOnce), else
+// through appendChecked, which merges. Either way a stream's chunks never
+// overlap, and a record is stored once whatever chunks earlier batches
+// were split into.
 func (s *Store) appendRows(ctx context.Context, rows []row) error {
 	sp := spans(rows)
 	keys := make([]int32, len(sp))
@@ -124,6 +114,112 @@ func (s *Store) appendRows(ctx context.Context, rows []row) error {
 }
 
 func (s *Store) appendTx(ctx context.Context, conn *pgx.Conn, rows []row, sp []span, keys []int32) error {
+	data := 0
+	for i := range rows {
+		data += len(rows[i].data)
+	}
+	if data <= maxInsertOnce {
+		chunks := buildChunks(rows)
+		size := 0
+		for i := range chunks {
+			size += bodyLen(&chunks[i])
+		}
+		stored, err := s.insertOnce(ctx, conn, chunks, size, keys)
+		if err != nil || stored {
+			return err
+		}
+		// Some stored chunk overlaps the batch (a retry, a replay): that
+		// transaction wrote nothing, and this one merges.
+	}
+	return s.appendChecked(ctx, conn, rows, sp, keys)
+}
+
+// maxInsertOnce bounds the record data of a batch that insertOnce sends,
+// its chunk bodies as one bytea parameter; larger batches go through
+// appendChecked, whose COPY streams them. Measured side by side on this
+// 2-vCPU machine at load 30 with one writer: batches of 1000 100-byte
+// records went from 76k to 115k records/s (and the server process's CPU
+// per batch from 1.15 to 0.9 ms), but batches of 1000 1 KiB records from
+// 30 to 19 MB/s.
+const maxInsertOnce = 256 << 10
+
+// insertOnce writes a batch's chunks in one transaction and one round
+// trip, unless a stored chunk overlaps one of the batch's streams' seqs,
+// in which case it writes nothing and reports stored false. The pipeline
+// is BEGIN, the stream locks (in key order, so that concurrent batches
+// never deadlock), insertUnlessOverlapping and COMMIT. The locks are what
+// make the check hold until the commit: every append to a stream takes
+// its lock before looking, so no other batch can add an overlapping chunk
+// in between, and retention only ever removes records from chunks.
+//
+// Under load a round trip costs more than its wire time: the server
+// process and then the client wait for a CPU. Checking, copying (two for
+// COPY) and committing took four.
+func (s *Store) insertOnce(ctx context.Context, conn *pgx.Conn, chunks []chunk, size int, keys []int32) (stored bool, err error) {
+	bp, _ := s.bodies.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	defer s.bodies.Put(bp)
+	buf := slices.Grow((*bp)[:0], size)
+	mask := 0
+	var args []any
+	for _, run := range chunksByDomain(chunks) {
+		mask |= 1 << run[0].dom
+		start := len(buf)
+		n := len(run)
+		streams, firsts, lasts, counts := make([]string, n), make([]int64, n), make([]int64, n), make([]int32, n)
+		mins, maxs, kinds, fields := make([]time.Time, n), make([]time.Time, n), make([]string, n), make([]string, n)
+		starts, lens := make([]int32, n), make([]int32, n)
+		for i := range run {
+			c := &run[i]
+			from := len(buf)
+			buf = appendBody(buf, c)
+			starts[i], lens[i] = int32(from-start+1), int32(len(buf)-from)
+			streams[i], firsts[i], lasts[i], counts[i] = c.stream, c.first, c.last, int32(len(c.recs))
+			mins[i], maxs[i] = time.UnixMicro(c.minTime).UTC(), time.UnixMicro(c.maxTime).UTC()
+			kinds[i], fields[i] = c.kind, string(c.jsonText)
+		}
+		args = append(args, streams, firsts, lasts, counts, mins, maxs, kinds, fields, starts, lens, buf[start:])
+	}
+	*bp = buf
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(lockStreams, streamLockClass, keys)
+	b.Queue(s.insertUnlessOverlapping[mask], args...)
+	b.Queue("COMMIT")
+	br := conn.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		return false, fmt.Errorf("begin: %w", closeBatch(br, err))
+	}
+	if _, err := br.Exec(); err != nil {
+		return false, fmt.Errorf("lock streams: %w", closeBatch(br, err))
+	}
+	var overlaps bool
+	if err := br.QueryRow().Scan(&overlaps); err != nil {
+		return false, fmt.Errorf("insert chunks: %w", closeBatch(br, err))
+	}
+	if _, err := br.Exec(); err != nil {
+		return false, fmt.Errorf("commit: %w", closeBatch(br, err))
+	}
+	if err := br.Close(); err != nil {
+		return false, fmt.Errorf("commit: %w", err)
+	}
+	return !overlaps, nil
+}
+
+// appendChecked writes sorted, de-duplicated rows in one transaction of at
+// most three round trips:
+//
+//  1. BEGIN, lock each stream of the batch, and ask which streams already
+//     have a chunk overlapping the batch's seqs;
+//  2. only when some do: take those chunks out (DELETE … RETURNING), to be
+//     merged with the batch, the stored copy of a record winning;
+//  3. insert the chunks built from the batch, and COMMIT.
+//
+// The stream locks make the check in 1 hold until the commit, as in
+// insertOnce.
+func (s *Store) appendChecked(ctx context.Context, conn *pgx.Conn, rows []row, sp []span, keys []int32) error {
 	// 1. Lock and look.
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")

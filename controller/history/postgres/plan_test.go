@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -68,6 +69,10 @@ func TestPlansUseIndexes(t *testing.T) {
 		return plan{sql, args}
 	}
 	streams, los, his := []string{"automation/run/7/log"}, []int64{100}, []int64{200}
+	// One chunk of one record, as insertOnce sends it.
+	insertOnce := plan{s.insertUnlessOverlapping[1<<slices.Index(history.Domains(), "automation")], []any{
+		streams, los, his, []int32{1}, []time.Time{base}, []time.Time{base}, []string{"automation.log"}, []string{"{}"},
+		[]int32{1}, []int32{4}, []byte{chunkVersion, 0, 0, 0}}}
 	for _, c := range []struct {
 		name  string
 		plan  plan
@@ -78,6 +83,7 @@ func TestPlansUseIndexes(t *testing.T) {
 		{"Tail scans the primary key backwards", plan{dom.tail, []any{"automation/run/7/log", 1000}}, "chunks_pkey", ""},
 		{"Each pages through the primary key", plan{dom.each, []any{"automation/run/7/log", int64(100), eachPage}}, "chunks_pkey", "ROW(stream, first_seq) >"},
 		{"Append's overlap check probes the primary key", plan{dom.overlapping, []any{streams, los, his}}, "chunks_pkey", "first_seq >="},
+		{"Append's one round trip probes the primary key", insertOnce, "chunks_pkey", "first_seq >="},
 		{"Append's merge takes chunks through the primary key", plan{dom.take, []any{"automation/run/7/log", int64(100), int64(200)}}, "chunks_pkey", "first_seq <="},
 		{"Query by kind scans chunks_kind_time", query(history.Query{Kind: "automation.run", Limit: 100}, false), "chunks_kind_time", ""},
 		{"Query with a cursor scans chunks_kind_time", query(history.Query{Kind: "automation.run", Cursor: after, Limit: 100}, false), "chunks_kind_time", "max_time <="},

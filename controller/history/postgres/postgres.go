@@ -22,6 +22,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,6 +66,14 @@ type Store struct {
 	// order Append writes in, part of the lock ordering that keeps
 	// concurrent batches from deadlocking.
 	domains []domainSQL
+	// insertUnlessOverlapping holds insertUnlessOverlapping's statement
+	// for each set of domains, by bit mask (bit i: domains[i]).
+	insertUnlessOverlapping []string
+	// bodies holds *[]byte, insertOnce's buffers for chunk bodies: a
+	// batch's bodies are as large as its data, and allocating them afresh
+	// for every batch cost more client CPU in allocation, zeroing and
+	// returning memory to the OS than encoding them.
+	bodies sync.Pool
 }
 
 var _ history.Store = (*Store)(nil)
@@ -97,6 +106,16 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	s := &Store{pool: pool}
 	for _, d := range history.Domains() {
 		s.domains = append(s.domains, newDomainSQL(d))
+	}
+	s.insertUnlessOverlapping = make([]string, 1<<len(s.domains))
+	for mask := 1; mask < len(s.insertUnlessOverlapping); mask++ {
+		var doms []int
+		for d := range s.domains {
+			if mask&(1<<d) != 0 {
+				doms = append(doms, d)
+			}
+		}
+		s.insertUnlessOverlapping[mask] = insertUnlessOverlapping(s.domains, doms)
 	}
 	log.Info("history store open", "backend", "postgres", "host", pcfg.ConnConfig.Host, "port", pcfg.ConnConfig.Port,
 		"database", pcfg.ConnConfig.Database, "user", pcfg.ConnConfig.User, "max_conns", pcfg.MaxConns)

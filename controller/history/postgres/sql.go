@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -102,3 +103,41 @@ WHERE stream = $1 AND first_seq = $2`, t),
 FROM %s`, rowOverhead, t),
 	}
 }
+
+// insertUnlessOverlapping builds the statement of Append's one round trip
+// for a batch whose chunks go to the domains doms (indexes into domains,
+// ascending): it inserts every domain's chunks if no stored chunk overlaps
+// any of the batch's streams' seqs, inserts nothing otherwise, and
+// returns whether one did. One statement, so that the batch is stored
+// whole or not at all whichever domains it spans: its check and its
+// inserts share a snapshot, taken after the stream locks.
+//
+// Each domain takes insertParams parameters, the chunks as arrays: stream,
+// first_seq, last_seq, n, min_time, max_time, kind, fields, and each
+// body's start (from 1) and length in the last, all the domain's bodies
+// as one bytea. pgx copies a bytea once, into the Bind message, where an
+// array of them was copied three times over (see copy.go).
+func insertUnlessOverlapping(domains []domainSQL, doms []int) string {
+	var with, overlap, inserts []string
+	for i, d := range doms {
+		p := i * insertParams
+		t := pgx.Identifier{domains[d].name, "chunks"}.Sanitize()
+		with = append(with, fmt.Sprintf(`c%d AS (SELECT * FROM unnest($%d::text[], $%d::int8[], $%d::int8[], $%d::int4[], $%d::timestamptz[], $%d::timestamptz[], $%d::text[], $%d::jsonb[], $%d::int4[], $%d::int4[])
+	AS c(stream, first_seq, last_seq, n, min_time, max_time, kind, fields, body_start, body_len))`,
+			i, p+1, p+2, p+3, p+4, p+5, p+6, p+7, p+8, p+9, p+10))
+		// As domainSQL.overlapping: a stream's chunks are disjoint, so two
+		// index probes per stream of the batch.
+		overlap = append(overlap, fmt.Sprintf(`EXISTS (SELECT 1 FROM (SELECT stream, min(first_seq) AS lo, max(last_seq) AS hi FROM c%[1]d GROUP BY stream) b
+	WHERE EXISTS (SELECT 1 FROM %[2]s x WHERE x.stream = b.stream AND x.first_seq BETWEEN b.lo AND b.hi)
+		OR (SELECT x.last_seq FROM %[2]s x WHERE x.stream = b.stream AND x.first_seq < b.lo ORDER BY x.first_seq DESC LIMIT 1) >= b.lo)`, i, t))
+		inserts = append(inserts, fmt.Sprintf(`i%[1]d AS (INSERT INTO %[2]s (stream, first_seq, last_seq, n, min_time, max_time, kind, fields, body)
+	SELECT stream, first_seq, last_seq, n, min_time, max_time, kind, fields, substring($%[3]d::bytea FROM body_start FOR body_len)
+	FROM c%[1]d WHERE NOT (SELECT hit FROM ov))`, i, t, p+insertParams))
+	}
+	return "WITH " + strings.Join(with, ",\n") + ",\nov AS (SELECT " + strings.Join(overlap, "\n\tOR ") + " AS hit),\n" +
+		strings.Join(inserts, ",\n") + "\nSELECT hit FROM ov"
+}
+
+// insertParams is how many parameters insertUnlessOverlapping takes per
+// domain.
+const insertParams = 11
