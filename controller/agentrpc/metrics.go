@@ -80,4 +80,56 @@ func (r *roundTrips) forget(id string) {
 }
 
 // Metrics returns the service's collectors for the controller's registry.
-func (s *Service) Metrics() prometheus.Collector { return s.trips }
+func (s *Service) Metrics() prometheus.Collector {
+	return &serviceMetrics{s: s,
+		agents:    prometheus.NewDesc("opsconductor_agents", "Enrolled agents by status (replicated, so every server reports the same).", []string{"status"}, nil),
+		streams:   prometheus.NewDesc("opsconductor_agent_streams_connected", "Agent streams open on this server (only the leader holds any).", nil, nil),
+		certNotAt: prometheus.NewDesc("opsconductor_cert_expiry_timestamp_seconds", "When a certificate this server uses expires (Unix time).", []string{"cert"}, nil),
+	}
+}
+
+// serviceMetrics reads the agents table and the stream registry when
+// scraped: gauges kept in step with them by hand would drift.
+type serviceMetrics struct {
+	s         *Service
+	agents    *prometheus.Desc
+	streams   *prometheus.Desc
+	certNotAt *prometheus.Desc
+}
+
+func (m *serviceMetrics) Describe(ch chan<- *prometheus.Desc) {
+	m.s.trips.Describe(ch)
+	ch <- m.agents
+	ch <- m.streams
+	ch <- m.certNotAt
+}
+
+func (m *serviceMetrics) Collect(ch chan<- prometheus.Metric) {
+	m.s.trips.Collect(ch)
+	byStatus := map[string]int{StatusEnrolled: 0, StatusUp: 0, StatusDown: 0, StatusRevoked: 0}
+	it, err := m.s.txn().Get(tableAgents, "id")
+	if err == nil {
+		for obj := it.Next(); obj != nil; obj = it.Next() {
+			a := obj.(*Agent)
+			st := a.Status
+			if a.Revoked {
+				st = StatusRevoked
+			}
+			if _, known := byStatus[st]; known { // a bounded label set whatever the table holds
+				byStatus[st]++
+			}
+		}
+	}
+	for st, n := range byStatus {
+		ch <- prometheus.MustNewConstMetric(m.agents, prometheus.GaugeValue, float64(n), st)
+	}
+	ch <- prometheus.MustNewConstMetric(m.streams, prometheus.GaugeValue, float64(m.s.reg.connectedCount()))
+	// Only what this server has opened: a scrape must not open the CA.
+	m.s.mu.Lock()
+	a := m.s.ca
+	m.s.mu.Unlock()
+	if a != nil {
+		ch <- prometheus.MustNewConstMetric(m.certNotAt, prometheus.GaugeValue, float64(a.cert.NotAfter.Unix()), "agent_ca")
+		ch <- prometheus.MustNewConstMetric(m.certNotAt, prometheus.GaugeValue, float64(a.server.Leaf.NotAfter.Unix()), "agent_listener")
+	}
+}
