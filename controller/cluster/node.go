@@ -166,6 +166,9 @@ type Node struct {
 	// readsReady is true once this leader has applied everything committed
 	// before its term (a barrier), as Consul's consistent reads require.
 	readsReady atomic.Bool
+	// startLastIndex is the last log index this node had on disk when it
+	// started; set once before Raft runs, read only after.
+	startLastIndex uint64
 
 	leaderInfo leaderCache
 
@@ -284,6 +287,7 @@ func (n *Node) open() error {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
+	n.startLastIndex = r.LastIndex()
 
 	obsCh := make(chan raft.Observation, 16)
 	n.observer = raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {
