@@ -139,13 +139,19 @@ type storm struct {
 	acked       []string
 	startErrors int
 	errSamples  []string
-	faults      map[faultKind]int
-	// killed records every controller process that was killed: only the
-	// ones never killed are compared against their leak baseline.
-	killed   map[int]bool
-	baseline map[int]procFigures
-	// baseLeader is the leader when the baseline was taken.
-	baseLeader int
+	// refused are start requests answered with a 4xx: with valid
+	// credentials and a valid job, no fault may turn a request into a
+	// client error (a node that does not know the token yet must say it
+	// is unavailable, not that the token is invalid).
+	refused []string
+	faults  map[faultKind]int
+	// killed records every controller process that was killed.
+	killed map[int]bool
+	// baseline is the protected node's figures after the warm-up.
+	baseline procFigures
+	// protected is the one server never killed, so that the leak check
+	// has a process that lived through the whole storm.
+	protected int
 	// afterHeal is a run started once everything was healed: a cluster
 	// that recovered runs it on every agent.
 	afterHeal string
@@ -196,20 +202,14 @@ func (s *storm) run(ctx context.Context) error {
 	if err := s.waitRuns(ctx, []string{warm.ID}, 2*time.Minute); err != nil {
 		return fmt.Errorf("warm-up run: %w", err)
 	}
-	if s.baseLeader, err = r.waitLeader(ctx, 30*time.Second); err != nil {
-		return err
+	s.protected = 1 + int(uint64(s.cfg.seed)%nodes)
+	if s.baseline, err = s.quietFigures(ctx, s.protected); err != nil {
+		return fmt.Errorf("leak baseline: %w", err)
 	}
-	s.baseline = map[int]procFigures{}
-	for n := 1; n <= nodes; n++ {
-		f, err := r.figures(ctx, n)
-		if err != nil {
-			return fmt.Errorf("leak baseline: %w", err)
-		}
-		s.baseline[n] = f
-	}
-	r.log.printf("warm-up run %s finished; baseline taken (leader node%d)", warm.ID, s.baseLeader)
-
+	r.log.printf("warm-up run %s finished; node%d's baseline: %d goroutines, %d open fds", warm.ID, s.protected,
+		s.baseline.goroutines, s.baseline.fds)
 	faults := plan(s.cfg.seed, s.cfg.duration, r.agentsN)
+	r.log.printf("node%d is never killed (its links are cut like the others'): the leak check compares it with that baseline", s.protected)
 	r.log.printf("fault period starts: %d faults planned over %v, a run every %v", len(faults), s.cfg.duration, s.cfg.runEvery)
 	periodCtx, endPeriod := context.WithTimeout(ctx, s.cfg.duration)
 	defer endPeriod()
@@ -293,6 +293,10 @@ func (s *storm) workload(ctx context.Context) {
 			defer s.mu.Unlock()
 			if err != nil {
 				s.startErrors++
+				var apiErr *apiclient.Error
+				if errors.As(err, &apiErr) && apiErr.Status >= 400 && apiErr.Status < 500 {
+					s.refused = append(s.refused, fmt.Sprintf("%s node%d: %v", time.Now().UTC().Format("15:04:05.000"), n, err))
+				}
 				if len(s.errSamples) < 3 {
 					s.errSamples = append(s.errSamples, fmt.Sprintf("node%d: %v", n, err))
 				}
@@ -335,10 +339,20 @@ func (s *storm) inject(ctx context.Context, f fault, restores *sync.WaitGroup) {
 			return
 		}
 		victim := l
+		if f.kind == killLeader && l == s.protected {
+			// Hand leadership on first, so that a leader is still what dies.
+			nl, err := s.transferFrom(ctx, l)
+			if err != nil {
+				r.log.printf("FAULT %s: skipped, node%d (never killed) leads and would not hand over: %v", f, l, err)
+				return
+			}
+			r.log.printf("  node%d (never killed) led: leadership handed to node%d first", l, nl)
+			victim = nl
+		}
 		if f.kind == killFollower {
 			var followers []int
 			for _, n := range live {
-				if n != l {
+				if n != l && n != s.protected {
 					followers = append(followers, n)
 				}
 			}
@@ -418,6 +432,82 @@ func (r *rig) liveControllers() []int {
 		}
 	}
 	return out
+}
+
+// quietFigures measures node n's goroutines and open files in the same
+// conditions each time, so that the figures before and after the storm
+// compare: n a follower (a leader runs replication and dispatch that a
+// follower does not), no agent connected anywhere (streams are long-lived
+// and land on whichever node), and the counts settled. The agents are
+// started again afterwards.
+func (s *storm) quietFigures(ctx context.Context, n int) (procFigures, error) {
+	r := s.rig
+	l, err := r.waitLeader(ctx, 30*time.Second)
+	if err != nil {
+		return procFigures{}, err
+	}
+	if l == n {
+		if _, err := s.transferFrom(ctx, n); err != nil {
+			return procFigures{}, fmt.Errorf("move leadership off node%d: %w", n, err)
+		}
+	}
+	var wg sync.WaitGroup
+	for _, a := range r.agents {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.proc.stop(15 * time.Second) }()
+	}
+	wg.Wait()
+	// Settled: the same goroutine count on three reads a second apart.
+	var f procFigures
+	last, same := -1, 0
+	err = poll(ctx, 30*time.Second, time.Second, func(ctx context.Context) error {
+		var err error
+		if f, err = r.figures(ctx, n); err != nil {
+			return err
+		}
+		if f.leader {
+			return fmt.Errorf("node%d leads again", n)
+		}
+		if f.goroutines == last {
+			same++
+		} else {
+			last, same = f.goroutines, 0
+		}
+		if same < 2 {
+			return fmt.Errorf("node%d's goroutines still moving (%d)", n, f.goroutines)
+		}
+		return nil
+	})
+	if err != nil {
+		return f, err
+	}
+	for _, a := range r.agents {
+		if err := a.proc.start(); err != nil {
+			return f, err
+		}
+	}
+	return f, r.waitAgentsUp(ctx, 60*time.Second)
+}
+
+// transferFrom asks leader n to hand leadership to another server and
+// returns the new leader.
+func (s *storm) transferFrom(ctx context.Context, n int) (int, error) {
+	r := s.rig
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := r.ctl(n).client.TransferLeadership(tctx); err != nil {
+		return 0, err
+	}
+	var nl int
+	err := poll(ctx, 10*time.Second, 100*time.Millisecond, func(ctx context.Context) error {
+		l, _, err := r.leader(ctx, r.liveControllers())
+		if err == nil && l == n {
+			err = fmt.Errorf("node%d still leads", n)
+		}
+		nl = l
+		return err
+	})
+	return nl, err
 }
 
 // restartController starts a killed server again and waits until it
