@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -317,5 +318,37 @@ func TestAuditExportFailingMidStreamAbortsTheConnection(t *testing.T) {
 	defer fq.mu.Unlock()
 	if fq.calls < 2 {
 		t.Fatalf("the store was queried %d times", fq.calls)
+	}
+}
+
+// While the history store is known to be down, a mutating request is
+// refused before its handler runs: nothing changes without an audit entry.
+func TestMutationsWaitForTheAuditStore(t *testing.T) {
+	var down atomic.Bool
+	f := newFixture(t, Config{}, func(d *Deps) {
+		d.ReadyChecks = map[string]func(context.Context) error{
+			"history": func(context.Context) error {
+				if down.Load() {
+					return errors.New("connection refused")
+				}
+				return nil
+			},
+		}
+	})
+	write := func() *httptest.ResponseRecorder {
+		return f.do(t, newRequest("POST", "/api/v1/operator/probes", "application/json", `{"payload":"x"}`))
+	}
+	down.Store(true)
+	rec := write()
+	if e := decodeEnvelope(t, rec); rec.Code != http.StatusServiceUnavailable || e.Code != "audit_unavailable" ||
+		!strings.Contains(e.Message, "nothing was changed") || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("status %d, envelope %+v, Retry-After %q: want a 503 audit_unavailable saying nothing changed", rec.Code, e, rec.Header().Get("Retry-After"))
+	}
+	if n := len(f.probes.records); n != 0 {
+		t.Fatalf("the refused request wrote %d probes", n)
+	}
+	down.Store(false)
+	if rec := write(); rec.Code != http.StatusCreated {
+		t.Fatalf("after the store came back: status %d: %s", rec.Code, rec.Body)
 	}
 }

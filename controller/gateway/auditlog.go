@@ -11,7 +11,9 @@ import (
 // auditRoute wraps a mutating route so that its entry in the audit log is
 // part of its outcome: the response is held until the entry is durable,
 // and a request whose entry cannot be recorded is answered 503 instead
-// (its change may stand, but it is not acknowledged). Public routes
+// (its change may stand, but it is not acknowledged). While the history
+// store is known to be down, mutating requests are refused before they
+// change anything. Public routes
 // (login, refresh, logout) are audited by the identity service itself,
 // which knows the user they were for.
 func (s *Server) auditRoute(rt route, h http.Handler) http.Handler {
@@ -37,7 +39,16 @@ func (s *Server) auditRoute(rt route, h http.Handler) http.Handler {
 			}
 			return e, true
 		},
-		Fail: func(w http.ResponseWriter, r *http.Request, err error) {
+		Ready: s.checks["history"],
+		Fail: func(w http.ResponseWriter, r *http.Request, err error, changed bool) {
+			if !changed {
+				s.log.Warn("a mutating request was refused: the audit log cannot record it now", "route", rt.Pattern(), "error", err)
+				e := problem.Unavailable("audit_unavailable",
+					"the audit log cannot record requests now (%v), so nothing was changed: retry later", err)
+				e.RetryAfter = 5
+				writeError(w, r, e)
+				return
+			}
 			s.log.Error("a mutating request was not acknowledged: its audit entry could not be recorded",
 				"route", rt.Pattern(), "error", err)
 			writeError(w, r, problem.Unavailable("audit_unavailable",

@@ -50,7 +50,8 @@
 //
 // The gateway wraps its mutating routes in Middleware, which holds each
 // response until the request's entry is durable and answers 503 (or the
-// gateway's Fail) instead when it is not; Describe supplies the actor,
+// gateway's Fail) instead when it is not, and which refuses requests up
+// front while the history store is known to be down (MiddlewareConfig.Ready); Describe supplies the actor,
 // action, resource, request ID, source IP and diff from what the gateway
 // knows. Domains that audit events of their own (identity's logins and
 // token changes, agent enrolment, cluster membership) call Log.Append,

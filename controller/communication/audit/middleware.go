@@ -44,20 +44,29 @@ type MiddlewareConfig struct {
 	// POST, a login the identity service audits itself). Required.
 	Describe func(r *http.Request, status int) (e Entry, ok bool)
 	// Fail writes the response when the entry cannot be recorded, in the
-	// gateway's error envelope; default a bare 503.
-	Fail func(w http.ResponseWriter, r *http.Request, err error)
+	// gateway's error envelope; default a bare 503. changed tells whether
+	// the handler ran (its change may stand) or the request was refused
+	// before it (nothing changed).
+	Fail func(w http.ResponseWriter, r *http.Request, err error, changed bool)
+	// Ready, when set, is asked before the handler runs: while it fails
+	// (the store behind Log is known to be down) the request is refused
+	// untouched rather than applied and then left without its entry.
+	Ready func(ctx context.Context) error
 }
 
 // Middleware records an entry for every mutating request, and makes the
 // audit write part of the request's outcome: the handler's response is
 // held until the entry is durable, and replaced by Fail's when it cannot
-// be recorded, so a mutation is never acknowledged without its entry. It
+// be recorded, so a mutation is never acknowledged without its entry.
+// With Ready it also refuses, before the handler runs, requests that come
+// while the store is known to be down, so that an outage does not leave
+// changes without entries (one that starts mid-request still can). It
 // holds the whole response, so it is for ordinary JSON routes, not for
 // streams or websockets (which are not mutating requests).
 func Middleware(cfg MiddlewareConfig) func(http.Handler) http.Handler {
 	fail := cfg.Fail
 	if fail == nil {
-		fail = func(w http.ResponseWriter, _ *http.Request, _ error) {
+		fail = func(w http.ResponseWriter, _ *http.Request, _ error, _ bool) {
 			http.Error(w, "the audit log cannot record this request", http.StatusServiceUnavailable)
 		}
 	}
@@ -66,6 +75,12 @@ func Middleware(cfg MiddlewareConfig) func(http.Handler) http.Handler {
 			if !Mutating(r.Method) {
 				next.ServeHTTP(w, r)
 				return
+			}
+			if cfg.Ready != nil {
+				if err := cfg.Ready(r.Context()); err != nil {
+					fail(w, r, err, false)
+					return
+				}
 			}
 			held := &heldResponse{header: http.Header{}}
 			next.ServeHTTP(held, r)
@@ -81,7 +96,7 @@ func Middleware(cfg MiddlewareConfig) func(http.Handler) http.Handler {
 				// still there, so a client that hangs up must not take the
 				// entry with it; the Log's WriteTimeout bounds the wait.
 				if _, err := cfg.Log.Append(context.WithoutCancel(r.Context()), e); err != nil {
-					fail(w, r, err)
+					fail(w, r, err, true)
 					return
 				}
 			}

@@ -32,7 +32,9 @@ func (f *fakeAppender) Append(ctx context.Context, e Entry) (Entry, error) {
 }
 
 func TestMiddleware(t *testing.T) {
+	var ran sync.Map // paths whose handler ran
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ran.Store(r.URL.Path, true)
 		switch r.URL.Path {
 		case "/forbidden":
 			http.Error(w, "no", http.StatusForbidden)
@@ -55,23 +57,28 @@ func TestMiddleware(t *testing.T) {
 		method      string
 		path        string
 		appendErr   error
+		readyErr    error
 		wantStatus  int
 		wantBody    string
 		wantOutcome string // "" = no entry
 	}{
-		{"a successful mutation is recorded before its response is sent", "POST", "/users", nil, 201, `{"id":"u1"}`, OutcomeSuccess},
-		{"a forbidden mutation is recorded as denied", "DELETE", "/forbidden", nil, 403, "no\n", OutcomeDenied},
-		{"a failed mutation is recorded as a failure", "PUT", "/broken", nil, 500, "boom\n", OutcomeFailure},
-		{"a read is not recorded", "GET", "/users", nil, 201, `{"id":"u1"}`, ""},
-		{"a request Describe skips is not recorded", "POST", "/skip", nil, 201, `{"id":"u1"}`, ""},
-		{"a client that hung up does not take the entry with it", "POST", "/gone", nil, 201, `{"id":"u1"}`, OutcomeSuccess},
-		{"a mutation whose entry cannot be recorded is not acknowledged", "POST", "/users", errors.New("disk full"), 503,
+		{"a successful mutation is recorded before its response is sent", "POST", "/users", nil, nil, 201, `{"id":"u1"}`, OutcomeSuccess},
+		{"a forbidden mutation is recorded as denied", "DELETE", "/forbidden", nil, nil, 403, "no\n", OutcomeDenied},
+		{"a failed mutation is recorded as a failure", "PUT", "/broken", nil, nil, 500, "boom\n", OutcomeFailure},
+		{"a read is not recorded", "GET", "/users", nil, nil, 201, `{"id":"u1"}`, ""},
+		{"a request Describe skips is not recorded", "POST", "/skip", nil, nil, 201, `{"id":"u1"}`, ""},
+		{"a client that hung up does not take the entry with it", "POST", "/gone", nil, nil, 201, `{"id":"u1"}`, OutcomeSuccess},
+		{"a mutation whose entry cannot be recorded is not acknowledged", "POST", "/users", errors.New("disk full"), nil, 503,
+			"the audit log cannot record this request\n", ""},
+		{"a mutation while the store is known to be down is refused before it runs", "POST", "/users", nil, errors.New("store unreachable"), 503,
 			"the audit log cannot record this request\n", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			app := &fakeAppender{err: tc.appendErr}
-			h := Middleware(MiddlewareConfig{Log: app, Describe: describe})(handler)
+			ready := func(context.Context) error { return tc.readyErr }
+			h := Middleware(MiddlewareConfig{Log: app, Describe: describe, Ready: ready})(handler)
+			ran.Delete(tc.path)
 			rec := httptest.NewRecorder()
 			req := httptest.NewRequest(tc.method, tc.path, strings.NewReader("{}"))
 			if tc.path == "/gone" {
@@ -85,6 +92,9 @@ func TestMiddleware(t *testing.T) {
 			}
 			if tc.appendErr != nil && rec.Header().Get("X-Done") != "" {
 				t.Fatal("the handler's headers leaked into the refusal")
+			}
+			if _, didRun := ran.Load(tc.path); didRun != (tc.readyErr == nil) {
+				t.Fatalf("handler ran: %v, want %v", didRun, tc.readyErr == nil)
 			}
 			switch {
 			case tc.wantOutcome == "" && len(app.entries) != 0:
