@@ -60,6 +60,8 @@ func serverFlags(fs *pflag.FlagSet, cfg *config.Server, dev bool) *string {
 	fs.DurationVar(&cfg.RunAgentWait, "run-agent-wait", 10*time.Minute, "a step waits this long for its target's agent to connect before it fails")
 	fs.IntVar(&cfg.MaxActiveRuns, "max-active-runs", 500, "runs running at once; more wait queued")
 	fs.IntVar(&cfg.AgentCapacity, "agent-capacity", 32, "step attempts one agent runs at once")
+	fs.StringVar(&cfg.ExternalURL, "external-url", "", "address hosts and browsers reach this controller at, e.g. https://ops.example.com; the agent install script downloads from it (default: each request's Host)")
+	fs.StringVar(&cfg.ReleaseDir, "release-dir", "", "directory holding the output of make release (opsconductor-agent_<os>_<arch> files and SHA256SUMS) that /install/agent.sh installs from (default: the opsconductor binary's directory when it holds SHA256SUMS, else DATA/release)")
 	return configFile
 }
 

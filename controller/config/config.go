@@ -20,6 +20,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/opsconductor/opsconductor/controller/install"
 )
 
 // EnvPrefix starts every environment variable the controller reads.
@@ -227,6 +229,13 @@ type Server struct {
 	RunAgentWait  time.Duration
 	MaxActiveRuns int
 	AgentCapacity int
+	// ExternalURL is the address hosts and browsers reach the controller
+	// at (https://ops.example.com); the agent install script downloads
+	// from it. Empty takes each request's Host header.
+	ExternalURL string
+	// ReleaseDir holds the agent binaries and SHA256SUMS of a release
+	// (`make release`) that /install serves; empty picks a default.
+	ReleaseDir string
 }
 
 // EmbeddedHistory reports whether the history store is the embedded one.
@@ -334,6 +343,11 @@ func (s Server) Validate() error {
 	}
 	if s.HistoryMaxBytes < 0 {
 		bad("history-max-bytes", "%d: must not be negative (0 = no size limit)", s.HistoryMaxBytes)
+	}
+	if s.ExternalURL != "" {
+		if _, err := install.ParseExternalURL(s.ExternalURL); err != nil {
+			bad("external-url", "%v", err)
+		}
 	}
 	for i, o := range s.CORSOrigins {
 		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {

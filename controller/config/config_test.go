@@ -155,6 +155,8 @@ func TestValidateNamesEveryBadFlag(t *testing.T) {
 		{"an advertise with a port", func(s *Server) { s.Advertise = "host:1" }, []string{"--advertise"}},
 		{"a cluster on the embedded history store", func(s *Server) { s.BootstrapExpect, s.RetryJoin = 3, []string{"a:1", "b:2"} }, []string{"--history: a cluster of several controllers"}},
 		{"a history that is no store", func(s *Server) { s.History = "mysql://u:secret@h/db" }, []string{"--history", "mysql://u:xxxxx@h/db"}},
+		{"an external URL without a scheme", func(s *Server) { s.ExternalURL = "ops.example.com" }, []string{"--external-url", "https://"}},
+		{"an external URL with a query", func(s *Server) { s.ExternalURL = "https://ops.example.com/?a=1" }, []string{"--external-url"}},
 	}
 	for _, tt := range tests {
 		t.Run("it names "+tt.name, func(t *testing.T) {

@@ -27,6 +27,12 @@ var publicRoutes = []string{
 	// A webhook sender has no session: the hook authenticates it by the
 	// trigger's HMAC signature or bearer secret instead.
 	"POST /api/v1/hooks/{id}",
+	// A host being installed has no credential yet; the script and the
+	// agent binaries are not secret (the join token given to the script
+	// is, and the CA pin guards enrolment).
+	"GET /install/agent.sh",
+	"GET /install/agent/{os}/{arch}",
+	"GET /install/agent/{os}/{arch}/sha256",
 }
 
 func TestEveryRouteIsProtected(t *testing.T) {

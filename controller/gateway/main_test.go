@@ -304,6 +304,7 @@ func newFixture(t testing.TB, cfg Config, opts ...func(*Deps)) *fixture {
 	deps.Triggers = newTestTriggers(t, deps.Automation, deps.Keyring)
 	f.auditStore, deps.Audit = newTestAudit(t)
 	deps.AuditStore = f.auditStore
+	deps.Install = newTestInstall(t)
 	for _, o := range opts {
 		o(&deps)
 	}

@@ -483,7 +483,7 @@ func openAPICases() []routeCase {
 	cases = append(append(append(append(append(cases, identityCases()...), agentCases()...), pluginCases()...), relationshipCases()...), credentialCases()...)
 	cases = append(append(append(append(cases, assetCases()...), discoveryCases()...), runStreamCases()...), scheduleCases()...)
 	cases = append(append(append(cases, auditCases()...), notifyCases()...), triggerCases()...)
-	return append(cases, automationCases()...)
+	return append(append(cases, automationCases()...), installCases()...)
 }
 
 // TestOpenAPIResponsesMatchSchemas sends every route its successes and its

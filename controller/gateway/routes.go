@@ -158,7 +158,7 @@ func (s *Server) routeTable() []route {
 	}
 	// Each domain keeps its routes next to its handlers.
 	return slices.Concat(core, s.assetRoutes(), s.relationshipRoutes(), s.credentialRoutes(), s.discoveryRoutes(), s.runStreamRoutes(), s.jobRoutes(),
-		s.scheduleRoutes(), s.auditRoutes(), s.eventRoutes(), s.notifyRoutes(), s.triggerRoutes())
+		s.scheduleRoutes(), s.auditRoutes(), s.eventRoutes(), s.notifyRoutes(), s.triggerRoutes(), s.installRoutes())
 }
 
 // newRoute builds a route with the server's default body limit.

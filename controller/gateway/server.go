@@ -25,6 +25,7 @@ import (
 	"github.com/opsconductor/opsconductor/controller/communication/trigger"
 	"github.com/opsconductor/opsconductor/controller/history"
 	"github.com/opsconductor/opsconductor/controller/identity"
+	"github.com/opsconductor/opsconductor/controller/install"
 	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/plugins"
 )
@@ -106,6 +107,9 @@ type Deps struct {
 	// Events serves the live-update websocket GET /api/v1/events; nil
 	// answers 503.
 	Events *Events
+	// Install serves the agent install script and the release's agent
+	// binaries under /install; nil answers 503.
+	Install *install.Service
 	// UI is the built web console (package web), served at "/" for every
 	// GET that is not an API, health or metrics path. A UI without
 	// index.html answers a page saying how to build it; nil serves no UI
@@ -144,6 +148,7 @@ type Server struct {
 	automation    *automation.Service
 	audit         *audit.Log
 	auditStore    history.Store
+	install       *install.Service
 
 	metrics     *httpMetrics
 	promHandler http.Handler
@@ -201,6 +206,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.automation = deps.Automation
 	s.audit, s.auditStore = deps.Audit, deps.AuditStore
 	s.events = deps.Events
+	s.install = deps.Install
 	if deps.UI != nil {
 		ui, err := newUIHandler(deps.UI)
 		if err != nil {

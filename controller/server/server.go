@@ -319,6 +319,10 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 			ensureExampleJob(bg, auto.svc, node.Ready, log.With("component", "automation"))
 		}()
 	}
+	installer, err := newInstall(cfg, agentLn.Addr(), log)
+	if err != nil {
+		return err
+	}
 	if err := registry.Register(node.Metrics()); err != nil {
 		return fmt.Errorf("register raft metrics: %w", err)
 	}
@@ -338,7 +342,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	}, gateway.Deps{
 		Logger: log, Cluster: node, Probes: probe.NewService(nodeID, node, store), Identity: ident, Agents: agents, Plugins: pluginReg,
 		Assets: inv, Credentials: creds, Keyring: ring, Relationships: rels, Discovery: disc,
-		Automation: auto.svc, Schedules: auto.schedules, Notify: notifier, Triggers: triggers, RunStream: auto.stream, Audit: auditLog, AuditStore: hist,
+		Automation: auto.svc, Schedules: auto.schedules, Notify: notifier, Triggers: triggers, RunStream: auto.stream, Audit: auditLog, AuditStore: hist, Install: installer,
 		Registry: registry, Version: buildinfo.Version(), NodeID: nodeID, UI: webUI(log), Events: &gateway.Events{Source: store},
 		HealthSections: map[string]gateway.HealthSection{"history": monitor.section, "agents": agents.HealthSection},
 		ReadyChecks:    map[string]func(context.Context) error{"history": monitor.ready, "identity": ident.Ready},
