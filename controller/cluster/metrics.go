@@ -21,6 +21,7 @@ type Metrics struct {
 	lastIndex   *prometheus.Desc
 	lastContact *prometheus.Desc
 	peers       *prometheus.Desc
+	certExpiry  *prometheus.Desc
 }
 
 func newMetrics(n *Node) *Metrics {
@@ -47,6 +48,7 @@ func newMetrics(n *Node) *Metrics {
 		lastIndex:   prometheus.NewDesc("opsconductor_raft_last_index", "Highest log index stored.", nil, nil),
 		lastContact: prometheus.NewDesc("opsconductor_raft_last_contact_seconds", "Age of the last contact with the leader (0 on the leader).", nil, nil),
 		peers:       prometheus.NewDesc("opsconductor_raft_peers", "Servers in the Raft configuration, by suffrage.", []string{"suffrage"}, nil),
+		certExpiry:  prometheus.NewDesc("opsconductor_cert_expiry_timestamp_seconds", "When a certificate this server uses expires (Unix time).", []string{"cert"}, nil),
 	}
 }
 
@@ -63,7 +65,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.apply.Describe(ch)
 	m.batchSize.Describe(ch)
 	m.forwarded.Describe(ch)
-	for _, d := range []*prometheus.Desc{m.state, m.term, m.commitIndex, m.applied, m.lastIndex, m.lastContact, m.peers} {
+	for _, d := range []*prometheus.Desc{m.state, m.term, m.commitIndex, m.applied, m.lastIndex, m.lastContact, m.peers, m.certExpiry} {
 		ch <- d
 	}
 }
@@ -97,4 +99,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	for s, c := range counts {
 		ch <- prometheus.MustNewConstMetric(m.peers, prometheus.GaugeValue, float64(c), s)
 	}
+	// The cluster CA is a file the operator replaces by hand; the node
+	// certificate is reissued at every start but a controller can run longer
+	// than its validity.
+	ch <- prometheus.MustNewConstMetric(m.certExpiry, prometheus.GaugeValue, float64(m.n.cfg.CA.Cert.NotAfter.Unix()), "cluster_ca")
+	ch <- prometheus.MustNewConstMetric(m.certExpiry, prometheus.GaugeValue, float64(m.n.certExpiry.Unix()), "raft_node")
 }

@@ -158,6 +158,9 @@ type Node struct {
 	observer  *raft.Observer
 	batcher   *batcher
 	metrics   *Metrics
+	// certExpiry is when the node certificate issued at open expires; set
+	// before New returns and never changed.
+	certExpiry time.Time
 
 	// leaderChanged is closed and replaced on every leadership change, so
 	// writers waiting for a leader wake at once instead of polling.
@@ -237,6 +240,7 @@ func (n *Node) open() error {
 	if err != nil {
 		return err
 	}
+	n.certExpiry = serverTLS.Certificates[0].Leaf.NotAfter
 	ln, err := net.Listen("tcp", n.cfg.RaftBind)
 	if err != nil {
 		return fmt.Errorf("listen on raft address %s: %w", n.cfg.RaftBind, err)
