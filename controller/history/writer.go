@@ -81,6 +81,8 @@ type Writer struct {
 	lastErr error
 	errAt   time.Time
 	stored  int64
+	// failures counts store appends that failed, retried ones included.
+	failures int64
 
 	stop chan struct{}
 	done chan struct{}
@@ -194,6 +196,15 @@ func (w *Writer) Status() WriterStatus {
 	return st
 }
 
+// AppendFailures counts the store appends that failed since the writer
+// started: each retry of a batch the store refuses counts again, so the
+// rate says how long the store has been failing.
+func (w *Writer) AppendFailures() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.failures
+}
+
 // Close stores what it can until ctx ends, then fails the rest with
 // ErrClosed. It does not close the store.
 func (w *Writer) Close(ctx context.Context) error {
@@ -253,12 +264,16 @@ func (w *Writer) run() {
 			// Validated on submit, so this is a store that disagrees: the
 			// batch can never be stored, and retrying would wedge the queue.
 			w.log.Error("history store refused a batch", "records", len(batch), "error", err)
+			w.mu.Lock()
+			w.failures++
+			w.mu.Unlock()
 			w.complete(len(batch), err)
 			continue
 		}
 		w.mu.Lock()
 		first := w.lastErr == nil
 		w.lastErr, w.errAt = err, time.Now()
+		w.failures++
 		w.mu.Unlock()
 		if first {
 			w.log.Warn("history store unavailable; buffering and retrying", "buffered", w.Status().Buffered, "error", err)

@@ -126,6 +126,9 @@ func TestWriterRidesOutAnOutage(t *testing.T) {
 	s := newFlaky()
 	w := NewWriter(s, WriterConfig{MaxBatch: 50, MaxDelay: time.Millisecond, MaxBuffer: 200})
 	defer w.Close(context.Background())
+	if n := w.AppendFailures(); n != 0 {
+		t.Fatalf("append failures before any append = %d", n)
+	}
 
 	s.setDown(true)
 	first, err := w.Submit(context.Background(), batch("automation/s", 1, 150))
@@ -134,6 +137,9 @@ func TestWriterRidesOutAnOutage(t *testing.T) {
 	}
 	// Nothing is acknowledged while the store is down …
 	waitUntil(t, "the writer to report the outage", func() bool { return w.Status().Failing })
+	if n := w.AppendFailures(); n < 1 {
+		t.Fatalf("append failures during the outage = %d, want at least 1", n)
+	}
 	select {
 	case <-first.Done():
 		t.Fatal("records were acknowledged while the store was down")
