@@ -82,26 +82,36 @@ func (r *roundTrips) forget(id string) {
 // Metrics returns the service's collectors for the controller's registry.
 func (s *Service) Metrics() prometheus.Collector {
 	return &serviceMetrics{s: s,
-		agents:    prometheus.NewDesc("opsconductor_agents", "Enrolled agents by status (replicated, so every server reports the same).", []string{"status"}, nil),
-		streams:   prometheus.NewDesc("opsconductor_agent_streams_connected", "Agent streams open on this server (only the leader holds any).", nil, nil),
-		certNotAt: prometheus.NewDesc("opsconductor_cert_expiry_timestamp_seconds", "When a certificate this server uses expires (Unix time).", []string{"cert"}, nil),
+		agents:  prometheus.NewDesc("opsconductor_agents", "Enrolled agents by status (replicated, so every server reports the same).", []string{"status"}, nil),
+		streams: prometheus.NewDesc("opsconductor_agent_streams_connected", "Agent streams open on this server (only the leader holds any).", nil, nil),
+		// cert is a constant label: the cluster package reports its
+		// certificates under the same name from another collector.
+		caExpiry:       certExpiryDesc("agent_ca"),
+		listenerExpiry: certExpiryDesc("agent_listener"),
 	}
 }
 
 // serviceMetrics reads the agents table and the stream registry when
 // scraped: gauges kept in step with them by hand would drift.
 type serviceMetrics struct {
-	s         *Service
-	agents    *prometheus.Desc
-	streams   *prometheus.Desc
-	certNotAt *prometheus.Desc
+	s              *Service
+	agents         *prometheus.Desc
+	streams        *prometheus.Desc
+	caExpiry       *prometheus.Desc
+	listenerExpiry *prometheus.Desc
+}
+
+func certExpiryDesc(cert string) *prometheus.Desc {
+	return prometheus.NewDesc("opsconductor_cert_expiry_timestamp_seconds", "When a certificate this server uses expires (Unix time).",
+		nil, prometheus.Labels{"cert": cert})
 }
 
 func (m *serviceMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m.s.trips.Describe(ch)
 	ch <- m.agents
 	ch <- m.streams
-	ch <- m.certNotAt
+	ch <- m.caExpiry
+	ch <- m.listenerExpiry
 }
 
 func (m *serviceMetrics) Collect(ch chan<- prometheus.Metric) {
@@ -129,7 +139,7 @@ func (m *serviceMetrics) Collect(ch chan<- prometheus.Metric) {
 	a := m.s.ca
 	m.s.mu.Unlock()
 	if a != nil {
-		ch <- prometheus.MustNewConstMetric(m.certNotAt, prometheus.GaugeValue, float64(a.cert.NotAfter.Unix()), "agent_ca")
-		ch <- prometheus.MustNewConstMetric(m.certNotAt, prometheus.GaugeValue, float64(a.server.Leaf.NotAfter.Unix()), "agent_listener")
+		ch <- prometheus.MustNewConstMetric(m.caExpiry, prometheus.GaugeValue, float64(a.cert.NotAfter.Unix()))
+		ch <- prometheus.MustNewConstMetric(m.listenerExpiry, prometheus.GaugeValue, float64(a.server.Leaf.NotAfter.Unix()))
 	}
 }

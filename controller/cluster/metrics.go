@@ -21,7 +21,17 @@ type Metrics struct {
 	lastIndex   *prometheus.Desc
 	lastContact *prometheus.Desc
 	peers       *prometheus.Desc
-	certExpiry  *prometheus.Desc
+	caExpiry    *prometheus.Desc
+	nodeExpiry  *prometheus.Desc
+}
+
+// certExpiryDesc describes one certificate's expiry. The cert label is
+// constant per Desc because agentrpc reports its certificates under the
+// same name from its own collector, and a registry accepts two collectors
+// of one name only when their constant labels differ.
+func certExpiryDesc(cert string) *prometheus.Desc {
+	return prometheus.NewDesc("opsconductor_cert_expiry_timestamp_seconds", "When a certificate this server uses expires (Unix time).",
+		nil, prometheus.Labels{"cert": cert})
 }
 
 func newMetrics(n *Node) *Metrics {
@@ -48,7 +58,8 @@ func newMetrics(n *Node) *Metrics {
 		lastIndex:   prometheus.NewDesc("opsconductor_raft_last_index", "Highest log index stored.", nil, nil),
 		lastContact: prometheus.NewDesc("opsconductor_raft_last_contact_seconds", "Age of the last contact with the leader (0 on the leader).", nil, nil),
 		peers:       prometheus.NewDesc("opsconductor_raft_peers", "Servers in the Raft configuration, by suffrage.", []string{"suffrage"}, nil),
-		certExpiry:  prometheus.NewDesc("opsconductor_cert_expiry_timestamp_seconds", "When a certificate this server uses expires (Unix time).", []string{"cert"}, nil),
+		caExpiry:    certExpiryDesc("cluster_ca"),
+		nodeExpiry:  certExpiryDesc("raft_node"),
 	}
 }
 
@@ -65,7 +76,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.apply.Describe(ch)
 	m.batchSize.Describe(ch)
 	m.forwarded.Describe(ch)
-	for _, d := range []*prometheus.Desc{m.state, m.term, m.commitIndex, m.applied, m.lastIndex, m.lastContact, m.peers, m.certExpiry} {
+	for _, d := range []*prometheus.Desc{m.state, m.term, m.commitIndex, m.applied, m.lastIndex, m.lastContact, m.peers, m.caExpiry, m.nodeExpiry} {
 		ch <- d
 	}
 }
@@ -102,6 +113,6 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	// The cluster CA is a file the operator replaces by hand; the node
 	// certificate is reissued at every start but a controller can run longer
 	// than its validity.
-	ch <- prometheus.MustNewConstMetric(m.certExpiry, prometheus.GaugeValue, float64(m.n.cfg.CA.Cert.NotAfter.Unix()), "cluster_ca")
-	ch <- prometheus.MustNewConstMetric(m.certExpiry, prometheus.GaugeValue, float64(m.n.certExpiry.Unix()), "raft_node")
+	ch <- prometheus.MustNewConstMetric(m.caExpiry, prometheus.GaugeValue, float64(m.n.cfg.CA.Cert.NotAfter.Unix()))
+	ch <- prometheus.MustNewConstMetric(m.nodeExpiry, prometheus.GaugeValue, float64(m.n.certExpiry.Unix()))
 }
