@@ -146,9 +146,11 @@ func TestPostgresHistoryOutageFailsReadinessAndRecovers(t *testing.T) {
 	if h := historySection(t, r.ready.HTTPAddr); h.Reachable || h.PingError == "" {
 		t.Fatalf("history section during the outage: %+v", h)
 	}
+	wantMetrics(t, scrapeMetrics(t, r.ready.HTTPAddr), map[string]float64{"opsconductor_history_reachable": 0})
 
 	proxy.setCut(false)
 	waitReady(t, r.client, true)
+	wantMetrics(t, scrapeMetrics(t, r.ready.HTTPAddr), map[string]float64{"opsconductor_history_reachable": 1})
 }
 
 func waitReady(t *testing.T, c *apiclient.Client, want bool) {

@@ -329,6 +329,12 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	if err := registry.Register(agents.Metrics()); err != nil {
 		return fmt.Errorf("register agent metrics: %w", err)
 	}
+	if err := registry.Register(newHistoryMetrics(monitor)); err != nil {
+		return fmt.Errorf("register history metrics: %w", err)
+	}
+	if err := registry.Register(auto.svc.Metrics()); err != nil {
+		return fmt.Errorf("register run metrics: %w", err)
+	}
 	gw, err := gateway.New(gateway.Config{
 		Addr:               cfg.HTTPAddr,
 		MaxBodyBytes:       cfg.MaxBodyBytes,
