@@ -335,6 +335,9 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	if err := registry.Register(auto.svc.Metrics()); err != nil {
 		return fmt.Errorf("register run metrics: %w", err)
 	}
+	if err := registry.Register(auditLog.Metrics()); err != nil {
+		return fmt.Errorf("register audit metrics: %w", err)
+	}
 	gw, err := gateway.New(gateway.Config{
 		Addr:               cfg.HTTPAddr,
 		MaxBodyBytes:       cfg.MaxBodyBytes,

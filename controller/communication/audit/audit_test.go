@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/opsconductor/opsconductor/controller/history"
@@ -605,6 +606,9 @@ func TestAFailedWriteFailsTheAppendAndTheChainStaysWhole(t *testing.T) {
 				t.Fatal(err)
 			}
 			fs.set(true, stored)
+			if n := appendErrors(t, l); n != 0 {
+				t.Fatalf("append errors before the failure = %v", n)
+			}
 			if _, err := l.Append(ctx, userEntry(1)); !errors.Is(err, errInjected) {
 				t.Fatalf("append during a failure: %v", err)
 			}
@@ -612,6 +616,9 @@ func TestAFailedWriteFailsTheAppendAndTheChainStaysWhole(t *testing.T) {
 			e, err := l.Append(ctx, userEntry(2))
 			if err != nil {
 				t.Fatal(err)
+			}
+			if n := appendErrors(t, l); n != 1 {
+				t.Fatalf("append errors after one failed entry = %v, want 1", n)
 			}
 			if want := map[bool]uint64{false: 2, true: 3}[stored]; e.Seq != want {
 				t.Fatalf("seq after the failure %d, want %d", e.Seq, want)
@@ -621,6 +628,24 @@ func TestAFailedWriteFailsTheAppendAndTheChainStaysWhole(t *testing.T) {
 			}
 		})
 	}
+}
+
+// appendErrors scrapes opsconductor_audit_append_errors_total from l.
+func appendErrors(t *testing.T, l *Log) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(l.Metrics())
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range families {
+		if mf.GetName() == "opsconductor_audit_append_errors_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatal("opsconductor_audit_append_errors_total not collected")
+	return 0
 }
 
 func TestASecondWriterOnTheSameChainIsRefused(t *testing.T) {

@@ -10,7 +10,10 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/opsconductor/opsconductor/controller/history"
 )
@@ -55,6 +58,10 @@ type Log struct {
 	// resync is owned by the run goroutine (and Open before it starts):
 	// the tail must be reloaded before the next write.
 	resync bool
+
+	// failed counts entries that could not be recorded: each was a
+	// request refused with 503 audit_unavailable or left unacknowledged.
+	failed atomic.Int64
 
 	wake   chan struct{} // buffered 1
 	ctx    context.Context
@@ -184,6 +191,13 @@ func (l *Log) Append(ctx context.Context, e Entry) (Entry, error) {
 	}
 }
 
+// Metrics returns the log's collector for the controller's registry.
+func (l *Log) Metrics() prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "opsconductor_audit_append_errors_total",
+		Help: "Audit entries this server could not record; the requests they stood for were refused or not acknowledged."},
+		func() float64 { return float64(l.failed.Load()) })
+}
+
 // Close writes what is pending (until ctx ends, when the write in flight
 // is abandoned and the rest fail with ErrClosed) and stops the writer. It
 // does not close the store. A second call is harmless.
@@ -255,6 +269,7 @@ func (l *Log) write(batch []*pending) {
 		// The store may hold all of the batch or none; only its tail
 		// says, so read it before the next write.
 		l.resync = true
+		l.failed.Add(int64(len(batch)))
 		l.log.Error("audit entries not recorded", "entries", len(batch), "error", err)
 	} else {
 		last := batch[len(batch)-1].e
