@@ -338,6 +338,9 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger, console io.Wr
 	if err := registry.Register(auditLog.Metrics()); err != nil {
 		return fmt.Errorf("register audit metrics: %w", err)
 	}
+	if err := registry.Register(notifier.Metrics()); err != nil {
+		return fmt.Errorf("register notify metrics: %w", err)
+	}
 	gw, err := gateway.New(gateway.Config{
 		Addr:               cfg.HTTPAddr,
 		MaxBodyBytes:       cfg.MaxBodyBytes,

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/opsconductor/opsconductor/controller/communication/channel"
 	"github.com/opsconductor/opsconductor/controller/communication/tmpl"
 	"github.com/opsconductor/opsconductor/controller/keyring"
@@ -234,6 +236,10 @@ func TestDeadLetterThenRedeliver(t *testing.T) {
 	if err != nil || len(dead) != 1 {
 		t.Fatalf("dead letters = %v, %v", dead, err)
 	}
+	wantNotifyMetrics(t, s, map[string]float64{
+		"opsconductor_notify_outbox_pending": 0, "opsconductor_notify_dead_letters": 1,
+		`opsconductor_notify_deliveries_total{channel_kind="webhook",outcome="failed"}`: 3,
+	})
 	if _, err := s.Redeliver(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
@@ -241,8 +247,44 @@ func TestDeadLetterThenRedeliver(t *testing.T) {
 	if d.Attempts != 1 || d.Round != 1 {
 		t.Fatalf("redelivered = %+v, want one attempt in round 1", d)
 	}
+	wantNotifyMetrics(t, s, map[string]float64{
+		"opsconductor_notify_outbox_pending": 0, "opsconductor_notify_dead_letters": 0,
+		`opsconductor_notify_deliveries_total{channel_kind="webhook",outcome="failed"}`:    3,
+		`opsconductor_notify_deliveries_total{channel_kind="webhook",outcome="delivered"}`: 1,
+	})
 	if keys, _ := rc.seen(); len(keys) != 4 {
 		t.Fatalf("receiver saw %d requests, want 4", len(keys))
+	}
+}
+
+// wantNotifyMetrics scrapes s's collector and fails unless every series
+// (name{label="value",…}) has its value.
+func wantNotifyMetrics(t *testing.T, s *Service, want map[string]float64) {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(s.Metrics())
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+`="`+l.GetValue()+`"`)
+			}
+			key := mf.GetName()
+			if len(labels) > 0 {
+				key += "{" + strings.Join(labels, ",") + "}"
+			}
+			got[key] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	for series, v := range want {
+		if g, ok := got[series]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", series, g, ok, v)
+		}
 	}
 }
 

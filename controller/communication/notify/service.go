@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/opsconductor/opsconductor/controller/communication/channel"
 	"github.com/opsconductor/opsconductor/controller/communication/tmpl"
 	"github.com/opsconductor/opsconductor/controller/history"
@@ -60,8 +62,9 @@ type Config struct {
 
 // Service is the notification domain on one controller.
 type Service struct {
-	cfg Config
-	d   Deps
+	cfg      Config
+	d        Deps
+	attempts *prometheus.CounterVec
 }
 
 // New returns the service.
@@ -90,7 +93,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if cfg.Retention <= 0 {
 		cfg.Retention = 7 * 24 * time.Hour
 	}
-	return &Service{cfg: cfg, d: d}, nil
+	return &Service{cfg: cfg, d: d, attempts: newDeliveryAttempts()}, nil
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)

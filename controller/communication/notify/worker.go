@@ -157,6 +157,7 @@ func (w *worker) dispatch(ctx context.Context) <-chan struct{} {
 				// about the receiver. The next leader sends it again.
 				return
 			}
+			s.countAttempt(&d, r)
 			select {
 			case w.results <- r:
 			case <-ctx.Done():
