@@ -55,11 +55,12 @@ func wantMetrics(t *testing.T, got map[string]float64, want map[string]float64) 
 	}
 }
 
-func TestMetricsFollowTheHistoryStoreAndTheActiveRuns(t *testing.T) {
+func TestMetricsFollowTheStateOperatorsAlertOn(t *testing.T) {
 	r := start(t, testConfig(t.TempDir()))
 	wantMetrics(t, scrapeMetrics(t, r.ready.HTTPAddr), map[string]float64{
 		"opsconductor_history_reachable": 1, "opsconductor_history_append_errors_total": 0,
-		"opsconductor_audit_append_errors_total":     0,
+		"opsconductor_audit_append_errors_total": 0,
+		"opsconductor_notify_outbox_pending":     0, "opsconductor_notify_dead_letters": 0,
 		`opsconductor_runs_active{status="waiting"}`: 0, `opsconductor_runs_active{status="queued"}`: 0,
 		`opsconductor_runs_active{status="running"}`: 0,
 	})
