@@ -96,6 +96,7 @@ func (e *engine) finished(fs []finishingRun, committed []bool) {
 			continue
 		}
 		e.s.d.Logger.Info("run finished", "run_id", f.id, "job", f.job, "status", f.outcome)
+		e.s.finishedRuns.WithLabelValues(f.outcome).Inc()
 		if e.s.d.Live != nil {
 			e.s.d.Live.End(f.id)
 		}

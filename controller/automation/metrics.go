@@ -2,8 +2,19 @@ package automation
 
 import "github.com/prometheus/client_golang/prometheus"
 
+// newFinishedRuns counts runs as the engine commits their final status.
+// Only the leader's engine finishes runs, so each run is counted once, by
+// the server that led when it ended; the cluster's figure is the sum over
+// servers (a server's counter restarts at zero with it, as counters do).
+// Counting on the apply path instead would count each run once per server
+// and again when a restarted server replays its log.
+func newFinishedRuns() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "opsconductor_runs_finished_total",
+		Help: "Runs this server's engine finished while it led, by final status."}, []string{"status"})
+}
+
 // Metrics returns the service's collectors for the controller's registry.
-// The runs are counted from the replicated state when scraped, so every
+// Active runs are counted from the replicated state when scraped, so every
 // server reports the same figures and none can drift.
 func (s *Service) Metrics() prometheus.Collector {
 	return &runMetrics{s: s,
@@ -15,9 +26,13 @@ type runMetrics struct {
 	active *prometheus.Desc
 }
 
-func (m *runMetrics) Describe(ch chan<- *prometheus.Desc) { ch <- m.active }
+func (m *runMetrics) Describe(ch chan<- *prometheus.Desc) {
+	m.s.finishedRuns.Describe(ch)
+	ch <- m.active
+}
 
 func (m *runMetrics) Collect(ch chan<- prometheus.Metric) {
+	m.s.finishedRuns.Collect(ch)
 	runs, err := activeRuns(m.s.d.Store.ReadTxn(), "")
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(m.active, err)

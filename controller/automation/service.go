@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/opsconductor/opsconductor/controller/agentrpc"
 	"github.com/opsconductor/opsconductor/controller/assets"
 	"github.com/opsconductor/opsconductor/controller/automation/jobspec"
@@ -132,6 +134,9 @@ type Service struct {
 	cfg Config
 	d   Deps
 	eng *engine
+	// finishedRuns counts the runs this server's engine finished while
+	// it led; see Metrics.
+	finishedRuns *prometheus.CounterVec
 
 	specMu sync.Mutex
 	specs  map[string]*jobspec.Job // by job@version
@@ -222,7 +227,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if cfg.Retention <= 0 {
 		cfg.Retention = DefaultRetention
 	}
-	s := &Service{cfg: cfg, d: d, specs: map[string]*jobspec.Job{}}
+	s := &Service{cfg: cfg, d: d, specs: map[string]*jobspec.Job{}, finishedRuns: newFinishedRuns()}
 	s.eng = newEngine(s)
 	d.Hooks.svc.Store(s)
 	return s, nil

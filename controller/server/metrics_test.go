@@ -55,6 +55,26 @@ func wantMetrics(t *testing.T, got map[string]float64, want map[string]float64) 
 	}
 }
 
+// waitMetrics scrapes until every series has its value or ten seconds
+// have passed, then fails naming the series that differ.
+func waitMetrics(t *testing.T, addr string, want map[string]float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, same := scrapeMetrics(t, addr), true
+		for series, v := range want {
+			if g, ok := got[series]; !ok || g != v {
+				same = false
+			}
+		}
+		if same || time.Now().After(deadline) {
+			wantMetrics(t, got, want)
+			return
+		}
+		time.Sleep(20 * time.Millisecond) // polling with a deadline
+	}
+}
+
 func TestMetricsFollowTheStateOperatorsAlertOn(t *testing.T) {
 	r := start(t, testConfig(t.TempDir()))
 	wantMetrics(t, scrapeMetrics(t, r.ready.HTTPAddr), map[string]float64{
@@ -101,7 +121,20 @@ steps:
 		}
 		waitRun(ctx, t, r.client, id)
 	}
-	wantMetrics(t, scrapeMetrics(t, r.ready.HTTPAddr), map[string]float64{
+	// One run finishes on its own, so succeeded moves too.
+	putJob(ctx, t, r.client, "quick", `
+name: quick
+targets: {tags: {role: db}}
+steps:
+  - {id: work, uses: noop}
+`)
+	if got := waitRun(ctx, t, r.client, startRun(ctx, t, r.client, "quick", nil).ID); got.Status != "succeeded" {
+		t.Fatalf("quick run: %s", got.Status)
+	}
+	// The engine counts a run once its Apply returns, which can be a
+	// moment after the API shows the run final.
+	waitMetrics(t, r.ready.HTTPAddr, map[string]float64{
 		`opsconductor_runs_active{status="waiting"}`: 0, `opsconductor_runs_active{status="queued"}`: 0,
+		`opsconductor_runs_finished_total{status="canceled"}`: 2, `opsconductor_runs_finished_total{status="succeeded"}`: 1,
 	})
 }
