@@ -336,7 +336,7 @@ func allSteps() []step {
 		{
 			name: "Comparison with Ansible: the same command on N SSH targets (loopback sshd)",
 			argv: driver("ansible", func(e *env) []string {
-				return []string{"-bin", e.bin, "-targets", pick(e, "20", "5"), "-reps", pick(e, "5", "1")}
+				return []string{"-bin", e.bin, "-targets", pick(e, "20", "5"), "-reps", pick(e, "3", "1")}
 			}),
 			skip: func(*env) string {
 				return firstMissing(need{"ansible", "ansible-core (apt-get install ansible-core)"}, need{"/usr/sbin/sshd", "openssh-server (apt-get install openssh-server)"})
