@@ -9,8 +9,14 @@ import "github.com/prometheus/client_golang/prometheus"
 // Counting on the apply path instead would count each run once per server
 // and again when a restarted server replays its log.
 func newFinishedRuns() *prometheus.CounterVec {
-	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "opsconductor_runs_finished_total",
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "opsconductor_runs_finished_total",
 		Help: "Runs this server's engine finished while it led, by final status."}, []string{"status"})
+	// Every series exists from the start, so a rate over it is 0 rather
+	// than absent before the first run of each outcome.
+	for _, st := range []string{RunSucceeded, RunFailed, RunCanceled} {
+		c.WithLabelValues(st)
+	}
+	return c
 }
 
 // Metrics returns the service's collectors for the controller's registry.

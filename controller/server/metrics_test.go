@@ -81,7 +81,9 @@ func TestMetricsFollowTheStateOperatorsAlertOn(t *testing.T) {
 		"opsconductor_history_reachable": 1, "opsconductor_history_append_errors_total": 0,
 		"opsconductor_audit_append_errors_total": 0,
 		"opsconductor_notify_outbox_pending":     0, "opsconductor_notify_dead_letters": 0,
-		`opsconductor_runs_active{status="waiting"}`: 0, `opsconductor_runs_active{status="queued"}`: 0,
+		`opsconductor_runs_finished_total{status="failed"}`:                             0,
+		`opsconductor_notify_deliveries_total{channel_kind="webhook",outcome="failed"}`: 0,
+		`opsconductor_runs_active{status="waiting"}`:                                    0, `opsconductor_runs_active{status="queued"}`: 0,
 		`opsconductor_runs_active{status="running"}`: 0,
 	})
 	if got := scrapeMetrics(t, r.ready.HTTPAddr); got["opsconductor_history_buffered_records"] < 0 ||

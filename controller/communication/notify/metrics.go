@@ -2,15 +2,25 @@ package notify
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/opsconductor/opsconductor/controller/communication/channel"
 )
 
 // deliveryAttempts counts the attempts this server's worker made (only
 // the leader runs one), by the channel's kind and whether the receiver
 // took it: per-channel or per-rule labels would grow with the config.
 func newDeliveryAttempts() *prometheus.CounterVec {
-	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "opsconductor_notify_deliveries_total",
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "opsconductor_notify_deliveries_total",
 		Help: "Notification delivery attempts made by this server, by channel kind and outcome (delivered or failed)."},
 		[]string{"channel_kind", "outcome"})
+	// Every series exists from the start, so an alert on the failed
+	// share reads 0, not nothing, before the first delivery.
+	for _, kind := range []channel.Kind{channel.KindEmail, channel.KindWebhook, channel.KindChat} {
+		for _, outcome := range []string{"delivered", "failed"} {
+			c.WithLabelValues(string(kind), outcome)
+		}
+	}
+	return c
 }
 
 // Metrics returns the service's collectors for the controller's registry.
