@@ -182,7 +182,7 @@ func TestGeneratedSecretsStartAController(t *testing.T) {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() { exited <- cmd.Wait(); close(exited) }() // closed: a second receive does not block
 	defer func() {
 		cancel()
 		<-exited

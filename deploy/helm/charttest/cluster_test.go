@@ -90,7 +90,7 @@ func TestStatefulSetFormsACluster(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("start %s: %v", podName, err)
 		}
-		go func() { p.exited <- cmd.Wait() }()
+		go func() { p.exited <- cmd.Wait(); close(p.exited) }() // closed: a second receive does not block
 		procs = append(procs, p)
 	}
 
@@ -227,7 +227,7 @@ func runAgent(t *testing.T, ctx context.Context, r *rendered, api string, resolv
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() { exited <- cmd.Wait(); close(exited) }() // closed: a second receive does not block
 	defer func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		<-exited
