@@ -245,7 +245,9 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("listen on raft address %s: %w", n.cfg.RaftBind, err)
 	}
-	advertise, err := net.ResolveTCPAddr("tcp", n.cfg.RaftAdvertise)
+	advertise, err := resolveAdvertise(n.ctx, n.cfg.RaftAdvertise, advertiseResolveWait, func(a string) (*net.TCPAddr, error) {
+		return net.ResolveTCPAddr("tcp", a)
+	}, n.log)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("resolve raft advertise address %s: %w", n.cfg.RaftAdvertise, err)
@@ -487,4 +489,33 @@ func errNotLeader() *problem.Error {
 // ErrNoLeader is the problem returned when no leader appears in time.
 func errNoLeader(hold time.Duration) *problem.Error {
 	return problem.Unavailable("no_leader", "no cluster leader after waiting %s; the cluster may have lost quorum", hold)
+}
+
+// advertiseResolveWait is how long a start waits for the advertised name
+// to resolve. In Kubernetes a pod's name under its headless Service is
+// published a moment after the container starts; without the wait every
+// fresh pod would exit once and come back after the kubelet's back-off.
+const advertiseResolveWait = 30 * time.Second
+
+// resolveAdvertise resolves addr, retrying DNS answers that may change
+// (not found yet, timeouts) for up to wait; any other error is final.
+func resolveAdvertise(ctx context.Context, addr string, wait time.Duration, resolve func(string) (*net.TCPAddr, error), log *slog.Logger) (*net.TCPAddr, error) {
+	deadline := time.Now().Add(wait)
+	delay := 100 * time.Millisecond
+	for {
+		a, err := resolve(addr)
+		var dnsErr *net.DNSError
+		if err == nil || !errors.As(err, &dnsErr) || !(dnsErr.IsNotFound || dnsErr.IsTemporary || dnsErr.IsTimeout) || time.Now().Add(delay).After(deadline) {
+			return a, err
+		}
+		log.Warn("the raft advertise address does not resolve yet; retrying", "advertise", addr, "error", err, "retry_in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
+		case <-t.C:
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
 }
