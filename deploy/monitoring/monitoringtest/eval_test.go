@@ -30,6 +30,12 @@ const (
 	job            = "opsconductor"
 )
 
+// evalStart is the time of the first scrape's samples. It is fixed so
+// that the certificate scenarios do not depend on today's date; the
+// controller's own certificates, issued when the test starts, expire long
+// after it.
+var evalStart = time.Unix(1_800_000_000, 0)
+
 // instances are the three controllers the scraped samples are presented
 // as. The real controller is a lone leader; the other two are its copies
 // turned into followers, so that every query meets several series per job,
@@ -41,6 +47,11 @@ var instances = []string{"ctl1:3000", "ctl2:3000", "ctl3:3000"}
 var clusterAlerts = []string{
 	"OpsConductorControllerDown", "OpsConductorNoLeader", "OpsConductorSeveralLeaders",
 	"OpsConductorQuorumAtRisk", "OpsConductorLeaderFlapping", "OpsConductorFollowerLostLeader",
+	"OpsConductorHistoryUnreachable", "OpsConductorHistoryBacklog", "OpsConductorHistoryAppendErrors",
+	"OpsConductorAuditAppendErrors", "OpsConductorAgentsDown", "OpsConductorLeaderHasNoAgentStreams",
+	"OpsConductorRunFailureRateHigh", "OpsConductorRunsPiling", "OpsConductorNotifyOutboxBacklog",
+	"OpsConductorNotifyDeadLetters", "OpsConductorNotifyDeliveriesFailing",
+	"OpsConductorCertExpiresSoon", "OpsConductorCertExpiresVerySoon",
 }
 
 // sampleEdit changes one sample of the synthetic cluster: scrape k of
@@ -62,6 +73,10 @@ func healthy(_ int, instance, name string, lset map[string]string, v float64) fl
 	case "opsconductor_raft_last_contact_seconds":
 		if instance != instances[0] {
 			return 0.05
+		}
+	case "opsconductor_agent_streams_connected":
+		if instance != instances[0] { // only the leader holds streams
+			return 0
 		}
 	}
 	return v
@@ -117,6 +132,69 @@ func checkEvaluation(t *testing.T, scrapes []map[string]*dto.MetricFamily, group
 				return healthy(k, instance, name, lset, v)
 			},
 			want: []string{"OpsConductorFollowerLostLeader"},
+		},
+		{
+			name: "a follower that cannot reach the history store",
+			edit: func(k int, instance, name string, lset map[string]string, v float64) float64 {
+				if instance == instances[1] {
+					switch name {
+					case "opsconductor_history_reachable":
+						return 0
+					case "opsconductor_history_oldest_buffered_seconds":
+						return 600 + float64(k)*scrapeInterval.Seconds()
+					case "opsconductor_history_append_errors_total", "opsconductor_audit_append_errors_total":
+						return v + float64(k)
+					}
+				}
+				return healthy(k, instance, name, lset, v)
+			},
+			want: []string{"OpsConductorHistoryUnreachable", "OpsConductorHistoryBacklog",
+				"OpsConductorHistoryAppendErrors", "OpsConductorAuditAppendErrors"},
+		},
+		{
+			name: "no agent reaches the leader",
+			edit: func(k int, instance, name string, lset map[string]string, v float64) float64 {
+				switch {
+				case name == "opsconductor_agent_streams_connected":
+					return 0
+				case name == "opsconductor_agents" && lset["status"] == "down":
+					return 5
+				case name == "opsconductor_runs_active" && lset["status"] == "queued":
+					return 150
+				}
+				return healthy(k, instance, name, lset, v)
+			},
+			want: []string{"OpsConductorAgentsDown", "OpsConductorLeaderHasNoAgentStreams", "OpsConductorRunsPiling"},
+		},
+		{
+			name: "runs and webhook deliveries failing on the leader",
+			edit: func(k int, instance, name string, lset map[string]string, v float64) float64 {
+				leader := instance == instances[0]
+				switch {
+				case name == "opsconductor_runs_finished_total" && lset["status"] == "failed" && leader:
+					return v + 2*float64(k)
+				case name == "opsconductor_notify_deliveries_total" && lset["channel_kind"] == "webhook" &&
+					lset["outcome"] == "failed" && leader:
+					return v + float64(k)
+				case name == "opsconductor_notify_outbox_pending":
+					return 200
+				case name == "opsconductor_notify_dead_letters":
+					return 3
+				}
+				return healthy(k, instance, name, lset, v)
+			},
+			want: []string{"OpsConductorRunFailureRateHigh", "OpsConductorNotifyDeliveriesFailing",
+				"OpsConductorNotifyOutboxBacklog", "OpsConductorNotifyDeadLetters"},
+		},
+		{
+			name: "a node certificate that expires in five days",
+			edit: func(k int, instance, name string, lset map[string]string, v float64) float64 {
+				if name == "opsconductor_cert_expiry_timestamp_seconds" && lset["cert"] == "raft_node" && instance == instances[2] {
+					return float64(evalStart.Add(5 * 24 * time.Hour).Unix())
+				}
+				return healthy(k, instance, name, lset, v)
+			},
+			want: []string{"OpsConductorCertExpiresSoon", "OpsConductorCertExpiresVerySoon"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -202,7 +280,7 @@ func evaluate(t *testing.T, st *memStorage, times []time.Time, groups *rulefmt.R
 func clusterSamples(t *testing.T, scrapes []map[string]*dto.MetricFamily, edit sampleEdit) (*memStorage, []time.Time) {
 	t.Helper()
 	st := newMemStorage()
-	start := time.Unix(1_800_000_000, 0)
+	start := evalStart
 	var times []time.Time
 	for k, fams := range scrapes {
 		at := start.Add(time.Duration(k) * scrapeInterval)
