@@ -2,11 +2,10 @@ package agentrpc
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/opsconductor/opsconductor/internal/metricstest"
 )
 
 func TestMetricsCountAgentsByStatusAndTheStreamsOfThisServer(t *testing.T) {
@@ -43,7 +42,7 @@ func TestMetricsCountAgentsByStatusAndTheStreamsOfThisServer(t *testing.T) {
 	}
 	e.enrolled(t, "quiet")
 
-	got := gathered(t, m)
+	got := metricstest.Gather(t, m)
 	for key, want := range map[string]float64{
 		`opsconductor_agents{status="up"}`: 1, `opsconductor_agents{status="down"}`: 1,
 		`opsconductor_agents{status="revoked"}`: 1, `opsconductor_agents{status="enrolled"}`: 1,
@@ -62,38 +61,11 @@ func TestMetricsReportWhenTheAgentCertificatesExpire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := gathered(t, m)
+	got := metricstest.Gather(t, m)
 	for cert, want := range map[string]time.Time{"agent_ca": a.cert.NotAfter, "agent_listener": a.server.Leaf.NotAfter} {
 		key := `opsconductor_cert_expiry_timestamp_seconds{cert="` + cert + `"}`
 		if got[key] != float64(want.Unix()) {
 			t.Errorf("%s = %v, want %v", key, got[key], want.Unix())
 		}
 	}
-}
-
-// gathered scrapes c as /metrics would and returns every gauge and counter
-// by name{label="value",…}, labels in the order the registry sorts them.
-func gathered(t *testing.T, c prometheus.Collector) map[string]float64 {
-	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range families {
-		for _, m := range mf.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, l.GetName()+`="`+l.GetValue()+`"`)
-			}
-			key := mf.GetName()
-			if len(labels) > 0 {
-				key += "{" + strings.Join(labels, ",") + "}"
-			}
-			out[key] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
-		}
-	}
-	return out
 }

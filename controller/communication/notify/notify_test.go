@@ -13,14 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/opsconductor/opsconductor/controller/communication/channel"
 	"github.com/opsconductor/opsconductor/controller/communication/tmpl"
 	"github.com/opsconductor/opsconductor/controller/keyring"
 	"github.com/opsconductor/opsconductor/controller/problem"
 	"github.com/opsconductor/opsconductor/controller/state"
 	"github.com/opsconductor/opsconductor/controller/state/statetest"
+	"github.com/opsconductor/opsconductor/internal/metricstest"
 )
 
 const testSecret = "0123456789abcdef-webhook-secret"
@@ -261,26 +260,7 @@ func TestDeadLetterThenRedeliver(t *testing.T) {
 // (name{label="value",…}) has its value.
 func wantNotifyMetrics(t *testing.T, s *Service, want map[string]float64) {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(s.Metrics())
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range families {
-		for _, m := range mf.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, l.GetName()+`="`+l.GetValue()+`"`)
-			}
-			key := mf.GetName()
-			if len(labels) > 0 {
-				key += "{" + strings.Join(labels, ",") + "}"
-			}
-			got[key] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
-		}
-	}
+	got := metricstest.Gather(t, s.Metrics())
 	for series, v := range want {
 		if g, ok := got[series]; !ok || g != v {
 			t.Errorf("%s = %v (present %v), want %v", series, g, ok, v)
