@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/opsconductor/opsconductor/controller/apiclient"
 )
 
 func TestPlanIsDrawnFromTheSeedAlone(t *testing.T) {
@@ -105,36 +103,6 @@ func TestParseConfig(t *testing.T) {
 			}
 			if got != tt.want {
 				t.Fatalf("got %+v; want %+v", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestCheckNumbered(t *testing.T) {
-	chunk := func(seq uint64, data string) apiclient.RunLogLine { return apiclient.RunLogLine{Seq: seq, Data: data} }
-	tests := []struct {
-		name    string
-		chunks  []apiclient.RunLogLine
-		want    int
-		wantErr string
-	}{
-		{"lines split across chunks count once", []apiclient.RunLogLine{chunk(1, "line 1\nli"), chunk(2, "ne 2\n")}, 2, ""},
-		{"no output is zero lines", nil, 0, ""},
-		{"a repeated chunk is caught", []apiclient.RunLogLine{chunk(1, "line 1\n"), chunk(1, "line 1\n")}, 0, "seq 1"},
-		{"a gap in the chunks is caught", []apiclient.RunLogLine{chunk(1, "line 1\n"), chunk(3, "line 2\n")}, 0, "seq 3"},
-		{"a repeated line is caught", []apiclient.RunLogLine{chunk(1, "line 1\nline 1\n")}, 1, `line 2 is "line 1\n"`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			n, err := checkNumbered(tt.chunks)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v; want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || n != tt.want {
-				t.Fatalf("= %d, %v; want %d", n, err, tt.want)
 			}
 		})
 	}

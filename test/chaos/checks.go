@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/opsconductor/opsconductor/controller/apiclient"
+	"github.com/opsconductor/opsconductor/test/e2e/localcluster"
 )
 
 // result is one line of the final table.
@@ -293,7 +294,7 @@ func checkLogs(ctx context.Context, r *rig, runs []apiclient.Run) result {
 			for _, id := range st.Attempts {
 				got := byAttempt[id]
 				delete(byAttempt, id)
-				n, err := checkNumbered(got)
+				n, err := localcluster.CheckNumbered(got)
 				lines += n
 				if err != nil {
 					problems = append(problems, fmt.Sprintf("run %s target %s attempt %s (%s): %v", run.ID, tg.Name, id, st.Status, err))
@@ -318,25 +319,6 @@ func checkLogs(ctx context.Context, r *rig, runs []apiclient.Run) result {
 	res.ok = true
 	res.detail = fmt.Sprintf("%d lines; %d succeeded attempts have all %d", lines, complete, ledgerLines)
 	return res
-}
-
-// checkNumbered checks one attempt's chunks and returns its line count.
-func checkNumbered(chunks []apiclient.RunLogLine) (int, error) {
-	var data strings.Builder
-	for i, l := range chunks {
-		if l.Seq != uint64(i+1) {
-			return 0, fmt.Errorf("chunk %d of %d has seq %d", i+1, len(chunks), l.Seq)
-		}
-		data.WriteString(l.Data)
-	}
-	n := 0
-	for line := range strings.Lines(data.String()) {
-		n++
-		if want := fmt.Sprintf("line %d\n", n); line != want {
-			return n - 1, fmt.Errorf("line %d is %q; want %q", n, line, want)
-		}
-	}
-	return n, nil
 }
 
 // checkSnapshots: with the cluster quiet, every node at the same applied

@@ -221,7 +221,7 @@ steps:
 				st := stepOf(tg, "work")
 				got := byAttempt[st.AttemptID]
 				delete(byAttempt, st.AttemptID)
-				n, err := checkNumbered(got)
+				n, err := localcluster.CheckNumbered(got)
 				if err != nil {
 					t.Errorf("run %s, target %s, attempt %s (%s): %v", r.ID, tg.Name, st.AttemptID, st.Status, err)
 					continue
@@ -646,27 +646,6 @@ func runSteps(r apiclient.Run) string {
 		}
 	}
 	return b.String()
-}
-
-// checkNumbered checks one attempt's stored output: chunks numbered 1, 2 …
-// without a gap or a repeat, holding "line 1" … "line n" in order, each
-// once. It returns n.
-func checkNumbered(chunks []apiclient.RunLogLine) (int, error) {
-	var data strings.Builder
-	for i, l := range chunks {
-		if l.Seq != uint64(i+1) {
-			return 0, fmt.Errorf("chunk %d of %d has seq %d", i+1, len(chunks), l.Seq)
-		}
-		data.WriteString(l.Data)
-	}
-	n := 0
-	for line := range strings.Lines(data.String()) {
-		n++
-		if want := fmt.Sprintf("line %d\n", n); line != want {
-			return 0, fmt.Errorf("line %d is %q; want %q", n, line, want)
-		}
-	}
-	return n, nil
 }
 
 // apiJSON calls node n's API with the cluster's admin token, for the

@@ -565,3 +565,25 @@ func portsFree(base int) bool {
 	}
 	return true
 }
+
+// CheckNumbered checks one attempt's stored output from a step that prints
+// "line 1" … "line n": chunks numbered 1, 2 … without a gap or a repeat,
+// holding those lines in order, each once. It returns how many lines were
+// good (all n when err is nil).
+func CheckNumbered(chunks []apiclient.RunLogLine) (int, error) {
+	var data strings.Builder
+	for i, l := range chunks {
+		if l.Seq != uint64(i+1) {
+			return 0, fmt.Errorf("chunk %d of %d has seq %d", i+1, len(chunks), l.Seq)
+		}
+		data.WriteString(l.Data)
+	}
+	n := 0
+	for line := range strings.Lines(data.String()) {
+		n++
+		if want := fmt.Sprintf("line %d\n", n); line != want {
+			return n - 1, fmt.Errorf("line %d is %q; want %q", n, line, want)
+		}
+	}
+	return n, nil
+}

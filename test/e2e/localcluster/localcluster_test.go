@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/opsconductor/opsconductor/controller/apiclient"
 )
 
 func TestKillTime(t *testing.T) {
@@ -94,5 +96,35 @@ func TestPollReportsWhatItWaitedFor(t *testing.T) {
 	}
 	if calls < 2 {
 		t.Errorf("cond called %d times, want it polled", calls)
+	}
+}
+
+func TestCheckNumbered(t *testing.T) {
+	chunk := func(seq uint64, data string) apiclient.RunLogLine { return apiclient.RunLogLine{Seq: seq, Data: data} }
+	tests := []struct {
+		name    string
+		chunks  []apiclient.RunLogLine
+		want    int
+		wantErr string
+	}{
+		{"lines split across chunks count once", []apiclient.RunLogLine{chunk(1, "line 1\nli"), chunk(2, "ne 2\n")}, 2, ""},
+		{"no output is zero lines", nil, 0, ""},
+		{"a repeated chunk is caught", []apiclient.RunLogLine{chunk(1, "line 1\n"), chunk(1, "line 1\n")}, 0, "seq 1"},
+		{"a gap in the chunks is caught", []apiclient.RunLogLine{chunk(1, "line 1\n"), chunk(3, "line 2\n")}, 0, "seq 3"},
+		{"a repeated line is caught", []apiclient.RunLogLine{chunk(1, "line 1\nline 1\n")}, 1, `line 2 is "line 1\n"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := CheckNumbered(tt.chunks)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v; want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || n != tt.want {
+				t.Fatalf("= %d, %v; want %d", n, err, tt.want)
+			}
+		})
 	}
 }
