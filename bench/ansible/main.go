@@ -37,8 +37,8 @@ import (
 
 	"github.com/opsconductor/opsconductor/bench/internal/figure"
 	"github.com/opsconductor/opsconductor/bench/internal/serverproc"
-	"github.com/opsconductor/opsconductor/bench/internal/sshd"
 	"github.com/opsconductor/opsconductor/controller/apiclient"
+	"github.com/opsconductor/opsconductor/internal/sshdtest"
 )
 
 type options struct {
@@ -86,7 +86,7 @@ func run(ctx context.Context, o options) (err error) {
 		os.RemoveAll(dir)
 	}()
 
-	srv, err := sshd.Start(ctx, dir)
+	srv, err := sshdtest.Start(ctx, dir, sshdtest.Options{Fanout: true})
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func run(ctx context.Context, o options) (err error) {
 type ansibleRun struct {
 	bin   string
 	dir   string
-	srv   *sshd.Server
+	srv   *sshdtest.Server
 	names []string
 }
 
@@ -208,7 +208,7 @@ type opsConductor struct {
 
 const job = "bench-ssh-hostname"
 
-func startOpsConductor(ctx context.Context, bin, dir string, ssh *sshd.Server, names []string) (*opsConductor, error) {
+func startOpsConductor(ctx context.Context, bin, dir string, ssh *sshdtest.Server, names []string) (*opsConductor, error) {
 	srv, err := serverproc.Start(serverproc.Config{Bin: filepath.Join(bin, "opsconductor"), Dir: dir,
 		Args: []string{"--rate-read", "inf", "--rate-write", "inf", "--log-level", "warn"}})
 	if err != nil {
@@ -222,7 +222,7 @@ func startOpsConductor(ctx context.Context, bin, dir string, ssh *sshd.Server, n
 	return oc, nil
 }
 
-func (oc *opsConductor) setUp(ctx context.Context, bin, dir string, ssh *sshd.Server, names []string) error {
+func (oc *opsConductor) setUp(ctx context.Context, bin, dir string, ssh *sshdtest.Server, names []string) error {
 	c, err := oc.srv.Admin(ctx)
 	if err != nil {
 		return err
