@@ -27,7 +27,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -303,7 +302,7 @@ func (oc *opsConductor) once(ctx context.Context) (string, time.Duration, error)
 	if err != nil {
 		return "", 0, fmt.Errorf("start a run: %w", err)
 	}
-	st, err := waitRunEnd(ctx, oc.c, run)
+	st, err := oc.c.WaitRunEnd(ctx, run)
 	took := time.Since(start)
 	if err != nil {
 		return "", 0, err
@@ -350,37 +349,6 @@ func firstError(r apiclient.Run) string {
 		}
 	}
 	return "no step error recorded"
-}
-
-// waitRunEnd follows the run's event stream until its final state.
-func waitRunEnd(ctx context.Context, c *apiclient.Client, run apiclient.Run) (apiclient.RunEventState, error) {
-	if run.Finished() {
-		return apiclient.RunEventState{ID: run.ID, Status: run.Status, Reason: run.Reason}, nil
-	}
-	s, err := c.StreamRun(ctx, run.ID, 0, "")
-	if err != nil {
-		return apiclient.RunEventState{}, fmt.Errorf("stream run %s: %w", run.ID, err)
-	}
-	defer s.Close()
-	for {
-		ev, err := s.Next()
-		if errors.Is(err, io.EOF) {
-			return apiclient.RunEventState{}, fmt.Errorf("run %s: the stream ended before the run did", run.ID)
-		}
-		if err != nil {
-			return apiclient.RunEventState{}, fmt.Errorf("run %s: %w", run.ID, err)
-		}
-		if ev.Type != apiclient.EventRun {
-			continue
-		}
-		var st apiclient.RunEventState
-		if err := json.Unmarshal(ev.Data, &st); err != nil {
-			return apiclient.RunEventState{}, fmt.Errorf("run %s: a run event: %w", run.ID, err)
-		}
-		if apiclient.RunFinal(st.Status) {
-			return st, nil
-		}
-	}
 }
 
 func (oc *opsConductor) stop() {

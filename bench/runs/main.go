@@ -23,7 +23,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -386,7 +385,7 @@ func oneRun(ctx context.Context, c *apiclient.Client, job string, want int) (run
 		return runTiming{}, fmt.Errorf("start a run of %s: %w", job, err)
 	}
 	created := time.Since(t0)
-	st, err := waitEnd(ctx, c, r)
+	st, err := c.WaitRunEnd(ctx, r)
 	seen := time.Since(t0)
 	if err != nil {
 		return runTiming{}, err
@@ -402,39 +401,6 @@ func oneRun(ctx context.Context, c *apiclient.Client, job string, want int) (run
 		t.finished = st.FinishedAt.Sub(t0)
 	}
 	return t, nil
-}
-
-// waitEnd reads the run's live stream until a run event says it ended.
-// The hub replays what happened before the subscription, so nothing is
-// missed between the POST and the dial.
-func waitEnd(ctx context.Context, c *apiclient.Client, r apiclient.Run) (apiclient.RunEventState, error) {
-	if r.Finished() {
-		return apiclient.RunEventState{ID: r.ID, Status: r.Status, Reason: r.Reason, FinishedAt: r.FinishedAt}, nil
-	}
-	s, err := c.StreamRun(ctx, r.ID, 0, "")
-	if err != nil {
-		return apiclient.RunEventState{}, fmt.Errorf("stream run %s: %w", r.ID, err)
-	}
-	defer s.Close()
-	for {
-		ev, err := s.Next()
-		if errors.Is(err, io.EOF) {
-			return apiclient.RunEventState{}, fmt.Errorf("run %s: the stream ended before the run did", r.ID)
-		}
-		if err != nil {
-			return apiclient.RunEventState{}, fmt.Errorf("run %s: %w", r.ID, err)
-		}
-		if ev.Type != apiclient.EventRun {
-			continue
-		}
-		var st apiclient.RunEventState
-		if err := json.Unmarshal(ev.Data, &st); err != nil {
-			return apiclient.RunEventState{}, fmt.Errorf("run %s: a run event: %w", r.ID, err)
-		}
-		if apiclient.RunFinal(st.Status) {
-			return st, nil
-		}
-	}
 }
 
 type tpFigures struct {

@@ -629,3 +629,37 @@ func (s *RunStream) Close() error {
 	})
 	return err
 }
+
+// WaitRunEnd follows run's live stream until a run event says it ended and
+// returns that state; a run already finished returns at once. It is how
+// load drivers and tests time a run from its start to its end without
+// polling.
+func (c *Client) WaitRunEnd(ctx context.Context, run Run) (RunEventState, error) {
+	if run.Finished() {
+		return RunEventState{ID: run.ID, Status: run.Status, Reason: run.Reason, FinishedAt: run.FinishedAt}, nil
+	}
+	s, err := c.StreamRun(ctx, run.ID, 0, "")
+	if err != nil {
+		return RunEventState{}, fmt.Errorf("stream run %s: %w", run.ID, err)
+	}
+	defer s.Close()
+	for {
+		ev, err := s.Next()
+		if errors.Is(err, io.EOF) {
+			return RunEventState{}, fmt.Errorf("run %s: the stream ended before the run did", run.ID)
+		}
+		if err != nil {
+			return RunEventState{}, fmt.Errorf("run %s: %w", run.ID, err)
+		}
+		if ev.Type != EventRun {
+			continue
+		}
+		var st RunEventState
+		if err := json.Unmarshal(ev.Data, &st); err != nil {
+			return RunEventState{}, fmt.Errorf("run %s: a run event: %w", run.ID, err)
+		}
+		if RunFinal(st.Status) {
+			return st, nil
+		}
+	}
+}

@@ -2,10 +2,7 @@ package server
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"sync"
 	"testing"
@@ -193,7 +190,7 @@ func runJob(ctx context.Context, c *apiclient.Client, job string) (seen, committ
 	if err != nil {
 		return 0, 0, fmt.Errorf("start run: %w", err)
 	}
-	final, err := waitRunEnd(ctx, c, run)
+	final, err := c.WaitRunEnd(ctx, run)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -205,37 +202,6 @@ func runJob(ctx context.Context, c *apiclient.Client, job string) (seen, committ
 		return 0, 0, fmt.Errorf("run %s: succeeded without finished_at", run.ID)
 	}
 	return seen, final.FinishedAt.Sub(t0), nil
-}
-
-// waitRunEnd reads the run's stream until a run event says it ended.
-func waitRunEnd(ctx context.Context, c *apiclient.Client, run apiclient.Run) (apiclient.RunEventState, error) {
-	if run.Finished() {
-		return apiclient.RunEventState{ID: run.ID, Status: run.Status, Reason: run.Reason, FinishedAt: run.FinishedAt}, nil
-	}
-	s, err := c.StreamRun(ctx, run.ID, 0, "")
-	if err != nil {
-		return apiclient.RunEventState{}, fmt.Errorf("stream run %s: %w", run.ID, err)
-	}
-	defer s.Close()
-	for {
-		ev, err := s.Next()
-		if errors.Is(err, io.EOF) {
-			return apiclient.RunEventState{}, fmt.Errorf("run %s: the stream ended before the run did", run.ID)
-		}
-		if err != nil {
-			return apiclient.RunEventState{}, fmt.Errorf("run %s: %w", run.ID, err)
-		}
-		if ev.Type != apiclient.EventRun {
-			continue
-		}
-		var st apiclient.RunEventState
-		if err := json.Unmarshal(ev.Data, &st); err != nil {
-			return apiclient.RunEventState{}, fmt.Errorf("run %s: a run event: %w", run.ID, err)
-		}
-		if apiclient.RunFinal(st.Status) {
-			return st, nil
-		}
-	}
 }
 
 // appliedIndex is the node's Raft applied index.
